@@ -1,0 +1,137 @@
+"""Plain-dict configs, validated against defaults.
+
+Every experiment is a dict. :func:`resolve_config` merges user overrides into a dict of defaults and
+refuses anything it does not know, so that a typo never silently falls back to a default:
+
+>>> resolve_config({"lr": 5e-4, "epochs": 10}, {"epochs": 3})
+{'lr': 0.0005, 'epochs': 3}
+
+Rules
+- an unknown key raises :class:`~lmnet.errors.ConfigError` listing the valid keys;
+- a value must have the type of its default (an ``int`` is accepted where a ``float`` is expected,
+  a ``list`` and a ``tuple`` are interchangeable); a default of ``None`` accepts anything;
+- nested dicts are validated recursively against the nested default.
+
+:func:`parse_set_args` turns CLI ``--set key=value`` strings into overrides with
+:func:`ast.literal_eval` (never ``eval``): ``lr=1e-4``, ``categories=['chair','car']``,
+``name=run1`` (a bare word is taken as a string).
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import json
+from pathlib import Path
+from typing import Any, Mapping
+
+from lmnet.errors import ConfigError
+
+
+def _type_ok(default: Any, value: Any) -> bool:
+    if default is None or value is None:
+        return True
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(default, int):
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(default, (list, tuple)):
+        return isinstance(value, (list, tuple))
+    if isinstance(default, str):
+        return isinstance(value, str)
+    if isinstance(default, dict):
+        return isinstance(value, Mapping)
+    return isinstance(value, type(default))
+
+
+def resolve_config(defaults: Mapping[str, Any], overrides: Mapping[str, Any] | None = None,
+                   *, name: str = "config", _prefix: str = "") -> dict:
+    """Return ``defaults`` updated with ``overrides`` after validating every key and type."""
+    out = copy.deepcopy(dict(defaults))
+    if overrides is None:
+        return out
+    if not isinstance(overrides, Mapping):
+        raise ConfigError(f"{name}: expected a dict of settings, got {type(overrides).__name__}")
+    for key, value in overrides.items():
+        full = f"{_prefix}{key}"
+        if key not in defaults:
+            valid = ", ".join(sorted(defaults))
+            raise ConfigError(f"{name}: unknown key {full!r}; valid keys are: {valid}")
+        default = defaults[key]
+        if not _type_ok(default, value):
+            raise ConfigError(
+                f"{name}: key {full!r} expects {type(default).__name__} "
+                f"(default {default!r}), got {type(value).__name__} {value!r}"
+            )
+        if isinstance(default, dict) and default:
+            out[key] = resolve_config(default, value, name=name, _prefix=f"{full}.")
+        elif isinstance(default, float) and isinstance(value, int):
+            out[key] = float(value)
+        elif isinstance(default, tuple) and isinstance(value, list):
+            out[key] = tuple(value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def check_choice(config: Mapping[str, Any], key: str, choices) -> None:
+    """Raise a :class:`ConfigError` naming ``key`` when ``config[key]`` is not one of ``choices``."""
+    if config[key] not in choices:
+        raise ConfigError(f"config key {key!r} must be one of {sorted(choices)}, got {config[key]!r}")
+
+
+def _literal(text: str) -> Any:
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        low = text.strip().lower()
+        if low in ("true", "false"):
+            return low == "true"
+        if low in ("none", "null"):
+            return None
+        return text
+
+
+def parse_set_args(items: list[str] | None) -> dict:
+    """``["a=1", "b.c=x"]`` → ``{"a": 1, "b": {"c": "x"}}`` (dots address nested dicts)."""
+    out: dict = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ConfigError(f"--set expects key=value, got {item!r}")
+        key, _, raw = item.partition("=")
+        key = key.strip()
+        if not key:
+            raise ConfigError(f"--set expects key=value, got {item!r}")
+        node = out
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = _literal(raw)
+    return out
+
+
+def load_config_file(path: str | Path) -> dict:
+    """Read a JSON config file (the format runs save next to their checkpoints)."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a JSON object, got {type(data).__name__}")
+    return data
+
+
+def merge_overrides(base: dict, extra: dict) -> dict:
+    """Deep-merge ``extra`` into a copy of ``base`` (for file config + ``--set`` overrides)."""
+    out = copy.deepcopy(base)
+    for k, v in extra.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = merge_overrides(out[k], v)
+        else:
+            out[k] = v
+    return out

@@ -1,0 +1,1 @@
+"""ShapeNet data: on-disk layout, datasets, synthetic ShapeNet, splits and downloads."""

@@ -1,0 +1,146 @@
+"""Train / val / test split files.
+
+Formats (both accepted everywhere a split file is read):
+
+- **official JSON** (3D-LMNet): ``{"03001627": ["03001627/<model_id>", ...], ...}``;
+- **plain text**: one ``synset/model_id`` per line (``#`` comments and blank lines ignored).
+
+:func:`make_splits` is what ``create_split_files.py`` and ``lmnet synth`` use. It is seeded **per
+category** (adding a category never reshuffles another), sorts ids before shuffling (the listing
+order of a file system never matters) and never puts one model in two splits. Models listed in
+``holdout`` (e.g. the official test set, which 3D-LMNet calls "val") go to ``test`` only, so an
+autoencoder trained on ``train`` never sees a shape that the image network is evaluated on.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Iterable, Mapping
+
+import numpy as np
+
+from lmnet import atomic_io
+from lmnet.errors import DataError
+
+SPLIT_NAMES = ("train", "val", "test")
+Split = dict[str, list[str]]  # synset -> ["synset/model_id", ...]
+
+
+def _key(synset: str, model: str) -> str:
+    return f"{synset}/{model}"
+
+
+def load_split(path: str | Path) -> Split:
+    """Read a split file (official JSON or text list) into ``{synset: ["synset/model", ...]}``."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"split file {path} does not exist")
+    text = path.read_text()
+    out: Split = {}
+    if path.suffix == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"split file {path} is not valid JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise DataError(f"split file {path}: expected {{synset: [\"synset/model\", ...]}}")
+        items = [(s, m) for s, ms in data.items() for m in ms]
+    else:
+        items = []
+        for ln in text.splitlines():
+            ln = ln.split("#", 1)[0].strip()
+            if ln:
+                items.append((None, ln))
+    for i, (synset, entry) in enumerate(items, 1):
+        entry = str(entry).strip().strip("/")
+        if "/" not in entry:
+            if synset is None:
+                raise DataError(f"split file {path}: entry {i} {entry!r} is not 'synset/model_id'")
+            entry = _key(synset, entry)
+        s, _, m = entry.partition("/")
+        if synset is not None and s != synset:
+            raise DataError(f"split file {path}: {entry!r} listed under synset {synset}")
+        out.setdefault(s, []).append(entry)
+    return out
+
+
+def write_split(path: str | Path, split: Mapping[str, Iterable[str]]) -> None:
+    """Write ``split`` atomically; ``.json`` → official format, anything else → text lines."""
+    path = Path(path)
+    clean = {s: sorted(split[s]) for s in sorted(split)}
+    if path.suffix == ".json":
+        atomic_io.write_text(path, json.dumps(clean) + "\n")
+    else:
+        atomic_io.write_text(path, "".join(f"{e}\n" for s in clean for e in clean[s]))
+
+
+def split_keys(split: Mapping[str, Iterable[str]]) -> set[str]:
+    return {e for entries in split.values() for e in entries}
+
+
+def _counts(n: int, ratios: tuple[float, float, float]) -> tuple[int, int, int]:
+    total = sum(ratios)
+    n_val = int(math.floor(n * ratios[1] / total + 0.5))
+    n_test = int(math.floor(n * ratios[2] / total + 0.5))
+    n_val = min(n_val, n)
+    n_test = min(n_test, n - n_val)
+    return n - n_val - n_test, n_val, n_test
+
+
+def make_splits(models: Mapping[str, Iterable[str]], ratios=(0.6, 0.2, 0.2), seed: int = 0,
+                holdout: Iterable[str] | None = None) -> dict[str, Split]:
+    """Split models per category.
+
+    Args:
+        models: ``{synset: [model_id or "synset/model_id", ...]}``.
+        ratios: train/val/test proportions (normalised; any of them may be 0).
+        seed: the permutation of category ``s`` uses ``numpy.random.default_rng([seed, int(s)])``.
+        holdout: ``"synset/model_id"`` entries forced into ``test`` and excluded from train/val.
+    Returns:
+        ``{"train": Split, "val": Split, "test": Split}``, pairwise disjoint, deterministic.
+    """
+    ratios = tuple(float(r) for r in ratios)
+    if len(ratios) != 3 or any(r < 0 for r in ratios) or sum(ratios) <= 0:
+        raise DataError(f"ratios must be three non-negative numbers with a positive sum, got {ratios}")
+    held = set(holdout or ())
+    out: dict[str, Split] = {name: {} for name in SPLIT_NAMES}
+    for synset in sorted(models):
+        keys = sorted({e if "/" in e else _key(synset, e) for e in models[synset]})
+        forced = [k for k in keys if k in held]
+        free = [k for k in keys if k not in held]
+        rng = np.random.default_rng([seed, int(synset) if synset.isdigit() else sum(map(ord, synset))])
+        order = [free[i] for i in rng.permutation(len(free))]
+        n_train, n_val, _ = _counts(len(order), ratios)
+        parts = {
+            "train": order[:n_train],
+            "val": order[n_train:n_train + n_val],
+            "test": order[n_train + n_val:] + forced,
+        }
+        for name, entries in parts.items():
+            if entries:
+                out[name][synset] = sorted(entries)
+    return out
+
+
+def assert_disjoint(splits: Mapping[str, Split]) -> None:
+    """Raise :class:`DataError` naming a model that appears in two splits."""
+    seen: dict[str, str] = {}
+    for name, split in splits.items():
+        for key in split_keys(split):
+            if key in seen:
+                raise DataError(f"model {key} is in both the {seen[key]!r} and {name!r} splits")
+            seen[key] = name
+
+
+def write_splits(out_dir: str | Path, splits: Mapping[str, Split], prefix: str = "lmnet",
+                 fmt: str = "json") -> dict[str, Path]:
+    """Write ``<prefix>_{train,val,test}_models.{json|txt}`` into ``out_dir``; return the paths."""
+    assert_disjoint(splits)
+    paths = {}
+    for name, split in splits.items():
+        p = Path(out_dir) / f"{prefix}_{name}_models.{fmt}"
+        write_split(p, split)
+        paths[name] = p
+    return paths
