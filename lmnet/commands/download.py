@@ -1,0 +1,65 @@
+"""Download ShapeNetRendering (3D-R2N2 renderings, ~12 GB tgz) and/or ShapeNet_pointclouds
+(3D-LMNet ground truth, ~2.8 GB zip) into --root and extract them safely.
+
+Renderings come over HTTP(S): each --url is tried in turn (default: the Stanford cvgl link, often
+dead; add a mirror with --url), partial downloads resume from a .part file. Point clouds come from
+Google Drive (set the file id with --gdrive-id or LMNET_POINTCLOUDS_GDRIVE_ID) or from --url
+mirrors when given. An installed tree is skipped unless --force. Check the result with
+`lmnet check-data --root DIR`.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "download and safely extract the ShapeNet renderings and/or point clouds"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--root", required=True, help="dataset root to install into (e.g. data/)")
+    p.add_argument("--what", choices=("pointclouds", "renderings", "all"), default="all")
+    p.add_argument("--url", action="append", default=[],
+                   help="mirror URL, tried in the order given (repeatable). With --what all, URLs "
+                        "ending in .zip are used for point clouds, the others for renderings")
+    p.add_argument("--gdrive-id", help="Google Drive file id of the point-cloud zip "
+                                       "(default: $LMNET_POINTCLOUDS_GDRIVE_ID)")
+    p.add_argument("--sha256", help="expected sha256 of the archive (only with a single --what)")
+    p.add_argument("--size", type=int, help="expected archive size in bytes (only with a single --what)")
+    p.add_argument("--force", action="store_true", help="download and extract again even if installed")
+    p.add_argument("--keep-archive", action="store_true", help="keep the archive after extraction")
+    p.add_argument("--attempts", type=int, default=5, help="connection attempts per URL (default 5)")
+    p.add_argument("--timeout", type=float, default=60.0, help="socket timeout in seconds (default 60)")
+
+
+def _split_urls(what: str, urls: list[str]) -> dict[str, list[str]]:
+    if what != "all":
+        return {what: urls}
+    return {"pointclouds": [u for u in urls if u.lower().split("?")[0].endswith(".zip")],
+            "renderings": [u for u in urls if not u.lower().split("?")[0].endswith(".zip")]}
+
+
+def run(args) -> int:
+    from lmnet.data import download as dl
+    from lmnet.errors import DownloadError
+
+    if args.what == "all" and (args.sha256 or args.size):
+        raise DownloadError("--sha256/--size describe one archive: use them with --what renderings "
+                            "or --what pointclouds")
+    urls = _split_urls(args.what, list(args.url))
+    common = dict(force=args.force, keep_archive=args.keep_archive, size=args.size, sha256=args.sha256,
+                  max_attempts=max(1, args.attempts), timeout=args.timeout)
+    todo = ["pointclouds", "renderings"] if args.what == "all" else [args.what]
+    for what in todo:
+        if what == "renderings":
+            out = dl.download_renderings(args.root, urls=urls["renderings"] or None, **common)
+        else:
+            out = dl.download_pointclouds(args.root, gdrive_id=args.gdrive_id,
+                                          urls=urls["pointclouds"] or None, **common)
+        asset = dl.ASSETS[what]
+        if out is None:
+            print(f"{what}: already installed in {dl.marker_path(args.root, asset).parent} "
+                  f"(use --force to download again)")
+        else:
+            print(f"{what}: installed in {out}")
+    print(f"next: lmnet check-data --root {args.root}")
+    return 0

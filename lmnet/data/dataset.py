@@ -1,0 +1,262 @@
+"""The ShapeNet dataset (3D-R2N2 renderings + 3D-LMNet point clouds) as a torch ``Dataset``.
+
+Item (a dict; works with ``default_collate`` and DataLoader workers):
+
+- ``"points"``    float32 ``(n_points, 3)``, canonical 3D-LMNet frame (+x down), as stored;
+- ``"category"``  synset id (str); ``"model_id"`` (str); ``"key"`` ``"synset/model_id"``;
+  ``"index"`` the dataset index (int);
+
+and with images (``load_images=True``):
+
+- ``"image"``     float32 ``(3, 128, 128)``: RGB composited over ``background`` with the alpha
+  channel, raw 0–255 values as in both published codes, cropped ``[4:-5, 4:-5]`` (SPEC §2);
+- ``"mask"``      float32 ``(1, 128, 128)``: alpha / 255 (the silhouette, 0..1);
+- ``"view"``      int 0..23;
+- ``"azimuth"``, ``"elevation"`` (degrees), ``"distance_ratio"``, ``"fov"`` (degrees): float32
+  0-d tensors from ``rendering_metadata.txt``.
+
+Views: ``"all"`` → 24 items per model; a list of ints → those views; ``"random"`` → one item per
+model whose view is drawn from ``numpy.random.default_rng([seed, epoch])`` over all models at
+:meth:`ShapeNetDataset.set_epoch` (call it before creating the epoch's DataLoader iterator; with
+``persistent_workers=True`` workers keep the view table they were started with).
+
+Bad files: by default a missing or corrupt file raises :class:`~lmnet.errors.CorruptFileError`
+naming it when the item is loaded. With ``skip_bad=True`` everything an item needs is validated at
+construction (point cloud fully read; metadata parsed; every used PNG decoded — by the image cache
+build when the cache is on, otherwise directly) and bad models / views are excluded; they are listed
+in ``ds.skipped`` and summarised in a warning on the ``lmnet.data`` logger.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from lmnet.data import image_cache as ic
+from lmnet.data import layout
+from lmnet.data.categories import to_synsets
+from lmnet.data.splits import load_split
+from lmnet.errors import ConfigError, CorruptFileError, DataError
+
+log = logging.getLogger("lmnet.data")
+
+META_FIELDS = ("azimuth", "elevation", "inplane", "distance_ratio", "fov")
+
+
+def _parse_views(views) -> list[int] | str:
+    if isinstance(views, str):
+        v = views.strip().lower()
+        if v in ("all", "random"):
+            return v
+        try:
+            views = [int(x) for x in v.split(",") if x.strip()]
+        except ValueError:
+            raise ConfigError(f"views must be 'all', 'random' or a list of ints 0..23, got {views!r}") from None
+    elif isinstance(views, (int, np.integer)):
+        views = [int(views)]
+    views = [int(x) for x in views]
+    if not views or any(not 0 <= x < layout.N_VIEWS for x in views) or len(set(views)) != len(views):
+        raise ConfigError(f"views must be 'all', 'random' or distinct ints in 0..23, got {views!r}")
+    return views
+
+
+def select_keys(root: str | Path, split=None, categories=None, point_clouds_only: bool = False) -> list[str]:
+    """The sorted ``"synset/model"`` keys of ``split`` (None → everything on disk) in ``categories``.
+
+    With ``point_clouds_only`` and no split, only models of ``ShapeNet_pointclouds/`` are listed.
+    """
+    wanted = to_synsets(categories)
+    if split is None:
+        if point_clouds_only:
+            base = Path(root) / layout.POINTCLOUD_DIR
+            synsets = sorted(p.name for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
+            listing = {s: sorted(p.name for p in (base / s).iterdir() if p.is_dir()) for s in synsets}
+        else:
+            listing = {s: layout.list_models(root, s) for s in layout.list_synsets(root)}
+        keys = [f"{s}/{m}" for s, ms in listing.items() for m in ms]
+    else:
+        if isinstance(split, (str, Path)):
+            split = load_split(split)
+        if not isinstance(split, Mapping):
+            raise ConfigError(f"split must be None, a split file path or a dict {{synset: [keys]}}, "
+                              f"got {type(split).__name__}")
+        keys = [str(k) if "/" in str(k) else f"{s}/{k}" for s, ks in split.items() for k in ks]
+    if wanted is not None:
+        keys = [k for k in keys if k.split("/", 1)[0] in wanted]
+    return sorted(set(keys))
+
+
+class ShapeNetDataset(Dataset):
+    """See the module docstring. ``ds.keys``: models in order; ``ds.categories``: synsets present;
+    ``ds.skipped``: ``"<key>[ view N]: <file>: <reason>"`` for every excluded model/view."""
+
+    def __init__(self, root, split=None, categories=None, views="all", n_points=2048,
+                 load_images=True, image_cache=True, skip_bad=False, seed=0, background=255.0):
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise DataError(f"dataset root {self.root} does not exist")
+        if n_points not in layout.POINT_COUNTS:
+            raise ConfigError(f"n_points must be one of {layout.POINT_COUNTS}, got {n_points!r}")
+        self.n_points = int(n_points)
+        self.load_images = bool(load_images)
+        self.views = _parse_views(views)
+        self.seed = int(seed)
+        self.background = float(background)
+        self.skip_bad = bool(skip_bad)
+        self.skipped: list[str] = []
+        self.epoch = 0
+
+        keys = select_keys(self.root, split, categories, point_clouds_only=not self.load_images)
+        if not keys:
+            raise DataError(f"no models found under {self.root} for split={_describe(split)} "
+                            f"categories={categories!r}")
+
+        # Image cache: one per synset of the selected models, built now in this process.
+        self._caches: dict[str, ic.ImageCache] = {}
+        if self.load_images and image_cache:
+            cache_root = ic.default_cache_root(self.root) if image_cache is True else Path(image_cache)
+            by_synset: dict[str, list[str]] = {}
+            for k in keys:
+                s, m = k.split("/", 1)
+                by_synset.setdefault(s, []).append(m)
+            for s, ms in by_synset.items():
+                self._caches[s] = ic.open_or_build(self.root, s, ms, cache_root)
+
+        wanted_views = list(range(layout.N_VIEWS)) if isinstance(self.views, str) else self.views
+        good: list[list[int]] = []
+        kept: list[str] = []
+        for k in keys:
+            gv = self._validate(k, wanted_views) if self.skip_bad else (wanted_views if self.load_images else [])
+            if self.load_images and not gv:
+                continue
+            kept.append(k)
+            good.append(gv)
+        if self.skipped:
+            shown = "; ".join(self.skipped[:5]) + (" …" if len(self.skipped) > 5 else "")
+            log.warning("ShapeNetDataset(%s): skipped %d bad model(s)/view(s): %s",
+                        self.root, len(self.skipped), shown)
+        if not kept:
+            raise DataError(f"no usable models under {self.root}: all {len(keys)} were skipped "
+                            f"(first: {self.skipped[0] if self.skipped else '-'})")
+
+        self.keys: list[str] = kept
+        self.categories: list[str] = sorted({k.split("/", 1)[0] for k in kept})
+        self._good_views = good
+        if not self.load_images:
+            self._item_model = np.arange(len(kept), dtype=np.int64)
+            self._item_view = np.full(len(kept), -1, np.int64)
+        elif self.views == "random":
+            self._item_model = np.arange(len(kept), dtype=np.int64)
+            self.set_epoch(0)
+        else:
+            pairs = [(i, v) for i, gv in enumerate(good) for v in gv]
+            self._item_model = np.array([p[0] for p in pairs], np.int64)
+            self._item_view = np.array([p[1] for p in pairs], np.int64)
+
+    # -- validation (skip_bad=True) --------------------------------------------------------------
+    def _validate(self, key: str, views: Sequence[int]) -> list[int]:
+        s, m = key.split("/", 1)
+        try:
+            layout.read_pointcloud(layout.pointcloud_path(self.root, s, m, self.n_points), self.n_points)
+        except CorruptFileError as exc:
+            self.skipped.append(f"{key}: {exc}")
+            return []
+        if not self.load_images:
+            return []
+        cache = self._caches.get(s)
+        if cache is not None:
+            err = cache.bad_meta.get(m)
+            if err:
+                self.skipped.append(f"{key}: {err[0]}: {err[1]}")
+                return []
+            ok = set(cache.good_views(m))
+            for v in views:
+                if v not in ok:
+                    err = cache.bad_views[f"{m}/{v}"]
+                    self.skipped.append(f"{key} view {v}: {err[0]}: {err[1]}")
+            return [v for v in views if v in ok]
+        try:
+            layout.parse_metadata(layout.metadata_path(self.root, s, m))
+        except CorruptFileError as exc:
+            self.skipped.append(f"{key}: {exc}")
+            return []
+        out = []
+        for v in views:
+            try:
+                layout.read_image(layout.image_path(self.root, s, m, v))
+                out.append(v)
+            except CorruptFileError as exc:
+                self.skipped.append(f"{key} view {v}: {exc}")
+        return out
+
+    # -- epochs ----------------------------------------------------------------------------------
+    def set_epoch(self, epoch: int) -> None:
+        """Redraw the random view of every model from ``(seed, epoch)`` (``views="random"`` only)."""
+        self.epoch = int(epoch)
+        if self.views != "random" or not self.load_images:
+            return
+        rng = np.random.default_rng([self.seed, self.epoch])
+        u = rng.random(len(self.keys))
+        self._item_view = np.array([gv[int(x * len(gv))] for x, gv in zip(u, self._good_views)], np.int64)
+
+    # -- access ----------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self._item_model)
+
+    def item_key(self, index: int) -> tuple[str, int]:
+        """``("synset/model", view)`` of item ``index`` (view -1 without images)."""
+        return self.keys[self._item_model[index]], int(self._item_view[index])
+
+    def __getitem__(self, index: int) -> dict:
+        index = int(index)
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"index {index} out of range for a dataset of {len(self)} items")
+        index %= len(self)
+        key, view = self.item_key(index)
+        synset, model = key.split("/", 1)
+        pts = layout.read_pointcloud(layout.pointcloud_path(self.root, synset, model, self.n_points),
+                                     self.n_points)
+        item = {"points": torch.from_numpy(np.ascontiguousarray(pts)), "category": synset,
+                "model_id": model, "key": key, "index": index}
+        if not self.load_images:
+            return item
+        cache = self._caches.get(synset)
+        if cache is not None:
+            meta = cache.metadata(model)[view]
+            rgba = cache.image(model, view)
+        else:
+            metas = layout.parse_metadata(layout.metadata_path(self.root, synset, model))
+            m = metas[view]
+            meta = np.array([m.azimuth, m.elevation, m.inplane, m.distance_ratio, m.fov], np.float32)
+            rgba = ic.crop(layout.read_image(layout.image_path(self.root, synset, model, view)))
+        image, mask = composite(rgba, self.background)
+        item.update(image=torch.from_numpy(image), mask=torch.from_numpy(mask), view=view)
+        for name, value in zip(META_FIELDS, meta):
+            if name != "inplane":
+                item[name] = torch.tensor(float(value), dtype=torch.float32)
+        return item
+
+    def __repr__(self) -> str:
+        return (f"ShapeNetDataset(root={str(self.root)!r}, models={len(self.keys)}, items={len(self)}, "
+                f"categories={self.categories}, views={self.views!r}, n_points={self.n_points}, "
+                f"load_images={self.load_images}, cached={bool(self._caches)}, skipped={len(self.skipped)})")
+
+
+def composite(rgba: np.ndarray, background: float = 255.0) -> tuple[np.ndarray, np.ndarray]:
+    """``uint8 (H, W, 4)`` → image ``float32 (3, H, W)`` = rgb·a + background·(1 − a) in 0–255 and
+    mask ``float32 (1, H, W)`` = a, with a = alpha / 255."""
+    a = rgba[..., 3].astype(np.float32) / 255.0
+    rgb = rgba[..., :3].astype(np.float32).transpose(2, 0, 1)
+    image = rgb * a + np.float32(background) * (1.0 - a)
+    return np.ascontiguousarray(image, dtype=np.float32), a[None].copy()
+
+
+def _describe(split) -> str:
+    if split is None or isinstance(split, (str, Path)):
+        return repr(str(split) if split is not None else None)
+    return f"<dict of {sum(len(v) for v in split.values())} models>"

@@ -1,0 +1,395 @@
+"""Download and safely install the two ShapeNet archives (SPEC §1).
+
+- renderings: ``ShapeNetRendering.tgz`` over HTTP(S) from a list of URLs tried in turn (the Stanford
+  cvgl link first; add mirrors with ``urls``), resumed with HTTP ``Range`` from a ``.part`` file;
+- point clouds: ``ShapeNet_pointclouds.zip`` from Google Drive via gdown (the file id is configured,
+  see :func:`pointclouds_gdrive_id`) or from HTTP mirrors like the renderings.
+
+Both then go through the same path: :func:`install_archive` extracts into a temporary folder inside
+``root`` (:func:`safe_extract` refuses absolute paths, ``..``, symlinks, hard links and device files;
+tar members also pass tarfile's ``data`` filter), moves the tree into place and writes a marker
+file; a marked tree is skipped next time unless ``force``. Archives live in
+``<root>/.lmnet_downloads/`` and are deleted after a successful install unless ``keep_archive``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import os
+import re
+import shutil
+import stat
+import tarfile
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Sequence
+
+from lmnet.data import layout
+from lmnet.errors import DownloadError
+
+DEFAULT_RENDERING_URLS: tuple[str, ...] = ("http://cvgl.stanford.edu/data2/ShapeNetRendering.tgz",)
+# The 3D-LMNet point-cloud zip on Google Drive. Only the start of its id is known here (SPEC §1);
+# set the full id with --gdrive-id or the environment variable below.
+POINTCLOUDS_GDRIVE_ID_PREFIX = "1cfoe521"
+POINTCLOUDS_GDRIVE_ID: str | None = None
+GDRIVE_ID_ENV = "LMNET_POINTCLOUDS_GDRIVE_ID"
+DOWNLOAD_DIRNAME = ".lmnet_downloads"
+MARKER_NAME = ".lmnet_download_complete.json"
+USER_AGENT = "lmnet-downloader/1"
+
+
+@dataclass(frozen=True)
+class Asset:
+    """One downloadable archive and the top-level folder it installs under ``root``."""
+
+    name: str
+    top: str
+    filename: str
+    size: int | None = None      # bytes, when known
+    sha256: str | None = None    # hex digest, when known
+
+
+RENDERINGS = Asset("renderings", layout.RENDERING_DIR, "ShapeNetRendering.tgz")
+POINTCLOUDS = Asset("pointclouds", layout.POINTCLOUD_DIR, "ShapeNet_pointclouds.zip")
+ASSETS = {a.name: a for a in (RENDERINGS, POINTCLOUDS)}
+
+
+# --------------------------------------------------------------------------------------------
+# HTTP with resume
+# --------------------------------------------------------------------------------------------
+def _content_range(value: str | None) -> tuple[int | None, int | None]:
+    """``"bytes 100-199/1000"`` → (100, 1000); ``"bytes */1000"`` → (None, 1000)."""
+    m = re.match(r"bytes\s+(?:(\d+)-\d+|\*)/(\d+|\*)", value or "")
+    if not m:
+        return None, None
+    start = int(m.group(1)) if m.group(1) else None
+    total = int(m.group(2)) if m.group(2) != "*" else None
+    return start, total
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def http_download(url: str, dest: str | Path, *, size: int | None = None, sha256: str | None = None,
+                  max_attempts: int = 5, timeout: float = 60.0, progress: bool = True,
+                  chunk_size: int = 1 << 20, retry_wait: float = 1.0) -> Path:
+    """Download ``url`` to ``dest`` through ``dest + ".part"``, resuming with ``Range`` requests.
+
+    A dropped connection is retried up to ``max_attempts`` times in this call, each time resuming
+    from the bytes already in the ``.part`` file (which also survives across calls). A server that
+    ignores ``Range`` (200 instead of 206) restarts the file. ``size``/``sha256`` are checked when
+    given; a mismatching file is deleted. Raises :class:`DownloadError`.
+    """
+    from tqdm import tqdm
+
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    last_error: Exception | None = None
+    done = False
+    for attempt in range(max_attempts):
+        if attempt:
+            time.sleep(min(retry_wait * attempt, 10.0))
+        have = part.stat().st_size if part.exists() else 0
+        headers = {"User-Agent": USER_AGENT}
+        if have:
+            headers["Range"] = f"bytes={have}-"
+        try:
+            with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout) as resp:
+                if have and resp.status == 206:
+                    start, total = _content_range(resp.headers.get("Content-Range"))
+                    if start != have:
+                        raise DownloadError(f"{url}: asked to resume at byte {have}, server sent "
+                                            f"Content-Range {resp.headers.get('Content-Range')!r}")
+                    mode = "ab"
+                elif resp.status == 200:
+                    have, mode = 0, "wb"
+                    length = resp.headers.get("Content-Length")
+                    total = int(length) if length and length.isdigit() else None
+                else:
+                    raise DownloadError(f"{url}: unexpected HTTP status {resp.status}")
+                if size is not None and total is not None and total != size:
+                    raise DownloadError(f"{url}: server reports {total} bytes, expected {size}")
+                with open(part, mode) as fh, tqdm(total=total, initial=have, unit="B", unit_scale=True,
+                                                  unit_divisor=1024, desc=dest.name, disable=not progress,
+                                                  leave=False) as bar:
+                    while True:
+                        block = resp.read(chunk_size)
+                        if not block:
+                            break
+                        fh.write(block)
+                        bar.update(len(block))
+                got = part.stat().st_size
+                if total is not None and got != total:
+                    raise http.client.IncompleteRead(b"", total - got)
+                done = True
+                break
+        except urllib.error.HTTPError as exc:
+            if exc.code == 416 and have:
+                _, total = _content_range(exc.headers.get("Content-Range"))
+                if total == have and (size is None or size == have):
+                    done = True  # the .part file was already complete
+                    break
+                part.unlink()  # the .part is longer than the file: start over
+                last_error = exc
+                continue
+            if exc.code < 500 and exc.code not in (408, 429):
+                raise DownloadError(f"{url}: HTTP {exc.code} {exc.reason}") from None
+            last_error = exc
+        except DownloadError:
+            raise
+        except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
+            last_error = exc
+    if not done:
+        raise DownloadError(f"{url}: gave up after {max_attempts} attempts ({last_error!r}); "
+                            f"{part.stat().st_size if part.exists() else 0} bytes kept in {part} "
+                            f"for the next try") from None
+    got = part.stat().st_size
+    if size is not None and got != size:
+        part.unlink()
+        raise DownloadError(f"{url}: downloaded {got} bytes, expected {size}; deleted {part}")
+    if sha256 is not None:
+        digest = sha256_file(part)
+        if digest.lower() != sha256.lower():
+            part.unlink()
+            raise DownloadError(f"{url}: sha256 {digest} does not match the expected {sha256}; "
+                                f"deleted {part}")
+    os.replace(part, dest)
+    return dest
+
+
+def download_first(urls: Sequence[str], dest: str | Path, **kw) -> Path:
+    """Try each URL in turn with :func:`http_download`; raise listing every failure."""
+    if not urls:
+        raise DownloadError("no download URL given")
+    errors = []
+    for url in urls:
+        try:
+            return http_download(url, dest, **kw)
+        except DownloadError as exc:
+            errors.append(str(exc))
+    raise DownloadError("every URL failed:\n  " + "\n  ".join(errors))
+
+
+# --------------------------------------------------------------------------------------------
+# Safe extraction
+# --------------------------------------------------------------------------------------------
+def _check_name(name: str, archive: Path) -> None:
+    n = name.replace("\\", "/")
+    if not n or n.startswith("/") or re.match(r"^[A-Za-z]:", n):
+        raise DownloadError(f"{archive}: refusing absolute member path {name!r}")
+    if ".." in PurePosixPath(n).parts:
+        raise DownloadError(f"{archive}: refusing member path with '..': {name!r}")
+    if "\x00" in n:
+        raise DownloadError(f"{archive}: refusing member path with a NUL byte: {name!r}")
+
+
+def _inside(path: Path, target: Path) -> bool:
+    try:
+        path.resolve().relative_to(target.resolve())
+        return True
+    except ValueError:
+        return False
+
+
+def safe_extract(archive: str | Path, target: str | Path) -> int:
+    """Extract a ``.tgz``/``.tar*`` or ``.zip`` into ``target``; return the number of files.
+
+    Refuses (with :class:`DownloadError`) absolute paths, ``..`` components, symlinks, hard links,
+    device files and FIFOs. Tar members pass both these checks and tarfile's ``data`` filter; zip
+    members are written one by one after checking that the resolved path stays inside ``target``.
+    Members extracted before a refused one are left in ``target``: extract into a scratch folder.
+    """
+    archive, target = Path(archive), Path(target)
+    target.mkdir(parents=True, exist_ok=True)
+    n_files = 0
+    if zipfile.is_zipfile(archive):
+        with zipfile.ZipFile(archive) as zf:
+            for info in zf.infolist():
+                _check_name(info.filename, archive)
+                mode = info.external_attr >> 16
+                if stat.S_ISLNK(mode):
+                    raise DownloadError(f"{archive}: refusing symlink member {info.filename!r}")
+                if mode and stat.S_IFMT(mode) and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+                    raise DownloadError(f"{archive}: refusing special file member {info.filename!r}")
+                out = target / info.filename.replace("\\", "/")
+                if not _inside(out, target):
+                    raise DownloadError(f"{archive}: member {info.filename!r} would land outside {target}")
+                if info.is_dir():
+                    out.mkdir(parents=True, exist_ok=True)
+                    continue
+                out.parent.mkdir(parents=True, exist_ok=True)
+                if not _inside(out.parent, target) or out.is_symlink():
+                    raise DownloadError(f"{archive}: member {info.filename!r} would land outside {target}")
+                with zf.open(info) as src, open(out, "wb") as dst:
+                    shutil.copyfileobj(src, dst, 1 << 20)
+                n_files += 1
+        return n_files
+    try:
+        tf = tarfile.open(archive, "r:*")
+    except (tarfile.TarError, OSError) as exc:
+        raise DownloadError(f"{archive}: not a readable tar or zip archive ({exc})") from None
+    with tf:
+        try:
+            for member in tf:
+                _check_name(member.name, archive)
+                if member.issym() or member.islnk():
+                    raise DownloadError(f"{archive}: refusing link member {member.name!r} -> "
+                                        f"{member.linkname!r}")
+                if not (member.isfile() or member.isdir()):
+                    raise DownloadError(f"{archive}: refusing special file member {member.name!r}")
+                tf.extract(member, target, filter="data")
+                n_files += member.isfile()
+        except tarfile.FilterError as exc:
+            raise DownloadError(f"{archive}: unsafe member refused by tarfile's data filter: {exc}") from None
+        except (tarfile.TarError, EOFError, OSError) as exc:
+            raise DownloadError(f"{archive}: damaged archive ({exc})") from None
+    return n_files
+
+
+# --------------------------------------------------------------------------------------------
+# Install (shared by every source)
+# --------------------------------------------------------------------------------------------
+def marker_path(root: str | Path, asset: Asset) -> Path:
+    return Path(root) / asset.top / MARKER_NAME
+
+
+def is_installed(root: str | Path, asset: Asset) -> bool:
+    return marker_path(root, asset).is_file()
+
+
+def _merge_move(src: Path, dst: Path) -> None:
+    """Move ``src`` to ``dst``; where ``dst`` exists, merge folders and replace files."""
+    if not dst.exists():
+        os.replace(src, dst)
+        return
+    if src.is_dir() and dst.is_dir() and not dst.is_symlink():
+        for child in src.iterdir():
+            _merge_move(child, dst / child.name)
+        return
+    if dst.is_dir() and not dst.is_symlink():
+        shutil.rmtree(dst)
+    os.replace(src, dst)
+
+
+def install_archive(archive: str | Path, root: str | Path, asset: Asset, source: str = "") -> Path:
+    """Extract ``archive`` into a scratch folder inside ``root``, move ``<asset.top>/`` into place
+    and write the completion marker. Accepts archives whose top level is ``<asset.top>/`` or
+    directly the synset folders. Returns ``root / asset.top``."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".lmnet-extract-{asset.name}-", dir=root))
+    try:
+        n_files = safe_extract(archive, scratch)
+        entries = [p for p in scratch.iterdir() if not p.name.startswith(".") and p.name != "__MACOSX"]
+        if (scratch / asset.top).is_dir():
+            src = scratch / asset.top
+        elif entries and all(p.is_dir() and re.fullmatch(r"\d{8}", p.name) for p in entries):
+            src = scratch
+        else:
+            raise DownloadError(f"{archive}: expected a top-level {asset.top}/ folder (or synset folders), "
+                                f"found {sorted(p.name for p in entries)[:10]}")
+        dst = root / asset.top
+        marker = marker_path(root, asset)
+        if marker.exists():
+            marker.unlink()
+        _merge_move(src, dst)
+        from lmnet import atomic_io
+
+        atomic_io.write_json(marker, {"asset": asset.name, "archive": Path(archive).name, "source": source,
+                                      "files": n_files, "installed_at": time.strftime("%Y-%m-%dT%H:%M:%S")})
+        return dst
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _finish(archive: Path, root: Path, asset: Asset, source: str, keep_archive: bool) -> Path:
+    out = install_archive(archive, root, asset, source=source)
+    if not keep_archive:
+        archive.unlink()
+        try:
+            archive.parent.rmdir()
+        except OSError:
+            pass
+    return out
+
+
+def download_renderings(root: str | Path, urls: Sequence[str] | None = None, force: bool = False,
+                        keep_archive: bool = False, size: int | None = None, sha256: str | None = None,
+                        **http_kw) -> Path | None:
+    """Download and install ``ShapeNetRendering/`` from the first working URL.
+
+    Returns the installed folder, or None when it was already installed (and not ``force``).
+    ``http_kw`` go to :func:`http_download` (``max_attempts``, ``timeout``, ``progress``…).
+    """
+    return _download_http(RENDERINGS, root, list(urls or DEFAULT_RENDERING_URLS), force, keep_archive,
+                          size, sha256, **http_kw)
+
+
+def _download_http(asset, root, urls, force, keep_archive, size, sha256, **http_kw):
+    root = Path(root)
+    if is_installed(root, asset) and not force:
+        return None
+    archive = root / DOWNLOAD_DIRNAME / asset.filename
+    if force and archive.exists():
+        archive.unlink()
+    if not archive.exists():
+        download_first(urls, archive, size=size or asset.size, sha256=sha256 or asset.sha256, **http_kw)
+    return _finish(archive, root, asset, ", ".join(urls), keep_archive)
+
+
+def pointclouds_gdrive_id(explicit: str | None = None) -> str:
+    """The Google Drive id: ``explicit``, else ``$LMNET_POINTCLOUDS_GDRIVE_ID``, else the module
+    constant; raises :class:`DownloadError` with instructions when none is set."""
+    gid = explicit or os.environ.get(GDRIVE_ID_ENV) or POINTCLOUDS_GDRIVE_ID
+    if not gid:
+        raise DownloadError(
+            f"the Google Drive id of the 3D-LMNet point-cloud zip is not configured (only its start, "
+            f"{POINTCLOUDS_GDRIVE_ID_PREFIX!r}, is known). Pass --gdrive-id ID or set {GDRIVE_ID_ENV}; "
+            f"or give an HTTP mirror with --url")
+    if not re.fullmatch(r"[A-Za-z0-9_-]{20,}", gid):
+        raise DownloadError(f"{gid!r} does not look like a Google Drive file id")
+    return gid
+
+
+def download_pointclouds(root: str | Path, gdrive_id: str | None = None, urls: Sequence[str] | None = None,
+                         force: bool = False, keep_archive: bool = False, size: int | None = None,
+                         sha256: str | None = None, **http_kw) -> Path | None:
+    """Download and install ``ShapeNet_pointclouds/``: from HTTP ``urls`` when given, else from
+    Google Drive with gdown. Returns the folder, or None when already installed."""
+    if urls:
+        return _download_http(POINTCLOUDS, root, list(urls), force, keep_archive, size, sha256, **http_kw)
+    root = Path(root)
+    if is_installed(root, POINTCLOUDS) and not force:
+        return None
+    gid = pointclouds_gdrive_id(gdrive_id)
+    archive = root / DOWNLOAD_DIRNAME / POINTCLOUDS.filename
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    if force and archive.exists():
+        archive.unlink()
+    if not archive.exists():
+        import gdown
+
+        try:
+            out = gdown.download(id=gid, output=str(archive), quiet=not http_kw.get("progress", True),
+                                 resume=True, retries=http_kw.get("max_attempts", 5) - 1)
+        except Exception as exc:  # gdown raises its own and requests' exception types
+            raise DownloadError(f"Google Drive download of {gid} failed: {exc}") from None
+        if not out or not archive.exists():
+            raise DownloadError(f"Google Drive download of {gid} failed (no file written)")
+    if sha256 and sha256_file(archive).lower() != sha256.lower():
+        archive.unlink()
+        raise DownloadError(f"{archive}: sha256 mismatch; deleted")
+    return _finish(archive, root, POINTCLOUDS, f"gdrive:{gid}", keep_archive)
