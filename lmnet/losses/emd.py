@@ -1,0 +1,161 @@
+"""Earth mover's distance between equal-size point clouds: exact (evaluation) and approximate
+(training).
+
+Convention (SPEC §4): EMD(x, y) = min over one-to-one matchings π of mean_i |x_i − y_π(i)|, the
+**mean Euclidean** (not squared) distance under the optimal matching, raw units (not ×100).
+
+- :func:`emd_exact` / :func:`emd_exact_matching`: exact optimum (equal to
+  ``scipy.optimize.linear_sum_assignment`` on the Euclidean cost matrix up to float rounding).
+  Algorithm: an ε-scaling auction (Bertsekas) on the dense cost gives near-optimal dual prices
+  and a matching; rows whose matched edge is not tight are unmatched and re-inserted by exact
+  shortest augmenting paths (Hungarian/LSA-style, dense). The result is an optimal primal-dual
+  pair. Numba kernels; falls back to ``linear_sum_assignment`` without numba.
+- :func:`emd_approx`: differentiable training loss. The matching comes from the ε-scaling auction
+  stopped at ε = ``rel_eps`` · LB, where LB = max(mean NN distance x→y, y→x) ≤ EMD; the auction's
+  ε-complementary slackness bounds the result: EMD ≤ emd_approx ≤ EMD + ε ≤ (1 + rel_eps) · EMD.
+  The gradient is that of the matched mean distance with the matching held fixed.
+
+Memory: one dense float64 N × N cost matrix per worker thread (8 MB at 1024, 32 MB at 2048).
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import torch
+
+from lmnet.losses import _kernels
+from lmnet.losses.chamfer import safe_norm
+
+#: first auction ε as a fraction of the largest cost; each phase divides ε by _EPS_FACTOR
+_EPS_START_FRAC = 0.25
+_EPS_FACTOR = 8.0
+#: exact mode: final auction ε as a fraction of the mean cost before the exact finishing step
+_EXACT_EPS_FRAC = 1e-5
+
+
+def _as_batch(x, y, who: str):
+    """→ (xb (B,N,3) float64 numpy, yb, unbatched, is_tensor)."""
+    is_tensor = isinstance(x, torch.Tensor)
+    xn = x.detach().to("cpu", torch.float64).numpy() if is_tensor else np.asarray(x, np.float64)
+    yn = (y.detach().to("cpu", torch.float64).numpy() if isinstance(y, torch.Tensor)
+          else np.asarray(y, np.float64))
+    if xn.ndim not in (2, 3) or xn.shape[-1] != 3 or xn.shape != yn.shape:
+        raise ValueError(f"{who}: x and y must both be (N, 3) or (B, N, 3) with equal shapes, "
+                         f"got {xn.shape} and {yn.shape}")
+    if xn.shape[-2] == 0:
+        raise ValueError(f"{who}: empty clouds {xn.shape}")
+    if not (np.isfinite(xn).all() and np.isfinite(yn).all()):
+        raise ValueError(f"{who}: clouds contain NaN or inf")
+    unbatched = xn.ndim == 2
+    if unbatched:
+        xn, yn = xn[None], yn[None]
+    return np.ascontiguousarray(xn), np.ascontiguousarray(yn), unbatched, is_tensor
+
+
+def _n_workers(b: int) -> int:
+    return max(1, min(b, os.cpu_count() or 1))
+
+
+def _map(fn, b: int):
+    if b == 1 or _n_workers(b) == 1:
+        return [fn(k) for k in range(b)]
+    with ThreadPoolExecutor(_n_workers(b)) as ex:  # numba kernels release the GIL
+        return list(ex.map(fn, range(b)))
+
+
+def _exact_perm(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Optimal ``perm`` (x_i ↔ y_perm[i]) for one pair of (N, 3) float64 clouds."""
+    n = x.shape[0]
+    if not _kernels.HAVE_NUMBA or n < 8:
+        from scipy.optimize import linear_sum_assignment
+        from scipy.spatial.distance import cdist
+
+        return linear_sum_assignment(cdist(x, y))[1].astype(np.int64)
+    c = _kernels.dense_cost(x, y)
+    cmax = float(c.max())
+    if cmax == 0.0:
+        return np.arange(n, dtype=np.int64)
+    col4row, prices = _kernels.auction(c, _EXACT_EPS_FRAC * float(c.mean()),
+                                       _EPS_START_FRAC * cmax, _EPS_FACTOR)
+    col4row, _, _ = _kernels.dense_ssp_finish(c, col4row, -prices, 1e-13 * cmax)
+    return col4row
+
+
+def emd_exact_matching(x, y):
+    """Optimal one-to-one matching for ``x, y (N, 3)`` or ``(B, N, 3)`` (numpy or torch).
+
+    Returns ``perm`` int64, ``(N,)`` or ``(B, N)``, numpy (for numpy input) or a CPU tensor,
+    such that ``x[i]`` is matched to ``y[perm[i]]``; it minimises the summed Euclidean distance.
+    With ties the optimum may not be unique; any optimal matching is returned.
+    """
+    xb, yb, unbatched, is_tensor = _as_batch(x, y, "emd_exact_matching")
+    perm = np.stack(_map(lambda k: _exact_perm(xb[k], yb[k]), xb.shape[0]))
+    perm = perm[0] if unbatched else perm
+    return torch.from_numpy(perm) if is_tensor else perm
+
+
+def emd_exact(x, y):
+    """Exact EMD: mean Euclidean distance under the optimal one-to-one matching (raw units).
+
+    ``x, y``: ``(N, 3)`` or ``(B, N, 3)``, equal shapes, numpy arrays or torch tensors (any
+    device; no gradient). Computed in float64. Returns float64: a 0-d value for ``(N, 3)``
+    (numpy float64, or 0-d tensor), ``(B,)`` for batches — numpy in → numpy out, tensor in →
+    CPU float64 tensor out. Equals ``linear_sum_assignment(cdist(x, y))``'s mean cost to rounding.
+    """
+    xb, yb, unbatched, is_tensor = _as_batch(x, y, "emd_exact")
+
+    def one(k):
+        p = _exact_perm(xb[k], yb[k])
+        return np.linalg.norm(xb[k] - yb[k][p], axis=1).mean()
+
+    vals = np.array(_map(one, xb.shape[0]), dtype=np.float64)
+    out = vals[0] if unbatched else vals
+    return torch.as_tensor(out, dtype=torch.float64) if is_tensor else np.float64(out) if unbatched else out
+
+
+def _approx_perm(x: np.ndarray, y: np.ndarray, rel_eps: float) -> np.ndarray:
+    n = x.shape[0]
+    if not _kernels.HAVE_NUMBA:
+        return _exact_perm(x, y)
+    c = _kernels.dense_cost(x, y)
+    cmax = float(c.max())
+    if cmax == 0.0:
+        return np.arange(n, dtype=np.int64)
+    lb = max(float(c.min(axis=1).mean()), float(c.min(axis=0).mean()))  # ≤ EMD
+    eps = rel_eps * lb if lb > 0 else 1e-12 * cmax
+    col4row, _ = _kernels.auction(c, eps, _EPS_START_FRAC * cmax, _EPS_FACTOR)
+    return col4row
+
+
+def emd_approx(x: torch.Tensor, y: torch.Tensor, *, reduction: str = "mean",
+               rel_eps: float = 1e-2) -> torch.Tensor:
+    """Approximate, differentiable EMD for training: ``x, y (B, N, 3)`` tensors → loss.
+
+    Per item: mean_i |x_i − y_π(i)| (Euclidean, raw units) for a near-optimal matching π from an
+    ε-scaling auction, guaranteed ``EMD ≤ value ≤ (1 + rel_eps) · EMD`` (see module docstring;
+    measured errors are far smaller). The gradient flows to both ``x`` and ``y`` through the
+    matched distances with π held fixed (0 where a matched pair coincides). The matching is
+    computed on CPU (numba, pairs in parallel threads) whatever the device of the inputs.
+    ``reduction``: ``"mean"`` over the batch, ``"sum"`` or ``"none"`` → ``(B,)``.
+    """
+    for name, t in (("x", x), ("y", y)):
+        if not isinstance(t, torch.Tensor) or t.dim() != 3 or t.shape[-1] != 3:
+            raise ValueError(f"emd_approx: {name} must be a (B, N, 3) tensor, got "
+                             f"{getattr(t, 'shape', type(t).__name__)}")
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"emd_approx: reduction {reduction!r} is not one of mean, sum, none")
+    if not rel_eps > 0:
+        raise ValueError(f"emd_approx: rel_eps must be > 0, got {rel_eps}")
+    xb, yb, _, _ = _as_batch(x, y, "emd_approx")
+    perm = np.stack(_map(lambda k: _approx_perm(xb[k], yb[k], rel_eps), xb.shape[0]))
+    idx = torch.from_numpy(perm).to(y.device)
+    y_m = torch.gather(y, 1, idx.unsqueeze(-1).expand(-1, -1, 3))
+    per_item = safe_norm(x - y_m).mean(1)
+    if reduction == "mean":
+        return per_item.mean()
+    if reduction == "sum":
+        return per_item.sum()
+    return per_item
