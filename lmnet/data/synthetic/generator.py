@@ -1,0 +1,227 @@
+"""Write a synthetic dataset in the exact ShapeNet on-disk format (SPEC §1, :mod:`lmnet.data.layout`).
+
+Per model: 24 RGBA renders (137×137, transparent background) with R2N2-like random views,
+``renderings.txt``, ``rendering_metadata.txt`` and ``pointcloud_{1024,2048,16384}.npy`` sampled
+uniformly on the same (normalised, 3D-LMNet-frame) mesh that was rendered. Plus seeded 60/20/20
+split files ``<out>/splits/synthetic_{train,val,test}_models.json``.
+
+Determinism: everything about model ``index`` of ``category`` derives from
+``numpy.random.default_rng([seed, synset, index, stream])`` and rendering runs single-threaded, so
+the same arguments give byte-identical files whatever the number of workers.
+
+Resumability: each file is written atomically, and a model's completion marker
+``<out>/.synth_done/<synset>/<model_id>`` is written last; a re-run skips marked models.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from lmnet import atomic_io
+from lmnet.data import layout
+from lmnet.data.categories import name_of, to_synset
+from lmnet.data.synthetic.sampling import normalize_unit_diagonal, sample_surface
+from lmnet.data.synthetic.shapes import BUILDERS
+from lmnet.errors import ConfigError
+
+DEFAULT_CATEGORIES = ("chair", "table", "airplane", "car", "lamp")
+MARKER_DIR = ".synth_done"
+SPLIT_PREFIX = "synthetic"
+# R2N2-like view ranges (degrees / ratio)
+AZIMUTH_RANGE = (0.0, 360.0)
+ELEVATION_RANGE = (25.0, 30.0)
+DISTANCE_RATIO_RANGE = (0.65, 0.9)
+FOV = 25.0
+
+_STREAM_SHAPE, _STREAM_VIEWS, _STREAM_POINTS = 0, 1, 2
+
+
+def model_id(seed: int, synset: str, index: int) -> str:
+    """ShapeNet-looking id: 32 hex characters, a hash of ``(seed, synset, index)``."""
+    return hashlib.blake2b(f"lmnet-synth/{seed}/{synset}/{index}".encode(), digest_size=16).hexdigest()
+
+
+def _rng(seed: int, synset: str, index: int, stream: int) -> np.random.Generator:
+    return np.random.default_rng([seed, int(synset), index, stream])
+
+
+def build_mesh(category: str, seed: int, index: int):
+    """The normalised mesh of one model in the 3D-LMNet frame (+x down, front +z, unit bbox
+    diagonal, bbox centred at the origin): ``vertices (V, 3), faces (F, 3), face_colors (F, 3)``."""
+    synset = to_synset(category)
+    name = name_of(synset)
+    if name not in BUILDERS:
+        raise ConfigError(f"no synthetic shape for category {category!r}; available: {', '.join(BUILDERS)}")
+    v, f, c = BUILDERS[name](_rng(seed, synset, index, _STREAM_SHAPE))
+    from lmnet.camera import LMNET_FROM_V1
+
+    v = normalize_unit_diagonal(v) @ LMNET_FROM_V1.numpy().astype(np.float64)
+    return v, f, c
+
+
+def sample_views(rng: np.random.Generator, n_views: int = layout.N_VIEWS) -> list[layout.ViewMeta]:
+    """R2N2-like random views, rounded exactly as ``rendering_metadata.txt`` stores them."""
+    az = rng.uniform(*AZIMUTH_RANGE, n_views)
+    el = rng.uniform(*ELEVATION_RANGE, n_views)
+    dr = rng.uniform(*DISTANCE_RATIO_RANGE, n_views)
+    metas = []
+    for a, e, d in zip(az, el, dr):
+        line = layout.format_metadata_line(layout.ViewMeta(float(a), float(e), 0.0, float(d), FOV))
+        metas.append(layout.ViewMeta(*(float(x) for x in line.split())))
+    return metas
+
+
+def _marker(out_dir: Path, synset: str, mid: str) -> Path:
+    return out_dir / MARKER_DIR / synset / mid
+
+
+def _complete(out_dir: Path, synset: str, mid: str) -> bool:
+    if not _marker(out_dir, synset, mid).is_file():
+        return False
+    files = [layout.metadata_path(out_dir, synset, mid),
+             layout.rendering_dir(out_dir, synset, mid) / "renderings.txt"]
+    files += [layout.image_path(out_dir, synset, mid, i) for i in range(layout.N_VIEWS)]
+    files += [layout.pointcloud_path(out_dir, synset, mid, n) for n in layout.POINT_COUNTS]
+    return all(p.is_file() for p in files)
+
+
+def _write_png(path: Path, rgba: np.ndarray) -> None:
+    from PIL import Image
+
+    with atomic_io.atomic_path(path, suffix=".png") as tmp:
+        Image.fromarray(rgba, "RGBA").save(tmp, format="PNG", compress_level=6)
+
+
+def generate_model(out_dir: str | Path, category: str, index: int, seed: int = 0) -> tuple[str, str, bool]:
+    """Write one model (skipped if already complete). Returns ``(synset, model_id, generated)``."""
+    import torch
+
+    from lmnet.render import render_mesh
+
+    out_dir = Path(out_dir)
+    synset = to_synset(category)
+    mid = model_id(seed, synset, index)
+    if _complete(out_dir, synset, mid):
+        return synset, mid, False
+    # a killed run may have left temporary files of atomic writes behind: drop them
+    for d in (layout.rendering_dir(out_dir, synset, mid), layout.pointcloud_path(out_dir, synset, mid, 1024).parent):
+        if d.is_dir():
+            for tmp in d.glob(".*.tmp"):
+                tmp.unlink()
+    verts, faces, colors = build_mesh(synset, seed, index)
+    views = sample_views(_rng(seed, synset, index, _STREAM_VIEWS))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # single-threaded: byte-identical output whatever the worker count
+    try:
+        images = render_mesh(
+            torch.from_numpy(verts).float(), torch.from_numpy(faces),
+            torch.tensor([m.azimuth for m in views]), torch.tensor([m.elevation for m in views]),
+            torch.tensor([m.distance_ratio for m in views]), torch.tensor([m.fov for m in views]),
+            image_size=layout.IMAGE_SIZE, color=torch.from_numpy(colors).float(),
+            cull_backfaces=True,  # every part is closed and outward-oriented (tested)
+        ).numpy()
+    finally:
+        torch.set_num_threads(threads)
+    prng = _rng(seed, synset, index, _STREAM_POINTS)
+    for n in layout.POINT_COUNTS:
+        pts = sample_surface(verts, faces, n, prng).astype(np.float32)
+        atomic_io.save_npy(layout.pointcloud_path(out_dir, synset, mid, n), pts)
+    for i, img in enumerate(images):
+        _write_png(layout.image_path(out_dir, synset, mid, i), img)
+    rdir = layout.rendering_dir(out_dir, synset, mid)
+    atomic_io.write_text(rdir / "renderings.txt", "".join(f"{i:02d}.png\n" for i in range(layout.N_VIEWS)))
+    atomic_io.write_text(layout.metadata_path(out_dir, synset, mid),
+                         "".join(layout.format_metadata_line(m) + "\n" for m in views))
+    atomic_io.write_text(_marker(out_dir, synset, mid), f"{category} {index} {seed}\n")
+    return synset, mid, True
+
+
+def _job(args):
+    return generate_model(*args)
+
+
+def _worker_init():
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def generate_dataset(out_dir: str | Path, categories: Iterable[str] | str = DEFAULT_CATEGORIES,
+                     n_models: int = 40, seed: int = 0, workers: int | None = None,
+                     progress: bool = True) -> dict:
+    """Generate ``n_models`` per category under ``out_dir`` (resumable) and write split files.
+
+    Args:
+        categories: names or synset ids (a list or a comma-separated string).
+        n_models: models per category.
+        workers: processes (``None`` → number of CPUs; ``1`` → in this process).
+    Returns:
+        ``{"out_dir", "models": {synset: [model_id, ...]}, "generated", "skipped", "seconds",
+        "splits": {"train"|"val"|"test": path}}``.
+    """
+    from lmnet.data.splits import make_splits, write_splits
+
+    if isinstance(categories, str):
+        categories = [c for c in categories.split(",") if c.strip()]
+    synsets = [to_synset(c) for c in categories]
+    if not synsets:
+        raise ConfigError("categories: expected at least one category")
+    for s in synsets:
+        if name_of(s) not in BUILDERS:
+            raise ConfigError(f"no synthetic shape for category {name_of(s)!r} ({s}); "
+                              f"available: {', '.join(BUILDERS)}")
+    if int(n_models) < 1:
+        raise ConfigError(f"n_models must be >= 1, got {n_models}")
+    out_dir = Path(out_dir)
+    jobs = [(str(out_dir), s, i, int(seed)) for s in synsets for i in range(int(n_models))]
+    workers = (os.cpu_count() or 1) if workers is None else int(workers)
+    workers = max(1, min(workers, len(jobs)))
+    t0 = time.perf_counter()
+    results = []
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(jobs), unit="model", desc="synth")
+    try:
+        if workers == 1:
+            for job in jobs:
+                results.append(_job(job))
+                if bar is not None:
+                    bar.update(1)
+        else:
+            import multiprocessing as mp
+
+            # fork (Linux) needs no `if __name__ == "__main__"` guard in the caller's script, and
+            # is what torch's DataLoader uses; spawn elsewhere
+            method = "fork" if "fork" in mp.get_all_start_methods() and sys.platform.startswith("linux") else "spawn"
+            with mp.get_context(method).Pool(workers, initializer=_worker_init) as pool:
+                for res in pool.imap_unordered(_job, jobs, chunksize=1):
+                    results.append(res)
+                    if bar is not None:
+                        bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    models: dict[str, list[str]] = {s: [] for s in synsets}
+    for synset, mid, _ in results:
+        models[synset].append(mid)
+    models = {s: sorted(m) for s, m in models.items()}
+    splits = make_splits(models, ratios=(0.6, 0.2, 0.2), seed=int(seed))
+    paths = write_splits(out_dir / "splits", splits, prefix=SPLIT_PREFIX)
+    generated = sum(1 for r in results if r[2])
+    return {
+        "out_dir": str(out_dir),
+        "models": models,
+        "generated": generated,
+        "skipped": len(results) - generated,
+        "seconds": time.perf_counter() - t0,
+        "splits": {k: str(v) for k, v in paths.items()},
+    }
