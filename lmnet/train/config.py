@@ -1,0 +1,147 @@
+"""Training configs: plain dicts validated against the defaults below (official 3D-LMNet settings).
+
+``resolve_train_config(kind, overrides)`` fills in defaults, refuses unknown keys / wrong types
+(:func:`lmnet.config.resolve_config`) and checks the values that a type cannot (choices, ranges).
+
+Conventions fixed here once:
+
+- ``batch_size`` is **per process**; under ``torchrun --nproc_per_node=K`` the global batch is K×.
+- ``chamfer_weights`` = (pred→gt, gt→pred) weights of the training Chamfer (Euclidean, i.e.
+  square-rooted NN distances, each direction a mean over points); ``[1.0, 1.0]`` is the symmetric
+  default, ``[1.0, 0.5]`` reproduces the original code's operator-precedence slip (SPEC §3).
+- Validation Chamfer is always symmetric, Euclidean, sum of the two directional means, ×100, in the
+  dataset frame (no re-normalisation, no ICP: it is a training monitor, not the paper protocol).
+- ``categories`` / ``views`` / ``val_views``: ``None`` means all; categories accept "chair,car" or
+  a list of names/synsets, views accept "random" or a list of view indices 0–23.
+- ``max_train_items`` / ``max_val_items``: 0 = everything, else a seeded random subset (fixed for
+  the whole run) of that many dataset items, for tiny runs.
+- Weight decay is the official L2 term ``wd·Σw²/2`` on conv / FC *weights* (not biases, not
+  BatchNorm), implemented as Adam's coupled ``weight_decay=wd`` per parameter group — the same
+  gradient ``wd·w`` added before Adam's normalisation, which is what TFLearn's L2 regulariser did.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from lmnet.config import check_choice, resolve_config
+from lmnet.errors import ConfigError
+
+KINDS = ("autoencoder", "image")
+# Keys written into run_dir/config.json beside the resolved config (not settable).
+META_KEYS = ("kind", "git_commit", "lmnet_version", "created", "world_size")
+
+COMMON_DEFAULTS: dict[str, Any] = {
+    "data_root": "data",
+    "train_split": None,        # split file (JSON / text); None = every model under data_root
+    "val_split": None,          # None = no validation (best.pt then tracks train_loss)
+    "categories": None,
+    "n_points": 2048,           # ground-truth cloud file: 1024, 2048 or 16384 points
+    "epochs": 500,
+    "batch_size": 32,
+    "lr": 5e-4,
+    "beta1": 0.9,
+    "beta2": 0.999,
+    "lr_schedule": "none",      # "none" (official) or "cosine" (to 0 over `epochs`)
+    "grad_clip": 0.0,           # max global grad norm; 0 = off
+    "chamfer_weights": [1.0, 1.0],
+    "best_metric": "val_chamfer_x100",   # lower is better
+    "val_every": 1,
+    "device": "auto",           # "auto" (CUDA when available), "cpu", "cuda", "cuda:1"
+    "amp": False,               # float16 autocast + GradScaler; CUDA only (ignored on CPU)
+    "seed": 0,
+    "num_workers": 2,
+    "run_dir": None,            # None = runs/<kind>-<YYYYmmdd-HHMMSS>
+    "resume": False,
+    "max_train_items": 0,
+    "max_val_items": 0,
+    "skip_bad": False,
+    "progress": True,
+}
+
+AE_DEFAULTS: dict[str, Any] = {
+    **COMMON_DEFAULTS,
+    "weight_decay": 0.0,
+}
+
+IMAGE_DEFAULTS: dict[str, Any] = {
+    **COMMON_DEFAULTS,
+    "lr": 5e-5,
+    "epochs": 50,
+    "ae_run": None,             # autoencoder run folder (or a .pt checkpoint): required
+    "ae_which": "best",         # "best" or "last" checkpoint of that run
+    "variant": "l1",            # "l1", "l2" (Variant I) or "probabilistic" (Variant II)
+    "lambda_div": 5.5,
+    "alpha": 0.2,
+    "theta_deg": 20.0,
+    "image_scaling": "raw255",  # "raw255" (published), "unit" (/255), "standardize" (per image)
+    "weight_decay_conv": 1e-5,
+    "weight_decay_fc": 1e-3,
+    "views": None,              # training views: None = all 24 items per model
+    "val_views": None,
+    "image_cache": True,        # on-disk decoded-image cache (lmnet.data.image_cache)
+    "background": 255.0,
+}
+
+VAL_METRICS = {
+    "autoencoder": ("val_chamfer_x100",),
+    "image": ("val_latent_loss", "val_chamfer_x100"),
+}
+
+
+def defaults_for(kind: str) -> dict:
+    if kind not in KINDS:
+        raise ConfigError(f"training kind must be one of {KINDS}, got {kind!r}")
+    return AE_DEFAULTS if kind == "autoencoder" else IMAGE_DEFAULTS
+
+
+def strip_meta(config: Mapping[str, Any]) -> dict:
+    """Drop the run metadata keys of a saved ``config.json`` so it can be fed back as a config."""
+    return {k: v for k, v in config.items() if k not in META_KEYS}
+
+
+def _check_views(cfg: dict, key: str) -> None:
+    v = cfg[key]
+    if v is None or v == "random":
+        return
+    if isinstance(v, str) and v == "all":
+        cfg[key] = None
+        return
+    if isinstance(v, (list, tuple)) and v and all(isinstance(i, int) and 0 <= i < 24 for i in v):
+        cfg[key] = [int(i) for i in v]
+        return
+    raise ConfigError(f"config key {key!r} must be None/'all', 'random' or a list of view indices 0-23, got {v!r}")
+
+
+def resolve_train_config(kind: str, overrides: Mapping[str, Any] | None = None) -> dict:
+    """Validate ``overrides`` against the defaults of ``kind`` ("autoencoder" or "image")."""
+    cfg = resolve_config(defaults_for(kind), strip_meta(overrides or {}), name=f"{kind} config")
+    for key in ("epochs", "batch_size", "val_every"):
+        if cfg[key] < 1:
+            raise ConfigError(f"config key {key!r} must be >= 1, got {cfg[key]}")
+    for key in ("max_train_items", "max_val_items", "num_workers", "seed"):
+        if cfg[key] < 0:
+            raise ConfigError(f"config key {key!r} must be >= 0, got {cfg[key]}")
+    if cfg["lr"] <= 0:
+        raise ConfigError(f"config key 'lr' must be > 0, got {cfg['lr']}")
+    check_choice(cfg, "n_points", (1024, 2048, 16384))
+    check_choice(cfg, "lr_schedule", ("none", "cosine"))
+    w = cfg["chamfer_weights"]
+    if len(w) != 2 or not all(isinstance(x, (int, float)) and not isinstance(x, bool) and x >= 0 for x in w):
+        raise ConfigError(f"config key 'chamfer_weights' must be two non-negative numbers, got {w!r}")
+    cfg["chamfer_weights"] = [float(x) for x in w]
+    if cfg["categories"] is not None and not isinstance(cfg["categories"], (str, list, tuple)):
+        raise ConfigError(f"config key 'categories' must be None, 'chair,car' or a list, got {cfg['categories']!r}")
+    valid_metrics = ("train_loss",) + VAL_METRICS[kind]
+    check_choice(cfg, "best_metric", valid_metrics)
+    if kind == "image":
+        check_choice(cfg, "variant", ("l1", "l2", "probabilistic"))
+        check_choice(cfg, "image_scaling", ("raw255", "unit", "standardize"))
+        check_choice(cfg, "ae_which", ("best", "last"))
+        if not cfg["ae_run"]:
+            raise ConfigError("config key 'ae_run' is required: the autoencoder run folder (or .pt checkpoint)")
+        if cfg["theta_deg"] <= 0:
+            raise ConfigError(f"config key 'theta_deg' must be > 0, got {cfg['theta_deg']}")
+        _check_views(cfg, "views")
+        _check_views(cfg, "val_views")
+    return cfg

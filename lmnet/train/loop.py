@@ -1,0 +1,319 @@
+"""The training loop shared by the autoencoder and the image networks.
+
+:class:`Trainer` owns everything generic — device, seeding, DDP, optimizer, AMP, checkpoints,
+resume, history, progress bars — and a subclass says what the model is and how a batch becomes a
+loss (:mod:`lmnet.train.autoencoder`, :mod:`lmnet.train.image`). ``Trainer(config).fit()`` runs
+epochs ``[start, epochs)`` and returns the run folder; per epoch:
+
+1. train: for each batch, ``compute_losses`` → backward → (clip) → Adam step;
+2. validate (every ``val_every`` epochs and at the last one): ``validation_sums`` over the val set;
+3. record a history row, update the best metric (lower is better), and on rank 0 write
+   ``checkpoints/last.pt`` (+ ``best.pt`` when improved), ``history.csv`` and ``loss_curve.png``.
+
+Resume: ``last.pt`` carries model, optimizer, scheduler, AMP scaler, history, best metric and every
+RNG state (Python, NumPy, torch CPU/CUDA, the loader's shuffling generator — one snapshot per rank),
+taken at the very end of the epoch, so a resumed run follows the uninterrupted one bit for bit.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import datetime
+import math
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+import torch.distributed as torch_dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import Dataset, DistributedSampler
+
+import lmnet
+from lmnet import atomic_io
+from lmnet.errors import ConfigError, DataError
+from lmnet.train import runs
+from lmnet.train.config import VAL_METRICS, resolve_train_config, strip_meta
+from lmnet.train.data import build_dataset, set_dataset_epoch, train_loader, val_loader
+from lmnet.train.runtime import (capture_rng, git_commit, init_distributed, pick_device, restore_rng,
+                                 seed_everything)
+
+# Config keys that may change between a run and its resumption without a warning.
+RESUME_FREE_KEYS = {"epochs", "resume", "device", "num_workers", "progress", "run_dir", "data_root"}
+
+
+def weight_decay_groups(module: nn.Module, decay_for) -> list[dict]:
+    """Adam parameter groups: ``decay_for(layer)`` gives the L2 coefficient of a layer's ``weight``;
+    biases, BatchNorm parameters and frozen parameters (excluded entirely) get none."""
+    groups: dict[float, list] = {}
+    for layer in module.modules():
+        for name, p in layer.named_parameters(recurse=False):
+            if not p.requires_grad:
+                continue
+            wd = float(decay_for(layer)) if name == "weight" else 0.0
+            groups.setdefault(wd, []).append(p)
+    return [{"params": ps, "weight_decay": wd} for wd, ps in groups.items()]
+
+
+def default_run_dir(kind: str) -> str:
+    return f"runs/{kind}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+class Trainer(abc.ABC):
+    """Generic loop; subclasses set ``kind``, ``uses_images``, ``train_columns`` and implement
+    ``build_model``, ``model_config``, ``param_groups``, ``compute_losses``, ``validation_sums``
+    (and may override ``trainable_module``, what DDP wraps)."""
+
+    kind = ""
+    uses_images = False
+    train_columns: tuple[str, ...] = ("train_loss",)
+
+    def __init__(self, config: dict, *, train_set: Dataset | None = None, val_set: Dataset | None = None):
+        """``train_set`` / ``val_set`` replace the ShapeNetDatasets built from ``config`` (notebooks,
+        tests); they must yield the same item dicts. With an injected ``train_set`` and no
+        ``val_set`` there is no validation."""
+        self.config = cfg = resolve_train_config(self.kind, config)
+        self.dist = init_distributed(cfg["device"])
+        self.device = pick_device(cfg["device"], self.dist.local_rank)
+        self.amp = bool(cfg["amp"]) and self.device.type == "cuda"
+        if cfg["amp"] and not self.amp:
+            self.log("amp=True ignored: automatic mixed precision is only used on CUDA")
+        self.run_dir = Path(self.dist.broadcast_object(cfg["run_dir"] or default_run_dir(self.kind)))
+        cfg["run_dir"] = str(self.run_dir)
+
+        if train_set is None:
+            train_set = build_dataset(cfg, "train", images=self.uses_images)
+            val_set = build_dataset(cfg, "val", images=self.uses_images)
+        self.train_set, self.val_set = train_set, val_set
+
+        seed_everything(cfg["seed"])  # identical initial weights on every rank
+        self.model = self.build_model().to(self.device)
+        net = self.trainable_module()
+        if self.dist.enabled:
+            net = DistributedDataParallel(net, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        self.net = net
+        self.optimizer = torch.optim.Adam(self.param_groups(), lr=cfg["lr"], betas=(cfg["beta1"], cfg["beta2"]),
+                                          foreach=True)
+        self.scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=cfg["epochs"])
+                          if cfg["lr_schedule"] == "cosine" else None)
+        self.scaler = torch.amp.GradScaler("cuda") if self.amp else None
+        self.generator = torch.Generator()
+        self.generator.manual_seed(cfg["seed"])
+        seed_everything(cfg["seed"] + self.dist.rank)  # per-rank streams (e.g. Variant II's ε)
+
+        self.val_columns = list(VAL_METRICS[self.kind]) if self.val_set is not None else []
+        self.columns = ["epoch", *self.train_columns, *self.val_columns, "lr", "epoch_time_s"]
+        self.best_metric_name = cfg["best_metric"] if self.val_set is not None else "train_loss"
+        if self.best_metric_name != cfg["best_metric"]:
+            self.log(f"no validation set: best.pt tracks {self.best_metric_name} instead of {cfg['best_metric']}")
+        self.best_metric, self.best_epoch = math.inf, 0
+        self.history: list[dict] = []
+
+    # -- provided by subclasses ------------------------------------------------------------
+    @abc.abstractmethod
+    def build_model(self) -> nn.Module:
+        raise NotImplementedError
+
+    @abc.abstractmethod
+    def model_config(self) -> dict:
+        raise NotImplementedError
+
+    @abc.abstractmethod
+    def param_groups(self) -> list[dict]:
+        raise NotImplementedError
+
+    @abc.abstractmethod
+    def compute_losses(self, batch: dict) -> dict[str, torch.Tensor]:
+        """Training losses of one batch; ``"loss"`` is optimised, every key becomes ``train_<key>``."""
+        raise NotImplementedError
+
+    @abc.abstractmethod
+    def validation_sums(self, batch: dict) -> dict[str, float]:
+        """Per-batch *sums* over samples of every validation column (divided by the count later)."""
+        raise NotImplementedError
+
+    def trainable_module(self) -> nn.Module:
+        return self.model
+
+    # -- helpers ---------------------------------------------------------------------------------
+    def log(self, message: str) -> None:
+        if self.dist.is_main:
+            from tqdm.auto import tqdm
+
+            tqdm.write(f"[lmnet train {self.kind}] {message}", file=sys.stderr)
+
+    def autocast(self):
+        if not self.amp:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type="cuda", dtype=torch.float16)
+
+    def to_device(self, tensor: torch.Tensor) -> torch.Tensor:
+        return tensor.to(self.device, non_blocking=True)
+
+    # -- the loop --------------------------------------------------------------------------------
+    def fit(self) -> Path:
+        """Train epochs ``[start, epochs)``; returns the run folder."""
+        cfg = self.config
+        try:
+            start = self._start_or_resume()
+            pin = self.device.type == "cuda"
+            loader = train_loader(self.train_set, cfg, self.dist, self.generator, pin_memory=pin)
+            vloader = val_loader(self.val_set, cfg, self.dist, pin_memory=pin) if self.val_set is not None else None
+            for epoch in range(start, cfg["epochs"]):
+                t0 = time.perf_counter()
+                set_dataset_epoch(self.train_set, epoch)
+                if isinstance(loader.sampler, DistributedSampler):
+                    loader.sampler.set_epoch(epoch)
+                row = {"epoch": epoch + 1, **self._train_epoch(loader, epoch)}
+                if vloader is not None and ((epoch + 1) % cfg["val_every"] == 0 or epoch + 1 == cfg["epochs"]):
+                    row.update(self._validate(vloader))
+                row["lr"] = self.optimizer.param_groups[0]["lr"]
+                if self.scheduler is not None:
+                    self.scheduler.step()
+                row["epoch_time_s"] = time.perf_counter() - t0
+                self._end_epoch(row)
+        finally:
+            self.dist.close()
+        return self.run_dir
+
+    def _train_epoch(self, loader, epoch: int) -> dict:
+        from tqdm.auto import tqdm
+
+        cfg = self.config
+        self.net.train()
+        sums: dict[str, float] = defaultdict(float)
+        count = 0
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg['epochs']}", leave=False, dynamic_ncols=True,
+                   disable=not (cfg["progress"] and self.dist.is_main))
+        for batch in bar:
+            losses = self.compute_losses(batch)
+            loss = losses["loss"]
+            self.optimizer.zero_grad(set_to_none=True)
+            if self.scaler is not None:
+                self.scaler.scale(loss).backward()
+                self.scaler.unscale_(self.optimizer)
+            else:
+                loss.backward()
+            if cfg["grad_clip"] > 0:
+                torch.nn.utils.clip_grad_norm_([p for g in self.optimizer.param_groups for p in g["params"]],
+                                               cfg["grad_clip"])
+            if self.scaler is not None:
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+            else:
+                self.optimizer.step()
+            b = int(batch["points"].shape[0])
+            for key, value in losses.items():
+                sums[key] += float(value.detach()) * b
+            count += b
+            bar.set_postfix(loss=f"{float(loss.detach()):.4g}")
+        bar.close()
+        if count == 0:
+            raise DataError(f"the training set yielded no batch ({len(self.train_set)} items, "
+                            f"batch_size {cfg['batch_size']}, world size {self.dist.world_size})")
+        self._sync_buffers()
+        keys = sorted(sums)
+        totals = self.dist.all_reduce_sum([sums[k] for k in keys] + [count], self.device)
+        return {f"train_{k}": totals[i] / totals[-1] for i, k in enumerate(keys)}
+
+    def _sync_buffers(self) -> None:
+        """DDP broadcasts rank 0's BatchNorm statistics before each forward, so after the last step
+        each rank holds its own; make them rank 0's again (identical models everywhere)."""
+        if self.dist.enabled:
+            for buf in self.model.buffers():
+                torch_dist.broadcast(buf, src=0)
+
+    @torch.no_grad()
+    def _validate(self, vloader) -> dict:
+        self.model.eval()
+        set_dataset_epoch(self.val_set, 0)  # random views: the same draw every validation
+        sums: dict[str, float] = defaultdict(float)
+        count = 0
+        for batch in vloader:
+            for key, value in self.validation_sums(batch).items():
+                sums[key] += value
+            count += int(batch["points"].shape[0])
+        totals = self.dist.all_reduce_sum([sums[k] for k in self.val_columns] + [count], self.device)
+        if totals[-1] == 0:
+            raise DataError("the validation set is empty")
+        return {k: totals[i] / totals[-1] for i, k in enumerate(self.val_columns)}
+
+    def _end_epoch(self, row: dict) -> None:
+        self.history.append(row)
+        value = row.get(self.best_metric_name)
+        improved = value is not None and math.isfinite(value) and value < self.best_metric
+        if improved:
+            self.best_metric, self.best_epoch = float(value), int(row["epoch"])
+        rng = self.dist.all_gather_object(capture_rng(self.generator))
+        if self.dist.is_main:
+            ckpt_dir = self.run_dir / runs.CHECKPOINT_DIR
+            base = {"format": runs.CHECKPOINT_FORMAT, "kind": self.kind, "model_config": self.model_config(),
+                    "model": self.model.state_dict(), "epoch": int(row["epoch"]),
+                    "best_metric_name": self.best_metric_name, "best_metric": self.best_metric,
+                    "best_epoch": self.best_epoch}
+            last = {**base, "optimizer": self.optimizer.state_dict(),
+                    "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+                    "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+                    "history": self.history, "rng": rng}
+            atomic_io.save_torch(last, ckpt_dir / "last.pt")
+            if improved:
+                atomic_io.save_torch(base, ckpt_dir / "best.pt")
+            runs.write_history(self.run_dir, self.history, self.columns)
+            runs.plot_loss_curve(self.run_dir, self.history, "train_loss", self.val_columns)
+            shown = ", ".join(f"{k} {row[k]:.5g}" for k in self.columns[1:-2] if row.get(k) is not None)
+            self.log(f"epoch {row['epoch']}/{self.config['epochs']}: {shown} ({row['epoch_time_s']:.1f} s)"
+                     + (" *best*" if improved else ""))
+        self.dist.barrier()
+
+    def _start_or_resume(self) -> int:
+        cfg = self.config
+        last = runs.checkpoint_path(self.run_dir, "last")
+        start = 0
+        if last.is_file():
+            if not cfg["resume"]:
+                raise ConfigError(f"run folder {self.run_dir} already holds a run ({last}); set resume=True "
+                                  f"to continue it or choose another run_dir")
+            ckpt = runs.load_checkpoint(last)
+            if ckpt["kind"] != self.kind:
+                raise ConfigError(f"{last} is a {ckpt['kind']} run, cannot resume it as {self.kind}")
+            self._warn_config_changes()
+            self.model.load_state_dict(ckpt["model"])
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+            if self.scheduler is not None and ckpt["scheduler"] is not None:
+                self.scheduler.load_state_dict(ckpt["scheduler"])
+            if self.scaler is not None and ckpt["scaler"] is not None:
+                self.scaler.load_state_dict(ckpt["scaler"])
+            self.history = list(ckpt["history"])
+            self.best_metric, self.best_epoch = float(ckpt["best_metric"]), int(ckpt["best_epoch"])
+            rngs = ckpt["rng"]
+            if len(rngs) != self.dist.world_size:
+                self.log(f"resuming a {len(rngs)}-process run on {self.dist.world_size}: "
+                         "RNG streams will differ from an uninterrupted run")
+            restore_rng(rngs[self.dist.rank % len(rngs)], self.generator)
+            start = int(ckpt["epoch"])
+            self.log(f"resumed {self.run_dir} after epoch {start}")
+        elif cfg["resume"]:
+            self.log(f"resume=True but {last} does not exist: starting a new run")
+        if self.dist.is_main:
+            meta = {"kind": self.kind, "git_commit": git_commit(), "lmnet_version": lmnet.__version__,
+                    "created": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+                    "world_size": self.dist.world_size}
+            atomic_io.write_json(self.run_dir / runs.CONFIG_FILE, {**cfg, **meta})
+        n_val = len(self.val_set) if self.val_set is not None else 0
+        self.log(f"run folder {self.run_dir}: {len(self.train_set)} train / {n_val} val items, device "
+                 f"{self.device}{' (amp)' if self.amp else ''}, {self.dist.world_size} process(es), "
+                 f"epochs {start + 1}..{cfg['epochs']}")
+        return start
+
+    def _warn_config_changes(self) -> None:
+        path = self.run_dir / runs.CONFIG_FILE
+        if not path.is_file():
+            return
+        old = strip_meta(runs.read_run_config(self.run_dir))
+        changed = sorted(k for k in self.config if k not in RESUME_FREE_KEYS and old.get(k) != self.config[k])
+        if changed:
+            self.log(f"warning: resuming with changed settings: "
+                     + ", ".join(f"{k}: {old.get(k)!r} -> {self.config[k]!r}" for k in changed))

@@ -1,0 +1,159 @@
+"""Run folders: layout, checkpoints, history, loss curve, and :func:`load_model` for other modules.
+
+Layout of a run folder::
+
+    <run_dir>/config.json            resolved training config + kind, git_commit, lmnet_version,
+                                     created, world_size (feed it back with --config)
+    <run_dir>/history.csv            one row per epoch (columns: see Trainer.columns)
+    <run_dir>/loss_curve.png         train loss and validation metric(s) per epoch
+    <run_dir>/checkpoints/last.pt    full resumable state after the latest epoch
+    <run_dir>/checkpoints/best.pt    model weights of the best epoch (lowest best_metric)
+
+``last.pt``: {"format", "kind", "model_config", "model" (state_dict), "optimizer", "scheduler"
+(or None), "scaler" (or None), "epoch" (epochs completed), "best_metric_name", "best_metric",
+"best_epoch", "history" (list of row dicts), "rng" (list, one snapshot per rank)}.
+``best.pt``: {"format", "kind", "model_config", "model", "epoch", "best_metric_name",
+"best_metric"}. Both load with ``torch.load(..., weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from lmnet import atomic_io
+from lmnet.errors import CorruptFileError, DataError
+
+CHECKPOINT_FORMAT = "lmnet-checkpoint-v1"
+CONFIG_FILE = "config.json"
+HISTORY_FILE = "history.csv"
+CURVE_FILE = "loss_curve.png"
+CHECKPOINT_DIR = "checkpoints"
+
+
+def checkpoint_path(run_dir: str | Path, which: str = "last") -> Path:
+    if which not in ("best", "last"):
+        raise ValueError(f"which must be 'best' or 'last', got {which!r}")
+    return Path(run_dir) / CHECKPOINT_DIR / f"{which}.pt"
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """``torch.load(path, weights_only=True)`` on CPU, with errors that name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"checkpoint {path} does not exist")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated or foreign files raise many different types
+        raise CorruptFileError(path, f"cannot load checkpoint ({type(exc).__name__}: {exc})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise CorruptFileError(path, f"not an lmnet checkpoint (expected format {CHECKPOINT_FORMAT!r})")
+    return ckpt
+
+
+def build_model(model_config: dict) -> torch.nn.Module:
+    """Instantiate the network described by a checkpoint's ``model_config``."""
+    from lmnet.models import ImageToPointCloud, PointAutoencoder
+
+    kind = model_config.get("kind")
+    if kind == "autoencoder":
+        return PointAutoencoder(n_points=model_config["n_points"])
+    if kind == "image":
+        return ImageToPointCloud(variant=model_config["variant"], image_scaling=model_config["image_scaling"],
+                                 latent_dim=model_config["latent_dim"], n_points=model_config["n_points"])
+    raise ValueError(f"unknown model kind {kind!r} in checkpoint model_config")
+
+
+def read_run_config(run_dir: str | Path) -> dict:
+    path = Path(run_dir) / CONFIG_FILE
+    if not path.is_file():
+        raise DataError(f"{path} does not exist: {run_dir} is not an lmnet run folder")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise CorruptFileError(path, f"invalid JSON: {exc}") from None
+
+
+def load_model(run_dir: str | Path, which: str = "best", device: str | torch.device = "cpu"):
+    """Load a trained network → ``(model, config)``, the model in eval mode on ``device``.
+
+    ``run_dir``: a run folder (``which`` picks ``checkpoints/best.pt`` or ``last.pt``) or a
+    checkpoint ``.pt`` file directly (then ``config`` comes from the folder above ``checkpoints/``
+    when present, else ``{"kind": ...}`` only). The model is a :class:`PointAutoencoder`
+    (``config["kind"] == "autoencoder"``) or an :class:`ImageToPointCloud` (``"image"``), decided
+    by the checkpoint. ``config`` is the run's ``config.json`` dict (resolved training config plus
+    ``kind``, ``git_commit``, ...).
+    """
+    run_dir = Path(run_dir)
+    if run_dir.is_file():
+        ckpt_file = run_dir
+        folder = run_dir.parent.parent if run_dir.parent.name == CHECKPOINT_DIR else None
+    else:
+        ckpt_file = checkpoint_path(run_dir, which)
+        folder = run_dir
+        if not run_dir.is_dir():
+            raise DataError(f"run folder {run_dir} does not exist")
+    ckpt = load_checkpoint(ckpt_file)
+    config = read_run_config(folder) if folder is not None and (folder / CONFIG_FILE).is_file() else {}
+    config.setdefault("kind", ckpt["kind"])
+    model = build_model(ckpt["model_config"])
+    model.load_state_dict(ckpt["model"])
+    return model.to(device).eval(), config
+
+
+def write_history(run_dir: str | Path, history: list[dict], columns: list[str]) -> None:
+    """Write ``history.csv`` atomically; missing values (e.g. no validation that epoch) are empty."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for row in history:
+        writer.writerow({c: _fmt(row.get(c)) for c in columns})
+    atomic_io.write_text(Path(run_dir) / HISTORY_FILE, buf.getvalue())
+
+
+def _fmt(v: Any) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return ""
+    if isinstance(v, float):
+        return f"{v:.8g}"
+    return str(v)
+
+
+def read_history(run_dir: str | Path) -> list[dict]:
+    """``history.csv`` → list of dicts (numbers as float, empty cells as None, epoch as int)."""
+    with open(Path(run_dir) / HISTORY_FILE, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    return [{k: (int(v) if k == "epoch" else float(v) if v != "" else None) for k, v in r.items()} for r in rows]
+
+
+def plot_loss_curve(run_dir: str | Path, history: list[dict], train_key: str, val_keys: list[str]) -> None:
+    """Write ``loss_curve.png``: left panel the losses (``train_key`` and any ``val_*_loss``), right
+    panel the Chamfer metrics (``*chamfer*`` keys). Agg canvas, no pyplot: a notebook's backend is
+    never touched."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    metric_keys = [k for k in val_keys if "chamfer" in k]
+    panels = [[train_key] + [k for k in val_keys if k not in metric_keys]] + ([metric_keys] if metric_keys else [])
+    fig = Figure(figsize=(5.0 * len(panels), 3.8), dpi=100)
+    FigureCanvasAgg(fig)
+    for i, keys in enumerate(panels):
+        ax = fig.add_subplot(1, len(panels), i + 1)
+        for key in keys:
+            pts = [(r["epoch"], r[key]) for r in history if r.get(key) is not None]
+            if pts:
+                ax.plot(*zip(*pts), marker="o", ms=3, label=key)
+        ax.set_xlabel("epoch")
+        ax.set_title("loss" if i == 0 else "validation Chamfer (Euclidean, x100)", fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    atomic_io.write_bytes(Path(run_dir) / CURVE_FILE, buf.getvalue())

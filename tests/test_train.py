@@ -1,0 +1,276 @@
+"""Training: config validation, determinism, resume, best checkpoint, DDP (gloo), end to end."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from lmnet.cli import main as cli_main
+from lmnet.commands.train import resolve_cli_config
+from lmnet.data import layout
+from lmnet.errors import ConfigError
+from lmnet.models import ImageToPointCloud, PointAutoencoder
+from lmnet.train import runs
+from lmnet.train.autoencoder import AutoencoderTrainer, train_autoencoder
+from lmnet.train.config import resolve_train_config
+from lmnet.train.image import train_image_encoder
+
+SYNSET = "03001627"  # chair
+
+
+def brute_chamfer(x, y):
+    """Reference Chamfer (paper convention): dense Euclidean distances, mean NN distance x→y plus
+    y→x per cloud, averaged over the batch."""
+    d = torch.cdist(x.double(), y.double())
+    return (d.min(dim=2).values.mean(dim=1) + d.min(dim=1).values.mean(dim=1)).mean()
+
+
+def write_tiny_shapenet(root: Path, n_models: int = 6, n_points: int = 1024, seed: int = 0) -> dict:
+    """Write ``n_models`` chairs in the real on-disk layout (points, 24 RGBA PNGs, metadata) and
+    train/val split files; returns {"train": path, "val": path}."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    keys = []
+    for i in range(n_models):
+        model = f"m{i:03d}"
+        keys.append(f"{SYNSET}/{model}")
+        radii = 0.15 + 0.3 * rng.random(3)
+        d = rng.normal(size=(n_points, 3))
+        pts = (d / np.linalg.norm(d, axis=1, keepdims=True) * radii).astype(np.float32)
+        p = layout.pointcloud_path(root, SYNSET, model, n_points)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        np.save(p, pts)
+        rdir = layout.rendering_dir(root, SYNSET, model)
+        rdir.mkdir(parents=True, exist_ok=True)
+        metas = []
+        for v in range(layout.N_VIEWS):
+            img = np.zeros((layout.IMAGE_SIZE, layout.IMAGE_SIZE, 4), np.uint8)
+            h = int(20 + 60 * radii[v % 3])
+            img[68 - h // 2:68 + h // 2, 40:100, :3] = rng.integers(0, 255, 3, dtype=np.uint8)
+            img[68 - h // 2:68 + h // 2, 40:100, 3] = 255
+            Image.fromarray(img).save(layout.image_path(root, SYNSET, model, v))
+            metas.append(layout.format_metadata_line(layout.ViewMeta(15.0 * v, 25.0, 0.0, 0.8, 25.0)))
+        (rdir / "rendering_metadata.txt").write_text("\n".join(metas) + "\n")
+        (rdir / "renderings.txt").write_text("".join(f"{v:02d}.png\n" for v in range(layout.N_VIEWS)))
+    splits = root / "splits"
+    splits.mkdir(exist_ok=True)
+    n_train = n_models - 2
+    out = {}
+    for name, part in (("train", keys[:n_train]), ("val", keys[n_train:])):
+        out[name] = str(splits / f"tiny_{name}_models.json")
+        Path(out[name]).write_text(json.dumps({SYNSET: part}))
+    return out
+
+
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("shapenet")
+    splits = write_tiny_shapenet(root)
+    return root, splits
+
+
+def ae_config(tiny, run_dir, **kw):
+    root, splits = tiny
+    cfg = {"data_root": str(root), "train_split": splits["train"], "val_split": splits["val"],
+           "n_points": 1024, "batch_size": 2, "epochs": 2, "num_workers": 0, "progress": False,
+           "run_dir": str(run_dir)}
+    cfg.update(kw)
+    return cfg
+
+
+def state(run_dir, which="last"):
+    return torch.load(runs.checkpoint_path(run_dir, which), map_location="cpu", weights_only=True)
+
+
+def assert_same_weights(a: dict, b: dict):
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+# --- config ----------------------------------------------------------------------------------------
+def test_config_validation(tmp_path):
+    with pytest.raises(ConfigError, match=r"unknown key 'lrr'.*valid keys are: .*batch_size"):
+        resolve_train_config("autoencoder", {"lrr": 1.0})
+    with pytest.raises(ConfigError, match="'epochs' expects int"):
+        resolve_train_config("autoencoder", {"epochs": "3"})
+    with pytest.raises(ConfigError, match="'variant'"):
+        resolve_train_config("image", {"ae_run": "x", "variant": "l3"})
+    with pytest.raises(ConfigError, match="'ae_run' is required"):
+        resolve_train_config("image", {})
+    with pytest.raises(ConfigError, match="'views'"):
+        resolve_train_config("image", {"ae_run": "x", "views": [30]})
+    with pytest.raises(ConfigError, match="'batch_size' must be >= 1"):
+        resolve_train_config("autoencoder", {"batch_size": 0})
+    with pytest.raises(ConfigError, match="'weight_decay_fc'"):  # image-only key refused for the AE
+        resolve_train_config("autoencoder", {"weight_decay_fc": 1e-3})
+    cfg = resolve_train_config("image", {"ae_run": "x", "views": "all", "lr": 1})
+    assert cfg["views"] is None and cfg["lr"] == 1.0 and cfg["batch_size"] == 32
+    assert resolve_train_config("autoencoder")["lr"] == 5e-4 and cfg["weight_decay_conv"] == 1e-5
+    # CLI: variant1 defaults to l1, refuses probabilistic; variant2 forces it; config.json round trip
+    assert resolve_cli_config("variant1", None, ["ae_run=r"])[1]["variant"] == "l1"
+    assert resolve_cli_config("variant1", None, ["ae_run=r", "variant=l2"])[1]["variant"] == "l2"
+    with pytest.raises(ConfigError, match="variant2"):
+        resolve_cli_config("variant1", None, ["ae_run=r", "variant=probabilistic"])
+    assert resolve_cli_config("variant2", None, ["ae_run=r"])[1]["variant"] == "probabilistic"
+    saved = tmp_path / "config.json"
+    saved.write_text(json.dumps({**cfg, "kind": "image", "git_commit": "abc"}))
+    assert resolve_cli_config("variant1", str(saved), ["epochs=3"])[1]["epochs"] == 3
+    assert resolve_cli_config("variant2", str(saved), [])[1]["variant"] == "probabilistic"  # file overridden
+    with pytest.raises(ConfigError, match="variant2 is the probabilistic"):
+        resolve_cli_config("variant2", str(saved), ["variant=l2"])
+    assert cli_main(["train", "ae", "--set", "nope=1"]) == 2
+
+
+# --- determinism, resume, best ---------------------------------------------------------------------
+def test_determinism_and_resume(tiny, tmp_path):
+    """Same seed → identical losses; 1 epoch + resume to 3 → bit-identical to 3 uninterrupted epochs
+    (weights, Adam state, history). One DataLoader worker exercises the worker seeding path."""
+    full = train_autoencoder(ae_config(tiny, tmp_path / "full", epochs=3, num_workers=1))
+    part = train_autoencoder(ae_config(tiny, tmp_path / "part", epochs=1, num_workers=1))
+    assert state(part)["epoch"] == 1
+    first_part, first_full = runs.read_history(part)[0], runs.read_history(full)[0]
+    assert first_part.pop("epoch_time_s") > 0 and first_full.pop("epoch_time_s") > 0
+    assert first_part == first_full  # same seed, same losses and validation metric
+    with pytest.raises(ConfigError, match="resume=True"):
+        train_autoencoder(ae_config(tiny, part, epochs=3))
+    train_autoencoder(ae_config(tiny, part, epochs=3, num_workers=1, resume=True))
+    s_full, s_part = state(full), state(part)
+    assert s_part["epoch"] == 3
+    assert_same_weights(s_full["model"], s_part["model"])
+    assert s_full["optimizer"]["state"].keys() == s_part["optimizer"]["state"].keys()
+    for k, v in s_full["optimizer"]["state"].items():
+        assert torch.equal(v["exp_avg_sq"], s_part["optimizer"]["state"][k]["exp_avg_sq"])
+    hf, hp = runs.read_history(full), runs.read_history(part)
+    for key in ("train_loss", "val_chamfer_x100"):
+        assert [r[key] for r in hf] == [r[key] for r in hp] and len(hp) == 3
+    other = train_autoencoder(ae_config(tiny, tmp_path / "seed1", epochs=1, seed=1))
+    assert runs.read_history(other)[0]["train_loss"] != hf[0]["train_loss"]
+
+
+def test_best_checkpoint_is_lowest_val_chamfer(tiny, tmp_path, monkeypatch):
+    scripted = iter([3.0, 1.0, 2.0])  # val_chamfer_x100 per epoch (2 val clouds -> sum = 2 x value)
+
+    def fake_validation(self, batch):
+        return {"val_chamfer_x100": self._script * batch["points"].shape[0]}
+
+    def fake_validate(self, vloader, _orig=AutoencoderTrainer._validate):
+        self._script = next(scripted)
+        return _orig(self, vloader)
+
+    monkeypatch.setattr(AutoencoderTrainer, "validation_sums", fake_validation)
+    monkeypatch.setattr(AutoencoderTrainer, "_validate", fake_validate)
+    run = train_autoencoder(ae_config(tiny, tmp_path / "best", epochs=3))
+    hist = runs.read_history(run)
+    assert [r["val_chamfer_x100"] for r in hist] == [3.0, 1.0, 2.0]
+    best, last = state(run, "best"), state(run, "last")
+    assert best["epoch"] == 2 and best["best_metric"] == 1.0 and last["best_epoch"] == 2
+    assert "optimizer" not in best and last["epoch"] == 3
+    model, _ = runs.load_model(run, "best")
+    assert_same_weights(model.state_dict(), best["model"])
+    assert not torch.equal(best["model"]["decoder.mlp.6.weight"], last["model"]["decoder.mlp.6.weight"])
+
+
+# --- DDP on gloo -----------------------------------------------------------------------------------
+DDP_SCRIPT = """
+import os, sys, torch
+from lmnet.train.autoencoder import AutoencoderTrainer
+trainer = AutoencoderTrainer({config!r})
+trainer.fit()
+torch.save(trainer.model.state_dict(), os.path.join({out!r}, f"rank{{os.environ['RANK']}}.pt"))
+"""
+
+
+def test_ddp_two_gloo_processes_agree(tiny, tmp_path):
+    cfg = ae_config(tiny, tmp_path / "ddp", epochs=1, device="cpu")
+    script = tmp_path / "ddp_train.py"
+    script.write_text(DDP_SCRIPT.format(config=cfg, out=str(tmp_path)))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parent.parent)}
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                           str(script)], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
+    r1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
+    assert_same_weights(r0, r1)  # parameters (all-reduced) and BatchNorm buffers (rank 0's)
+    saved = state(tmp_path / "ddp")
+    assert_same_weights(saved["model"], r0)
+    assert len(saved["rng"]) == 2 and json.loads((tmp_path / "ddp" / "config.json").read_text())["world_size"] == 2
+    # 4 train clouds, 2 ranks, batch 2: one step per rank per epoch
+    assert int(saved["optimizer"]["state"][0]["step"]) == 1
+
+
+# --- end to end ------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def ae_run(tiny, tmp_path_factory):
+    """One epoch of autoencoder training through the CLI (the original 1 : 0.5 Chamfer weights)."""
+    tmp = tmp_path_factory.mktemp("ae")
+    cfg_file = tmp / "ae.json"
+    cfg_file.write_text(json.dumps(ae_config(tiny, tmp / "ae", epochs=1)))
+    assert cli_main(["train", "ae", "--config", str(cfg_file), "--set", "chamfer_weights=[1.0, 0.5]"]) == 0
+    return tmp / "ae"
+
+
+def image_config(tiny, ae_run, run_dir, **kw):
+    root, splits = tiny
+    return {"data_root": str(root), "train_split": splits["train"], "val_split": splits["val"], "n_points": 1024,
+            "ae_run": str(ae_run), "batch_size": 2, "epochs": 1, "num_workers": 0, "progress": False,
+            "max_train_items": 2, "max_val_items": 1, "views": "random", "val_views": [0],
+            "run_dir": str(run_dir), **kw}
+
+
+def test_image_resume_variant2(tiny, ae_run, tmp_path):
+    """Variant II draws ε every step and random views every epoch: resuming must still be exact."""
+    full = train_image_encoder(image_config(tiny, ae_run, tmp_path / "full", variant="probabilistic", epochs=2))
+    part = image_config(tiny, ae_run, tmp_path / "part", variant="probabilistic", epochs=1)
+    train_image_encoder(part)
+    train_image_encoder({**part, "epochs": 2, "resume": True})
+    assert_same_weights(state(full)["model"], state(tmp_path / "part")["model"])
+    assert ([r["train_loss"] for r in runs.read_history(full)]
+            == [r["train_loss"] for r in runs.read_history(tmp_path / "part")])
+
+
+def test_end_to_end_ae_variant1_variant2(tiny, ae_run, tmp_path):
+    root, splits = tiny
+    for name in ("config.json", "history.csv", "loss_curve.png", "checkpoints/last.pt", "checkpoints/best.pt"):
+        assert (ae_run / name).is_file(), name
+    saved_cfg = json.loads((ae_run / "config.json").read_text())
+    assert saved_cfg["kind"] == "autoencoder" and saved_cfg["git_commit"] and saved_cfg["chamfer_weights"] == [1.0, 0.5]
+    ae, cfg = runs.load_model(ae_run, "last")
+    assert isinstance(ae, PointAutoencoder) and not ae.training and cfg["n_points"] == 1024
+    # the logged validation Chamfer equals a brute-force recomputation with the saved weights
+    from lmnet.data.dataset import ShapeNetDataset
+    val = ShapeNetDataset(root, split=splits["val"], n_points=1024, load_images=False)
+    gt = torch.stack([val[i]["points"] for i in range(len(val))])
+    with torch.no_grad():
+        want = 100 * float(brute_chamfer(ae(gt), gt))
+    assert math.isclose(runs.read_history(ae_run)[-1]["val_chamfer_x100"], want, rel_tol=1e-4)
+
+    for variant in ("l1", "probabilistic"):
+        run = train_image_encoder(image_config(tiny, ae_run, tmp_path / variant, variant=variant))
+        hist = runs.read_history(run)
+        assert list(hist[0]) == ["epoch", "train_loss", "train_latent_loss", "train_div_loss", "val_latent_loss",
+                                 "val_chamfer_x100", "lr", "epoch_time_s"]
+        assert all(math.isfinite(hist[0][k]) for k in ("train_loss", "val_latent_loss", "val_chamfer_x100"))
+        if variant == "probabilistic":
+            assert hist[0]["train_div_loss"] > 0
+            assert math.isclose(hist[0]["train_loss"],
+                                hist[0]["train_latent_loss"] + 5.5 * hist[0]["train_div_loss"], rel_tol=1e-5)
+        model, cfg = runs.load_model(run, "best")
+        assert isinstance(model, ImageToPointCloud) and model.variant == variant and cfg["kind"] == "image"
+        # the frozen decoder is exactly the autoencoder's (weights and BatchNorm statistics)
+        ae_best, _ = runs.load_model(ae_run, "best")
+        assert_same_weights(model.decoder.state_dict(), ae_best.decoder.state_dict())
+        x = torch.rand(2, 3, 128, 128) * 255
+        with torch.no_grad():
+            assert model(x).shape == (2, 2048, 3) and model.sample(x, 3).shape == (2, 3, 2048, 3)
