@@ -1,0 +1,146 @@
+"""Aggregate per-pair records into the paper's tables and write them atomically.
+
+Convention (SPEC §4.6): a category's number is the **mean over every pair** of that category (one
+pair = one test shape × one chosen view), the class mean is the **unweighted mean of the category
+means**, and every table value is **×100**. Files written into a run folder:
+
+- ``eval_<split>.csv``  — one row per (method, category) plus a ``mean`` row per method;
+  columns ``method, category, synset, n_pairs, cd_x100, emd_x100, cd_sq_x100``;
+- ``eval_<split>.md``   — the same as a markdown table, headed by the protocol line (which steps
+  were on) and the column definitions;
+- ``eval_<split>_pairs.csv`` — every per-pair record (raw units, not ×100) with its method.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from lmnet import atomic_io
+from lmnet.data.categories import name_of
+
+METRICS = ("cd", "emd", "cd_sq")
+COLUMN_TITLES = {
+    "cd": "CD ×100 (Euclidean, sum of two means)",
+    "emd": "EMD ×100 (exact)",
+    "cd_sq": "CD² ×100 (PyTorch3D-style, squared)",
+}
+SUMMARY_FIELDS = ("method", "category", "synset", "n_pairs", "cd_x100", "emd_x100", "cd_sq_x100")
+
+
+def _mean(values: Sequence[float]) -> float:
+    vals = [float(v) for v in values]
+    return sum(vals) / len(vals) if vals else float("nan")
+
+
+def aggregate(records: Iterable[Mapping[str, Any]], *, metrics: Sequence[str] = METRICS) -> list[dict[str, Any]]:
+    """Per-category means ×100 and the class mean.
+
+    ``records`` need a ``category`` (synset id) and the metric keys (raw units). Returns rows
+    ``{"category": name, "synset", "n_pairs", "<metric>_x100", ...}`` sorted by synset, then the
+    ``{"category": "mean", "synset": "", "n_pairs": total}`` row = unweighted mean of the rows above.
+    A metric that is NaN for a record (e.g. EMD switched off) makes that category's value NaN.
+    """
+    by_cat: dict[str, list[Mapping[str, Any]]] = {}
+    for r in records:
+        by_cat.setdefault(str(r["category"]), []).append(r)
+    rows = []
+    for syn in sorted(by_cat):
+        recs = by_cat[syn]
+        row: dict[str, Any] = {"category": name_of(syn), "synset": syn, "n_pairs": len(recs)}
+        for m in metrics:
+            row[f"{m}_x100"] = 100.0 * _mean([r[m] for r in recs])
+        rows.append(row)
+    mean_row: dict[str, Any] = {"category": "mean", "synset": "", "n_pairs": sum(r["n_pairs"] for r in rows)}
+    for m in metrics:
+        mean_row[f"{m}_x100"] = _mean([r[f"{m}_x100"] for r in rows])
+    rows.append(mean_row)
+    return rows
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return "n/a" if math.isnan(v) else f"{v:.2f}"
+    return str(v)
+
+
+def summary_csv(tables: Mapping[str, list[dict[str, Any]]]) -> str:
+    """``{method: aggregate(...) rows}`` → CSV text (values with 6 decimals, NaN as empty)."""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=SUMMARY_FIELDS, lineterminator="\n")
+    w.writeheader()
+    for method, rows in tables.items():
+        for row in rows:
+            out = {"method": method}
+            for f in SUMMARY_FIELDS[1:]:
+                v = row.get(f, "")
+                out[f] = ("" if math.isnan(v) else f"{v:.6f}") if isinstance(v, float) else v
+            w.writerow(out)
+    return buf.getvalue()
+
+
+def markdown_table(tables: Mapping[str, list[dict[str, Any]]], *, protocol_line: str,
+                   title: str = "Evaluation", notes: Sequence[str] = ()) -> str:
+    """Markdown: a header stating the protocol, then one table per metric (rows = categories,
+    columns = methods) so methods compare side by side, as in the paper."""
+    methods = list(tables)
+    cats: list[str] = []
+    for rows in tables.values():
+        for r in rows:
+            if r["category"] not in cats and r["category"] != "mean":
+                cats.append(r["category"])
+    cats.append("mean")
+    lines = [f"# {title}", "", f"Protocol: {protocol_line}", ""]
+    lines += [f"- {n}" for n in notes]
+    if notes:
+        lines.append("")
+    counts = {m: {r["category"]: r["n_pairs"] for r in rows} for m, rows in tables.items()}
+    for metric in METRICS:
+        col = f"{metric}_x100"
+        lines += [f"## {COLUMN_TITLES[metric]}", "",
+                  "| category | pairs | " + " | ".join(methods) + " |",
+                  "|---|---:|" + "---:|" * len(methods)]
+        for c in cats:
+            vals = []
+            for m in methods:
+                row = next((r for r in tables[m] if r["category"] == c), None)
+                vals.append(_fmt(row[col]) if row is not None else "")
+            n = next((counts[m][c] for m in methods if c in counts[m]), "")
+            label = "**class mean**" if c == "mean" else c
+            lines.append(f"| {label} | {n} | " + " | ".join(vals) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def pairs_csv(records_by_method: Mapping[str, Sequence[Mapping[str, Any]]]) -> str:
+    """Every per-pair record with a ``method`` column; union of keys as columns, raw units."""
+    fields = ["method"]
+    for recs in records_by_method.values():
+        for r in recs:
+            fields += [k for k in r if k not in fields]
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n", restval="")
+    w.writeheader()
+    for method, recs in records_by_method.items():
+        for r in recs:
+            w.writerow({"method": method, **{k: (f"{v:.8g}" if isinstance(v, float) else v) for k, v in r.items()}})
+    return buf.getvalue()
+
+
+def write_report(out_dir: str | Path, split: str, records_by_method: Mapping[str, Sequence[Mapping[str, Any]]],
+                 *, protocol_line: str, notes: Sequence[str] = ()) -> dict[str, Any]:
+    """Aggregate and write ``eval_<split>.csv``, ``eval_<split>.md`` and ``eval_<split>_pairs.csv``
+    atomically into ``out_dir``. Returns ``{"csv", "md", "pairs", "tables"}`` (paths, and the
+    aggregated tables under ``"tables"``)."""
+    out_dir = Path(out_dir)
+    tables = {m: aggregate(recs) for m, recs in records_by_method.items()}
+    paths = {"csv": out_dir / f"eval_{split}.csv", "md": out_dir / f"eval_{split}.md",
+             "pairs": out_dir / f"eval_{split}_pairs.csv"}
+    atomic_io.write_text(paths["pairs"], pairs_csv(records_by_method))
+    atomic_io.write_text(paths["csv"], summary_csv(tables))
+    atomic_io.write_text(paths["md"], markdown_table(tables, protocol_line=protocol_line,
+                                                     title=f"Evaluation on split '{split}'", notes=notes))
+    return {**paths, "tables": tables}

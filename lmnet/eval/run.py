@@ -1,0 +1,221 @@
+"""Evaluate a trained image → point-cloud run folder with the paper's protocol, end to end.
+
+:func:`evaluate_run` loads ``checkpoints/<which>.pt`` and ``config.json`` of an image run
+(:func:`lmnet.train.runs.load_model`), predicts every (test shape × chosen view), evaluates each pair
+with :mod:`lmnet.eval.protocol` in worker processes while the network keeps predicting, adds the
+baselines of :mod:`lmnet.eval.baselines` as extra rows, and writes into the run folder
+(atomically, see :mod:`lmnet.eval.report`): ``eval_<split>.csv``, ``eval_<split>.md``,
+``eval_<split>_pairs.csv``.
+
+Which split file is evaluated (:func:`resolve_split_file`): ``split_file`` when given; else
+``train`` / ``val`` → the run config's ``train_split`` / ``val_split``; ``test`` → the
+``<prefix>_test_models.<ext>`` file beside the config's ``train_split`` (as ``lmnet split`` writes
+them) or, for the official family (``lmnet_official_*``), the official ``val`` file, which *is* the
+3D-R2N2 test split (SPEC §1).
+
+Baseline training shapes are the models of the config's ``train_split`` (every model on disk when it
+is ``None``) **minus every model of the evaluated split**, so no baseline ever sees a test shape.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from lmnet.data import layout
+from lmnet.data.categories import to_synsets
+from lmnet.errors import ConfigError, DataError
+from lmnet.eval import baselines as bl
+from lmnet.eval.parallel import PairEvaluator
+from lmnet.eval.protocol import Protocol
+from lmnet.eval.report import write_report
+
+MODEL_LABEL = "model"
+
+
+def resolve_split_file(config: dict, split: str, split_file: str | Path | None = None) -> Path:
+    """The split file to evaluate (rules in the module docstring); errors say what to pass."""
+    if split_file is not None:
+        p = Path(split_file)
+        if not p.is_file():
+            raise DataError(f"split file {p} does not exist")
+        return p
+    if split in ("train", "val"):
+        p = config.get(f"{split}_split")
+        if not p:
+            raise DataError(f"the run config has no {split}_split; pass --split-file")
+        return Path(p)
+    if split != "test":
+        raise ConfigError(f"split must be train, val or test (or pass a split file), got {split!r}")
+    train = config.get("train_split")
+    if train:
+        t = Path(train)
+        m = re.match(r"^(.*)_train_models(\..+)$", t.name)
+        if m:
+            cand = t.with_name(f"{m.group(1)}_test_models{m.group(2)}")
+            if cand.is_file():
+                return cand
+            if "official" in m.group(1):
+                val = t.with_name(f"{m.group(1)}_val_models{m.group(2)}")
+                if val.is_file():
+                    return val
+    raise DataError("cannot find the test split file for this run (looked beside the config's train_split "
+                    f"{train!r}); pass --split-file PATH")
+
+
+def _encode_training_shapes(ae, root: Path, keys: Sequence[str], n_points: int, device, batch: int = 64):
+    lat = []
+    for i in range(0, len(keys), batch):
+        pts = np.stack([layout.read_pointcloud(layout.pointcloud_path(root, *k.split("/", 1), n_points), n_points)
+                        for k in keys[i:i + batch]])
+        with torch.no_grad():
+            lat.append(ae.encode(torch.from_numpy(pts).to(device)).cpu())
+    return torch.cat(lat).numpy()
+
+
+class _CloudCache:
+    """LRU of training clouds read by key (nearest-shape retrieval reuses popular shapes)."""
+
+    def __init__(self, root: Path, n_points: int, size: int = 4096):
+        self.root, self.n_points, self.size = root, n_points, size
+        self._d: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        if key in self._d:
+            self._d.move_to_end(key)
+            return self._d[key]
+        arr = layout.read_pointcloud(layout.pointcloud_path(self.root, *key.split("/", 1), self.n_points),
+                                     self.n_points)
+        self._d[key] = arr
+        if len(self._d) > self.size:
+            self._d.popitem(last=False)
+        return arr
+
+
+def evaluate_run(run_dir: str | Path, split: str = "test", views: str | Sequence[int] = "all",
+                 categories=None, *, split_file: str | Path | None = None, data_root: str | Path | None = None,
+                 which: str = "best", protocol: Protocol | None = None, baselines: bool = True,
+                 workers: int = 2, batch_size: int = 32, device: str = "cpu", max_items: int = 0,
+                 progress: bool = False, medoid_max_shapes: int = 128) -> dict[str, Any]:
+    """Evaluate an image run; returns ``{"tables": {method: rows}, "paths": {...}, "notes": [...],
+    "n_pairs": int, "records": {method: [record, ...]}, "medoid_keys": {synset: "synset/model"}}``
+    (``medoid_keys`` is empty unless the medoid fallback of the mean-shape baseline was used).
+
+    ``views``: ``"all"`` (24 per shape, the paper) or a list such as ``[0]``; ``categories``: names
+    or synsets (default: the run's categories); ``max_items``: evaluate only the first N
+    (shape, view) items (0 = all) for quick checks. Table values: mean over pairs per category,
+    class mean = mean of category means, ×100 (:mod:`lmnet.eval.report`).
+    """
+    from lmnet.data.dataset import ShapeNetDataset, select_keys
+    from lmnet.train.runs import load_model
+
+    proto = protocol or Protocol()
+    run_dir = Path(run_dir)
+    model, config = load_model(run_dir, which=which, device=device)
+    if config.get("kind") != "image":
+        raise ConfigError(f"{run_dir}: evaluate_run needs an image run (kind 'image'), got kind {config.get('kind')!r}")
+    root = Path(data_root or config.get("data_root") or "data")
+    split_path = resolve_split_file(config, split, split_file)
+    cats = to_synsets(categories if categories is not None else config.get("categories"))
+    ds = ShapeNetDataset(root, split=split_path, categories=cats, views=views, n_points=1024,
+                         load_images=True, image_cache=config.get("image_cache", True),
+                         background=config.get("background", 255.0))
+    n_items = len(ds) if not max_items else min(len(ds), int(max_items))
+    notes = [f"run: {run_dir} (checkpoint {which}); split file: {split_path}; "
+             f"views: {views if isinstance(views, str) else list(views)}; {n_items} (shape, view) pairs",
+             f"model prediction: the network's deterministic output "
+             f"({'μ of Variant II' if getattr(model, 'probabilistic', False) else 'Variant I'})"]
+
+    # ---------------------------------------------------------------- baselines
+    mean_shape: dict[str, np.ndarray] = {}
+    mean_label = None
+    medoid_keys: dict[str, str] = {}
+    train_latents = train_keys = None
+    cloud_cache = None
+    if baselines:
+        test_keys = set(ds.keys)
+        tr_split = config.get("train_split")
+        train_all = select_keys(root, tr_split, ds.categories, point_clouds_only=True)
+        train_keys = [k for k in train_all if k not in test_keys]
+        if not train_keys:
+            notes.append("baselines skipped: no training shapes outside the evaluated split")
+            baselines = False
+    if baselines:
+        ae = None
+        if config.get("ae_run"):
+            try:
+                ae, ae_cfg = load_model(config["ae_run"], which=config.get("ae_which", "best"), device=device)
+            except DataError as exc:
+                notes.append(f"autoencoder run not loadable ({exc}); mean shape falls back to the medoid")
+        ae_points = int(ae_cfg.get("n_points", 2048)) if ae is not None else 2048
+        cloud_cache = _CloudCache(root, ae_points)
+        if ae is not None:
+            train_latents = _encode_training_shapes(ae, root, train_keys, ae_points, device)
+            by_cat: dict[str, list[int]] = {}
+            for i, k in enumerate(train_keys):
+                by_cat.setdefault(k.split("/", 1)[0], []).append(i)
+            mean_shape = bl.mean_latent_shapes({s: train_latents[ix] for s, ix in by_cat.items()},
+                                               lambda z: model.decoder(z.to(device)))
+            mean_label = bl.MEAN_LATENT_LABEL
+            notes.append(f"'{bl.MEAN_LATENT_LABEL}': the frozen AE decoder applied to the mean AE latent of "
+                         f"the category's {len(train_keys)} training shapes (the GT category is known: an oracle on class)")
+            notes.append(f"'{bl.NEAREST_LABEL}': image latent (μ) → nearest training AE latent (Euclidean, over "
+                         f"all {len(train_keys)} training shapes of the evaluated categories) → that shape's "
+                         f"pointcloud_{ae_points}")
+        else:
+            for s in ds.categories:
+                rng = np.random.default_rng([0, int(s) if s.isdigit() else 0])  # per category
+                ks = [k for k in train_keys if k.startswith(s + "/")]
+                if not ks:
+                    continue
+                if len(ks) > medoid_max_shapes:
+                    ks = [ks[i] for i in np.sort(rng.choice(len(ks), medoid_max_shapes, replace=False))]
+                clouds = np.stack([cloud_cache[k] for k in ks])
+                j = bl.medoid_index(clouds, max_shapes=medoid_max_shapes)
+                mean_shape[s] = clouds[j]
+                medoid_keys[s] = ks[j]
+            mean_label = bl.MEDOID_LABEL
+            notes.append(f"'{bl.MEDOID_LABEL}': no autoencoder; per category the training shape with the lowest "
+                         f"mean Chamfer to the others (searched over a seeded subset of <= {medoid_max_shapes}): "
+                         + ", ".join(medoid_keys.values()))
+            notes.append(f"'{bl.NEAREST_LABEL}' skipped: needs the autoencoder's latents")
+
+    # ---------------------------------------------------------------- predict + evaluate (streamed)
+    loader = torch.utils.data.DataLoader(torch.utils.data.Subset(ds, range(n_items)), batch_size=batch_size,
+                                         shuffle=False, num_workers=0)
+    meta: list[tuple[str, str, str, int]] = []  # (method, synset, model_id, view) per submitted pair
+    with PairEvaluator(proto, workers=workers, progress_total=None) as ev:
+        for batch in loader:
+            images = batch["image"].to(device)
+            gts = batch["points"].numpy()
+            with torch.no_grad():
+                mu, _ = model.encode_image(images)
+                preds = model.decoder(mu).cpu().numpy()
+            syn = list(batch["category"])
+            mids = list(batch["model_id"])
+            vws = [int(v) for v in batch["view"]]
+            keys = [f"{s}/{m}/{v:02d}" for s, m, v in zip(syn, mids, vws)]
+            ev.submit(preds, gts, keys)
+            meta += [(MODEL_LABEL, s, m, v) for s, m, v in zip(syn, mids, vws)]
+            if baselines and mean_shape:
+                sel = [i for i, s in enumerate(syn) if s in mean_shape]
+                ev.submit([mean_shape[syn[i]] for i in sel], gts[sel], [keys[i] for i in sel])
+                meta += [(mean_label, syn[i], mids[i], vws[i]) for i in sel]
+            if baselines and train_latents is not None:
+                idx = bl.nearest_training_shape(mu.cpu().numpy(), train_latents)
+                ev.submit([cloud_cache[train_keys[j]] for j in idx], gts, keys)
+                meta += [(bl.NEAREST_LABEL, s, m, v) for s, m, v in zip(syn, mids, vws)]
+        records = ev.results()
+
+    by_method: dict[str, list[dict[str, Any]]] = {}
+    for (method, s, m, v), rec in zip(meta, records):
+        by_method.setdefault(method, []).append({"key": rec["key"], "category": s, "model_id": m, "view": v,
+                                                 **{k: x for k, x in rec.items() if k != "key"}})
+    out = write_report(run_dir, split, by_method, protocol_line=proto.describe(), notes=notes)
+    return {"tables": out["tables"], "paths": {k: out[k] for k in ("csv", "md", "pairs")}, "notes": notes,
+            "n_pairs": n_items, "records": by_method, "medoid_keys": medoid_keys}

@@ -1,0 +1,201 @@
+"""Inference: a trained image run → point clouds on disk, for a dataset split or for image files.
+
+Inputs
+------
+- a run folder (``config.json`` + ``checkpoints/best.pt``) or a checkpoint ``.pt`` file
+  (:func:`lmnet.train.runs.load_model`);
+- either a dataset split (:func:`predict_split`; the split file is resolved like
+  ``lmnet eval``: ``--split test|val|train`` or ``--split-file``) or user images
+  (:func:`predict_images`; any size PNG/JPG, see :func:`prepare_image`).
+
+Output layout (``--out DIR``)::
+
+    DIR/index.csv              one row per input image: id, source, synset, model_id, view,
+                               image, gt, pred, samples   (file names relative to DIR; empty when absent)
+    DIR/<id>.image.npy         float32 (3, 128, 128): the exact network input, RGB 0–255 composited
+                               over the training background (white, 255, unless the run used another)
+    DIR/<id>.gt.npy            float32 (1024, 3): ground truth pointcloud_1024 (dataset inputs only)
+    DIR/<id>.pred.npy          float32 (2048, 3): the deterministic prediction (μ for Variant II)
+    DIR/<id>.samples.npy       float32 (K, 2048, 3): K samples z ~ N(μ, σ²) (Variant II, --samples K)
+
+``<id>`` is a running 6-digit number (``000000``, ``000001``, …) in input order. Point clouds are
+in the 3D-LMNet canonical frame (+x down, unit bounding-box diagonal), as the training data.
+Every file is written atomically; ``index.csv`` is written last.
+
+User images (:func:`prepare_image`): the alpha channel (opaque if none) is kept through the
+geometry steps; a non-square image is padded to a square with transparent pixels; a 128×128 image
+is taken as already cropped; anything else is resized to 137×137 (premultiplied alpha, Lanczos) and
+centre-cropped ``[4:-5, 4:-5]`` to 128×128 like the R2N2 renderings, then composited over the
+background. Objects should fill the frame roughly as in the renderings (centred, some margin).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from lmnet import atomic_io
+from lmnet.errors import ConfigError, CorruptFileError, DataError
+
+INDEX_FIELDS = ("id", "source", "synset", "model_id", "view", "image", "gt", "pred", "samples")
+RENDER_SIZE = 137
+INPUT_SIZE = 128
+
+
+def prepare_image(path: str | Path, background: float = 255.0) -> np.ndarray:
+    """Any PNG/JPG → network input ``float32 (3, 128, 128)``, RGB 0–255 (rules in the module docstring)."""
+    from PIL import Image, UnidentifiedImageError
+
+    from lmnet.data.dataset import composite
+
+    path = Path(path)
+    try:
+        with Image.open(path) as im:
+            im.load()
+            rgba = im.convert("RGBA")
+    except FileNotFoundError:
+        raise DataError(f"image {path} does not exist") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise CorruptFileError(path, f"not a readable image ({exc})") from None
+    w, h = rgba.size
+    if w != h:
+        side = max(w, h)
+        canvas = Image.new("RGBA", (side, side), (0, 0, 0, 0))
+        canvas.paste(rgba, ((side - w) // 2, (side - h) // 2))
+        rgba = canvas
+    if rgba.size != (INPUT_SIZE, INPUT_SIZE):
+        if rgba.size != (RENDER_SIZE, RENDER_SIZE):
+            rgba = rgba.convert("RGBa").resize((RENDER_SIZE, RENDER_SIZE), Image.LANCZOS).convert("RGBA")
+        arr = np.asarray(rgba)[4:-5, 4:-5]
+    else:
+        arr = np.asarray(rgba)
+    image, _ = composite(np.ascontiguousarray(arr), background)
+    return image
+
+
+def _load(checkpoint: str | Path, device: str, samples: int = 0):
+    from lmnet.train.runs import CONFIG_FILE, load_model, read_run_config
+
+    folder = Path(checkpoint)
+    if samples and (folder / CONFIG_FILE).is_file():  # refuse before the (slow) weight load
+        variant = read_run_config(folder).get("variant")
+        if variant is not None and variant != "probabilistic":
+            raise ConfigError(f"--samples {samples}: this run is deterministic (variant {variant!r}, Variant I); "
+                              "sampling needs a Variant II ('probabilistic') run. Use --samples 0.")
+    model, config = load_model(checkpoint, which="best", device=device)
+    if config.get("kind") != "image":
+        raise ConfigError(f"{checkpoint}: inference needs an image run (kind 'image'), got {config.get('kind')!r}")
+    return model, config
+
+
+class _Writer:
+    def __init__(self, out: str | Path):
+        self.out = Path(out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.rows: list[dict[str, Any]] = []
+
+    def add(self, source: str, image: np.ndarray, pred: np.ndarray, samples: np.ndarray | None = None,
+            gt: np.ndarray | None = None, synset: str = "", model_id: str = "", view: int | str = "") -> None:
+        i = f"{len(self.rows):06d}"
+        row = {"id": i, "source": source, "synset": synset, "model_id": model_id, "view": view,
+               "image": f"{i}.image.npy", "pred": f"{i}.pred.npy", "gt": "", "samples": ""}
+        atomic_io.save_npy(self.out / row["image"], image.astype(np.float32))
+        atomic_io.save_npy(self.out / row["pred"], pred.astype(np.float32))
+        if gt is not None:
+            row["gt"] = f"{i}.gt.npy"
+            atomic_io.save_npy(self.out / row["gt"], gt.astype(np.float32))
+        if samples is not None:
+            row["samples"] = f"{i}.samples.npy"
+            atomic_io.save_npy(self.out / row["samples"], samples.astype(np.float32))
+        self.rows.append(row)
+
+    def close(self) -> Path:
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=INDEX_FIELDS, lineterminator="\n")
+        w.writeheader()
+        w.writerows(self.rows)
+        path = self.out / "index.csv"
+        atomic_io.write_text(path, buf.getvalue())
+        return path
+
+
+def _predict(model, images: torch.Tensor, samples: int, gen: torch.Generator | None):
+    """``(B, 3, 128, 128)`` → ``(pred (B, 2048, 3), samples (B, K, 2048, 3) or None)``."""
+    with torch.no_grad():
+        mu, logvar = model.encode_image(images)
+        pred = model.decoder(mu)
+        smp = None
+        if samples > 0 and logvar is not None:
+            smp = model.sample(images, samples, generator=gen)
+    return pred.cpu().numpy(), (smp.cpu().numpy() if smp is not None else None)
+
+
+def _check_samples(model, samples: int) -> None:
+    if samples < 0:
+        raise ConfigError(f"--samples must be >= 0, got {samples}")
+    if samples > 0 and not getattr(model, "probabilistic", False):
+        raise ConfigError(f"--samples {samples}: this run is deterministic (Variant I); sampling needs a "
+                          "Variant II ('probabilistic') run. Use --samples 0.")
+
+
+def _generator(device: str, seed: int) -> torch.Generator:
+    return torch.Generator(device=device).manual_seed(int(seed))
+
+
+def predict_images(checkpoint: str | Path, images: Sequence[str | Path], out: str | Path, *, samples: int = 0,
+                   batch_size: int = 16, device: str = "cpu", seed: int = 0) -> Path:
+    """Predict user image files; writes the layout of the module docstring; returns ``index.csv``."""
+    if not images:
+        raise DataError("no input images given")
+    paths = [Path(p) for p in images]
+    for p in paths:  # fail on a bad path before the (slow) model load
+        if not p.is_file():
+            raise DataError(f"image {p} does not exist")
+    model, config = _load(checkpoint, device, samples)
+    _check_samples(model, samples)
+    bg = float(config.get("background", 255.0))
+    gen = _generator(device, seed)
+    writer = _Writer(out)
+    for i in range(0, len(paths), batch_size):
+        chunk = paths[i:i + batch_size]
+        imgs = np.stack([prepare_image(p, bg) for p in chunk])
+        pred, smp = _predict(model, torch.from_numpy(imgs).to(device), samples, gen)
+        for j, p in enumerate(chunk):
+            writer.add(str(p), imgs[j], pred[j], None if smp is None else smp[j])
+    return writer.close()
+
+
+def predict_split(checkpoint: str | Path, out: str | Path, *, split: str = "test", split_file=None,
+                  views: str | Sequence[int] = (0,), categories=None, samples: int = 0, batch_size: int = 16,
+                  device: str = "cpu", seed: int = 0, limit: int = 0, data_root=None) -> Path:
+    """Predict the (shape, view) items of a dataset split (the run's data_root unless ``data_root``);
+    ``limit`` > 0 keeps the first N items. Writes images, GT (pointcloud_1024) and predictions."""
+    from lmnet.data.categories import to_synsets
+    from lmnet.data.dataset import ShapeNetDataset
+    from lmnet.eval.run import resolve_split_file
+
+    model, config = _load(checkpoint, device, samples)
+    _check_samples(model, samples)
+    split_path = resolve_split_file(config, split, split_file)
+    cats = to_synsets(categories if categories is not None else config.get("categories"))
+    ds = ShapeNetDataset(Path(data_root or config.get("data_root") or "data"), split=split_path, categories=cats,
+                         views=views, n_points=1024, load_images=True, image_cache=config.get("image_cache", True),
+                         background=config.get("background", 255.0))
+    n = len(ds) if not limit else min(len(ds), int(limit))
+    loader = torch.utils.data.DataLoader(torch.utils.data.Subset(ds, range(n)), batch_size=batch_size,
+                                         shuffle=False, num_workers=0)
+    gen = _generator(device, seed)
+    writer = _Writer(out)
+    for batch in loader:
+        imgs = batch["image"]
+        pred, smp = _predict(model, imgs.to(device), samples, gen)
+        for j in range(imgs.shape[0]):
+            s, m, v = batch["category"][j], batch["model_id"][j], int(batch["view"][j])
+            writer.add(f"{s}/{m}/{v:02d}", imgs[j].numpy(), pred[j], None if smp is None else smp[j],
+                       gt=batch["points"][j].numpy(), synset=s, model_id=m, view=v)
+    return writer.close()

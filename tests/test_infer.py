@@ -1,0 +1,91 @@
+"""Inference: output layout, user-image preparation, Variant II samples, CLI."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from lmnet import infer
+from lmnet.errors import ConfigError
+from test_eval import tiny_project  # noqa: F401  (session fixture)
+
+
+def _read_index(path):
+    with open(path) as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_prepare_image_matches_training_pipeline(tmp_path, tiny_shapenet_factory):
+    from lmnet.data.dataset import ShapeNetDataset
+
+    data = tiny_shapenet_factory(n_views=1, point_counts=(1024,), n_models=1, synsets=("03001627",))
+    ds = ShapeNetDataset(data.root, views=[0], n_points=1024, image_cache=False)
+    png = data.model_dir(data.keys[0]) / "rendering" / "00.png"
+    np.testing.assert_array_equal(infer.prepare_image(png), ds[0]["image"].numpy())  # 137 px: identical
+
+
+def test_prepare_image_any_size(tmp_path):
+    # a wide RGB JPG-like image and a small RGBA image: both → (3, 128, 128) in 0..255
+    rgb = np.full((60, 200, 3), 10, np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "wide.png")
+    out = infer.prepare_image(tmp_path / "wide.png")
+    assert out.shape == (3, 128, 128) and out.dtype == np.float32
+    # padding is transparent → background (255) at the top rows, the image content in the middle
+    assert np.allclose(out[:, 5, 64], 255.0) and np.allclose(out[:, 64, 64], 10.0, atol=1)
+    rgba = np.zeros((40, 40, 4), np.uint8)
+    rgba[10:30, 10:30] = [200, 0, 0, 255]
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "small.png")
+    out = infer.prepare_image(tmp_path / "small.png", background=0.0)
+    assert np.allclose(out[:, 0, 0], 0.0) and np.allclose(out[:, 64, 64], [200, 0, 0], atol=1)
+    (tmp_path / "bad.png").write_bytes(b"not an image")
+    with pytest.raises(Exception, match="bad.png"):
+        infer.prepare_image(tmp_path / "bad.png")
+
+
+def test_predict_split_layout(tmp_path, tiny_project):
+    data, run, _ = tiny_project
+    index = infer.predict_split(run, tmp_path / "out", split="test", views=[0, 1], batch_size=3)
+    rows = _read_index(index)
+    assert len(rows) == 4 and [r["id"] for r in rows] == ["000000", "000001", "000002", "000003"]
+    r = rows[0]
+    assert r["synset"] == "02691156" and r["view"] == "0" and r["samples"] == ""
+    assert np.load(tmp_path / "out" / r["image"]).shape == (3, 128, 128)
+    gt = np.load(tmp_path / "out" / r["gt"])
+    np.testing.assert_array_equal(gt, np.load(data.root / "ShapeNet_pointclouds" / r["synset"] / r["model_id"]
+                                              / "pointcloud_1024.npy"))
+    pred = np.load(tmp_path / "out" / r["pred"])
+    from lmnet.train.runs import load_model
+
+    model, _ = load_model(run)
+    with torch.no_grad():
+        ref = model(torch.from_numpy(np.load(tmp_path / "out" / r["image"]))[None])[0].numpy()
+    np.testing.assert_allclose(pred, ref, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ConfigError, match="Variant I"):
+        infer.predict_split(run, tmp_path / "out2", split="test", samples=3)
+
+
+def test_variant2_samples_and_cli(tmp_path, tiny_project):
+    from lmnet.cli import main
+
+    run = tiny_project[2]
+    imgs = []
+    for i, size in enumerate([(300, 180), (64, 64)]):
+        p = tmp_path / f"in{i}.{'jpg' if i == 0 else 'png'}"
+        Image.fromarray(np.random.default_rng(i).integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)).save(p)
+        imgs.append(str(p))
+    out = tmp_path / "pred"
+    assert main(["infer", "--checkpoint", str(run), "--images", *imgs, "--samples", "4", "--batch-size", "2",
+                 "--out", str(out)]) == 0
+    rows = _read_index(out / "index.csv")
+    assert [r["source"] for r in rows] == imgs and all(r["gt"] == "" for r in rows)
+    smp = np.load(out / rows[0]["samples"])
+    assert smp.shape == (4, 2048, 3) and not np.allclose(smp[0], smp[1])  # diverse samples
+    # seeded: the same command gives the same samples
+    again = infer.predict_images(run, imgs[:1], tmp_path / "pred2", samples=4)
+    np.testing.assert_array_equal(np.load(again.parent / rows[0]["samples"]), smp)
+    assert main(["infer", "--checkpoint", str(run), "--images", str(tmp_path / "nope.png"),
+                 "--out", str(out)]) == 2
