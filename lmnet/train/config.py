@@ -27,7 +27,7 @@ from typing import Any, Mapping
 from lmnet.config import check_choice, resolve_config
 from lmnet.errors import ConfigError
 
-KINDS = ("autoencoder", "image")
+KINDS = ("autoencoder", "image", "silhouette")
 # Keys written into run_dir/config.json beside the resolved config (not settable).
 META_KEYS = ("kind", "git_commit", "lmnet_version", "created", "world_size")
 
@@ -48,7 +48,7 @@ COMMON_DEFAULTS: dict[str, Any] = {
     "best_metric": "val_chamfer_x100",   # lower is better
     "val_every": 1,
     "device": "auto",           # "auto" (CUDA when available), "cpu", "cuda", "cuda:1"
-    "amp": False,               # float16 autocast + GradScaler; CUDA only (ignored on CPU)
+    "amp": False,               # mixed precision: float16 + GradScaler on CUDA, bfloat16 autocast on CPU
     "seed": 0,
     "num_workers": 2,
     "run_dir": None,            # None = runs/<kind>-<YYYYmmdd-HHMMSS>
@@ -83,15 +83,53 @@ IMAGE_DEFAULTS: dict[str, Any] = {
     "background": 255.0,
 }
 
+# Mask-supervised image → point cloud (SPEC §5, lmnet.train.silhouette). The training loss uses
+# masks only (+ an optional 3D Chamfer term, weight_chamfer, 0 by default); val_chamfer_x100 is a
+# monitor against the GT clouds and is never optimised (best_metric defaults to the mask loss).
+SILHOUETTE_DEFAULTS: dict[str, Any] = {
+    **COMMON_DEFAULTS,
+    "lr": 1e-4,
+    "epochs": 50,
+    "batch_size": 16,
+    "best_metric": "val_silhouette_loss",
+    "views": "random",          # input views: "random" (one per model per epoch), None = all 24, list
+    "val_views": "random",      # one fixed (seeded) input view per validation model
+    "n_views": 4,               # supervising views per item: the input view + n_views-1 other views
+    "pose": "known",            # "known" (metadata cameras) or "unknown" (K candidates + student)
+    "n_pose_candidates": 4,
+    "pose_image_size": 64,      # the pose network sees each view's RGB image at this size
+    "elevation_range": [0.0, 60.0],  # degrees; candidate / student elevations live in it
+    "weight_silhouette": 1.0,
+    "weight_chamfer": 0.0,      # optional 3D term (Euclidean Chamfer with chamfer_weights)
+    "weight_student": 1.0,      # student pose head regressing the winning candidate
+    "sigma_start": 3.0,         # blur σ (voxels), annealed geometrically per step to sigma_end
+    "sigma_end": 0.2,
+    "silhouette_size": 64,      # masks / projections are size × size
+    "depth_bins": 64,
+    "init_ae_run": None,        # autoencoder run (or .pt) whose decoder initialises ours; None = scratch
+    "init_ae_which": "best",
+    "decoder_init_scale": 0.1,  # from scratch: last decoder layer scaled so the first cloud is compact
+    "image_scaling": "raw255",
+    "weight_decay_conv": 1e-5,
+    "weight_decay_fc": 1e-3,
+    "image_cache": True,
+    "background": 255.0,
+}
+
 VAL_METRICS = {
     "autoencoder": ("val_chamfer_x100",),
     "image": ("val_latent_loss", "val_chamfer_x100"),
+    # the two pose columns exist only with pose="unknown" (the trainer drops them otherwise)
+    "silhouette": ("val_silhouette_loss", "val_iou", "val_chamfer_x100", "val_azimuth_err_deg",
+                   "val_elevation_err_deg"),
 }
 
 
 def defaults_for(kind: str) -> dict:
     if kind not in KINDS:
         raise ConfigError(f"training kind must be one of {KINDS}, got {kind!r}")
+    if kind == "silhouette":
+        return SILHOUETTE_DEFAULTS
     return AE_DEFAULTS if kind == "autoencoder" else IMAGE_DEFAULTS
 
 
@@ -144,4 +182,39 @@ def resolve_train_config(kind: str, overrides: Mapping[str, Any] | None = None) 
             raise ConfigError(f"config key 'theta_deg' must be > 0, got {cfg['theta_deg']}")
         _check_views(cfg, "views")
         _check_views(cfg, "val_views")
+    if kind == "silhouette":
+        _check_silhouette(cfg)
     return cfg
+
+
+def _check_silhouette(cfg: dict) -> None:
+    check_choice(cfg, "pose", ("known", "unknown"))
+    check_choice(cfg, "image_scaling", ("raw255", "unit", "standardize"))
+    check_choice(cfg, "init_ae_which", ("best", "last"))
+    _check_views(cfg, "views")
+    _check_views(cfg, "val_views")
+    for key in ("n_views", "n_pose_candidates", "silhouette_size", "depth_bins"):
+        if cfg[key] < 1:
+            raise ConfigError(f"config key {key!r} must be >= 1, got {cfg[key]}")
+    if cfg["n_views"] > 24:
+        raise ConfigError(f"config key 'n_views' must be <= 24 (views per model), got {cfg['n_views']}")
+    if cfg["pose_image_size"] < 16 or cfg["pose_image_size"] % 16:
+        raise ConfigError(f"config key 'pose_image_size' must be a positive multiple of 16, got {cfg['pose_image_size']}")
+    for key in ("weight_silhouette", "weight_chamfer", "weight_student", "decoder_init_scale"):
+        if cfg[key] < 0:
+            raise ConfigError(f"config key {key!r} must be >= 0, got {cfg[key]}")
+    if cfg["weight_silhouette"] == 0 and cfg["weight_chamfer"] == 0:
+        raise ConfigError("weight_silhouette and weight_chamfer are both 0: nothing to train")
+    if not 0 < cfg["sigma_end"] <= cfg["sigma_start"]:
+        raise ConfigError(f"config keys 'sigma_start' / 'sigma_end' need 0 < sigma_end <= sigma_start, "
+                          f"got {cfg['sigma_start']} / {cfg['sigma_end']}")
+    er = cfg["elevation_range"]
+    if (len(er) != 2 or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in er)
+            or not -90 <= er[0] < er[1] <= 90):
+        raise ConfigError(f"config key 'elevation_range' must be [lo, hi] degrees with -90 <= lo < hi <= 90, got {er!r}")
+    cfg["elevation_range"] = [float(x) for x in er]
+    if cfg["best_metric"] == "val_iou":
+        raise ConfigError("best_metric 'val_iou' is higher-is-better; choose val_silhouette_loss, "
+                          "val_chamfer_x100 or train_loss")
+    if cfg["pose"] == "known" and cfg["best_metric"] in ("val_azimuth_err_deg", "val_elevation_err_deg"):
+        raise ConfigError(f"best_metric {cfg['best_metric']!r} needs pose='unknown'")
