@@ -98,3 +98,13 @@ def test_cli_help_for_every_subcommand():
         res = subprocess.run([sys.executable, "-m", "lmnet", name, "--help"], capture_output=True, text=True)
         assert res.returncode == 0, (name, res.stderr)
         assert f"usage: lmnet {name}" in res.stdout
+
+
+def test_atomic_write_gets_normal_permissions(tmp_path):
+    import os
+
+    target = tmp_path / "x.txt"
+    atomic_io.write_text(target, "hi")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (target.stat().st_mode & 0o777) == (0o666 & ~mask)
