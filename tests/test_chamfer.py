@@ -140,3 +140,123 @@ def test_cuda_chunked_matches_brute():
     torch.testing.assert_close(out.cpu(), ref, rtol=1e-5, atol=1e-6)
     out.backward()
     assert torch.isfinite(x.grad).all()
+
+
+# ---- the fused grid path: kernels against brute force ------------------------------------------
+
+
+def _surface_like(rng, b, n):
+    """Points on a few axis-aligned planes (thin, clustered: the grid's hard case) plus noise."""
+    p = rng.random((b, n, 3))
+    ax = rng.integers(0, 3, (b, n))
+    p[np.arange(b)[:, None], np.arange(n)[None, :], ax] = rng.integers(0, 3, (b, n)) * 0.5
+    return p + 1e-3 * rng.normal(size=p.shape)
+
+
+@pytest.mark.skipif(not _kernels.HAVE_NUMBA, reason="needs numba")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_grid_nn_kernel_against_brute_force(dtype):
+    rng = np.random.default_rng(20)
+    cases = [(rng.normal(size=(3, 500, 3)), rng.normal(size=(3, 300, 3)) * 0.3 + 1.0),  # y far away
+             (_surface_like(rng, 2, 700), _surface_like(rng, 2, 400)),
+             (rng.normal(size=(1, 200, 3)), np.repeat(rng.normal(size=(1, 7, 3)), 5, axis=1))]  # duplicates
+    for q, r in cases:
+        q, r = q.astype(dtype), r.astype(dtype)
+        idx = np.empty(q.shape[:2], np.int64)
+        d2 = np.empty(q.shape[:2])
+        _kernels.grid_nn_serial(q, r, 1.0, idx, d2)
+        q64, r64 = q.astype(np.float64), r.astype(np.float64)
+        full = ((q64[:, :, None, :] - r64[:, None, :, :]) ** 2).sum(-1)
+        np.testing.assert_allclose(d2, full.min(2), rtol=1e-12, atol=1e-15)
+        got = np.take_along_axis(full, idx[:, :, None], 2)[:, :, 0]
+        np.testing.assert_allclose(got, full.min(2), rtol=1e-12, atol=1e-15)  # ties: any argmin
+
+
+@pytest.mark.skipif(not _kernels.HAVE_NUMBA, reason="needs numba")
+@pytest.mark.parametrize("squared", [False, True])
+def test_grid_float32_values_and_gradients_match_autograd_brute(squared):
+    rng = np.random.default_rng(21)
+    x = torch.tensor(_surface_like(rng, 4, 600), dtype=torch.float32)
+    y = torch.tensor(_surface_like(rng, 4, 450), dtype=torch.float32)
+    weights = (1.0, 0.5)
+    xr, yr = x.double().requires_grad_(), y.double().requires_grad_()
+    ref = _reference(xr, yr, squared, weights)
+    (ref * torch.arange(1.0, 5.0, dtype=torch.float64)).sum().backward()  # non-uniform upstream grad
+    xg, yg = x.clone().requires_grad_(), y.clone().requires_grad_()
+    out = chamfer_distance(xg, yg, squared=squared, weights=weights, reduction="none", backend="grid")
+    assert out.dtype == torch.float32 and out.shape == (4,)
+    torch.testing.assert_close(out.double(), ref.detach(), rtol=1e-5, atol=1e-7)
+    (out * torch.arange(1.0, 5.0)).sum().backward()
+    assert xg.grad.dtype == torch.float32 and yg.grad.dtype == torch.float32
+    torch.testing.assert_close(xg.grad.double(), xr.grad, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(yg.grad.double(), yr.grad, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.skipif(not _kernels.HAVE_NUMBA, reason="needs numba")
+def test_grid_mixed_dtypes_noncontiguous_no_grad_and_one_thread():
+    x, y = _pair(3, 120, 80, seed=22, dtype=torch.float64)
+    ref = chamfer_distance(x, y, backend="brute", reduction="none")
+    # float32 x with float64 y: computed in float64, each gradient in its input's dtype
+    x32 = x.float().requires_grad_()
+    y64 = y.clone().requires_grad_()
+    out = chamfer_distance(x32, y64, reduction="none", backend="grid")
+    assert out.dtype == torch.float64
+    torch.testing.assert_close(out, chamfer_distance(x32.detach().double(), y, reduction="none",
+                                                     backend="brute"), rtol=1e-10, atol=1e-12)
+    out.sum().backward()
+    assert x32.grad.dtype == torch.float32 and y64.grad.dtype == torch.float64
+    # non-contiguous inputs, no autograd
+    xt = x.transpose(0, 1).contiguous().transpose(0, 1)
+    assert not xt.is_contiguous()
+    torch.testing.assert_close(chamfer_distance(xt, y, reduction="none", backend="grid"), ref)
+    # one thread: same result
+    nthreads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        torch.testing.assert_close(chamfer_distance(x, y, reduction="none", backend="grid"), ref)
+    finally:
+        torch.set_num_threads(nthreads)
+
+
+@pytest.mark.skipif(not _kernels.HAVE_NUMBA, reason="needs numba")
+def test_value_grad_kernel_against_hand_formula():
+    rng = np.random.default_rng(23)
+    x = rng.normal(size=(2, 30, 3))
+    y = rng.normal(size=(2, 20, 3))
+    x[0, 0] = y[0, 3]  # one zero distance: gradient 0, not NaN
+    full = np.linalg.norm(x[:, :, None] - y[:, None], axis=-1)
+    ixy, iyx = full.argmin(2), full.argmin(1)
+    per = np.empty(2)
+    gx, gy = np.empty_like(x), np.empty_like(y)
+    _kernels.chamfer_value_grad(x, y, ixy, iyx, False, 1.0, 0.5, True, per, gx, gy)
+    np.testing.assert_allclose(per, full.min(2).mean(1) + 0.5 * full.min(1).mean(1), rtol=1e-13)
+    hx, hy = np.zeros_like(x), np.zeros_like(y)
+    for k in range(2):
+        for i in range(30):
+            e = x[k, i] - y[k, ixy[k, i]]
+            d = np.linalg.norm(e)
+            g = e / d / 30 if d > 0 else 0 * e
+            hx[k, i] += g
+            hy[k, ixy[k, i]] -= g
+        for j in range(20):
+            e = y[k, j] - x[k, iyx[k, j]]
+            d = np.linalg.norm(e)
+            g = 0.5 * e / d / 20 if d > 0 else 0 * e
+            hy[k, j] += g
+            hx[k, iyx[k, j]] -= g
+    np.testing.assert_allclose(gx, hx, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(gy, hy, rtol=1e-12, atol=1e-15)
+    assert np.isfinite(gx).all()
+
+
+@pytest.mark.skipif(not _kernels.HAVE_NUMBA, reason="needs numba")
+def test_grid_half_precision_inputs():
+    """bfloat16 / float16 (CPU autocast): computed in float32, gradients in the input dtype."""
+    x, y = _pair(2, 100, 90, seed=24)
+    ref = chamfer_distance(x, y, reduction="none", backend="brute")
+    for dt in (torch.bfloat16, torch.float16):
+        xh, yh = x.to(dt).requires_grad_(), y.to(dt).requires_grad_()
+        out = chamfer_distance(xh, yh, reduction="none", backend="grid")
+        torch.testing.assert_close(out.float(), ref, rtol=2e-2, atol=1e-2)
+        out.sum().backward()
+        assert xh.grad.dtype == dt and yh.grad.dtype == dt and torch.isfinite(xh.grad.float()).all()

@@ -154,3 +154,93 @@ def test_cuda_inputs():
     assert x.grad.device.type == "cuda"
     ref = emd_exact(x.detach().cpu(), y.cpu())
     assert abs(loss.item() - ref.mean().item()) <= 0.01 * ref.mean().item()
+
+
+# ---- the exact solver's kernels against brute force -------------------------------------------
+
+from lmnet.losses import _kernels  # noqa: E402
+
+needs_numba = pytest.mark.skipif(not _kernels.HAVE_NUMBA, reason="needs numba")
+
+
+@needs_numba
+def test_bid_scan_f32_against_sort():
+    rng = np.random.default_rng(30)
+    for n in (1, 2, 3, 17, 64, 1000):
+        c = rng.random(n).astype(np.float32)
+        p = (rng.random(n) * 0.5).astype(np.float32)
+        if n >= 3:
+            c[1] = c[n - 1] = 0.0  # a tie for the best
+            p[1] = p[n - 1] = 0.0
+        buf = np.empty(n, np.float32)
+        w1, w2, j1 = _kernels._bid_scan_f32(c, p, buf, buf.view(np.int32))
+        w = c + p
+        srt = np.sort(w)
+        assert w1 == srt[0] and w[j1] == srt[0]
+        assert w2 == (srt[1] if n > 1 else srt[0])
+
+
+def _cost(x, y):
+    c = np.empty((len(x), len(y)))
+    c32 = np.empty((len(x), len(y)), np.float32)
+    _kernels.dense_cost_into(x, y, c, c32)
+    return c, c32
+
+
+@needs_numba
+def test_dense_cost_into_matches_cdist():
+    rng = np.random.default_rng(31)
+    x, y = rng.normal(size=(40, 3)), rng.normal(size=(40, 3))
+    c, c32 = _cost(x, y)
+    np.testing.assert_allclose(c, cdist(x, y), rtol=1e-15, atol=0)
+    np.testing.assert_array_equal(c32, c.astype(np.float32))
+
+
+@needs_numba
+def test_auction_f32_eps_complementary_slackness():
+    rng = np.random.default_rng(32)
+    x = _chair(rng, 300)
+    y = _chair(rng, 300) + 0.01 * rng.normal(size=(300, 3))
+    c, c32 = _cost(x, y)
+    eps = 1e-3
+    col4row, p, nbids = _kernels.auction_f32(c32, eps, 0.05, 5.0)
+    assert sorted(col4row.tolist()) == list(range(300)) and nbids >= 300
+    w = c32.astype(np.float64) + p[None, :]
+    own = w[np.arange(300), col4row]
+    # ε-CS up to float32 rounding of the bid values
+    assert (own <= w.min(1) + eps + 1e-6).all()
+
+
+@needs_numba
+def test_exact_finish_from_arbitrary_start_is_optimal():
+    """The finishing step alone must reach the optimum from any matching and any duals."""
+    rng = np.random.default_rng(33)
+    grid = np.stack(np.meshgrid(*[np.arange(3.0)] * 3), -1).reshape(-1, 3)
+    cases = [(rng.normal(size=(n, 3)), rng.normal(size=(n, 3))) for n in (1, 2, 5, 33, 150)]
+    cases.append((grid, grid[rng.permutation(27)] + np.array([1.0, 0.0, 0.0])))  # many ties
+    for x, y in cases:
+        n = len(x)
+        c, _ = _cost(x, y)
+        r, col = linear_sum_assignment(c)
+        best = c[r, col].sum()
+        for v in (np.zeros(n), rng.normal(size=n), -rng.random(n) * 5):
+            perm, u, vv = _kernels.dense_ssp_finish_simd(c, rng.permutation(n), v.copy(), 1e-13)
+            assert sorted(perm.tolist()) == list(range(n))
+            assert abs(c[np.arange(n), perm].sum() - best) < 1e-9
+            # the certificate: dual feasible on all pairs, tight on the matching
+            red = c - u[:, None] - vv[None, :]
+            assert red.min() > -1e-9 and np.abs(red[np.arange(n), perm]).max() < 1e-9
+
+
+@pytest.mark.parametrize("kind", ["noisy resample", "other chair", "uniform"])
+def test_exact_eval_like_pairs_1024(kind):
+    """The evaluation's situation: 1024 vs 1024, value equal to LSA's to 1e-9."""
+    rng = np.random.default_rng(34)
+    gt = _chair(rng, 1024)
+    if kind == "noisy resample":
+        pred = _chair(rng, 1024) + 0.01 * rng.normal(size=(1024, 3))
+    elif kind == "other chair":
+        pred = _chair(rng, 1024) * np.array([1.1, 0.9, 1.0]) + 0.005 * rng.normal(size=(1024, 3))
+    else:
+        pred = rng.random((1024, 3)) - 0.5
+    assert abs(float(emd_exact(pred, gt)) - _lsa(pred, gt)) < 1e-9

@@ -375,3 +375,84 @@ def test_evaluate_run_without_autoencoder_uses_medoid(tmp_path, tiny_project):
     assert len(res["records"][baselines.MEDOID_LABEL]) == len(res["records"]["model"]) == 2
     md = (run2 / "eval_test.md").read_text()
     assert "medoid training shape" in md and "EMD = exact assignment, mean Euclidean: OFF" in md
+
+
+# -------------------------------------------------------------------- fast ICP vs the reference
+
+
+def _reference_icp_by_hand(src, tgt, max_iter, tol):
+    """The protocol's ICP written out plainly: KD-tree NN, Kabsch by SVD with the reflection fix."""
+    from scipy.spatial import cKDTree
+
+    tree = cKDTree(tgt)
+    cur, r_tot, t_tot = src.copy(), np.eye(3), np.zeros(3)
+    dist, idx = tree.query(cur)
+    prev, it, conv = dist.mean(), 0, False
+    for it in range(1, max_iter + 1):
+        a, b = cur, tgt[idx]
+        ca, cb = a.mean(0), b.mean(0)
+        u, _, vt = np.linalg.svd((a - ca).T @ (b - cb))
+        d = 1.0 if np.linalg.det(vt.T @ u.T) >= 0 else -1.0
+        r = vt.T @ np.diag([1.0, 1.0, d]) @ u.T
+        t = cb - r @ ca
+        cur = cur @ r.T + t
+        r_tot, t_tot = r @ r_tot, r @ t_tot + t
+        dist, idx = tree.query(cur)
+        if prev - dist.mean() < tol:
+            conv = True
+            break
+        prev = dist.mean()
+    return cur, r_tot, t_tot, it, conv, dist.mean()
+
+
+def _eval_like_pair(seed, n_pred=1024, n_gt=1024, deg=8.0):
+    rng = np.random.default_rng(seed)
+    gt = _asym_cloud(n_gt, seed)
+    pred = _asym_cloud(n_pred, seed + 100) + 0.01 * rng.normal(size=(n_pred, 3))
+    r = Rotation.from_rotvec(rng.normal(size=3) / np.sqrt(3) * np.deg2rad(deg)).as_matrix()
+    return normalize_cloud(pred @ r.T + 0.02 * rng.normal(size=3)), normalize_cloud(gt)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_icp_matches_straightforward_reference(seed):
+    from lmnet.eval.protocol import icp_reference
+
+    p, g = _eval_like_pair(seed, n_pred=1024 if seed % 2 == 0 else 700, n_gt=1024)
+    for max_iter, tol in ((50, 1e-6), (5, 1e-6), (100, 0.0)):
+        res = icp(p, g, max_iter=max_iter, tol=tol)
+        cur, r, t, it, conv, err = _reference_icp_by_hand(p, g, max_iter, tol)
+        assert (res.iterations, res.converged) == (it, conv)
+        np.testing.assert_allclose(res.aligned, cur, atol=1e-10)
+        np.testing.assert_allclose(res.rotation, r, atol=1e-10)
+        np.testing.assert_allclose(res.translation, t, atol=1e-10)
+        assert abs(res.mean_dist - err) < 1e-12
+        ref = icp_reference(p, g, max_iter=max_iter, tol=tol)  # the kept reference implementation
+        assert (ref.iterations, ref.converged) == (it, conv)
+        np.testing.assert_allclose(ref.aligned, cur, atol=1e-10)
+
+
+def test_evaluate_pair_matches_reference_pipeline():
+    """Full protocol = subsample + normalise + reference ICP + KD-tree Chamfer + LSA EMD."""
+    from scipy.spatial import cKDTree
+
+    from lmnet.eval.protocol import icp_reference
+
+    rng = np.random.default_rng(40)
+    gt = _asym_cloud(1024, 40)
+    pred = _asym_cloud(2048, 41) @ Rotation.from_euler("z", 6, degrees=True).as_matrix().T
+    pred = pred + 0.01 * rng.normal(size=pred.shape)
+    for proto in (Protocol(), Protocol(icp=False), Protocol(normalize=False, icp_max_iter=7)):
+        rec = evaluate_pair(pred, gt, proto, key="ref/pair")
+        p = subsample(pred, 1024, seed=proto.seed, key="ref/pair")
+        g = gt
+        if proto.normalize:
+            p, g = normalize_cloud(p), normalize_cloud(g)
+        if proto.icp:
+            res = icp_reference(p, g, max_iter=proto.icp_max_iter, tol=proto.icp_tol)
+            p = res.aligned
+            assert (rec["icp_iters"], rec["icp_converged"]) == (res.iterations, res.converged)
+        d_pg, d_gp = cKDTree(g).query(p)[0], cKDTree(p).query(g)[0]
+        assert math.isclose(rec["cd_pred2gt"], d_pg.mean(), rel_tol=1e-10)
+        assert math.isclose(rec["cd_gt2pred"], d_gp.mean(), rel_tol=1e-10)
+        assert math.isclose(rec["cd_sq"], (d_pg ** 2).mean() + (d_gp ** 2).mean(), rel_tol=1e-10)
+        assert abs(rec["emd"] - emd_scipy(p, g)) < 1e-9

@@ -8,8 +8,9 @@ Steps, in order, for a prediction ``pred (N, 3)`` and its ground truth ``gt (M, 
    kept; fewer is an error. The ground truth is never resampled.
 2. **Normalise** each cloud on its own: centre its axis-aligned bounding box at the origin and
    scale it uniformly so the longest side is 1 (the cloud then lies inside ``[-0.5, 0.5]^3``).
-3. **ICP**: rigid point-to-point ICP of the prediction onto the ground truth (nearest neighbours by
-   KD-tree on the GT, rotation + translation by SVD/Kabsch with the reflection fix, no scale),
+3. **ICP**: rigid point-to-point ICP of the prediction onto the ground truth (exact nearest
+   neighbours in the GT — a numba uniform grid built once, equal to a KD-tree query — rotation +
+   translation by SVD/Kabsch with the reflection fix, no scale),
    at most ``icp_max_iter`` iterations, stopping when the mean NN distance improves by less than
    ``icp_tol`` (absolute, in normalised units).
 4. **Chamfer** ``cd`` = mean Euclidean NN distance gt→pred + mean Euclidean NN distance pred→gt
@@ -36,6 +37,9 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from lmnet.errors import ConfigError
+
+#: grid cells per target point for the exact grid nearest neighbours (as in lmnet.losses.chamfer)
+_GRID_CELLS_PER_POINT = 1.0
 
 
 @dataclass(frozen=True)
@@ -135,13 +139,19 @@ class IcpResult:
     mean_dist: float      #: final mean NN distance source→target (Euclidean)
 
 
-def icp(source, target, *, max_iter: int = 50, tol: float = 1e-6, target_tree: cKDTree | None = None) -> IcpResult:
-    """Rigid point-to-point ICP moving ``source (N, 3)`` onto ``target (M, 3)``.
+def _kernels_or_none():
+    """``lmnet.losses._kernels`` when numba is installed (the fast grid kernels), else ``None``."""
+    try:
+        from lmnet.losses import _kernels
+    except ImportError:  # pragma: no cover - torch missing
+        return None
+    return _kernels if _kernels.HAVE_NUMBA else None
 
-    Each iteration matches every source point to its nearest target point (KD-tree), then solves
-    the rigid transform by SVD (:func:`kabsch`); rotation + translation only, no scale. Stops after
-    ``max_iter`` iterations or when the mean NN distance improves by less than ``tol``.
-    """
+
+def icp_reference(source, target, *, max_iter: int = 50, tol: float = 1e-6,
+                  target_tree: cKDTree | None = None) -> IcpResult:
+    """Straightforward ICP (KD-tree + :func:`kabsch` per iteration): the definition that
+    :func:`icp` must reproduce, kept for tests and as the fallback without numba."""
     src = _check_cloud("icp source", source)
     tgt = _check_cloud("icp target", target)
     tree = target_tree if target_tree is not None else cKDTree(tgt)
@@ -162,6 +172,46 @@ def icp(source, target, *, max_iter: int = 50, tol: float = 1e-6, target_tree: c
             break
         prev = err
     return IcpResult(cur, r_tot, t_tot, it, converged, float(dist.mean()))
+
+
+def _icp_with_dists(src: np.ndarray, tgt: np.ndarray, max_iter: int, tol: float):
+    """(IcpResult, final NN distances aligned → tgt (N,)) by the grid kernel, or the reference."""
+    k = _kernels_or_none()
+    if k is None:
+        res = icp_reference(src, tgt, max_iter=max_iter, tol=tol)
+        return res, cKDTree(tgt).query(res.aligned)[0]
+    cur, r, t, it, conv, dist = k.icp_grid(np.ascontiguousarray(src), np.ascontiguousarray(tgt),
+                                           int(max_iter), float(tol), _GRID_CELLS_PER_POINT)
+    return IcpResult(cur, r, t, int(it), bool(conv), float(dist.mean())), dist
+
+
+def icp(source, target, *, max_iter: int = 50, tol: float = 1e-6, target_tree: cKDTree | None = None) -> IcpResult:
+    """Rigid point-to-point ICP moving ``source (N, 3)`` onto ``target (M, 3)``.
+
+    Each iteration matches every source point to its nearest target point, then solves the rigid
+    transform by SVD (:func:`kabsch`); rotation + translation only, no scale. Stops after
+    ``max_iter`` iterations or when the mean NN distance improves by less than ``tol``.
+    Same result as :func:`icp_reference` (to float rounding), computed by a numba kernel with an
+    exact uniform-grid NN built once on the target; ``target_tree`` is only used by the fallback
+    (no numba).
+    """
+    src = _check_cloud("icp source", source)
+    tgt = _check_cloud("icp target", target)
+    if _kernels_or_none() is None:
+        return icp_reference(src, tgt, max_iter=max_iter, tol=tol, target_tree=target_tree)
+    return _icp_with_dists(src, tgt, max_iter, tol)[0]
+
+
+def _nn_dist_fast(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``(N,)`` Euclidean NN distances a → b (grid kernel, else KD-tree); float64 inputs."""
+    k = _kernels_or_none()
+    if k is None:
+        return cKDTree(b).query(a)[0]
+    idx = np.empty((1, a.shape[0]), np.int64)
+    d2 = np.empty((1, a.shape[0]))
+    k.grid_nn_serial(np.ascontiguousarray(a)[None], np.ascontiguousarray(b)[None],
+                     _GRID_CELLS_PER_POINT, idx, d2)
+    return np.sqrt(d2[0])
 
 
 def nn_distances(a, b, *, tree_b: cKDTree | None = None) -> np.ndarray:
@@ -246,15 +296,14 @@ def evaluate_pair(pred, gt, protocol: Protocol | None = None, key: str = "") -> 
     if proto.normalize:
         p, g = normalize_cloud(p), normalize_cloud(g)
     rec: dict[str, Any] = {"key": key}
-    tree_g = cKDTree(g)
     if proto.icp:
-        res = icp(p, g, max_iter=proto.icp_max_iter, tol=proto.icp_tol, target_tree=tree_g)
+        res, d_pg = _icp_with_dists(p, g, proto.icp_max_iter, proto.icp_tol)
         p = res.aligned
         rec.update(icp_iters=res.iterations, icp_converged=res.converged)
     else:
+        d_pg = _nn_dist_fast(p, g)
         rec.update(icp_iters=0, icp_converged="")
-    d_pg = tree_g.query(p)[0]
-    d_gp = nn_distances(g, p)
+    d_gp = _nn_dist_fast(g, p)
     rec.update(
         cd=float(d_gp.mean() + d_pg.mean()),
         cd_gt2pred=float(d_gp.mean()),

@@ -8,13 +8,17 @@ with ``d`` the **Euclidean** (square-rooted) nearest-neighbour distance, a **sum
 directional means (not their average), raw units (not ×100). ``squared=True`` gives the
 PyTorch3D-style number (squared NN distances) instead — a different quantity.
 
-How it works: nearest-neighbour indices are found without autograd by a backend, then the matched
-distances are recomputed from the gathered points with autograd, so the gradient is the exact
-gradient of the loss with the neighbour assignment held fixed (what cdist+min gives). At d = 0
-the Euclidean gradient is taken as 0 (no NaN).
+How it works: nearest-neighbour indices are found without autograd by a backend; the gradient is
+the exact gradient of the loss with the neighbour assignment held fixed (what cdist+min gives).
+At d = 0 the Euclidean gradient is taken as 0 (no NaN). The ``"grid"`` backend computes values and
+analytic gradients inside numba (a custom ``autograd.Function``: no torch kernels at all, so no
+OpenMP fork/join, in the input dtype); the others recompute the matched distances from gathered
+points with autograd.
 
 Backends (``backend=``):
-- ``"grid"``   CPU, numba uniform-grid exact NN (default on CPU when numba is installed);
+- ``"grid"``   CPU, numba uniform-grid exact NN (default on CPU when numba is installed), items and
+  directions spread over a persistent pool of ``torch.get_num_threads()`` Python threads running
+  GIL-free serial kernels;
 - ``"kdtree"`` CPU, ``scipy.spatial.cKDTree`` with ``workers=-1`` (default without numba);
 - ``"chunked"`` any device, torch ``cdist`` over row blocks, memory O(B · chunk · M)
   (default on CUDA);
@@ -28,6 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
+from torch.autograd.function import once_differentiable
 
 from lmnet.losses import _kernels
 
@@ -70,15 +75,25 @@ def _resolve_backend(backend: str, device: torch.device) -> str:
     return backend
 
 
-def _np64(t: torch.Tensor) -> np.ndarray:
-    return np.ascontiguousarray(t.detach().to("cpu", torch.float64).numpy())
+def _np_native(t: torch.Tensor, dtype=None) -> np.ndarray:
+    """Contiguous numpy view/copy of a CPU tensor in ``dtype`` (default: its own float32/64 dtype;
+    float16/bfloat16 become float32). Float32↔64 conversions happen in numpy (single-threaded),
+    not as torch kernels."""
+    t = t.detach()
+    if t.dtype not in (torch.float32, torch.float64):
+        t = t.float()  # numpy has no bfloat16
+    a = t.numpy()
+    want = dtype or (a.dtype if a.dtype in (np.float32, np.float64) else np.float32)
+    return np.ascontiguousarray(a, dtype=want)
 
 
 def _nn_idx_cpu(x: torch.Tensor, y: torch.Tensor, backend: str, both: bool):
     """Indices (B, N) of y nearest each x (and (B, M) of x nearest each y when ``both``)."""
-    xn, yn = _np64(x), _np64(y)
+    dt = np.result_type(_np_native(x[:0]).dtype, _np_native(y[:0]).dtype)
+    xn, yn = _np_native(x, dt), _np_native(y, dt)
     if backend == "grid":
-        return _grid_threads(xn, yn, both)
+        ixy, iyx = _grid_nn(xn, yn, both)
+        return torch.from_numpy(ixy), (torch.from_numpy(iyx) if both else None)
     from scipy.spatial import cKDTree
 
     b = xn.shape[0]
@@ -91,40 +106,95 @@ def _nn_idx_cpu(x: torch.Tensor, y: torch.Tensor, backend: str, both: bool):
     return torch.from_numpy(ixy), (torch.from_numpy(iyx) if both else None)
 
 
-def _grid_threads(xn: np.ndarray, yn: np.ndarray, both: bool):
-    """Grid NN in Python threads (the numba kernel is serial and releases the GIL).
+_POOL: ThreadPoolExecutor | None = None
+_POOL_KEY: tuple[int, int] | None = None
 
-    Threads rather than numba's own parallel loops: numba's OpenMP pool next to torch's spinning
-    OpenMP workers oversubscribes the cores and was several times slower inside a training step.
+
+def _n_threads() -> int:
+    return max(1, min(os.cpu_count() or 1, torch.get_num_threads()))
+
+
+def _run_jobs(jobs) -> None:
+    """Run the zero-argument callables ``jobs`` (GIL-free numba calls) on a persistent thread pool.
+
+    Python threads rather than numba's parallel loops: numba's OpenMP pool next to torch's OpenMP
+    workers oversubscribes the cores and was several times slower inside a training step. The pool
+    is re-created after a fork (its threads do not exist in the child) or a thread-count change.
     """
+    global _POOL, _POOL_KEY
+    workers = _n_threads()
+    if workers == 1 or len(jobs) == 1:
+        for job in jobs:
+            job()
+        return
+    key = (os.getpid(), workers)
+    if _POOL is None or _POOL_KEY != key:
+        _POOL = ThreadPoolExecutor(workers, thread_name_prefix="lmnet-nn")
+        _POOL_KEY = key
+    for fut in [_POOL.submit(job) for job in jobs]:
+        fut.result()
+
+
+def _grid_nn(xn: np.ndarray, yn: np.ndarray, both: bool):
+    """Exact NN by the numba grid, ``xn (B, N, 3)``, ``yn (B, M, 3)`` (same dtype) →
+    ``(ixy (B, N), iyx (B, M) or None)`` int64. Work is cut into ~4 jobs per thread (chunks of
+    items per direction, or of query points for a single large item) for load balance."""
     b, n, _ = xn.shape
     m = yn.shape[1]
     ixy, dxy = np.empty((b, n), np.int64), np.empty((b, n))
+    iyx, dyx = (np.empty((b, m), np.int64), np.empty((b, m))) if both else (None, None)
+    workers = _n_threads()
+    cpp = _GRID_CELLS_PER_POINT
     jobs = []
-    workers = max(1, min(os.cpu_count() or 1, 2 * b if both else b))
-    for sl in np.array_split(np.arange(b), max(1, min(b, workers))):
-        if len(sl):
-            s0, s1 = int(sl[0]), int(sl[-1]) + 1
-            jobs.append((xn[s0:s1], yn[s0:s1], ixy[s0:s1], dxy[s0:s1]))
-    iyx = None
-    if both:
-        iyx, dyx = np.empty((b, m), np.int64), np.empty((b, m))
-        for sl in np.array_split(np.arange(b), max(1, min(b, workers))):
-            if len(sl):
-                s0, s1 = int(sl[0]), int(sl[-1]) + 1
-                jobs.append((yn[s0:s1], xn[s0:s1], iyx[s0:s1], dyx[s0:s1]))
-    if b == 1 and not both and n >= 1024:  # one big query set: split its points (views)
-        workers = os.cpu_count() or 1
-        cuts = np.linspace(0, n, workers + 1).astype(int)
-        jobs = [(xn[:, a:z], yn, ixy[:, a:z], dxy[:, a:z]) for a, z in zip(cuts[:-1], cuts[1:])]
-    run = lambda job: _kernels.grid_nn_serial(job[0], job[1], _GRID_CELLS_PER_POINT, job[2], job[3])  # noqa: E731
-    if len(jobs) == 1 or workers == 1:
-        for job in jobs:
-            run(job)
+
+    def job(q, r, io, do):
+        return lambda: _kernels.grid_nn_serial(q, r, cpp, io, do)
+
+    dirs = [(xn, yn, ixy, dxy)] + ([(yn, xn, iyx, dyx)] if both else [])
+    if workers > 1 and b * len(dirs) < 2 * workers:  # few items: split the query points
+        for q, r, io, do in dirs:
+            cuts = np.linspace(0, q.shape[1], 2 * workers + 1).astype(int)
+            for k in range(b):
+                for a, z in zip(cuts[:-1], cuts[1:]):
+                    if z > a:
+                        jobs.append(job(q[k:k + 1, a:z], r[k:k + 1], io[k:k + 1, a:z], do[k:k + 1, a:z]))
     else:
-        with ThreadPoolExecutor(workers) as ex:
-            list(ex.map(run, jobs))
-    return torch.from_numpy(ixy), (torch.from_numpy(iyx) if both else None)
+        step = max(1, -(-b * len(dirs) // (4 * workers)))
+        for q, r, io, do in dirs:
+            for s0 in range(0, b, step):
+                s1 = min(b, s0 + step)
+                jobs.append(job(q[s0:s1], r[s0:s1], io[s0:s1], do[s0:s1]))
+    _run_jobs(jobs)
+    return ixy, iyx
+
+
+class _GridChamfer(torch.autograd.Function):
+    """Per-item Chamfer values ``(B,)`` with analytic gradients, all in numba (see
+    :func:`lmnet.losses._kernels.chamfer_value_grad`); CPU tensors only."""
+
+    @staticmethod
+    def forward(ctx, x, y, squared: bool, w0: float, w1: float):
+        dt = np.result_type(_np_native(x[:0]).dtype, _np_native(y[:0]).dtype)
+        xn, yn = _np_native(x, dt), _np_native(y, dt)
+        ixy, iyx = _grid_nn(xn, yn, True)
+        want = bool(ctx.needs_input_grad[0] or ctx.needs_input_grad[1])
+        per = np.empty(xn.shape[0])
+        gx = np.empty(xn.shape, dt) if want else np.empty((0, 0, 3), dt)
+        gy = np.empty(yn.shape, dt) if want else np.empty((0, 0, 3), dt)
+        _kernels.chamfer_value_grad(xn, yn, ixy, iyx, bool(squared), float(w0), float(w1), want,
+                                    per, gx, gy)
+        ctx.grads = (gx, gy) if want else None
+        ctx.dtypes = (x.dtype, y.dtype)
+        return torch.from_numpy(per.astype(dt))
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out):
+        gx, gy = ctx.grads
+        g = _np_native(grad_out, gx.dtype)[:, None, None]
+        out_x = torch.from_numpy(gx * g).to(ctx.dtypes[0]) if ctx.needs_input_grad[0] else None
+        out_y = torch.from_numpy(gy * g).to(ctx.dtypes[1]) if ctx.needs_input_grad[1] else None
+        return out_x, out_y, None, None, None
 
 
 def _nn_idx_chunked(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -204,6 +274,8 @@ def chamfer_distance(x: torch.Tensor, y: torch.Tensor, *, squared: bool = False,
             d = d * d
         per_item = w0 * d.min(dim=2).values.mean(1) + w1 * d.min(dim=1).values.mean(1)
         return _reduce(per_item, reduction)
+    if backend == "grid":
+        return _reduce(_GridChamfer.apply(x, y, bool(squared), w0, w1), reduction)
     ixy, iyx = _nn_indices(x, y, backend, both=True)
     per_item = (w0 * _matched(x, _gather(y, ixy), squared).mean(1)
                 + w1 * _matched(y, _gather(x, iyx), squared).mean(1))
