@@ -4,6 +4,8 @@
   lmnet train variant1  --config img.json --set ae_run=runs/ae1     image encoder, L1 latent loss
                                                                     (--set variant=l2 for L2)
   lmnet train variant2  --config img.json --set ae_run=runs/ae1     probabilistic (Variant II)
+  lmnet train silhouette --config sil.json [--set pose=unknown]     image → cloud from masks only
+                                                                    (SPEC §5, lmnet.train.silhouette)
 
 --config takes a JSON object of settings, or a run's config.json (its metadata keys are ignored);
 --set overrides single keys (values parsed as Python literals: lr=1e-4, categories=['chair']).
@@ -18,13 +20,13 @@ from __future__ import annotations
 import argparse
 import json
 
-HELP = "train the autoencoder (ae) or the image encoder (variant1 / variant2)"
+HELP = "train the autoencoder (ae), the image encoder (variant1 / variant2) or the mask-supervised network (silhouette)"
 
-MODELS = ("ae", "variant1", "variant2")
+MODELS = ("ae", "variant1", "variant2", "silhouette")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", choices=MODELS, help="ae, variant1 (L1/L2 latent) or variant2 (probabilistic)")
+    p.add_argument("model", choices=MODELS, help="ae, variant1 (L1/L2 latent), variant2 (probabilistic) or silhouette (masks)")
     p.add_argument("--config", help="JSON file of settings (e.g. a previous run's config.json)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one setting (repeatable)")
@@ -39,7 +41,7 @@ def resolve_cli_config(model: str, config_file: str | None, overrides: list[str]
 
     sets = parse_set_args(overrides)
     raw = merge_overrides(strip_meta(load_config_file(config_file)) if config_file else {}, sets)
-    kind = "autoencoder" if model == "ae" else "image"
+    kind = "autoencoder" if model == "ae" else "silhouette" if model == "silhouette" else "image"
     # The sub-command decides the variant; a file's value is overridden, a conflicting --set is an error.
     if model == "variant1":
         variant = raw.get("variant", "l1")
@@ -66,6 +68,10 @@ def run(args) -> int:
         from lmnet.train.autoencoder import train_autoencoder
 
         run_dir = train_autoencoder(config)
+    elif kind == "silhouette":
+        from lmnet.train.silhouette import train_silhouette
+
+        run_dir = train_silhouette(config)
     else:
         from lmnet.train.image import train_image_encoder
 

@@ -100,6 +100,8 @@ SILHOUETTE_DEFAULTS: dict[str, Any] = {
     "pose_image_size": 64,      # the pose network sees each view's RGB image at this size
     "elevation_range": [0.0, 60.0],  # degrees; candidate / student elevations live in it
     "weight_silhouette": 1.0,
+    "weight_mask_distance": 1.0,  # mask-only: distance of projected points to the masks (image widths)
+    "weight_mask_coverage": 1.0,  # mask-only: distance of mask pixels to the nearest projected point
     "weight_chamfer": 0.0,      # optional 3D term (Euclidean Chamfer with chamfer_weights)
     "weight_student": 1.0,      # student pose head regressing the winning candidate
     "sigma_start": 3.0,         # blur σ (voxels), annealed geometrically per step to sigma_end
@@ -108,7 +110,7 @@ SILHOUETTE_DEFAULTS: dict[str, Any] = {
     "depth_bins": 64,
     "init_ae_run": None,        # autoencoder run (or .pt) whose decoder initialises ours; None = scratch
     "init_ae_which": "best",
-    "decoder_init_scale": 0.1,  # from scratch: last decoder layer scaled so the first cloud is compact
+    "decoder_init_scale": 0.1,  # from scratch: last decoder layer's weights scaled, bias = a spread ball
     "image_scaling": "raw255",
     "weight_decay_conv": 1e-5,
     "weight_decay_fc": 1e-3,
@@ -200,11 +202,13 @@ def _check_silhouette(cfg: dict) -> None:
         raise ConfigError(f"config key 'n_views' must be <= 24 (views per model), got {cfg['n_views']}")
     if cfg["pose_image_size"] < 16 or cfg["pose_image_size"] % 16:
         raise ConfigError(f"config key 'pose_image_size' must be a positive multiple of 16, got {cfg['pose_image_size']}")
-    for key in ("weight_silhouette", "weight_chamfer", "weight_student", "decoder_init_scale"):
+    for key in ("weight_silhouette", "weight_mask_distance", "weight_mask_coverage", "weight_chamfer", "weight_student",
+                "decoder_init_scale"):
         if cfg[key] < 0:
             raise ConfigError(f"config key {key!r} must be >= 0, got {cfg[key]}")
-    if cfg["weight_silhouette"] == 0 and cfg["weight_chamfer"] == 0:
-        raise ConfigError("weight_silhouette and weight_chamfer are both 0: nothing to train")
+    if not any(cfg[k] > 0 for k in ("weight_silhouette", "weight_mask_distance", "weight_mask_coverage", "weight_chamfer")):
+        raise ConfigError("weight_silhouette, weight_mask_distance, weight_mask_coverage and weight_chamfer are all 0: "
+                          "nothing to train")
     if not 0 < cfg["sigma_end"] <= cfg["sigma_start"]:
         raise ConfigError(f"config keys 'sigma_start' / 'sigma_end' need 0 < sigma_end <= sigma_start, "
                           f"got {cfg['sigma_start']} / {cfg['sigma_end']}")

@@ -67,6 +67,14 @@ def build_model(model_config: dict) -> torch.nn.Module:
     if kind == "image":
         return ImageToPointCloud(variant=model_config["variant"], image_scaling=model_config["image_scaling"],
                                  latent_dim=model_config["latent_dim"], n_points=model_config["n_points"])
+    if kind == "silhouette":  # mask-supervised (lmnet.train.silhouette): an ImageToPointCloud subclass
+        from lmnet.models.pose import SilhouetteNetwork
+
+        return SilhouetteNetwork(image_scaling=model_config["image_scaling"], latent_dim=model_config["latent_dim"],
+                                 n_points=model_config["n_points"],
+                                 n_pose_candidates=model_config["n_pose_candidates"],
+                                 pose_image_size=model_config["pose_image_size"],
+                                 elevation_range=model_config["elevation_range"])
     raise ValueError(f"unknown model kind {kind!r} in checkpoint model_config")
 
 
@@ -88,7 +96,9 @@ def load_model(run_dir: str | Path, which: str = "best", device: str | torch.dev
     when present, else ``{"kind": ...}`` only). The model is a :class:`PointAutoencoder`
     (``config["kind"] == "autoencoder"``) or an :class:`ImageToPointCloud` (``"image"``), decided
     by the checkpoint. ``config`` is the run's ``config.json`` dict (resolved training config plus
-    ``kind``, ``git_commit``, ...).
+    ``kind``, ``git_commit``, ...). A mask-supervised run (kind ``"silhouette"``) loads as a
+    :class:`~lmnet.models.pose.SilhouetteNetwork` (an ``ImageToPointCloud``) with ``config["kind"]``
+    reported as ``"image"`` and ``config["train_kind"] = "silhouette"``.
     """
     run_dir = Path(run_dir)
     if run_dir.is_file():
@@ -102,6 +112,10 @@ def load_model(run_dir: str | Path, which: str = "best", device: str | torch.dev
     ckpt = load_checkpoint(ckpt_file)
     config = read_run_config(folder) if folder is not None and (folder / CONFIG_FILE).is_file() else {}
     config.setdefault("kind", ckpt["kind"])
+    if config["kind"] == "silhouette":
+        # a silhouette run *is* an image → point-cloud network: consumers that check for kind
+        # "image" (lmnet eval / lmnet infer) take it as one; the training kind stays in train_kind
+        config["kind"], config["train_kind"] = "image", "silhouette"
     model = build_model(ckpt["model_config"])
     model.load_state_dict(ckpt["model"])
     return model.to(device).eval(), config

@@ -1,0 +1,111 @@
+"""Mask-supervised training (SPEC §5): cost of one silhouette loss + backward per training step, and
+(``evaluate``) the 3D result of a trained silhouette run against the mean-shape baseline.
+
+``run(quick)`` times, side by side on the same random cloud batch, the projection part of one
+training step in both pose modes: known pose (B items × V views) and unknown pose
+(B × V views × K candidates, min over K). Each value is the median of several repeats; the 2 CPU
+cores are shared, so timings are "as measured under load".
+
+``evaluate(run_dir, split="test")`` (used for benchmarks/results/silhouette.md) runs the paper protocol
+(``lmnet.eval.run.evaluate_run``: subsample 1024, per-cloud normalisation, ICP, Euclidean CD ×100,
+EMD off unless asked) with the medoid mean-shape baseline, and for an unknown-pose run the student's
+pose error in degrees on the same split (every view as input, 24 supervising views per model).
+
+    python -m benchmarks.bench_silhouette                 # timings
+    python -m benchmarks.bench_silhouette RUN_DIR [...]   # evaluate trained runs
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+
+import torch
+
+from lmnet.train import silhouette as sil
+
+
+def _time(fn, repeats: int) -> float:
+    fn()  # warm-up
+    ts = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t0)
+    return statistics.median(ts)
+
+
+def run(quick: bool = False) -> dict:
+    torch.manual_seed(0)
+    B, V, K = (4, 4, 4) if quick else (8, 4, 4)
+    repeats = 3 if quick else 5
+    sizes = (32,) if quick else (32, 64)
+    rows = []
+    for size in sizes:
+        pts = ((torch.rand(B, 2048, 3) - 0.5) * 0.5).requires_grad_(True)
+        masks = (torch.rand(B, V, size, size) > 0.8).float()
+        az = torch.rand(B, V) * 360
+        el, dr, fov = torch.full((B, V), 27.0), torch.full((B, V), 0.8), torch.full((B, V), 25.0)
+
+        def known():
+            s = sil.project_views(pts, az, el, dr, fov, sigma=1.0, size=size, depth_bins=32)
+            ((s - masks) ** 2).mean().backward()
+
+        def unknown():
+            rep = lambda t: t.unsqueeze(-1).expand(B, V, K).reshape(B, V * K)
+            s = sil.project_views(pts, rep(az) + torch.rand(B, V * K) * 90, rep(el), rep(dr), rep(fov), sigma=1.0,
+                                  size=size, depth_bins=32).view(B, V, K, size, size)
+            best, _ = sil.select_pose_winner(((s - masks.unsqueeze(2)) ** 2).flatten(3).mean(-1))
+            best.mean().backward()
+
+        for name, fn, n_proj in (("known pose", known, B * V), (f"unknown pose (K={K})", unknown, B * V * K)):
+            t = _time(fn, repeats)
+            rows.append({"case": f"B={B} V={V} grid {size}x{size}x32", "impl": name, "metric": "loss+backward",
+                         "value": t * 1e3, "unit": "ms"})
+            rows.append({"case": f"B={B} V={V} grid {size}x{size}x32", "impl": name, "metric": "per projection",
+                         "value": t * 1e3 / n_proj, "unit": "ms"})
+    return {"topic": "silhouette", "rows": rows,
+            "notes": ["projection + L2 + backward of one training step (encoder/decoder excluded), 2048 points, "
+                      "CPU, median of repeats, measured under load from other jobs"]}
+
+
+def evaluate(run_dir: str, split: str = "test", emd: bool = False, workers: int = 2) -> dict:
+    """Paper-protocol table (model vs medoid mean shape) and, for unknown-pose runs, pose errors."""
+    from lmnet.eval.protocol import Protocol
+    from lmnet.eval.run import evaluate_run, resolve_split_file
+    from lmnet.train.runs import load_model
+
+    res = evaluate_run(run_dir, split=split, protocol=Protocol(emd=emd), workers=workers)
+    out = {"tables": res["tables"], "notes": res["notes"], "n_pairs": res["n_pairs"]}
+    model, config = load_model(run_dir)
+    if getattr(model, "pose_net", None) is not None:
+        from lmnet.data.dataset import ShapeNetDataset
+
+        base = ShapeNetDataset(config["data_root"], split=resolve_split_file(config, split),
+                               categories=config["categories"], views="all", n_points=1024,
+                               image_cache=config["image_cache"], background=config["background"])
+        ds = sil.MultiViewDataset(base, n_views=1, input_views=None, pose_images=True,
+                                  pose_image_size=config["pose_image_size"], mask_size=config["silhouette_size"])
+        pred, gt = sil.predict_poses(model, ds)
+        out["pose"] = {**sil.pose_errors(pred, gt), "n_views": int(len(pred))}
+    return out
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1:
+        import json
+
+        for rd in sys.argv[1:]:
+            r = evaluate(rd)
+            print(f"== {rd} ({r['n_pairs']} pairs)")
+            for method, rows in r["tables"].items():
+                for row in rows:
+                    print(f"  {method:45s} {row['category']:10s} n={row['n_pairs']:4d} CD x100 {row['cd_x100']:.3f}")
+            if "pose" in r:
+                print("  pose:", json.dumps({k: round(v, 3) for k, v in r["pose"].items()}))
+    else:
+        res = run()
+        print(f"{'case':28s} {'impl':24s} {'metric':16s} value")
+        for row in res["rows"]:
+            print(f"{row['case']:28s} {row['impl']:24s} {row['metric']:16s} {row['value']:.2f} {row['unit']}")
