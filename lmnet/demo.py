@@ -8,8 +8,9 @@ executed notebooks, outputs included), ``figures/`` (the PNG/GIF figures of the 
 the top, ``results_grid.png`` and ``eval_test.md`` / ``eval_test.csv`` (the evaluation of the
 Variant I L1 run with the baselines, copied from its run folder).
 
-Sizes are chosen so the demo finishes in well under 15 minutes on a 2-core CPU while the numbers
-still show real learning (the model beats the mean-shape baseline): see :data:`DEMO_OVERRIDES`.
+Sizes are chosen so the demo finishes in under 15 minutes on a 2-core CPU (measured: 12.2 min).
+At this size the autoencoder learns (validation Chamfer ×100 14.0 → 7.75), but the short image
+runs do not yet beat the per-category mean-shape baseline: see :data:`DEMO_OVERRIDES`.
 """
 
 from __future__ import annotations
@@ -30,12 +31,12 @@ DEMO_NOTEBOOKS = ("00_data.ipynb", "01_autoencoder.ipynb", "02_variant_I.ipynb",
 # Paths under --out are filled in by demo_overrides().
 DEMO_OVERRIDES: dict[str, Any] = {
     "?categories": ["chair", "table", "airplane", "car", "lamp"],
-    "?synthetic_models": 32,         # per category → 19/6/7 train/val/test shapes per category
+    "?synthetic_models": 24,         # per category → 14/5/5 train/val/test shapes per category
     "?device": "cpu",
-    "?ae_epochs": 30,
+    "?ae_epochs": 20,
     "?ae_batch_size": 16,
     "?ae_lr": 1e-3,
-    "?image_epochs": 25,
+    "?image_epochs": 12,
     "?image_batch_size": 16,
     "?image_lr": 1e-3,
     "?views": "random",
