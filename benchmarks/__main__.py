@@ -60,11 +60,15 @@ def ratios(rows: list[dict]) -> list[dict]:
     out = []
     by_key: dict[tuple, dict[str, dict]] = {}
     for r in rows:
+        if "speed-up" in r["metric"] or r["impl"].startswith(f"{OURS} vs"):
+            continue  # already a ratio
         by_key.setdefault((r["case"], r["metric"]), {})[r["impl"]] = r
     for (case, metric), impls in by_key.items():
         mine = next((v for k, v in impls.items() if k.startswith(OURS)), None)
         if not mine or not mine["value"]:
             continue
+        if mine.get("unit") == "MB" and mine["value"] < 1.0:
+            continue  # below what RSS sampling resolves: a ratio would be noise
         for impl, r in impls.items():
             if r is mine:
                 continue
@@ -96,6 +100,11 @@ def to_markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
+def render_markdown(json_path: str | Path) -> str:
+    """Re-render the markdown summary of a saved ``<host>.json`` report."""
+    return to_markdown(json.loads(Path(json_path).read_text()))
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -110,8 +119,12 @@ def main(argv=None) -> int:
         ap.error(f"unknown topic(s) {sorted(unknown)}; available: {discover()}")
     report = {"hardware": hardware(), "date": time.strftime("%Y-%m-%d %H:%M"),
               "mode": "quick" if args.quick else "full", "results": []}
+    import torch
+
+    threads = torch.get_num_threads()
     for topic in topics:
         print(f"== {topic}", flush=True)
+        torch.set_num_threads(threads)  # a benchmark may change it; each starts from the default
         t0 = time.perf_counter()
         try:
             mod = importlib.import_module(f"benchmarks.bench_{topic}")
@@ -129,6 +142,11 @@ def main(argv=None) -> int:
     suffix = "-quick" if args.quick else ""
     from lmnet import atomic_io
 
+    previous = out / f"{host}{suffix}.json"
+    if args.only and previous.is_file():  # a partial run replaces its topics in the last full report
+        old = json.loads(previous.read_text())
+        fresh = {r["topic"] for r in report["results"]}
+        report["results"] = [r for r in old.get("results", []) if r.get("topic") not in fresh] + report["results"]
     atomic_io.write_json(out / f"{host}{suffix}.json", report)
     atomic_io.write_text(out / f"{host}{suffix}.md", to_markdown(report))
     atomic_io.write_text(out / f"latest{suffix}.md", to_markdown(report))

@@ -75,14 +75,15 @@ def _image_step(device, batch, amp):
     teacher = PointAutoencoder().to(device).eval()
     model = ImageToPointCloud("l1", decoder=teacher.decoder).to(device).train()
     opt = torch.optim.Adam(model.trainable_parameters(), lr=5e-5)
-    scaler = torch.amp.GradScaler("cuda") if amp else None
+    scaler = torch.amp.GradScaler("cuda") if amp and device.type == "cuda" else None
     images = torch.rand(batch, 3, 128, 128, device=device) * 255
+    amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16  # as lmnet.train.loop
     pts = torch.rand(batch, 2048, 3, device=device) - 0.5
 
     def step():
         with torch.no_grad():
             target = teacher.encode(pts)
-        ctx = torch.autocast("cuda", dtype=torch.float16) if amp else contextlib.nullcontext()
+        ctx = torch.autocast(device.type, dtype=amp_dtype) if amp else contextlib.nullcontext()
         with ctx:
             mu, _ = model.encode_image(images)
         loss = latent_loss(mu.float(), target, "l1")
@@ -118,6 +119,9 @@ def run(quick: bool = False) -> dict:
                      "no brute-force Chamfer comparison")
     add(f"image_step B={img_batch}", "cpu fp32", _time_steps(_image_step(cpu, img_batch, False), cpu, 1, repeats),
         img_batch)
+    # amp=True on CPU = bfloat16 autocast (what lmnet.train does); compare with fp32 above
+    add(f"image_step B={img_batch}", "ours: cpu amp (bf16)",
+        _time_steps(_image_step(cpu, img_batch, True), cpu, 1, repeats), img_batch)
 
     if torch.cuda.is_available():
         dev = torch.device("cuda")

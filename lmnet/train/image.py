@@ -24,7 +24,7 @@ from torch import nn
 from lmnet.errors import ConfigError
 from lmnet.losses import chamfer_distance
 from lmnet.models import ImageToPointCloud, PointAutoencoder, diversity_loss, latent_loss, reparameterize
-from lmnet.train.loop import Trainer, weight_decay_groups
+from lmnet.train.loop import Trainer, conv_fc_weight_decay_groups
 from lmnet.train.runs import load_model
 
 
@@ -65,16 +65,7 @@ class ImageTrainer(Trainer):
         return _ImageLatents(self.model)
 
     def param_groups(self) -> list[dict]:
-        cfg = self.config
-
-        def decay(layer):
-            if isinstance(layer, nn.Conv2d):
-                return cfg["weight_decay_conv"]
-            if isinstance(layer, nn.Linear):
-                return cfg["weight_decay_fc"]
-            return 0.0
-
-        return weight_decay_groups(self.model, decay)
+        return conv_fc_weight_decay_groups(self.model, self.config)
 
     def _latent_kind(self) -> str:
         return "l1" if self.config["variant"] == "l1" else "l2"

@@ -68,7 +68,7 @@ from lmnet.errors import ConfigError, DataError
 from lmnet.models.pose import SilhouetteNetwork, azimuth_unit, wrap_degrees
 from lmnet.train.config import resolve_train_config
 from lmnet.train.data import limit_items
-from lmnet.train.loop import Trainer, weight_decay_groups
+from lmnet.train.loop import Trainer, conv_fc_weight_decay_groups
 
 STUDENT_ELEVATION_SCALE = 30.0
 INIT_RADIUS = 0.25  # radius of the uniform ball the from-scratch decoder starts from (unit-diagonal frame)  # degrees: Δelevation / 30° is weighted like the azimuth unit vectors
@@ -371,16 +371,7 @@ class SilhouetteTrainer(Trainer):
         return _Forward(self.model)
 
     def param_groups(self) -> list[dict]:
-        cfg = self.config
-
-        def decay(layer):
-            if isinstance(layer, nn.Conv2d):
-                return cfg["weight_decay_conv"]
-            if isinstance(layer, nn.Linear):
-                return cfg["weight_decay_fc"]
-            return 0.0
-
-        return weight_decay_groups(self.model, decay)
+        return conv_fc_weight_decay_groups(self.model, self.config)
 
     # -- σ schedule -------------------------------------------------------------------------------
     def current_sigma(self) -> float:
