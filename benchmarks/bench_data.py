@@ -15,6 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
+try:
+    from benchmarks._common import median_time, print_result
+except ImportError:  # run as a script: python benchmarks/bench_<topic>.py
+    from _common import median_time, print_result
 
 def _write_fake(root: Path, synsets: list[str], n_models: int, seed: int = 0) -> None:
     from PIL import Image
@@ -105,9 +109,4 @@ def run(quick: bool = False) -> dict:
 if __name__ == "__main__":
     import sys
 
-    res = run(quick="--quick" in sys.argv)
-    print(f"{'case':40s} {'impl':28s} {'metric':14s} {'value':>10s} unit")
-    for r in res["rows"]:
-        print(f"{r['case']:40s} {r['impl']:28s} {r['metric']:14s} {r['value']:10.1f} {r['unit']}")
-    for n in res["notes"]:
-        print("note:", n)
+    print_result(run(quick="--quick" in sys.argv))

@@ -14,7 +14,6 @@ clouds make the assignment problem harder than real data.
 
 from __future__ import annotations
 
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -25,6 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 OFFICIAL_TEST_PAIRS = 8762 * 24
 
+try:
+    from benchmarks._common import median_time, print_result
+except ImportError:  # run as a script: python benchmarks/bench_<topic>.py
+    from _common import median_time, print_result
 
 def _surface(rng, n):
     """n points on a box (0.6×0.3×0.2) ∪ an ellipsoid above it."""
@@ -50,15 +53,6 @@ def make_pairs(n_pairs: int, seed: int = 0):
     return preds, gts
 
 
-def _median_time(fn, repeats):
-    ts = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t)
-    return statistics.median(ts)
-
-
 def run(quick: bool = False) -> dict:
     from lmnet.eval import protocol as P
     from lmnet.eval.parallel import PairEvaluator
@@ -78,7 +72,7 @@ def run(quick: bool = False) -> dict:
 
     def per_pair(fn):
         fn(*prepared[0])  # warm-up (numba cache load)
-        return 1e3 * _median_time(lambda: [fn(p, g) for p, g in prepared], repeats) / len(prepared)
+        return 1e3 * median_time(lambda: [fn(p, g) for p, g in prepared], repeats) / len(prepared)
 
     def kdtree_chamfer(p, g):
         return P.chamfer(p, g)
@@ -108,7 +102,7 @@ def run(quick: bool = False) -> dict:
 
     proto = P.Protocol()
     # serial, full protocol
-    serial = _median_time(lambda: [P.evaluate_pair(p, g, proto, k) for p, g, k in
+    serial = median_time(lambda: [P.evaluate_pair(p, g, proto, k) for p, g, k in
                                    zip(preds[: n_pairs // 2], gts[: n_pairs // 2], keys)], repeats)
     row("full protocol", "1 process", "throughput", (n_pairs // 2) / serial, "pairs/s")
 
@@ -120,7 +114,7 @@ def run(quick: bool = False) -> dict:
         return P.emd(p, g, proto.emd_backend)
 
     n_ref = n_pairs // 4
-    ref = _median_time(lambda: [reference_pair(p, g, k) for p, g, k in zip(preds[:n_ref], gts[:n_ref], keys)], repeats)
+    ref = median_time(lambda: [reference_pair(p, g, k) for p, g, k in zip(preds[:n_ref], gts[:n_ref], keys)], repeats)
     row("full protocol", "1 process, reference ICP+Chamfer", "throughput", n_ref / ref, "pairs/s")
     row("full protocol", "ours vs reference ICP+Chamfer", "speed-up (1 process)", (n_pairs // 2) / serial / (n_ref / ref), "x")
 
@@ -136,7 +130,7 @@ def run(quick: bool = False) -> dict:
         ev.submit(preds, gts, keys)
         ev.results()
     try:
-        tpar = _median_time(par, repeats)
+        tpar = median_time(par, repeats)
     finally:
         ev.__exit__(None, None, None)
     rate = n_pairs / tpar
@@ -147,14 +141,5 @@ def run(quick: bool = False) -> dict:
     return {"topic": "eval", "rows": rows, "notes": notes}
 
 
-def _print(result: dict) -> None:
-    print(f"# {result['topic']}")
-    print(f"{'case':38s} {'impl':40s} {'metric':22s} {'value':>10s} unit")
-    for r in result["rows"]:
-        print(f"{r['case']:38s} {r['impl']:40s} {r['metric']:22s} {r['value']:10.3f} {r['unit']}")
-    for n in result["notes"]:
-        print(f"- {n}")
-
-
 if __name__ == "__main__":
-    _print(run(quick="--quick" in sys.argv))
+    print_result(run(quick="--quick" in sys.argv))

@@ -25,15 +25,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-
-def _median_time(fn, repeats):
-    ts = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t)
-    return statistics.median(ts)
-
+try:
+    from benchmarks._common import median_time, print_result
+except ImportError:  # run as a script: python benchmarks/bench_<topic>.py
+    from _common import median_time, print_result
 
 def _peak_rss_delta(fn) -> float:
     """Peak RSS during ``fn()`` minus RSS before it, in MB (psutil sampling thread, ~1 ms)."""
@@ -141,7 +136,7 @@ def bench_chamfer(quick: bool, rows: list, notes: list) -> None:
                 fn(x, y).backward()
 
             step()  # warm-up (numba JIT / cache load, allocator)
-            t = _median_time(step, reps)
+            t = median_time(step, reps)
             mem = _peak_rss_delta(step)
             times[name] = t
             rows.append({"case": case, "impl": name, "metric": "time", "value": t, "unit": "s"})
@@ -229,7 +224,7 @@ def bench_emd(quick: bool, rows: list, notes: list) -> None:
         x = x0.clone().requires_grad_()
         emd_approx(x, y0).backward()
 
-    t = _median_time(step, 1 if not quick else 2)
+    t = median_time(step, 1 if not quick else 2)
     rows.append({"case": f"approx EMD fwd+bwd B={b} N={n}", "impl": "ours", "metric": "time",
                  "value": t, "unit": "s"})
     try:
@@ -256,10 +251,4 @@ def run(quick: bool = False) -> dict:
 
 
 if __name__ == "__main__":
-    quick = "--quick" in sys.argv
-    res = run(quick=quick)
-    print(f"{'case':58s} {'impl':26s} {'metric':27s} {'value':>12s} unit")
-    for r in res["rows"]:
-        print(f"{r['case']:58s} {r['impl']:26s} {r['metric']:27s} {r['value']:12.5g} {r['unit']}")
-    for n in res["notes"]:
-        print("note:", n)
+    print_result(run(quick="--quick" in sys.argv))

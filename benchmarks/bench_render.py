@@ -10,10 +10,8 @@ subprocess with a timeout (it can abort the process) and skipped with a note whe
 
 from __future__ import annotations
 
-import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -40,16 +38,10 @@ for _ in range(reps):
 print("SECONDS", statistics.median(ts))
 """
 
-
-def _median_time(fn, repeats: int) -> float:
-    fn()  # warm-up (first-call allocations, matplotlib font cache, numba JIT)
-    ts = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t)
-    return statistics.median(ts)
-
+try:
+    from benchmarks._common import median_time, print_result
+except ImportError:  # run as a script: python benchmarks/bench_<topic>.py
+    from _common import median_time, print_result
 
 def _chair():
     from lmnet.data.synthetic import build_mesh, sample_surface
@@ -92,8 +84,8 @@ def run(quick: bool = False) -> dict:
     def row(case_, impl, metric, value, unit="s"):
         rows.append({"case": case_, "impl": impl, "metric": metric, "value": float(value), "unit": unit})
 
-    t_torch = _median_time(lambda: render_cloud(pts, image_size=SIZE), reps)
-    t_mpl = _median_time(lambda: render_cloud(pts, image_size=SIZE, backend="matplotlib"), reps)
+    t_torch = median_time(lambda: render_cloud(pts, image_size=SIZE), reps, warmup=True)
+    t_mpl = median_time(lambda: render_cloud(pts, image_size=SIZE, backend="matplotlib"), reps, warmup=True)
     row(case, "ours", "s/image", t_torch)
     row(case, "matplotlib", "s/image", t_mpl)
     t_o3d = _open3d(pts, reps, notes)
@@ -103,14 +95,14 @@ def run(quick: bool = False) -> dict:
 
     batch = 4 if quick else 8
     stack = np.stack([pts] * batch)
-    t_b = _median_time(lambda: render_cloud(stack, image_size=SIZE), max(2, reps // 2))
+    t_b = median_time(lambda: render_cloud(stack, image_size=SIZE), max(2, reps // 2), warmup=True)
     row(f"{N_POINTS} pts, {SIZE}x{SIZE}, batch of {batch} in one call", "ours", "s/image", t_b / batch)
 
     gt = pts + np.random.default_rng(1).normal(0, 0.01, pts.shape).astype(np.float32)
-    t_err = _median_time(lambda: render_cloud(pts, image_size=SIZE, color_by="error", gt=gt), reps)
+    t_err = median_time(lambda: render_cloud(pts, image_size=SIZE, color_by="error", gt=gt), reps, warmup=True)
     row(f"{N_POINTS} pts, {SIZE}x{SIZE}, colour by error to a 2048-pt GT", "ours", "s/image", t_err)
 
-    t_mesh = _median_time(lambda: render_mesh_preview(v, f, image_size=SIZE, supersample=3), reps)
+    t_mesh = median_time(lambda: render_mesh_preview(v, f, image_size=SIZE, supersample=3), reps, warmup=True)
     row(f"mesh {len(v)} verts / {len(f)} faces, {SIZE}x{SIZE}, ss 3", "ours", "s/image", t_mesh)
 
     try:
@@ -118,7 +110,7 @@ def run(quick: bool = False) -> dict:
 
         pv, pf = points_to_mesh(pts, depth=7)
         pv, pf = np.asarray(pv, np.float32), np.asarray(pf, np.int64)
-        t_pm = _median_time(lambda: render_mesh_preview(pv, pf, image_size=SIZE, supersample=3), reps)
+        t_pm = median_time(lambda: render_mesh_preview(pv, pf, image_size=SIZE, supersample=3), reps, warmup=True)
         row(f"Poisson mesh of the cloud, {len(pf)} faces, {SIZE}x{SIZE}, ss 3", "ours", "s/image", t_pm)
     except Exception as exc:  # noqa: BLE001 - Open3D missing or failing: report, keep the rest
         notes.append(f"Poisson mesh case skipped: {type(exc).__name__}: {exc}")
@@ -143,12 +135,6 @@ def save_figure(path) -> Path:
 
 
 if __name__ == "__main__":
-    quick = "--quick" in sys.argv
-    res = run(quick=quick)
-    print(f"{'case':58s} {'impl':12s} {'metric':10s} {'value':>10s} unit")
-    for r in res["rows"]:
-        print(f"{r['case']:58s} {r['impl']:12s} {r['metric']:10s} {r['value']:10.4g} {r['unit']}")
-    for n in res["notes"]:
-        print("note:", n)
+    print_result(run(quick="--quick" in sys.argv))
     if "--figure" in sys.argv:
         print("figure:", save_figure(sys.argv[sys.argv.index("--figure") + 1]))

@@ -17,24 +17,16 @@ pose error in degrees on the same split (every view as input, 24 supervising vie
 
 from __future__ import annotations
 
-import statistics
 import sys
-import time
 
 import torch
 
 from lmnet.train import silhouette as sil
 
-
-def _time(fn, repeats: int) -> float:
-    fn()  # warm-up
-    ts = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return statistics.median(ts)
-
+try:
+    from benchmarks._common import median_time
+except ImportError:  # run as a script: python benchmarks/bench_<topic>.py
+    from _common import median_time
 
 def run(quick: bool = False) -> dict:
     torch.manual_seed(0)
@@ -60,7 +52,7 @@ def run(quick: bool = False) -> dict:
             best.mean().backward()
 
         for name, fn, n_proj in (("known pose", known, B * V), (f"unknown pose (K={K})", unknown, B * V * K)):
-            t = _time(fn, repeats)
+            t = median_time(fn, repeats, warmup=True)
             rows.append({"case": f"B={B} V={V} grid {size}x{size}x32", "impl": name, "metric": "loss+backward",
                          "value": t * 1e3, "unit": "ms"})
             rows.append({"case": f"B={B} V={V} grid {size}x{size}x32", "impl": name, "metric": "per projection",

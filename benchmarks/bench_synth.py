@@ -33,6 +33,10 @@ for i in range(n):
 print(sorted(times)[len(times) // 2])
 """
 
+try:
+    from benchmarks._common import median_time, print_result
+except ImportError:  # run as a script: python benchmarks/bench_<topic>.py
+    from _common import median_time, print_result
 
 def _median_time(fn, repeats: int) -> float:
     times = []
@@ -113,9 +117,4 @@ def run(quick: bool = False) -> dict:
 
 
 if __name__ == "__main__":
-    res = run(quick="--quick" in sys.argv)
-    print(f"{'case':42s} {'impl':18s} {'metric':10s} {'value':>10s} unit")
-    for r in res["rows"]:
-        print(f"{r['case']:42s} {r['impl']:18s} {r['metric']:10s} {r['value']:10.4f} {r['unit']}")
-    for n in res["notes"]:
-        print("note:", n)
+    print_result(run(quick="--quick" in sys.argv))

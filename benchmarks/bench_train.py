@@ -21,6 +21,10 @@ import time
 
 import torch
 
+try:
+    from benchmarks._common import median_time, print_result
+except ImportError:  # run as a script: python benchmarks/bench_<topic>.py
+    from _common import median_time, print_result
 
 def _sync(device):
     if device.type == "cuda":
@@ -141,9 +145,4 @@ if __name__ == "__main__":
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
-    result = run(quick=parser.parse_args().quick)
-    print(f"{'case':22s} {'impl':28s} {'metric':10s} {'value':>10s} unit")
-    for r in result["rows"]:
-        print(f"{r['case']:22s} {r['impl']:28s} {r['metric']:10s} {r['value']:10.3f} {r['unit']}")
-    for note in result["notes"]:
-        print(f"note: {note}")
+    print_result(run(quick=parser.parse_args().quick))
