@@ -24,15 +24,41 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
 
 
+# Config keys holding paths. Relative ones are taken from the repository root (not the kernel's
+# working directory: JupyterLab starts a notebook's kernel in notebooks/, nbclient in the root).
+PATH_KEYS = ("data_root", "run_root", "figures_dir", "train_split", "val_split", "test_split", "model_run",
+             "user_images")
+
+
+def resolve_paths(config: Mapping[str, Any]) -> dict:
+    """``config`` with the relative paths of :data:`PATH_KEYS` made absolute against the
+    repository root (when lmnet runs from its source tree; otherwise left as they are)."""
+    out = dict(config)
+    if not (REPO_ROOT / "notebooks").is_dir():
+        return out
+    for key in PATH_KEYS:
+        v = out.get(key)
+        if isinstance(v, str) and v:
+            out[key] = _from_root(v)
+        elif isinstance(v, list) and all(isinstance(x, str) for x in v):
+            out[key] = [_from_root(x) for x in v]
+    return out
+
+
+def _from_root(path: str) -> str:
+    return path if Path(path).is_absolute() else str(REPO_ROOT / path)
+
+
 def with_overrides(config: Mapping[str, Any]) -> dict:
-    """Return ``config`` updated with the JSON overrides in ``$LMNET_NOTEBOOK_OVERRIDES`` (if any).
+    """Return ``config`` updated with the JSON overrides in ``$LMNET_NOTEBOOK_OVERRIDES`` (if any),
+    relative paths resolved against the repository root (:func:`resolve_paths`).
 
     Keys in the overrides that the notebook's config does not have are skipped when they are
     prefixed with ``"?"`` (shared overrides for all notebooks) and are an error otherwise.
     """
     raw = os.environ.get(ENV_VAR, "").strip()
     if not raw:
-        return dict(config)
+        return resolve_paths(config)
     try:
         overrides = json.loads(raw)
     except json.JSONDecodeError as exc:
@@ -46,7 +72,19 @@ def with_overrides(config: Mapping[str, Any]) -> dict:
                 clean[key[1:]] = value
         else:
             clean[key] = value
-    return resolve_config(config, clean, name="notebook config")
+    return resolve_paths(resolve_config(config, clean, name="notebook config"))
+
+
+# A tiny configuration for every notebook (CI, smoke tests): 2 categories × 5 synthetic models,
+# 1 epoch, batch 4, a few items. Add "?data_root" / "?run_root" / "?figures_dir" for where it goes.
+TINY_OVERRIDES: dict[str, Any] = {
+    "?categories": ["chair", "airplane"], "?synthetic_models": 5, "?device": "cpu", "?num_workers": 0,
+    "?ae_epochs": 1, "?ae_batch_size": 4, "?image_epochs": 1, "?image_batch_size": 4, "?sil_epochs": 1,
+    "?sil_batch_size": 4, "?n_views": 2, "?max_train_items": 6, "?max_val_items": 4, "?eval_max_items": 3,
+    "?eval_views": [0], "?views": "random", "?preview_per_category": 1, "?preview_views": [0],
+    "?n_show": 2, "?interp_steps": 3, "?k_samples": 2, "?spread_k": 2, "?spread_items": 6,
+    "?n_items": 3, "?gif_frames": 3, "?mesh_depth": 5, "?sigmas": [1.0], "?lambdas": [0.0, 5.5],
+}
 
 
 SPLITS = ("train", "val", "test")
@@ -101,6 +139,7 @@ def _common_train(config: Mapping[str, Any]) -> dict:
     return {"data_root": config["data_root"], "train_split": sp["train"], "val_split": sp["val"],
             "categories": config["categories"], "device": config["device"], "seed": int(config.get("seed", 0)),
             "num_workers": int(config.get("num_workers", 0)), "resume": True,
+            "lr_schedule": config.get("lr_schedule", "none"),
             "progress": bool(config.get("progress", False)),
             "max_train_items": int(config.get("max_train_items", 0)),
             "max_val_items": int(config.get("max_val_items", 0))}

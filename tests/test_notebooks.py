@@ -15,18 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from lmnet.notebook_tools import has_outputs, run_notebook, with_overrides
+from lmnet.notebook_tools import TINY_OVERRIDES, has_outputs, run_notebook, with_overrides
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
 
-TINY = {
-    "?categories": ["chair", "airplane"], "?synthetic_models": 5, "?device": "cpu", "?num_workers": 0,
-    "?ae_epochs": 1, "?ae_batch_size": 4, "?image_epochs": 1, "?image_batch_size": 4, "?sil_epochs": 1,
-    "?sil_batch_size": 4, "?n_views": 2, "?max_train_items": 6, "?max_val_items": 4, "?eval_max_items": 3,
-    "?eval_views": [0], "?views": "random", "?preview_per_category": 1, "?preview_views": [0],
-    "?n_show": 2, "?interp_steps": 3, "?k_samples": 2, "?spread_k": 2, "?spread_items": 6,
-    "?n_items": 3, "?gif_frames": 3, "?mesh_depth": 5, "?sigmas": [1.0], "?lambdas": [0.0, 5.5],
-}
+TINY = TINY_OVERRIDES
 
 
 def test_notebooks_exist_and_are_stripped():
@@ -52,6 +45,13 @@ def test_with_overrides(monkeypatch):
 
     monkeypatch.setenv("LMNET_NOTEBOOK_OVERRIDES", json.dumps({"a": 2, "?b": 3, "?zz": 1}))
     assert with_overrides({"a": 1, "b": 1, "c": 0}) == {"a": 2, "b": 3, "c": 0}
+    # relative paths are the repository's (JupyterLab runs a notebook's kernel in notebooks/)
+    from lmnet.notebook_tools import REPO_ROOT
+
+    monkeypatch.setenv("LMNET_NOTEBOOK_OVERRIDES", json.dumps({"?run_root": "runs/x"}))
+    got = with_overrides({"data_root": "data/synthetic", "run_root": "runs", "user_images": ["a.png", "/b.png"]})
+    assert got == {"data_root": str(REPO_ROOT / "data/synthetic"), "run_root": str(REPO_ROOT / "runs/x"),
+                   "user_images": [str(REPO_ROOT / "a.png"), "/b.png"]}
     monkeypatch.setenv("LMNET_NOTEBOOK_OVERRIDES", json.dumps({"nope": 1}))
     with pytest.raises(ConfigError):
         with_overrides({"a": 1})

@@ -2,7 +2,7 @@
 
 Starts JupyterLab on 127.0.0.1 (random port, token auth) in a temporary folder, opens a notebook
 in headless Chromium (Debian ``chromium``; driven over the DevTools protocol with
-``websocket-client``), runs its cells from the front end (the notebook toolbar's run button, so
+``websocket-client``), runs its cells from the front end (JupyterLab's Run All Cells command, so
 outputs and widgets are rendered by JupyterLab itself), waits for an ipywidgets view holding the
 browser's image, and saves a screenshot.
 
@@ -13,9 +13,8 @@ Without ``--notebook`` a small self-contained notebook is used (a few procedural
 ``lmnet.render.browser.browse``). Needs: ``apt-get install -y chromium``,
 ``pip install jupyterlab websocket-client``. Exit code 0 when the widget rendered, 1 otherwise.
 
-Status: JupyterLab starts and the notebook opens in headless Chromium, but clicking the toolbar's
-run button from JavaScript does not execute the cells yet (prompts stay ``[ ]``), so this check
-currently exits 1; the next step is sending Shift+Enter as DevTools key events. Not run in CI.
+Cells are run with JupyterLab's own ``notebook:run-all-cells`` command (Run > Run All Cells), through
+the application object that ``--LabApp.expose_app_in_browser`` puts on ``window.jupyterapp``.
 """
 
 from __future__ import annotations
@@ -100,11 +99,36 @@ class CDP:
         return None
 
 
+# The notebook panel(s) of the lab, as JavaScript: every code cell's execution count and outputs.
+_CELLS_JS = """(() => {
+  const out = [];
+  for (const w of window.jupyterapp.shell.widgets('main')) {
+    if (!w.content || !w.content.model || !w.sessionContext) continue;
+    const cells = w.content.model.cells;
+    for (let i = 0; i < cells.length; i++) {
+      const c = cells.get(i);
+      if (c.type !== 'code') continue;
+      const outs = c.outputs.toJSON();
+      out.push({count: c.executionCount, errors: outs.filter(o => o.output_type === 'error')
+                .map(o => o.ename + ': ' + o.evalue)});
+    }
+  }
+  return out;
+})()"""
+_KERNEL_IDLE_JS = """(() => { for (const w of window.jupyterapp.shell.widgets('main')) {
+  const k = w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;
+  if (k && k.status === 'idle') return true; } return false; })()"""
+_WIDGET_IMAGE_JS = """(() => { const v = document.querySelector('.jupyter-widgets .widget-image, .jupyter-widgets img');
+  return v && v.naturalWidth > 0 ? [v.naturalWidth, v.naturalHeight] : null; })()"""
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--notebook", help="notebook to open and run (default: a small browser check notebook)")
+    ap.add_argument("--overrides", help="JSON object passed to the kernel as $LMNET_NOTEBOOK_OVERRIDES "
+                    "(lmnet.notebook_tools.with_overrides), e.g. a tiny configuration")
     ap.add_argument("--out", default="runs/lab_check.png", help="screenshot PNG to write")
-    ap.add_argument("--timeout", type=float, default=300, help="seconds to wait for the widget")
+    ap.add_argument("--timeout", type=float, default=600, help="seconds to wait for the cells to finish")
     ap.add_argument("--chromium", default=shutil.which("chromium") or shutil.which("chromium-browser") or "chromium")
     args = ap.parse_args(argv)
 
@@ -112,6 +136,8 @@ def main(argv=None) -> int:
     from nbformat.v4 import new_code_cell, new_notebook
 
     work = Path(tempfile.mkdtemp(prefix="lmnet-lab-"))
+    root = work / "lab"   # JupyterLab's file browser root: only the notebook
+    root.mkdir()
     if args.notebook:
         nb = nbformat.read(args.notebook, as_version=4)
         for c in nb.cells:
@@ -120,18 +146,29 @@ def main(argv=None) -> int:
     else:
         nb = new_notebook(cells=[new_code_cell(s) for s in CHECK_CELLS])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, str(work / "check.ipynb"))
+    name = Path(args.notebook).name if args.notebook else "browser_check.ipynb"
+    nbformat.write(nb, str(root / name))
     n_code = sum(c.cell_type == "code" for c in nb.cells)
 
+    # user settings: no "get notified about Jupyter news?" toast over the screenshot
+    news = work / "settings" / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
+    news.parent.mkdir(parents=True)
+    news.write_text(json.dumps({"fetchNews": "false"}))
     lab_port, cdp_port, token = _free_port(), _free_port(), secrets.token_hex(16)
     env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     env.pop("MPLBACKEND", None)
+    if args.overrides:
+        json.loads(args.overrides)  # fail here, not in the kernel
+        env["LMNET_NOTEBOOK_OVERRIDES"] = args.overrides
     lab = subprocess.Popen([sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1",
                             f"--port={lab_port}", f"--IdentityProvider.token={token}",
-                            f"--ServerApp.root_dir={work}", "--ServerApp.open_browser=False", "--allow-root", "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
+                            f"--ServerApp.root_dir={root}", "--ServerApp.open_browser=False", "--allow-root",
+                            "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+                            "--LabApp.expose_app_in_browser=True", f"--LabApp.user_settings_dir={work / 'settings'}"],
                            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=open(work / "lab.log", "w"))
     chrome = None
     ok = False
+    t0 = time.time()
     try:
         try:
             _wait_http(f"http://127.0.0.1:{lab_port}/api?token={token}", 90)
@@ -145,44 +182,49 @@ def main(argv=None) -> int:
         _wait_http(f"http://127.0.0.1:{cdp_port}/json/version", 30)
         cdp = CDP(cdp_port)
         cdp.call("Page.enable")
-        cdp.call("Page.navigate", url=f"http://127.0.0.1:{lab_port}/lab/tree/check.ipynb?token={token}")
-        run_btn = '[data-command="notebook:run-cell-and-select-next"]'
-        if not cdp.wait_js(f"!!document.querySelector('{run_btn}') && "
-                           "!!document.querySelector('.jp-Notebook .jp-Cell')", 90):
+        cdp.call("Page.navigate", url=f"http://127.0.0.1:{lab_port}/lab/tree/{name}?token={token}")
+        # JupyterLab exposes its application object (--LabApp.expose_app_in_browser): the cells are
+        # run with its own command, the menu's Run > Run All Cells.
+        if not cdp.wait_js("!!window.jupyterapp && !!document.querySelector('.jp-Notebook .jp-Cell')", 120):
             print("JupyterLab did not show the notebook", file=sys.stderr)
-        # wait for the kernel to be idle, then run every cell from the toolbar (like a user)
-        cdp.wait_js("!!document.querySelector('.jp-Notebook-ExecutionIndicator[data-status=\"idle\"]')"
-                    " || !!document.querySelector('[data-status=\"idle\"]')", 60)
-        time.sleep(2.0)   # dismiss start-up dialogs (e.g. "Build Recommended" for a stray extension)
+            return 1
+        if not cdp.wait_js(_KERNEL_IDLE_JS, 120):
+            print("the notebook's kernel did not start", file=sys.stderr)
+            return 1
         cdp.js("document.querySelectorAll('.jp-Dialog-button.jp-mod-reject').forEach(b => b.click())")
-        cdp.js("document.querySelector('.jp-Notebook .jp-Cell').click()")
-        for _ in range(len(nb.cells)):
-            cdp.js(f"(() => {{ const b = document.querySelector('{run_btn}'); "
-                   "(b.querySelector('button') || b).click(); return true; }})()")
-            time.sleep(0.3)
-        found = cdp.wait_js("(() => { const v = document.querySelector('.jupyter-widgets .widget-image, "
-                            ".jupyter-widgets img'); return v && v.naturalWidth > 0 ? "
-                            "[v.naturalWidth, v.naturalHeight] : null; })()", args.timeout)
-        errors = cdp.js("Array.from(document.querySelectorAll('.jp-OutputArea-output[data-mime-type="
-                        "\"application/vnd.jupyter.stderr\"]')).map(e => e.innerText.slice(0, 300))") or []
-        widget_error = cdp.js("!!document.querySelector('.jupyter-widgets-output-area .jp-RenderedText, "
-                              ".lm-Widget .jp-RenderedText pre')")
-        time.sleep(1.0)
+        cdp.js("(() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); return true; })()")
+
+        def finished():  # every code cell has run (or one failed: run-all stops there)
+            cells = cdp.js(_CELLS_JS) or []
+            done = len(cells) == n_code and all(c["count"] is not None for c in cells)
+            failed = any(c["errors"] for c in cells)
+            return cells if (done or failed) and cdp.js(_KERNEL_IDLE_JS) else None
+
+        cells = cdp.wait_js(f"({_CELLS_JS}).length", 5) and None
+        deadline = time.time() + args.timeout
+        while cells is None and time.time() < deadline:
+            time.sleep(1.0)
+            cells = finished()
+        cells = cells or cdp.js(_CELLS_JS) or []
+        image = cdp.wait_js(_WIDGET_IMAGE_JS, 30)
+        errors = [e for c in cells for e in c["errors"]]
+        counts = [c["count"] for c in cells]
         # scroll the widget into view before the screenshot
-        cdp.js("(() => { const v = document.querySelector('.jupyter-widgets'); if (v) v.scrollIntoView(); })()")
-        time.sleep(0.5)
+        cdp.js("(() => { const v = document.querySelector('.jupyter-widgets .widget-image, .jupyter-widgets img'); "
+               "const c = v && (v.closest('.jp-Cell') || v); if (c) c.scrollIntoView(); return true; })()")
+        time.sleep(1.0)
         shot = cdp.call("Page.captureScreenshot", format="png")
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_bytes(base64.b64decode(shot["data"]))
-        executed = cdp.js("document.querySelectorAll('.jp-InputArea-prompt').length")
-        print(f"notebook: {args.notebook or 'built-in browser check'} ({n_code} code cells; prompts {executed})")
-        print(f"ipywidgets image rendered: {found or 'NO'}")
-        if errors:
-            print("stderr outputs:", *errors, sep="\n  ")
+        ran = sum(c is not None for c in counts)
+        print(f"notebook: {args.notebook or 'built-in browser check'}: {ran} of {n_code} code cells executed "
+              f"in JupyterLab (execution counts {counts}) in {time.time() - t0:.0f} s")
+        print(f"ipywidgets browser image rendered: {image or 'NO'}")
+        for e in errors:
+            print(f"cell error: {e}")
         print(f"screenshot: {out}")
-        ok = bool(found)
-        _ = widget_error
+        ok = bool(image) and not errors and ran == n_code
     finally:
         for p in (chrome, lab):
             if p is not None:
@@ -192,6 +234,7 @@ def main(argv=None) -> int:
                 except subprocess.TimeoutExpired:
                     p.kill()
         shutil.rmtree(work, ignore_errors=True)
+    print("OK" if ok else "FAILED")
     return 0 if ok else 1
 
 
