@@ -24,8 +24,8 @@ from lmnet.errors import ConfigError, DataError
 def chamfer_x100(pred, gt) -> np.ndarray:
     """``pred (B, N, 3)``, ``gt (B, M, 3)`` → ``(B,)`` symmetric Euclidean Chamfer ×100 (sum of the
     two directional means of the NN distance), computed brute force (fine for a few clouds)."""
-    p = torch.as_tensor(np.asarray(pred), dtype=torch.float32)
-    g = torch.as_tensor(np.asarray(gt), dtype=torch.float32)
+    p = torch.tensor(np.asarray(pred), dtype=torch.float32)  # a copy: inputs may be read-only views
+    g = torch.tensor(np.asarray(gt), dtype=torch.float32)
     if p.dim() == 2:
         p, g = p[None], g[None]
     if p.shape[0] != g.shape[0] or p.shape[-1] != 3 or g.shape[-1] != 3:
@@ -78,6 +78,72 @@ def autoencoder_rows(run_dir, data_root=None, split: str = "val", n: int = 6, wh
     return [{"category": k.split("/")[0], "model_id": k.split("/")[1], "gt": gt[i], "prediction": pred[i],
              "cd_x100": float(cd[i]), "metrics": {"prediction": f"CD×100 {cd[i]:.2f}"}}
             for i, k in enumerate(keys)]
+
+
+def autoencoder_vs_mean_shape(run_dir, data_root=None, split: str = "val", which: str = "best",
+                              device: str = "cpu", medoid_max_shapes: int = 128,
+                              batch_size: int = 64) -> list[dict[str, Any]]:
+    """Validation Chamfer ×100 (the training monitor: symmetric, Euclidean, dataset frame, no ICP)
+    of the autoencoder of ``run_dir`` next to two answers that ignore the input shape:
+
+    - ``mean_shape_all``: one *mean training shape* for every input, the medoid of all training
+      shapes (the training shape with the lowest mean Chamfer to the others, see
+      :func:`lmnet.eval.baselines.medoid_index`);
+    - ``mean_shape_category``: the medoid of the input's own category (an oracle on class).
+
+    Returns one row per category of ``split`` plus a ``"class mean"`` row (mean of the category
+    means): ``{"category", "shapes", "autoencoder", "mean_shape_all", "mean_shape_category"}``.
+    """
+    from lmnet.data.dataset import select_keys
+    from lmnet.data.categories import name_of
+    from lmnet.eval.baselines import medoid_index
+    from lmnet.train.runs import load_model
+
+    model, cfg = load_model(run_dir, which=which, device=device)
+    if cfg.get("kind") != "autoencoder":
+        raise ConfigError(f"{run_dir}: expected an autoencoder run, got kind {cfg.get('kind')!r}")
+    root = Path(data_root or cfg.get("data_root") or "data")
+    npts = int(cfg.get("n_points", 2048))
+    split_file = split if split not in ("train", "val") else cfg.get(f"{split}_split")
+    if split_file is None:
+        raise ConfigError(f"{run_dir}: the run has no {split}_split; pass a split file")
+    eval_keys = select_keys(root, split_file, cfg.get("categories"), point_clouds_only=True)
+    train_keys = [k for k in select_keys(root, cfg.get("train_split"), cfg.get("categories"), point_clouds_only=True)
+                  if k not in set(eval_keys)]
+    if not eval_keys or not train_keys:
+        raise DataError(f"{root}: need shapes in both the training split and {split!r} "
+                        f"(found {len(train_keys)} and {len(eval_keys)})")
+    train = np.stack([_gt_points(root, k, npts) for k in train_keys])
+    train_cat = np.array([k.split("/", 1)[0] for k in train_keys])
+    medoid_all = train[medoid_index(train, max_shapes=medoid_max_shapes)]
+    medoid_cat = {s: train[train_cat == s][medoid_index(train[train_cat == s], max_shapes=medoid_max_shapes)]
+                  for s in sorted(set(train_cat))}
+    per: dict[str, dict[str, list[float]]] = {}
+    for i in range(0, len(eval_keys), batch_size):
+        keys = eval_keys[i:i + batch_size]
+        gt = np.stack([_gt_points(root, k, npts) for k in keys])
+        with torch.no_grad():
+            pred = model(torch.from_numpy(gt).to(device)).cpu().numpy()
+        cats = [k.split("/", 1)[0] for k in keys]
+        cols = {"autoencoder": chamfer_x100(pred, gt),
+                "mean_shape_all": chamfer_x100(np.broadcast_to(medoid_all, gt.shape), gt)}
+        if all(c in medoid_cat for c in cats):
+            cols["mean_shape_category"] = chamfer_x100(np.stack([medoid_cat[c] for c in cats]), gt)
+        for j, c in enumerate(cats):
+            d = per.setdefault(c, {})
+            for name, v in cols.items():
+                d.setdefault(name, []).append(float(v[j]))
+    rows = []
+    for s in sorted(per):
+        row = {"category": name_of(s), "shapes": len(per[s]["autoencoder"])}
+        row.update({name: float(np.mean(v)) for name, v in per[s].items()})
+        rows.append(row)
+    mean_row = {"category": "class mean", "shapes": sum(r["shapes"] for r in rows)}
+    for name in ("autoencoder", "mean_shape_all", "mean_shape_category"):
+        vals = [r[name] for r in rows if name in r]
+        if len(vals) == len(rows):
+            mean_row[name] = float(np.mean(vals))
+    return rows + [mean_row]
 
 
 def round_robin(keys: Sequence[str], n: int) -> list[str]:
@@ -144,6 +210,25 @@ def spread_vs_azimuth(run_dir, split: str = "val", k: int = 8, max_items: int = 
             keys.append(f"{it['category']}/{it['model_id']}/{int(it['view']):02d}")
     return {"azimuth_deg": np.asarray(az), "spread": np.asarray(spread), "sigma_mean": np.asarray(sig),
             "keys": keys}
+
+
+def spread_summary(result: Mapping[str, np.ndarray], theta_deg: float = 20.0) -> dict[str, float]:
+    """Summarise :func:`spread_vs_azimuth`: mean spread and mean σ for the views within
+    ``theta_deg`` of azimuth 180° (where ``L_div`` asks for σ ≈ α) and for the others (target ≈ 0).
+
+    Returns ``{"items", "items_near_180", "spread_near_180", "spread_elsewhere", "spread_all",
+    "sigma_near_180", "sigma_elsewhere"}`` (NaN for an empty group)."""
+    az = np.asarray(result["azimuth_deg"], float)
+    spread, sigma = np.asarray(result["spread"], float), np.asarray(result["sigma_mean"], float)
+    near = np.abs((az - 180.0 + 180.0) % 360.0 - 180.0) <= theta_deg
+
+    def mean(x, m):
+        return float(x[m].mean()) if m.any() else math.nan
+
+    return {"items": int(len(az)), "items_near_180": int(near.sum()),
+            "spread_near_180": mean(spread, near), "spread_elsewhere": mean(spread, ~near),
+            "spread_all": float(spread.mean()) if len(spread) else math.nan,
+            "sigma_near_180": mean(sigma, near), "sigma_elsewhere": mean(sigma, ~near)}
 
 
 def binned_mean(x, y, bins: int = 12, lo: float = 0.0, hi: float = 360.0) -> tuple[np.ndarray, np.ndarray]:

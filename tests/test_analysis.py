@@ -72,3 +72,58 @@ def test_interpolate_latents_endpoints():
     np.testing.assert_allclose(out[0], ra, atol=1e-5)
     np.testing.assert_allclose(out[2], rb, atol=1e-5)
     np.testing.assert_allclose(out[1], mid, atol=1e-5)
+
+
+def test_autoencoder_vs_mean_shape(tiny_shapenet_factory, tmp_path):
+    """Each column equals a brute-force recomputation: the AE's own reconstructions, the medoid
+    of all training shapes, the medoid of the input's category; plus the class-mean row."""
+    import json
+
+    from lmnet.data import layout
+    from lmnet.eval.baselines import medoid_index
+    from lmnet.train import train_autoencoder
+    from lmnet.train.runs import load_model
+
+    t = tiny_shapenet_factory(n_models=4, point_counts=(1024,))
+    train = {s: ms[:3] for s, ms in t.models.items()}
+    val = {s: ms[3:] for s, ms in t.models.items()}
+    (tmp_path / "train.json").write_text(json.dumps(train))
+    (tmp_path / "val.json").write_text(json.dumps(val))
+    run = train_autoencoder({"data_root": str(t.root), "train_split": str(tmp_path / "train.json"),
+                             "val_split": str(tmp_path / "val.json"), "n_points": 1024, "epochs": 1,
+                             "batch_size": 2, "num_workers": 0, "progress": False, "run_dir": str(tmp_path / "ae")})
+    rows = analysis.autoencoder_vs_mean_shape(run, split="val")
+    assert [r["category"] for r in rows] == ["airplane", "chair", "class mean"]
+
+    def cloud(s, m):
+        return layout.read_pointcloud(layout.pointcloud_path(t.root, s, m, 1024), 1024)
+
+    tr_keys = sorted((s, m) for s, ms in train.items() for m in ms)
+    tr = np.stack([cloud(s, m) for s, m in tr_keys])
+    medoid_all = tr[medoid_index(tr)]
+    ae, _ = load_model(run)
+    for row, s in zip(rows, sorted(t.models)):
+        gt = np.stack([cloud(s, m) for m in val[s]])
+        own = np.stack([cloud(s, m) for m in train[s]])
+        with torch.no_grad():
+            rec = ae(torch.from_numpy(gt)).numpy()
+        assert row["shapes"] == 1
+        assert row["autoencoder"] == pytest.approx(analysis.chamfer_x100(rec, gt).mean(), rel=1e-5)
+        assert row["mean_shape_all"] == pytest.approx(analysis.chamfer_x100(medoid_all[None], gt).mean(), rel=1e-5)
+        assert row["mean_shape_category"] == pytest.approx(
+            analysis.chamfer_x100(own[medoid_index(own)][None], gt).mean(), rel=1e-5)
+    for key in ("autoencoder", "mean_shape_all", "mean_shape_category"):
+        assert rows[-1][key] == pytest.approx(np.mean([r[key] for r in rows[:-1]]))
+
+
+def test_spread_summary_groups_views_by_azimuth():
+    r = {"azimuth_deg": np.array([170.0, 200.0, 185.0, 0.0, 90.0, 359.0]),
+         "spread": np.array([1.0, 2.0, 3.0, 10.0, 20.0, 30.0]),
+         "sigma_mean": np.array([0.1, 0.2, 0.3, 1.0, 2.0, 3.0])}
+    s = analysis.spread_summary(r, theta_deg=20.0)
+    assert s["items"] == 6 and s["items_near_180"] == 3
+    assert s["spread_near_180"] == pytest.approx(2.0) and s["spread_elsewhere"] == pytest.approx(20.0)
+    assert s["sigma_near_180"] == pytest.approx(0.2) and s["sigma_elsewhere"] == pytest.approx(2.0)
+    assert s["spread_all"] == pytest.approx(11.0)
+    assert math.isnan(analysis.spread_summary(r, theta_deg=5.0)["spread_near_180"]) is False
+    assert math.isnan(analysis.spread_summary({k: v[3:] for k, v in r.items()})["spread_near_180"])

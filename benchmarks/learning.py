@@ -1,0 +1,218 @@
+"""Proof that the networks learn (issue #3): one command trains the autoencoder, Variant I (L1, L2)
+and Variant II (several λ) on the synthetic set and writes the figures to
+``benchmarks/results/learning.{json,md}``.
+
+    python -m benchmarks.learning --out /tmp/lmnet-learning            # the recorded run (~45 min, 2 cores)
+    python -m benchmarks.learning --out /tmp/lmnet-learning-q --quick  # a small smoke run (~3 min)
+
+Every stage is resumable: rerunning the command skips finished runs (``resume=True``) and
+re-measures. Nothing here is timed against a target; wall times are printed for information.
+
+What is measured (all Chamfer values ×100, Euclidean = square-rooted NN distances):
+
+1. Autoencoder: the training monitor (symmetric Chamfer, dataset frame, no ICP) on the validation
+   shapes after epoch 1 and at the end, and next to it two answers that ignore the input
+   (:func:`lmnet.analysis.autoencoder_vs_mean_shape`): one mean training shape for everything (the
+   medoid of all training shapes) and the medoid of the input's own category.
+2. Variant I (L1, L2) and Variant II (μ): the paper protocol (:func:`lmnet.eval.run.evaluate_run`,
+   SPEC §4) on every view of the held-out test shapes, next to the per-category mean-shape baseline
+   (decoded mean AE latent, a class oracle) and nearest-training-shape retrieval.
+3. Variant II: the spread of K samples per test image (:func:`lmnet.analysis.sample_spread`),
+   near azimuth 180° (within θ, where L_div asks for σ ≈ α) and elsewhere (target ≈ 0), per λ.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+
+CATEGORIES = ["chair", "table", "airplane", "car", "lamp"]
+FULL = {"models": 40, "ae_epochs": 200, "ae_batch": 16, "ae_lr": 1e-3, "image_epochs": 3, "image_batch": 16,
+        "image_lr": 5e-4, "lambdas": [0.0, 0.5, 5.5], "spread_k": 8}
+QUICK = {"models": 10, "ae_epochs": 6, "ae_batch": 16, "ae_lr": 1e-3, "image_epochs": 1, "image_batch": 16,
+         "image_lr": 5e-4, "lambdas": [0.0, 5.5], "spread_k": 4}
+
+
+def _git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True,
+                              text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def _history(run: Path) -> list[dict]:
+    from lmnet.train.runs import read_history
+
+    return read_history(run)
+
+
+def train_all(out: Path, size: dict, log=print) -> dict[str, Path]:
+    """Generate the data and train every run (skipping finished ones); returns ``{name: run_dir}``."""
+    from lmnet.data.synthetic import generate_dataset
+    from lmnet.train import train_autoencoder, train_image_encoder
+
+    data = out / "data"
+    t0 = time.perf_counter()
+    generate_dataset(data, categories=CATEGORIES, n_models=size["models"], seed=0, progress=False)
+    log(f"data: {data} ({time.perf_counter() - t0:.0f} s)")
+    splits = {s: str(data / "splits" / f"synthetic_{s}_models.json") for s in ("train", "val", "test")}
+    common = {"data_root": str(data), "train_split": splits["train"], "val_split": splits["val"],
+              "categories": CATEGORIES, "device": "cpu", "seed": 0, "num_workers": 0, "resume": True,
+              "progress": False, "lr_schedule": "cosine"}
+    runs = {"autoencoder": out / "runs" / "autoencoder"}
+    t0 = time.perf_counter()
+    train_autoencoder({**common, "run_dir": str(runs["autoencoder"]), "epochs": size["ae_epochs"],
+                       "batch_size": size["ae_batch"], "lr": size["ae_lr"]})
+    log(f"autoencoder: {runs['autoencoder']} ({time.perf_counter() - t0:.0f} s)")
+    image_common = {**common, "ae_run": str(runs["autoencoder"]), "epochs": size["image_epochs"],
+                    "batch_size": size["image_batch"], "lr": size["image_lr"], "views": None,
+                    "val_views": [0, 6, 12, 18], "amp": True}
+    jobs = [("variant1_l1", {"variant": "l1"}), ("variant1_l2", {"variant": "l2"})]
+    jobs += [(f"variant2_lambda{lam:g}", {"variant": "probabilistic", "lambda_div": float(lam)})
+             for lam in size["lambdas"]]
+    for name, extra in jobs:
+        runs[name] = out / "runs" / name
+        t0 = time.perf_counter()
+        train_image_encoder({**image_common, "run_dir": str(runs[name]), **extra})
+        log(f"{name}: {runs[name]} ({time.perf_counter() - t0:.0f} s)")
+    return runs
+
+
+def measure(runs: dict[str, Path], size: dict, log=print) -> dict:
+    """Every figure of the module docstring, as a JSON-able dict."""
+    from lmnet.analysis import autoencoder_vs_mean_shape, spread_summary, spread_vs_azimuth
+    from lmnet.eval.run import evaluate_run
+
+    res: dict = {"size": size, "runs": {k: str(v) for k, v in runs.items()}}
+    hist = _history(runs["autoencoder"])
+    val = [float(h["val_chamfer_x100"]) for h in hist]
+    res["autoencoder"] = {"val_chamfer_x100_epoch1": val[0], "val_chamfer_x100_last": val[-1],
+                          "val_chamfer_x100_best": min(val), "epochs": len(val),
+                          "ratio_last_to_epoch1": val[-1] / val[0],
+                          "train_seconds": float(sum(float(h["epoch_time_s"]) for h in hist)),
+                          "vs_mean_shape_val": autoencoder_vs_mean_shape(runs["autoencoder"], split="val")}
+    log(f"autoencoder: val CD x100 {val[0]:.2f} -> {val[-1]:.2f}")
+    res["image"] = {}
+    for name, run in runs.items():
+        if name == "autoencoder":
+            continue
+        h = _history(run)
+        t0 = time.perf_counter()
+        ev = evaluate_run(run, split="test", views="all", workers=2)
+        entry = {"val_chamfer_x100_epoch1": float(h[0]["val_chamfer_x100"]),
+                 "val_chamfer_x100_last": float(h[-1]["val_chamfer_x100"]), "epochs": len(h),
+                 "train_seconds": float(sum(float(x["epoch_time_s"]) for x in h)),
+                 "n_pairs": ev["n_pairs"], "tables": ev["tables"], "notes": ev["notes"]}
+        log(f"{name}: evaluated {ev['n_pairs']} pairs ({time.perf_counter() - t0:.0f} s)")
+        if name.startswith("variant2"):
+            sp = spread_vs_azimuth(run, split="test", k=size["spread_k"], max_items=0, views="all")
+            entry["spread"] = {"k": size["spread_k"], **spread_summary(sp)}
+        res["image"][name] = entry
+    return res
+
+
+def _class_mean(rows: list[dict], key: str = "cd_x100") -> float:
+    for r in rows:
+        if r.get("category") == "mean":
+            return float(r[key])
+    return math.nan
+
+
+def to_markdown(res: dict, command: str) -> str:
+    ae = res["autoencoder"]
+    lines = ["# Does it learn? (`python -m benchmarks.learning`)", "",
+             f"Command: `{command}` — commit {res['commit']}, {res['date']}, {res['machine']}.", "",
+             f"Synthetic set: {len(CATEGORIES)} categories × {res['size']['models']} models "
+             "(60/20/20 train/val/test per category, seeded), 24 views each. Sizes: "
+             + ", ".join(f"{k} {v}" for k, v in res["size"].items()) + ". All Chamfer values ×100, "
+             "Euclidean (square-rooted NN distances), sum of the two directional means.", "",
+             "## Autoencoder (validation shapes, training monitor: dataset frame, no ICP)", "",
+             f"Epoch 1: **{ae['val_chamfer_x100_epoch1']:.2f}** → epoch {ae['epochs']}: "
+             f"**{ae['val_chamfer_x100_last']:.2f}** (ratio {ae['ratio_last_to_epoch1']:.2f}; best "
+             f"{ae['val_chamfer_x100_best']:.2f}); {ae['train_seconds'] / 60:.1f} min of training.", "",
+             "| category | shapes | autoencoder | mean training shape (medoid of all) | medoid of the category (class oracle) |",
+             "|---|---:|---:|---:|---:|"]
+    for r in ae["vs_mean_shape_val"]:
+        lines.append(f"| {r['category']} | {r['shapes']} | {r['autoencoder']:.2f} | {r['mean_shape_all']:.2f} | "
+                     f"{r.get('mean_shape_category', math.nan):.2f} |")
+    lines += ["", "## Variant I / II on held-out test images (paper protocol, SPEC §4, every view)", "",
+              "Prediction subsampled to 1024, per-cloud bounding-box normalisation, ICP onto the GT "
+              "`pointcloud_1024`, exact EMD. Class mean = mean of the 5 category means.", "",
+              "| run | val CD epoch 1 → last | test CD | test EMD | mean shape CD (decoded mean AE latent) | "
+              "mean shape EMD | nearest training shape CD | train min |",
+              "|---|---|---:|---:|---:|---:|---:|---:|"]
+    from lmnet.eval import baselines as bl
+
+    for name, e in res["image"].items():
+        t = e["tables"]
+        lines.append(f"| {name} | {e['val_chamfer_x100_epoch1']:.2f} → {e['val_chamfer_x100_last']:.2f} | "
+                     f"**{_class_mean(t['model']):.2f}** | {_class_mean(t['model'], 'emd_x100'):.2f} | "
+                     f"{_class_mean(t[bl.MEAN_LATENT_LABEL]):.2f} | {_class_mean(t[bl.MEAN_LATENT_LABEL], 'emd_x100'):.2f} | "
+                     f"{_class_mean(t[bl.NEAREST_LABEL]):.2f} | {e['train_seconds'] / 60:.1f} |")
+    first = next(iter(res["image"].values()))
+    lines += ["", "Per category (test CD, the first run's table; every run's full table is in learning.json):", "",
+              "| category | pairs | " + " | ".join(first["tables"]) + " |",
+              "|---|---:|" + "---:|" * len(first["tables"])]
+    methods = list(first["tables"])
+    for i, r in enumerate(first["tables"]["model"]):
+        vals = [first["tables"][m][i]["cd_x100"] for m in methods]
+        lines.append(f"| {r['category']} | {r['n_pairs']} | " + " | ".join(f"{v:.2f}" for v in vals) + " |")
+    lines += ["", "## Variant II: spread of K samples per test image", "",
+              "Spread = mean over points of the RMS distance of the K decoded samples of a point to their "
+              "mean (`lmnet.analysis.sample_spread`). L_div (SPEC §2) asks for a mean σ of α = 0.2 at "
+              "azimuth 180° (views within θ = 20°) and ≈ 0 elsewhere, so the spread should grow with λ "
+              "near 180°.", "",
+              "| λ | items near 180° | spread near 180° | spread elsewhere | mean σ near 180° | mean σ elsewhere |",
+              "|---:|---:|---:|---:|---:|---:|"]
+    for name, e in res["image"].items():
+        if "spread" in e:
+            s = e["spread"]
+            lam = name.replace("variant2_lambda", "")
+            lines.append(f"| {lam} | {s['items_near_180']} / {s['items']} | {s['spread_near_180']:.5f} | "
+                         f"{s['spread_elsewhere']:.5f} | {s['sigma_near_180']:.4f} | {s['sigma_elsewhere']:.4f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.learning", description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", required=True, help="work folder (data + runs); reruns resume in it")
+    p.add_argument("--quick", action="store_true", help="tiny sizes (smoke test, results not written to "
+                   "benchmarks/results unless --write)")
+    p.add_argument("--write", action="store_true", help="with --quick: still write benchmarks/results/learning.*")
+    a = p.parse_args(argv)
+    size = dict(QUICK if a.quick else FULL)
+    out = Path(a.out).resolve()
+    t0 = time.perf_counter()
+    runs = train_all(out, size)
+    res = measure(runs, size)
+    res.update({"commit": _git_commit(), "date": time.strftime("%Y-%m-%d"), "total_minutes": (time.perf_counter() - t0) / 60,
+                "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch CPU"})
+    command = "python -m benchmarks.learning --out " + str(a.out) + (" --quick" if a.quick else "")
+    md = to_markdown(res, command)
+    (out / "learning.json").write_text(json.dumps(res, indent=1, default=str))
+    (out / "learning.md").write_text(md)
+    if not a.quick or a.write:
+        from lmnet.atomic_io import write_text
+
+        write_text(RESULTS / "learning.json", json.dumps(res, indent=1, default=str))
+        write_text(RESULTS / "learning.md", md)
+    print(md)
+    print(f"total {res['total_minutes']:.1f} min; written to {out}" + ("" if a.quick and not a.write else f" and {RESULTS}"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
