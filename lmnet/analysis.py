@@ -159,6 +159,13 @@ def round_robin(keys: Sequence[str], n: int) -> list[str]:
     return out
 
 
+def round_robin_rows(rows: Sequence[Mapping[str, Any]], n: int, key: str = "category") -> list:
+    """First ``n`` of ``rows`` (dicts, e.g. from :func:`load_predictions`) taken alternately from each
+    group of equal ``row[key]`` (groups in sorted order, rows in their order within a group)."""
+    picked = round_robin([f"{r[key]}/{i}" for i, r in enumerate(rows)], n)
+    return [rows[int(k.rsplit("/", 1)[1])] for k in picked]
+
+
 def interpolate_latents(model, a, b, steps: int = 7) -> np.ndarray:
     """Decode ``steps`` evenly spaced points on the segment between the AE latents of clouds
     ``a (N, 3)`` and ``b (M, 3)`` (endpoints included) → ``(steps, 2048, 3)``."""

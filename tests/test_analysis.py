@@ -43,6 +43,15 @@ def test_round_robin_and_binned_mean():
     assert m[0] == 2 and m[1] == 5 and math.isnan(m[2]) and m[3] == 7
 
 
+def test_round_robin_rows_takes_one_category_after_another():
+    rows = [{"category": c, "view": v} for c, v in [("plane", 0), ("plane", 1), ("plane", 2), ("car", 0), ("car", 1),
+                                                    ("lamp", 0)]]
+    got = analysis.round_robin_rows(rows, 5)
+    assert [(r["category"], r["view"]) for r in got] == [("car", 0), ("lamp", 0), ("plane", 0), ("car", 1), ("plane", 1)]
+    assert got[0] is rows[3]  # the rows themselves, not copies
+    assert analysis.round_robin_rows(rows, 0) == []
+
+
 def test_best_worst_and_tables():
     recs = [{"cd": v, "key": str(i)} for i, v in enumerate([0.3, float("nan"), 0.1, 0.5, 0.2])]
     best, worst = analysis.best_worst(recs, n=2)
