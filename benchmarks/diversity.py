@@ -39,25 +39,16 @@ QUICK = {"category": "chair", "models": 8, "ae_epochs": 4, "ae_batch": 16, "ae_l
 def train_all(out: Path, size: dict, log=print) -> dict[str, Path]:
     """Generate the chair set and train the autoencoder and one Variant II run per λ (skipping
     finished runs); returns ``{name: run_dir}``."""
-    from lmnet.data.synthetic import generate_dataset
-    from lmnet.train import train_autoencoder, train_image_encoder
+    from lmnet.train import train_image_encoder
 
-    data = out / "data"
-    cats = [size["category"]]
-    generate_dataset(data, categories=cats, n_models=size["models"], seed=0, progress=False)
-    splits = {s: str(data / "splits" / f"synthetic_{s}_models.json") for s in ("train", "val", "test")}
-    common = {"data_root": str(data), "train_split": splits["train"], "val_split": splits["val"],
-              "categories": cats, "device": "cpu", "seed": 0, "num_workers": 0, "resume": True,
-              "progress": False, "lr_schedule": "cosine"}
-    runs = {"autoencoder": out / "runs" / "autoencoder"}
-    t0 = time.perf_counter()
-    train_autoencoder({**common, "run_dir": str(runs["autoencoder"]), "epochs": size["ae_epochs"],
-                       "batch_size": size["ae_batch"], "lr": size["ae_lr"]})
-    log(f"autoencoder: {runs['autoencoder']} ({time.perf_counter() - t0:.0f} s)")
+    from benchmarks.learning import data_and_autoencoder
+
+    common, ae_run = data_and_autoencoder(out, [size["category"]], size, log)
+    runs = {"autoencoder": ae_run}
     for name, extra in size["runs"].items():
         runs[name] = out / "runs" / name
         t0 = time.perf_counter()
-        train_image_encoder({**common, "run_dir": str(runs[name]), "ae_run": str(runs["autoencoder"]),
+        train_image_encoder({**common, "run_dir": str(runs[name]), "ae_run": str(ae_run),
                              "variant": "probabilistic", **extra,
                              "epochs": size["image_epochs"], "batch_size": size["image_batch"],
                              "lr": size["image_lr"], "views": None, "val_views": [0, 6, 12, 18], "amp": True})

@@ -59,24 +59,34 @@ def _history(run: Path) -> list[dict]:
     return read_history(run)
 
 
-def train_all(out: Path, size: dict, log=print) -> dict[str, Path]:
-    """Generate the data and train every run (skipping finished ones); returns ``{name: run_dir}``."""
+def data_and_autoencoder(out: Path, categories: list[str], size: dict, log=print) -> tuple[dict, Path]:
+    """Generate the synthetic set (``size["models"]`` per category) under ``out/data`` and train (or
+    resume) the autoencoder ``out/runs/autoencoder``; returns ``(common training config, AE run)``."""
     from lmnet.data.synthetic import generate_dataset
-    from lmnet.train import train_autoencoder, train_image_encoder
+    from lmnet.train import train_autoencoder
 
     data = out / "data"
     t0 = time.perf_counter()
-    generate_dataset(data, categories=CATEGORIES, n_models=size["models"], seed=0, progress=False)
+    generate_dataset(data, categories=categories, n_models=size["models"], seed=0, progress=False)
     log(f"data: {data} ({time.perf_counter() - t0:.0f} s)")
     splits = {s: str(data / "splits" / f"synthetic_{s}_models.json") for s in ("train", "val", "test")}
     common = {"data_root": str(data), "train_split": splits["train"], "val_split": splits["val"],
-              "categories": CATEGORIES, "device": "cpu", "seed": 0, "num_workers": 0, "resume": True,
+              "categories": list(categories), "device": "cpu", "seed": 0, "num_workers": 0, "resume": True,
               "progress": False, "lr_schedule": "cosine"}
-    runs = {"autoencoder": out / "runs" / "autoencoder"}
+    ae_run = out / "runs" / "autoencoder"
     t0 = time.perf_counter()
-    train_autoencoder({**common, "run_dir": str(runs["autoencoder"]), "epochs": size["ae_epochs"],
+    train_autoencoder({**common, "run_dir": str(ae_run), "epochs": size["ae_epochs"],
                        "batch_size": size["ae_batch"], "lr": size["ae_lr"]})
-    log(f"autoencoder: {runs['autoencoder']} ({time.perf_counter() - t0:.0f} s)")
+    log(f"autoencoder: {ae_run} ({time.perf_counter() - t0:.0f} s)")
+    return common, ae_run
+
+
+def train_all(out: Path, size: dict, log=print) -> dict[str, Path]:
+    """Generate the data and train every run (skipping finished ones); returns ``{name: run_dir}``."""
+    from lmnet.train import train_image_encoder
+
+    common, ae_run = data_and_autoencoder(out, CATEGORIES, size, log)
+    runs = {"autoencoder": ae_run}
     image_common = {**common, "ae_run": str(runs["autoencoder"]), "epochs": size["image_epochs"],
                     "batch_size": size["image_batch"], "lr": size["image_lr"], "views": None,
                     "val_views": [0, 6, 12, 18], "amp": True}
