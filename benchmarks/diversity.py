@@ -124,10 +124,18 @@ def main(argv=None) -> int:
     p.add_argument("--out", required=True, help="work folder (data + runs); reruns resume in it")
     p.add_argument("--quick", action="store_true", help="tiny sizes (results not written to benchmarks/results)")
     p.add_argument("--epochs", type=int, default=None, help="override image_epochs")
+    p.add_argument("--runs", default=None, help="comma-separated subset of the runs (default: all of "
+                   f"{', '.join(FULL['runs'])})")
     a = p.parse_args(argv)
     size = dict(QUICK if a.quick else FULL)
     if a.epochs:
         size["image_epochs"] = a.epochs
+    if a.runs:
+        names = [n.strip() for n in a.runs.split(",") if n.strip()]
+        unknown = [n for n in names if n not in size["runs"]]
+        if unknown:
+            p.error(f"--runs: unknown run(s) {unknown}; valid: {sorted(size['runs'])}")
+        size["runs"] = {n: size["runs"][n] for n in names}
     out = Path(a.out).resolve()
     t0 = time.perf_counter()
     runs = train_all(out, size)
@@ -138,7 +146,7 @@ def main(argv=None) -> int:
                 "total_minutes": (time.perf_counter() - t0) / 60,
                 "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch CPU"})
     command = "python -m benchmarks.diversity --out " + str(a.out) + (" --quick" if a.quick else "") \
-        + (f" --epochs {a.epochs}" if a.epochs else "")
+        + (f" --epochs {a.epochs}" if a.epochs else "") + (f" --runs {a.runs}" if a.runs else "")
     md = to_markdown(res, command)
     dest = RESULTS if not a.quick else out
     from lmnet.atomic_io import write_text
