@@ -62,7 +62,8 @@ def measure(runs: dict[str, Path], size: dict, log=print) -> tuple[dict, dict]:
     from lmnet.analysis import spread_summary, spread_vs_azimuth
     from lmnet.train.runs import read_history
 
-    res: dict = {"size": size, "runs": {k: str(v) for k, v in runs.items()}, "variant2": {}}
+    res: dict = {"size": size, "runs": {k: str(v) for k, v in runs.items()}, "variant2": {},
+                 "autoencoder_train_minutes": sum(float(x["epoch_time_s"]) for x in read_history(runs["autoencoder"])) / 60}
     raw: dict = {}
     for name, run in runs.items():
         if name == "autoencoder":
@@ -82,6 +83,92 @@ def measure(runs: dict[str, Path], size: dict, log=print) -> tuple[dict, dict]:
     return res, raw
 
 
+def _head_inputs(run: Path, split: str):
+    """The features the logvar head of ``run`` (last checkpoint) sees for every (shape, view) of
+    ``split`` → ``(model, features (n, 8192) float32, azimuth (n,) radians)``."""
+    import torch
+
+    from lmnet.data.dataset import ShapeNetDataset
+    from lmnet.eval.run import resolve_split_file
+    from lmnet.train.runs import load_model
+
+    model, cfg = load_model(run, which="last", device="cpu")
+    ds = ShapeNetDataset(Path(cfg["data_root"]), split=resolve_split_file(cfg, split), categories=cfg["categories"],
+                         views="all", n_points=1024, image_cache=True, background=cfg.get("background", 255.0))
+    feats, az = [], []
+    hook = model.logvar_head.register_forward_hook(lambda m, inp, out: feats.append(inp[0].detach().float()))
+    try:
+        for i in range(0, len(ds), 32):
+            items = [ds[j] for j in range(i, min(len(ds), i + 32))]
+            with torch.no_grad():
+                model.encode_image(torch.stack([torch.as_tensor(it["image"]) for it in items]))
+            az += [float(it["azimuth"]) for it in items]
+    finally:
+        hook.remove()
+    return model, torch.cat(feats), torch.deg2rad(torch.tensor(az))
+
+
+def diagnose(run: Path, lambda_div: float, steps: int = 540, log=print) -> dict:
+    """Is the view information there, and can the logvar head use it? On the features the logvar
+    head of ``run`` sees (trunk frozen at its last checkpoint):
+
+    - ``probe_corr_test``: correlation, on the test views, of a ridge regression (fit on the train
+      views, standardised features, λ_ridge = 100) of the L_div target ``t(azimuth)`` with ``t``;
+    - ``refit``: the logvar head alone re-trained from the run's weights for ``steps`` Adam steps
+      (lr 5e-4, batch 16, loss ``mean σ² + λ·L_div``, the expected latent-L2 cost of σ plus the
+      diversity loss) with the official FC weight decay 1e-3 and with none: test σ near 180° /
+      elsewhere and the correlation of σ with ``t``."""
+    import copy
+    import math
+
+    import numpy as np
+    import torch
+
+    from lmnet.models import diversity_loss
+
+    model, f_tr, a_tr = _head_inputs(run, "train")
+    _, f_te, a_te = _head_inputs(run, "test")
+
+    def target(a):
+        return 0.2 * torch.exp(-((a - math.pi) ** 2) / math.radians(20.0) ** 2)
+
+    def corr(x, y):
+        return float(np.corrcoef(np.asarray(x, float), np.asarray(y, float))[0, 1])
+
+    m, sd = f_tr.double().mean(0), f_tr.double().std(0) + 1e-6
+    xa, xb = (f_tr.double() - m) / sd, (f_te.double() - m) / sd
+    y = target(a_tr).double()
+    gram = xa @ xa.T
+    alpha = torch.linalg.solve(gram + 100.0 * torch.eye(len(gram), dtype=gram.dtype), y - y.mean())
+    out = {"probe_corr_test": corr((xb @ xa.T @ alpha).numpy(), target(a_te).numpy()), "refit": {}}
+    near = (torch.rad2deg(a_te) - 180.0).abs() <= 20.0
+
+    def sigma_stats(head):
+        with torch.no_grad():
+            sig = torch.exp(0.5 * head(f_te)).mean(1)
+        return {"sigma_near_180": float(sig[near].mean()), "sigma_elsewhere": float(sig[~near].mean()),
+                "corr_sigma_target": corr(sig.numpy(), target(a_te).numpy())}
+
+    out["trained_head"] = sigma_stats(model.logvar_head)
+    for wd in (1e-3, 0.0):
+        torch.manual_seed(0)
+        head = copy.deepcopy(model.logvar_head)
+        opt = torch.optim.Adam([{"params": [head.weight], "weight_decay": wd},
+                                {"params": [head.bias], "weight_decay": 0.0}], lr=5e-4)
+        gen = torch.Generator().manual_seed(0)
+        for _ in range(steps):
+            idx = torch.randint(0, len(f_tr), (16,), generator=gen)
+            lv = head(f_tr[idx])
+            loss = torch.exp(lv).mean() + lambda_div * diversity_loss(lv, a_tr[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        out["refit"][f"weight_decay {wd:g}"] = sigma_stats(head)
+    log(f"diagnosis {run.name}: probe corr {out['probe_corr_test']:.3f}; trained head {out['trained_head']}; "
+        f"refit {out['refit']}")
+    return out
+
+
 def plot(raw: dict, path: Path) -> None:
     from lmnet.analysis import plot_spread_vs_azimuth
 
@@ -94,7 +181,9 @@ def to_markdown(res: dict, command: str) -> str:
     size = res["size"]
     lines = ["# Variant II diversity study (`python -m benchmarks.diversity`)", "",
              f"Command: `{command}` — commit {res['commit']}, {res['date']}, {res['machine']}; "
-             f"{res['total_minutes']:.1f} min in total.", "",
+             f"{res['total_minutes']:.1f} min for this invocation (finished runs are reused); training time "
+             f"from the run histories: autoencoder {res['autoencoder_train_minutes']:.1f} min, "
+             + ", ".join(f"{n} {e['train_minutes']:.1f} min" for n, e in res["variant2"].items()) + ".", "",
              f"Synthetic {size['category']}s only (the paper's diversity study is on chairs): {size['models']} "
              "models, 60/20/20 train/val/test, 24 views each. Sizes: "
              + ", ".join(f"{k} {v}" for k, v in size.items()) + ".", "",
@@ -116,6 +205,20 @@ def to_markdown(res: dict, command: str) -> str:
                          f"{s['spread_elsewhere']:.5f} | {e['last'].get('train_latent_loss', float('nan')):.4f} | "
                          f"{e['last'].get('train_div_loss', float('nan')):.5f} |")
     lines += ["", "![spread vs azimuth](diversity_spread_vs_azimuth.png)"]
+    if res.get("diagnosis"):
+        d = res["diagnosis"]
+        lines += ["", f"## Diagnosis ({d['run']}, trunk frozen at its last checkpoint)", "",
+                  "Does the trunk carry the view, and can the logvar head use it "
+                  "(`benchmarks.diversity.diagnose`)? A ridge probe of the L_div target t(azimuth) on the "
+                  "features the logvar head sees, fit on the train views, correlates "
+                  f"**{d['probe_corr_test']:.2f}** with t on the test views. The head itself:", "",
+                  "| logvar head | σ near 180° (test) | σ elsewhere (test) | corr(σ, t) (test) |",
+                  "|---|---:|---:|---:|"]
+        rows = {"as trained (jointly with the trunk)": d["trained_head"],
+                **{f"refit alone, {d['steps']} steps, {k}": v for k, v in d["refit"].items()}}
+        for label, r in rows.items():
+            lines.append(f"| {label} | {r['sigma_near_180']:.4f} | {r['sigma_elsewhere']:.4f} | "
+                         f"{r['corr_sigma_target']:.2f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -140,6 +243,12 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     runs = train_all(out, size)
     res, raw = measure(runs, size)
+    diag_run = next((n for n, c in size["runs"].items() if c.get("lambda_div", 0) > 0), None)
+    if diag_run:
+        lam = float(size["runs"][diag_run]["lambda_div"])
+        steps = 540 if not a.quick else 20
+        res["diagnosis"] = {"run": diag_run, "lambda_div": lam, "steps": steps,
+                            **diagnose(runs[diag_run], lam, steps=steps)}
     from benchmarks.learning import _git_commit
 
     res.update({"commit": _git_commit(), "date": time.strftime("%Y-%m-%d"),
