@@ -83,16 +83,14 @@ def measure(runs: dict[str, Path], size: dict, log=print) -> tuple[dict, dict]:
     return res, raw
 
 
-def _head_inputs(run: Path, split: str):
-    """The features the logvar head of ``run`` (last checkpoint) sees for every (shape, view) of
-    ``split`` → ``(model, features (n, 8192) float32, azimuth (n,) radians)``."""
+def _head_inputs(model, cfg: dict, split: str):
+    """The features the logvar head of ``model`` (run config ``cfg``) sees for every (shape, view)
+    of ``split`` → ``(features (n, 8192) float32, azimuth (n,) radians)``."""
     import torch
 
     from lmnet.data.dataset import ShapeNetDataset
     from lmnet.eval.run import resolve_split_file
-    from lmnet.train.runs import load_model
 
-    model, cfg = load_model(run, which="last", device="cpu")
     ds = ShapeNetDataset(Path(cfg["data_root"]), split=resolve_split_file(cfg, split), categories=cfg["categories"],
                          views="all", n_points=1024, image_cache=True, background=cfg.get("background", 255.0))
     feats, az = [], []
@@ -105,7 +103,7 @@ def _head_inputs(run: Path, split: str):
             az += [float(it["azimuth"]) for it in items]
     finally:
         hook.remove()
-    return model, torch.cat(feats), torch.deg2rad(torch.tensor(az))
+    return torch.cat(feats), torch.deg2rad(torch.tensor(az))
 
 
 def diagnose(run: Path, lambda_div: float, steps: int = 540, log=print) -> dict:
@@ -119,18 +117,16 @@ def diagnose(run: Path, lambda_div: float, steps: int = 540, log=print) -> dict:
       diversity loss) with the official FC weight decay 1e-3 and with none: test σ near 180° /
       elsewhere and the correlation of σ with ``t``."""
     import copy
-    import math
 
     import numpy as np
     import torch
 
-    from lmnet.models import diversity_loss
+    from lmnet.models import diversity_loss, diversity_target as target
+    from lmnet.train.runs import load_model
 
-    model, f_tr, a_tr = _head_inputs(run, "train")
-    _, f_te, a_te = _head_inputs(run, "test")
-
-    def target(a):
-        return 0.2 * torch.exp(-((a - math.pi) ** 2) / math.radians(20.0) ** 2)
+    model, cfg = load_model(run, which="last", device="cpu")
+    f_tr, a_tr = _head_inputs(model, cfg, "train")
+    f_te, a_te = _head_inputs(model, cfg, "test")
 
     def corr(x, y):
         return float(np.corrcoef(np.asarray(x, float), np.asarray(y, float))[0, 1])

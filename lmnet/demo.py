@@ -97,8 +97,8 @@ def run_demo(out: str | Path, *, overrides: Mapping[str, Any] | None = None,
     out.mkdir(parents=True, exist_ok=True)
     ov = demo_overrides(out, **dict(overrides or {}))
     t0 = time.perf_counter()
-    per_notebook = {name: {k: v for k, v in extra.items() if k not in (overrides or {})}
-                    for name, extra in DEMO_NOTEBOOK_OVERRIDES.items()}
+    # per notebook: demo defaults < that notebook's demo overrides < the caller's overrides (--set)
+    per_notebook = {name: {**extra, **dict(overrides or {})} for name, extra in DEMO_NOTEBOOK_OVERRIDES.items()}
     times = run_notebooks(notebooks, out / "notebooks", ov, per_notebook=per_notebook, log=log)
     paths = collect_results(out)
     return {"seconds": time.perf_counter() - t0, "times": times, "paths": paths}

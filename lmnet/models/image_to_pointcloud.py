@@ -99,6 +99,13 @@ def latent_loss(z: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tenso
     raise ValueError(f"latent loss must be 'l1' or 'l2', got {kind!r}")
 
 
+def diversity_target(azimuth_rad: torch.Tensor, alpha: float = 0.2,
+                     theta_rad: float = math.radians(20.0)) -> torch.Tensor:
+    """The mean σ that :func:`diversity_loss` asks for: ``α·exp(−(azimuth − π)² / θ²)``, ``(B,)``
+    from azimuths ``(B,)`` in radians (α at a view from behind, ~0 elsewhere)."""
+    return alpha * torch.exp(-((azimuth_rad - math.pi) ** 2) / theta_rad ** 2)
+
+
 def diversity_loss(logvar: torch.Tensor, azimuth_rad: torch.Tensor, alpha: float = 0.2,
                    theta_rad: float = math.radians(20.0)) -> torch.Tensor:
     """Variant II view-dependent diversity loss (SPEC §2).
@@ -109,5 +116,5 @@ def diversity_loss(logvar: torch.Tensor, azimuth_rad: torch.Tensor, alpha: float
     front is hidden, and falls to ~0 elsewhere.
     """
     sigma_mean = torch.exp(0.5 * logvar).mean(dim=1)
-    target = alpha * torch.exp(-((azimuth_rad.to(logvar.dtype) - math.pi) ** 2) / theta_rad ** 2)
+    target = diversity_target(azimuth_rad.to(logvar.dtype), alpha, theta_rad)
     return ((sigma_mean - target) ** 2).mean()
