@@ -1,12 +1,17 @@
 """Variant II diversity study (issue #3): does the spread of the samples grow with λ, and where?
 
 The paper studies the diversity loss on chairs; so does this script. It trains a chair-only point
-autoencoder, then Variant II image encoders with several λ on the same data and seed, and measures
+autoencoder, then Variant II image encoders with several λ on the same data and seed (joint
+training, as published), then extends each of λ = 0, 0.5, 5.5 by ``head_epochs`` epochs that fit
+the log σ² head alone on the frozen best trunk without weight decay (``logvar_head_epochs``,
+:mod:`lmnet.train.image`; the ``+head`` runs), and measures
 for every (shape, view) of the training and test splits the mean predicted σ and the spread of K
 decoded samples (:func:`lmnet.analysis.spread_vs_azimuth`, last checkpoint: the best-by-Chamfer
 checkpoint judges μ only), split into views within θ of azimuth 180° (where L_div asks for
 σ ≈ α) and the rest (target ≈ 0). Writes ``benchmarks/results/diversity.{md,json}`` and a
-spread-vs-azimuth plot ``diversity_spread_vs_azimuth.png``.
+spread-vs-azimuth plot ``diversity_spread_vs_azimuth.png``, and ``diversity_samples.png`` (samples of
+the ``+head`` runs for one test chair). ``diagnose`` explains why the joint runs alone do not
+show a view-dependent spread.
 
     python -m benchmarks.diversity --out /tmp/lmnet-diversity            # the recorded run (2 cores)
     python -m benchmarks.diversity --out /tmp/lmnet-diversity-q --quick  # smoke run (~2 min)
@@ -29,28 +34,55 @@ RESULTS = HERE / "results"
 
 FULL = {"category": "chair", "models": 40, "ae_epochs": 150, "ae_batch": 16, "ae_lr": 1e-3,
         "image_epochs": 15, "image_batch": 16, "image_lr": 5e-4, "spread_k": 8,
-        "runs": {"lambda0": {"lambda_div": 0.0}, "lambda5.5": {"lambda_div": 5.5},
-                 "lambda5.5_no_fc_decay": {"lambda_div": 5.5, "weight_decay_fc": 0.0}}}
+        "head_epochs": 40, "head_lr": 1e-4,
+        "runs": {"lambda0": {"lambda_div": 0.0}, "lambda0.5": {"lambda_div": 0.5}, "lambda5.5": {"lambda_div": 5.5},
+                 "lambda5.5_no_fc_decay": {"lambda_div": 5.5, "weight_decay_fc": 0.0},
+                 # the same joint runs extended by a log σ² head phase (lmnet.train.image), no head decay
+                 "lambda0+head": {"from": "lambda0", "lambda_div": 0.0, "head": True},
+                 "lambda0.5+head": {"from": "lambda0.5", "lambda_div": 0.5, "head": True},
+                 "lambda5.5+head": {"from": "lambda5.5", "lambda_div": 5.5, "head": True}}}
 QUICK = {"category": "chair", "models": 8, "ae_epochs": 4, "ae_batch": 16, "ae_lr": 1e-3,
-         "image_epochs": 1, "image_batch": 16, "image_lr": 5e-4, "spread_k": 4,
-         "runs": {"lambda0": {"lambda_div": 0.0}, "lambda5.5": {"lambda_div": 5.5}}}
+         "image_epochs": 1, "image_batch": 16, "image_lr": 5e-4, "spread_k": 4, "head_epochs": 1, "head_lr": 1e-4,
+         "runs": {"lambda0": {"lambda_div": 0.0}, "lambda5.5": {"lambda_div": 5.5},
+                  "lambda0+head": {"from": "lambda0", "lambda_div": 0.0, "head": True},
+                  "lambda5.5+head": {"from": "lambda5.5", "lambda_div": 5.5, "head": True}}}
+
+
+def run_config(spec: dict, size: dict) -> dict:
+    """The image-training overrides of one run spec: ``lambda_div`` and other config keys as given;
+    ``"head": True`` adds ``size["head_epochs"]`` head-only epochs (lr ``size["head_lr"]``, no head
+    weight decay) after the ``image_epochs`` joint ones; ``"from"`` (a run it extends) is not a
+    config key."""
+    cfg = {k: v for k, v in spec.items() if k not in ("from", "head")}
+    epochs = size["image_epochs"]
+    if spec.get("head"):
+        cfg.update(logvar_head_epochs=size["head_epochs"], logvar_head_lr=size["head_lr"], weight_decay_logvar=0.0)
+        epochs += size["head_epochs"]
+    return {**cfg, "epochs": epochs}
 
 
 def train_all(out: Path, size: dict, log=print) -> dict[str, Path]:
     """Generate the chair set and train the autoencoder and one Variant II run per λ (skipping
-    finished runs); returns ``{name: run_dir}``."""
+    finished runs; a run ``"from"`` another starts as a copy of that finished run and resumes it);
+    returns ``{name: run_dir}``."""
+    import shutil
+
     from lmnet.train import train_image_encoder
 
     from benchmarks.learning import data_and_autoencoder
 
     common, ae_run = data_and_autoencoder(out, [size["category"]], size, log)
     runs = {"autoencoder": ae_run}
-    for name, extra in size["runs"].items():
+    for name, spec in size["runs"].items():
         runs[name] = out / "runs" / name
         t0 = time.perf_counter()
+        if spec.get("from") and not runs[name].exists():
+            if spec["from"] not in runs:
+                raise ValueError(f"run {name!r} extends {spec['from']!r}, which must come before it in 'runs'")
+            shutil.copytree(runs[spec["from"]], runs[name])
         train_image_encoder({**common, "run_dir": str(runs[name]), "ae_run": str(ae_run),
-                             "variant": "probabilistic", **extra,
-                             "epochs": size["image_epochs"], "batch_size": size["image_batch"],
+                             "variant": "probabilistic", **run_config(spec, size),
+                             "batch_size": size["image_batch"],
                              "lr": size["image_lr"], "views": None, "val_views": [0, 6, 12, 18], "amp": True})
         log(f"{name}: {runs[name]} ({time.perf_counter() - t0:.0f} s)")
     return runs
@@ -165,6 +197,46 @@ def diagnose(run: Path, lambda_div: float, steps: int = 540, log=print) -> dict:
     return out
 
 
+def samples_figure(runs: dict[str, Path], names: list[str], path: Path, k: int = 4, seed: int = 0) -> dict:
+    """One test chair seen from the view nearest azimuth 180° (where L_div asks for σ ≈ α) and the
+    view nearest 0°: input, ground truth, μ and ``k`` samples of each run in ``names`` (rows), rendered to
+    ``path``. Returns ``{"model": key, "views": {...}, "spread": {run: {view: spread}}}``."""
+    import numpy as np
+    import torch
+
+    from lmnet.analysis import sample_spread
+    from lmnet.data.dataset import ShapeNetDataset
+    from lmnet.eval.run import resolve_split_file
+    from lmnet.models.pose import wrap_degrees
+    from lmnet.render.grids import make_grid, save_png
+    from lmnet.train.runs import load_model
+
+    _, cfg = load_model(runs[names[0]], which="last")
+    ds = ShapeNetDataset(Path(cfg["data_root"]), split=resolve_split_file(cfg, "test"), categories=cfg["categories"],
+                         views="all", n_points=1024, image_cache=True, background=cfg.get("background", 255.0))
+    first = ds.item_key(0)[0]
+    items = [ds[i] for i in range(len(ds)) if ds.item_key(i)[0] == first]
+    az = torch.tensor([float(it["azimuth"]) for it in items])
+    pick = {"az180": int(wrap_degrees(az - 180.0).abs().argmin()), "az0": int(wrap_degrees(az).abs().argmin())}
+    rows, info = [], {"model": first, "views": {n: {"view": int(items[i]["view"]), "azimuth": float(az[i])}
+                                                 for n, i in pick.items()}, "spread": {}}
+    for name in names:
+        model, _ = load_model(runs[name], which="last")
+        info["spread"][name] = {}
+        for label, i in pick.items():
+            img = torch.as_tensor(items[i]["image"])[None]
+            gen = torch.Generator().manual_seed(seed)
+            with torch.no_grad():
+                mu = model(img)[0].numpy()
+                smp = model.sample(img, k, generator=gen)[0].numpy()
+            sp = float(sample_spread(smp))
+            info["spread"][name][label] = sp
+            rows.append({"input": items[i]["image"], "gt": items[i]["points"], "prediction": mu, "samples": list(smp),
+                         "title": f"{name}, view {int(items[i]['view'])} (azimuth {float(az[i]):.0f}°): spread {sp:.4f}"})
+    save_png(path, make_grid(rows, cell=150, max_samples=k))
+    return info
+
+
 def plot(raw: dict, path: Path) -> None:
     from lmnet.analysis import plot_spread_vs_azimuth
 
@@ -200,6 +272,15 @@ def to_markdown(res: dict, command: str) -> str:
                          f"{s['sigma_elsewhere']:.4f} | {ratio:.2f} | {s['spread_near_180']:.5f} | "
                          f"{s['spread_elsewhere']:.5f} | {e['last'].get('train_latent_loss', float('nan')):.4f} | "
                          f"{e['last'].get('train_div_loss', float('nan')):.5f} |")
+    head = sorted((e["config"].get("lambda_div", 0.0), e["test"]) for e in res["variant2"].values()
+                  if e["config"].get("head"))
+    if len(head) > 1:
+        near = [t["spread_near_180"] for _, t in head]
+        grows = all(b > a for a, b in zip(near, near[1:]))
+        listed = ", ".join(f"λ = {lam:g}: {v:.5f}" for (lam, _), v in zip(head, near))
+        lines += ["", f"**Head-phase runs, test views, spread near 180°: {listed} — "
+                  + ("it grows with λ.**" if grows else "it does not grow with λ.**"),
+                  "Over all test views: " + ", ".join(f"λ = {lam:g}: {t['spread_all']:.5f}" for lam, t in head) + "."]
     lines += ["", "![spread vs azimuth](diversity_spread_vs_azimuth.png)"]
     if res.get("diagnosis"):
         d = res["diagnosis"]
@@ -239,7 +320,9 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     runs = train_all(out, size)
     res, raw = measure(runs, size)
-    diag_run = next((n for n, c in size["runs"].items() if c.get("lambda_div", 0) > 0), None)
+    joint = {n: c for n, c in size["runs"].items() if not c.get("head") and "weight_decay_fc" not in c}
+    diag_run = max(joint, key=lambda n: joint[n].get("lambda_div", 0), default=None)
+    diag_run = diag_run if diag_run and joint[diag_run].get("lambda_div", 0) > 0 else None
     if diag_run:
         lam = float(size["runs"][diag_run]["lambda_div"])
         steps = 540 if not a.quick else 20
@@ -257,6 +340,12 @@ def main(argv=None) -> int:
     from lmnet.atomic_io import write_text
 
     plot(raw, dest / "diversity_spread_vs_azimuth.png")
+    head_runs = [n for n, c in size["runs"].items() if c.get("head")]
+    if head_runs:
+        res["samples_figure"] = samples_figure(runs, head_runs, dest / "diversity_samples.png", k=4)
+        md += ("\n## Samples for one image\n\nOne test chair from the views nearest azimuth 180° and 0°; input, ground "
+               "truth, μ and 4 samples z ~ N(μ, σ²) of each head-phase run (last checkpoint); spread as in the "
+               "table.\n\n![samples](diversity_samples.png)\n")
     write_text(dest / "diversity.json", json.dumps(res, indent=1, default=str))
     write_text(dest / "diversity.md", md)
     print(md)

@@ -240,6 +240,46 @@ def test_image_resume_variant2(tiny, ae_run, tmp_path):
             == [r["train_loss"] for r in runs.read_history(tmp_path / "part")])
 
 
+def test_variant2_logvar_head_phase(tiny, ae_run, tmp_path):
+    """``logvar_head_epochs``: the last epochs fit the log σ² head alone on best.pt's frozen trunk;
+    best.pt carries the fitted head; resuming inside the phase is exact; a finished joint run can be
+    extended by a head phase with a changed head weight decay (Adam state remapped per parameter)."""
+    with pytest.raises(ConfigError, match="'logvar_head_epochs'.*probabilistic"):
+        resolve_train_config("image", {"ae_run": "x", "logvar_head_epochs": 1})
+    with pytest.raises(ConfigError, match="'logvar_head_epochs' \\(3\\) must be < 'epochs' \\(3\\)"):
+        resolve_train_config("image", {"ae_run": "x", "variant": "probabilistic", "epochs": 3, "logvar_head_epochs": 3})
+    with pytest.raises(ConfigError, match="'logvar_head_lr'"):
+        resolve_train_config("image", {"ae_run": "x", "variant": "probabilistic", "logvar_head_lr": 0.0})
+    with pytest.raises(ConfigError, match="'weight_decay_logvar'"):
+        resolve_train_config("image", {"ae_run": "x", "variant": "probabilistic", "weight_decay_logvar": -1.0})
+
+    v2 = dict(variant="probabilistic", max_train_items=4, lr=1e-3)
+    joint = train_image_encoder(image_config(tiny, ae_run, tmp_path / "ext", epochs=2, **v2))
+    best_joint, joint_opt = state(joint, "best"), state(joint, "last")["optimizer"]
+    train_image_encoder(image_config(tiny, ae_run, joint, epochs=4, logvar_head_epochs=2, weight_decay_logvar=0.0,
+                                     logvar_head_lr=2e-4, resume=True, **v2))
+    last, best = state(joint, "last"), state(joint, "best")
+    head = ("logvar_head.weight", "logvar_head.bias")
+    for k, v in best_joint["model"].items():  # trunk, μ head, BatchNorm statistics: best.pt's, frozen
+        if k not in head:
+            assert torch.equal(last["model"][k], v), k
+    assert not torch.equal(last["model"]["logvar_head.weight"], best_joint["model"]["logvar_head.weight"])
+    assert_same_weights(best["model"], last["model"]) and best["epoch"] == 4
+    hist = runs.read_history(joint)
+    assert len(hist) == 4 and hist[3]["val_chamfer_x100"] == pytest.approx(best_joint["best_metric"], rel=1e-6)
+    assert [r["lr"] for r in hist] == pytest.approx([1e-3, 1e-3, 2e-4, 2e-4])
+    # the head's weights left the FC-decay group (now the μ head's weights alone) for the no-decay one
+    fc_groups = [g for g in last["optimizer"]["param_groups"] if g["weight_decay"] == 1e-3]
+    assert len(fc_groups) == 1 and len(fc_groups[0]["params"]) == 1
+    assert [len(g["params"]) for g in joint_opt["param_groups"] if g["weight_decay"] == 1e-3] == [2]
+
+    full = train_image_encoder(image_config(tiny, ae_run, tmp_path / "full", epochs=3, logvar_head_epochs=2, **v2))
+    part = image_config(tiny, ae_run, tmp_path / "part", epochs=2, logvar_head_epochs=1, **v2)
+    train_image_encoder(part)
+    train_image_encoder({**part, "epochs": 3, "logvar_head_epochs": 2, "resume": True})
+    assert_same_weights(state(full)["model"], state(tmp_path / "part")["model"])
+
+
 def test_end_to_end_ae_variant1_variant2(tiny, ae_run, tmp_path):
     root, splits = tiny
     for name in ("config.json", "history.csv", "loss_curve.png", "checkpoints/last.pt", "checkpoints/best.pt"):

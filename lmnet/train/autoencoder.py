@@ -28,8 +28,8 @@ class AutoencoderTrainer(Trainer):
     def model_config(self) -> dict:
         return {"kind": "autoencoder", "n_points": 2048, "latent_dim": 512}
 
-    def param_groups(self) -> list[dict]:
-        wd = self.config["weight_decay"]
+    def param_groups(self, config: dict) -> list[dict]:
+        wd = config["weight_decay"]
         return weight_decay_groups(self.model, lambda layer: wd if isinstance(layer, (nn.Conv1d, nn.Linear)) else 0.0)
 
     def compute_losses(self, batch: dict) -> dict[str, torch.Tensor]:

@@ -74,6 +74,13 @@ IMAGE_DEFAULTS: dict[str, Any] = {
     "lambda_div": 5.5,
     "alpha": 0.2,
     "theta_deg": 20.0,
+    # Variant II only, not in the official code (0 / None = official): the last
+    # `logvar_head_epochs` of `epochs` train the log σ² head alone on the frozen best trunk
+    # (lmnet.train.image) at learning rate `logvar_head_lr` (None = lr), with L2
+    # `weight_decay_logvar` on its weights (None = weight_decay_fc).
+    "logvar_head_epochs": 0,
+    "logvar_head_lr": None,
+    "weight_decay_logvar": None,
     "image_scaling": "raw255",  # "raw255" (published), "unit" (/255), "standardize" (per image)
     "weight_decay_conv": 1e-5,
     "weight_decay_fc": 1e-3,
@@ -182,11 +189,31 @@ def resolve_train_config(kind: str, overrides: Mapping[str, Any] | None = None) 
             raise ConfigError("config key 'ae_run' is required: the autoencoder run folder (or .pt checkpoint)")
         if cfg["theta_deg"] <= 0:
             raise ConfigError(f"config key 'theta_deg' must be > 0, got {cfg['theta_deg']}")
+        _check_logvar_head(cfg)
         _check_views(cfg, "views")
         _check_views(cfg, "val_views")
     if kind == "silhouette":
         _check_silhouette(cfg)
     return cfg
+
+
+def _check_logvar_head(cfg: dict) -> None:
+    n = cfg["logvar_head_epochs"]
+    if n < 0:
+        raise ConfigError(f"config key 'logvar_head_epochs' must be >= 0, got {n}")
+    if n and cfg["variant"] != "probabilistic":
+        raise ConfigError(f"config key 'logvar_head_epochs' ({n}) needs variant='probabilistic' "
+                          f"(only Variant II has a log σ² head), got variant={cfg['variant']!r}")
+    if n >= cfg["epochs"]:
+        raise ConfigError(f"config key 'logvar_head_epochs' ({n}) must be < 'epochs' ({cfg['epochs']}): "
+                          f"the head-only epochs are the last ones of the run, after the joint ones")
+    lr = cfg["logvar_head_lr"]
+    if lr is not None and (isinstance(lr, bool) or not isinstance(lr, (int, float)) or lr <= 0):
+        raise ConfigError(f"config key 'logvar_head_lr' must be None (= lr) or a number > 0, got {lr!r}")
+    wd = cfg["weight_decay_logvar"]
+    if wd is not None and (isinstance(wd, bool) or not isinstance(wd, (int, float)) or wd < 0):
+        raise ConfigError(f"config key 'weight_decay_logvar' must be None (= weight_decay_fc) or a number >= 0, "
+                          f"got {wd!r}")
 
 
 def _check_silhouette(cfg: dict) -> None:

@@ -6,6 +6,26 @@ its decoder becomes the frozen decoder of the :class:`ImageToPointCloud` being t
 runs are self-contained. Only the image encoder (+ the log σ² head) trains, with Adam and the
 official L2 weight decay (1e-5 conv weights, 1e-3 FC weights; see :mod:`lmnet.train.config`).
 
+Variant II option (not in the official code, off by default): with ``logvar_head_epochs = n > 0``
+the last ``n`` of ``epochs`` train the log σ² head **alone**. At the first of them the weights of
+``best.pt`` are loaded (so the frozen trunk and μ head are the best-by-validation ones), the image
+encoder is put in eval mode (its BatchNorm uses running statistics, as at inference) and its
+features are computed under ``no_grad``; only the head moves, at the constant learning rate
+``logvar_head_lr`` (``None`` = ``lr``; any ``lr_schedule`` is suspended) with L2
+``weight_decay_logvar`` on its weights (``None`` = ``weight_decay_fc``). Its loss is the joint one
+with the latent L2 of the sampled ``z`` replaced by its expectation over ε,
+``mean((μ − z_pc)² + σ²)`` (μ is frozen: the same expected gradient without sampling noise), plus
+``lambda_div``·L_div; ``train_latent_loss`` reports that expectation in these epochs. Every such
+epoch rewrites ``best.pt`` (its μ, hence its validation metrics, are those of the best epoch).
+The head's Adam moments restart at the first head epoch: the second moments of the joint phase
+(large, noisy sampled-loss gradients; β2 = 0.999) would damp its steps for about 1000 steps. The
+head runs in float32 even under ``amp`` (the view-dependent part of log σ² is small).
+Without decay the 8192-wide head can make log σ² steep in the features: on chairs at lr 5e-4 it
+blew up after ~400 steps (one batch with σ ≫ 1, then σ → 0 for good), at 1e-4 it stayed bounded.
+Why the phase: trained jointly for a few hundred steps the head ignores the view although the
+features carry it, and the official 1e-3 FC decay keeps it from using it; fitted alone without
+decay it does (``benchmarks/results/diversity.md``).
+
 Training columns: ``train_loss`` (what is optimised), ``train_latent_loss`` (L1 / L2 to ``z_pc``;
 for Variant II the L2 of the sampled ``z``), ``train_div_loss`` (Variant II ``L_div``, else 0).
 Validation: ``val_latent_loss`` (same kind as training, on μ, no sampling) and
@@ -25,7 +45,7 @@ from lmnet.errors import ConfigError
 from lmnet.losses import chamfer_distance
 from lmnet.models import ImageToPointCloud, PointAutoencoder, diversity_loss, latent_loss, reparameterize
 from lmnet.train.loop import Trainer, conv_fc_weight_decay_groups
-from lmnet.train.runs import load_model
+from lmnet.train.runs import checkpoint_path, load_checkpoint, load_model
 
 
 class _ImageLatents(nn.Module):
@@ -35,8 +55,15 @@ class _ImageLatents(nn.Module):
     def __init__(self, model: ImageToPointCloud):
         super().__init__()
         self.model = model
+        self.head_only = False  # True: trunk + μ head under no_grad, only the log σ² head gets gradients
 
     def forward(self, images: torch.Tensor):
+        if self.head_only:
+            with torch.no_grad():
+                features = self.model.encoder.features(images)
+                mu = self.model.encoder.fc(features)
+            with torch.autocast(device_type=images.device.type, enabled=False):  # the head in float32
+                return mu, self.model.logvar_head(features.float())
         mu, logvar = self.model.encode_image(images)
         return (mu,) if logvar is None else (mu, logvar)
 
@@ -62,10 +89,51 @@ class ImageTrainer(Trainer):
                 "latent_dim": 512, "n_points": 2048}
 
     def trainable_module(self) -> nn.Module:
-        return _ImageLatents(self.model)
+        self.latents = _ImageLatents(self.model)
+        return self.latents
 
-    def param_groups(self) -> list[dict]:
-        return conv_fc_weight_decay_groups(self.model, self.config)
+    def param_groups(self, config: dict) -> list[dict]:
+        wd = config.get("weight_decay_logvar")
+        overrides = {self.model.logvar_head: wd} if wd is not None and self.model.logvar_head is not None else None
+        return conv_fc_weight_decay_groups(self.model, config, overrides)
+
+    # -- the optional log σ² head phase (Variant II) ---------------------------------------------
+    def _first_head_epoch(self) -> int | None:
+        n = self.config["logvar_head_epochs"]
+        return self.config["epochs"] - n if n > 0 else None
+
+    def _head_only(self, epoch: int) -> bool:
+        first = self._first_head_epoch()
+        return first is not None and epoch >= first
+
+    def ddp_find_unused_parameters(self) -> bool:
+        return self._first_head_epoch() is not None
+
+    def start_epoch(self, epoch: int) -> None:
+        self.net.train()
+        self.latents.head_only = self._head_only(epoch)
+        if not self.latents.head_only:
+            return
+        best = checkpoint_path(self.run_dir, "best")
+        if epoch == self._first_head_epoch():
+            if self.val_set is not None and best.is_file():
+                self.model.load_state_dict(load_checkpoint(best)["model"])
+            for p in self.model.logvar_head.parameters():  # a new problem: fresh Adam moments
+                self.optimizer.state.pop(p, None)
+            self.log(f"epochs {epoch + 1}..{self.config['epochs']}: log σ² head only, on the frozen trunk of "
+                     f"{'best.pt (epoch %d)' % self.best_epoch if best.is_file() and self.val_set is not None else 'the last epoch'}")
+        self.model.encoder.eval()
+        lr = self.config["logvar_head_lr"]
+        if lr is not None:
+            for group in self.optimizer.param_groups:
+                group["lr"] = float(lr)
+
+    def counts_as_best(self, epoch: int, value: float) -> bool:
+        # In the head phase μ is frozen at the best epoch's: the (μ-only) validation metrics are the
+        # best ones, and best.pt must carry the fitted head.
+        if self._head_only(epoch) and self.val_set is not None and self.best_metric_name != "train_loss":
+            return True
+        return super().counts_as_best(epoch, value)
 
     def _latent_kind(self) -> str:
         return "l1" if self.config["variant"] == "l1" else "l2"
@@ -80,8 +148,10 @@ class ImageTrainer(Trainer):
         mu = out[0].float()
         if cfg["variant"] == "probabilistic":
             logvar = out[1].float()
-            z = reparameterize(mu, logvar)
-            lat = latent_loss(z, target, "l2")
+            if self.latents.head_only:  # E_ε[(μ + σε − z_pc)²], see the module docstring
+                lat = ((mu - target).pow(2) + logvar.exp()).mean()
+            else:
+                lat = latent_loss(reparameterize(mu, logvar), target, "l2")
             azimuth = torch.deg2rad(self.to_device(batch["azimuth"]).float())
             div = diversity_loss(logvar, azimuth, alpha=cfg["alpha"], theta_rad=math.radians(cfg["theta_deg"]))
             return {"loss": lat + cfg["lambda_div"] * div, "latent_loss": lat, "div_loss": div}

@@ -36,7 +36,7 @@ import lmnet
 from lmnet import atomic_io
 from lmnet.errors import ConfigError, DataError
 from lmnet.train import runs
-from lmnet.train.config import VAL_METRICS, resolve_train_config, strip_meta
+from lmnet.train.config import VAL_METRICS, defaults_for, resolve_train_config, strip_meta
 from lmnet.train.data import build_dataset, set_dataset_epoch, train_loader, val_loader
 from lmnet.train.runtime import (capture_rng, git_commit, init_distributed, pick_device, restore_rng,
                                  seed_everything)
@@ -58,11 +58,15 @@ def weight_decay_groups(module: nn.Module, decay_for) -> list[dict]:
     return [{"params": ps, "weight_decay": wd} for wd, ps in groups.items()]
 
 
-def conv_fc_weight_decay_groups(module: nn.Module, config: dict) -> list[dict]:
+def conv_fc_weight_decay_groups(module: nn.Module, config: dict, overrides: dict | None = None) -> list[dict]:
     """The official image-network L2: ``weight_decay_conv`` on Conv2d weights, ``weight_decay_fc`` on
-    Linear weights (config keys), nothing else (see :func:`weight_decay_groups`)."""
+    Linear weights (config keys), nothing else (see :func:`weight_decay_groups`); ``overrides``
+    ``{layer: wd}`` sets the coefficient of particular layers."""
+    overrides = overrides or {}
 
     def decay(layer):
+        if layer in overrides:
+            return overrides[layer]
         if isinstance(layer, nn.Conv2d):
             return config["weight_decay_conv"]
         if isinstance(layer, nn.Linear):
@@ -108,9 +112,10 @@ class Trainer(abc.ABC):
         self.model = self.build_model().to(self.device)
         net = self.trainable_module()
         if self.dist.enabled:
-            net = DistributedDataParallel(net, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+            net = DistributedDataParallel(net, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                                          find_unused_parameters=self.ddp_find_unused_parameters())
         self.net = net
-        self.optimizer = torch.optim.Adam(self.param_groups(), lr=cfg["lr"], betas=(cfg["beta1"], cfg["beta2"]),
+        self.optimizer = torch.optim.Adam(self.param_groups(cfg), lr=cfg["lr"], betas=(cfg["beta1"], cfg["beta2"]),
                                           foreach=True)
         self.scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=cfg["epochs"])
                           if cfg["lr_schedule"] == "cosine" else None)
@@ -137,7 +142,9 @@ class Trainer(abc.ABC):
         raise NotImplementedError
 
     @abc.abstractmethod
-    def param_groups(self) -> list[dict]:
+    def param_groups(self, config: dict) -> list[dict]:
+        """Adam parameter groups (weight decay per group) under ``config`` (the run's, or on resume
+        the saved one, to map the saved optimizer state onto changed groups)."""
         raise NotImplementedError
 
     @abc.abstractmethod
@@ -152,6 +159,19 @@ class Trainer(abc.ABC):
 
     def trainable_module(self) -> nn.Module:
         return self.model
+
+    def ddp_find_unused_parameters(self) -> bool:
+        """Whether some epochs leave trainable parameters without gradients (DDP must then look for them)."""
+        return False
+
+    def start_epoch(self, epoch: int) -> None:
+        """Called before training epoch ``epoch`` (0-based), also right after a resume; puts the
+        model in train mode. Subclasses switch training phases here."""
+        self.net.train()
+
+    def counts_as_best(self, epoch: int, value: float) -> bool:
+        """Whether epoch ``epoch`` (0-based), with best-metric ``value``, writes ``best.pt`` (lower is better)."""
+        return value < self.best_metric
 
     # -- helpers ---------------------------------------------------------------------------------
     def log(self, message: str) -> None:
@@ -180,6 +200,7 @@ class Trainer(abc.ABC):
             for epoch in range(start, cfg["epochs"]):
                 t0 = time.perf_counter()
                 set_dataset_epoch(self.train_set, epoch)
+                self.start_epoch(epoch)
                 if isinstance(loader.sampler, DistributedSampler):
                     loader.sampler.set_epoch(epoch)
                 row = {"epoch": epoch + 1, **self._train_epoch(loader, epoch)}
@@ -198,7 +219,6 @@ class Trainer(abc.ABC):
         from tqdm.auto import tqdm
 
         cfg = self.config
-        self.net.train()
         sums: dict[str, float] = defaultdict(float)
         count = 0
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg['epochs']}", leave=False, dynamic_ncols=True,
@@ -259,7 +279,8 @@ class Trainer(abc.ABC):
     def _end_epoch(self, row: dict) -> None:
         self.history.append(row)
         value = row.get(self.best_metric_name)
-        improved = value is not None and math.isfinite(value) and value < self.best_metric
+        epoch = int(row["epoch"]) - 1
+        improved = value is not None and math.isfinite(value) and self.counts_as_best(epoch, float(value))
         if improved:
             self.best_metric, self.best_epoch = float(value), int(row["epoch"])
         rng = self.dist.all_gather_object(capture_rng(self.generator))
@@ -296,7 +317,7 @@ class Trainer(abc.ABC):
                 raise ConfigError(f"{last} is a {ckpt['kind']} run, cannot resume it as {self.kind}")
             self._warn_config_changes()
             self.model.load_state_dict(ckpt["model"])
-            self.optimizer.load_state_dict(ckpt["optimizer"])
+            self._restore_optimizer(ckpt["optimizer"])
             if self.scheduler is not None and ckpt["scheduler"] is not None:
                 self.scheduler.load_state_dict(ckpt["scheduler"])
             if self.scaler is not None and ckpt["scaler"] is not None:
@@ -322,6 +343,29 @@ class Trainer(abc.ABC):
                  f"{self.device}{' (amp)' if self.amp else ''}, {self.dist.world_size} process(es), "
                  f"epochs {start + 1}..{cfg['epochs']}")
         return start
+
+    def _restore_optimizer(self, saved: dict) -> None:
+        """Load the saved Adam state; when the parameter groups changed (weight-decay settings edited
+        between a run and its resumption) carry the per-parameter state over by parameter, mapping
+        the saved indices through the groups that the run's saved config produces."""
+        try:
+            self.optimizer.load_state_dict(saved)
+            return
+        except ValueError:
+            pass
+        old_cfg = {**defaults_for(self.kind), **strip_meta(runs.read_run_config(self.run_dir))}
+        old_params = [p for g in self.param_groups(old_cfg) for p in g["params"]]
+        saved_ids = [i for g in saved["param_groups"] for i in g["params"]]
+        if len(old_params) != len(saved_ids):
+            raise ConfigError(f"cannot resume {self.run_dir}: its optimizer state holds {len(saved_ids)} parameters, "
+                              f"the model has {len(old_params)} trainable ones")
+        state_of = {id(p): saved["state"][i] for p, i in zip(old_params, saved_ids) if i in saved["state"]}
+        new = self.optimizer.state_dict()
+        flat = [p for g in self.optimizer.param_groups for p in g["params"]]
+        new["state"] = {j: state_of[id(p)] for j, p in enumerate(flat) if id(p) in state_of}
+        self.optimizer.load_state_dict(new)
+        self.log("parameter groups changed since the checkpoint (weight-decay settings): "
+                 "Adam state carried over parameter by parameter")
 
     def _warn_config_changes(self) -> None:
         path = self.run_dir / runs.CONFIG_FILE

@@ -370,8 +370,8 @@ class SilhouetteTrainer(Trainer):
     def trainable_module(self) -> nn.Module:
         return _Forward(self.model)
 
-    def param_groups(self) -> list[dict]:
-        return conv_fc_weight_decay_groups(self.model, self.config)
+    def param_groups(self, config: dict) -> list[dict]:
+        return conv_fc_weight_decay_groups(self.model, config)
 
     # -- σ schedule -------------------------------------------------------------------------------
     def current_sigma(self) -> float:
