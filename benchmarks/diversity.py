@@ -115,16 +115,21 @@ def measure(runs: dict[str, Path], size: dict, log=print) -> tuple[dict, dict]:
     return res, raw
 
 
+def _split_dataset(cfg: dict, split: str):
+    """Every (shape, view) item, with images and 1024-point clouds, of ``split`` of the run config ``cfg``."""
+    from lmnet.data.dataset import ShapeNetDataset
+    from lmnet.eval.run import resolve_split_file
+
+    return ShapeNetDataset(Path(cfg["data_root"]), split=resolve_split_file(cfg, split), categories=cfg["categories"],
+                           views="all", n_points=1024, image_cache=True, background=cfg.get("background", 255.0))
+
+
 def _head_inputs(model, cfg: dict, split: str):
     """The features the logvar head of ``model`` (run config ``cfg``) sees for every (shape, view)
     of ``split`` → ``(features (n, 8192) float32, azimuth (n,) radians)``."""
     import torch
 
-    from lmnet.data.dataset import ShapeNetDataset
-    from lmnet.eval.run import resolve_split_file
-
-    ds = ShapeNetDataset(Path(cfg["data_root"]), split=resolve_split_file(cfg, split), categories=cfg["categories"],
-                         views="all", n_points=1024, image_cache=True, background=cfg.get("background", 255.0))
+    ds = _split_dataset(cfg, split)
     feats, az = [], []
     hook = model.logvar_head.register_forward_hook(lambda m, inp, out: feats.append(inp[0].detach().float()))
     try:
@@ -201,19 +206,15 @@ def samples_figure(runs: dict[str, Path], names: list[str], path: Path, k: int =
     """One test chair seen from the view nearest azimuth 180° (where L_div asks for σ ≈ α) and the
     view nearest 0°: input, ground truth, μ and ``k`` samples of each run in ``names`` (rows), rendered to
     ``path``. Returns ``{"model": key, "views": {...}, "spread": {run: {view: spread}}}``."""
-    import numpy as np
     import torch
 
     from lmnet.analysis import sample_spread
-    from lmnet.data.dataset import ShapeNetDataset
-    from lmnet.eval.run import resolve_split_file
     from lmnet.models.pose import wrap_degrees
     from lmnet.render.grids import make_grid, save_png
     from lmnet.train.runs import load_model
 
     _, cfg = load_model(runs[names[0]], which="last")
-    ds = ShapeNetDataset(Path(cfg["data_root"]), split=resolve_split_file(cfg, "test"), categories=cfg["categories"],
-                         views="all", n_points=1024, image_cache=True, background=cfg.get("background", 255.0))
+    ds = _split_dataset(cfg, "test")
     first = ds.item_key(0)[0]
     items = [ds[i] for i in range(len(ds)) if ds.item_key(i)[0] == first]
     az = torch.tensor([float(it["azimuth"]) for it in items])

@@ -95,7 +95,6 @@ def main(argv=None) -> int:
     p.add_argument("--size", type=int, default=32, help="mask / grid resolution")
     p.add_argument("--out", default=str(RESULTS), help="folder for silhouette_fit.{md,json}")
     a = p.parse_args(argv)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     root = Path(a.data)
     cats = to_synsets([a.category])
     train = ShapeNetDataset(root, split=root / "splits" / "synthetic_train_models.json", categories=cats, views=[0],

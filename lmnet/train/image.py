@@ -114,19 +114,19 @@ class ImageTrainer(Trainer):
         self.latents.head_only = self._head_only(epoch)
         if not self.latents.head_only:
             return
-        best = checkpoint_path(self.run_dir, "best")
         if epoch == self._first_head_epoch():
-            if self.val_set is not None and best.is_file():
+            best = checkpoint_path(self.run_dir, "best")
+            from_best = self.val_set is not None and best.is_file()
+            if from_best:
                 self.model.load_state_dict(load_checkpoint(best)["model"])
             for p in self.model.logvar_head.parameters():  # a new problem: fresh Adam moments
                 self.optimizer.state.pop(p, None)
             self.log(f"epochs {epoch + 1}..{self.config['epochs']}: log σ² head only, on the frozen trunk of "
-                     f"{'best.pt (epoch %d)' % self.best_epoch if best.is_file() and self.val_set is not None else 'the last epoch'}")
+                     + (f"best.pt (epoch {self.best_epoch})" if from_best else "the last epoch"))
         self.model.encoder.eval()
-        lr = self.config["logvar_head_lr"]
-        if lr is not None:
-            for group in self.optimizer.param_groups:
-                group["lr"] = float(lr)
+        head_lr = self.config["logvar_head_lr"]
+        for group in self.optimizer.param_groups:  # constant: an lr_schedule is suspended in the phase
+            group["lr"] = float(self.config["lr"] if head_lr is None else head_lr)
 
     def counts_as_best(self, epoch: int, value: float) -> bool:
         # In the head phase μ is frozen at the best epoch's: the (μ-only) validation metrics are the

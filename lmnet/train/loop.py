@@ -363,6 +363,11 @@ class Trainer(abc.ABC):
         new = self.optimizer.state_dict()
         flat = [p for g in self.optimizer.param_groups for p in g["params"]]
         new["state"] = {j: state_of[id(p)] for j, p in enumerate(flat) if id(p) in state_of}
+        # every group shares lr / betas (one Adam over the model): keep the saved ones (a schedule's
+        # current lr and initial_lr), only weight_decay and membership come from the new groups
+        shared = {k: v for k, v in saved["param_groups"][0].items() if k not in ("params", "weight_decay")}
+        for group in new["param_groups"]:
+            group.update(shared)
         self.optimizer.load_state_dict(new)
         self.log("parameter groups changed since the checkpoint (weight-decay settings): "
                  "Adam state carried over parameter by parameter")
