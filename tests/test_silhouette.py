@@ -270,3 +270,34 @@ def test_mask_coverage_loss_against_brute_force():
     assert float(loss) == pytest.approx(sum(per_view) / 2, rel=1e-5)
     loss.backward()
     assert pts.grad.abs().sum() > 0
+    # the gradient equals autograd through a brute-force min over all points
+    ref_pts = pts.detach().clone().requires_grad_(True)
+    total = 0.0
+    for v in range(2):
+        uv, _ = camera.project_points(ref_pts[0], az[0, v], el[0, v], dr[0, v], fov[0, v],
+                                      crop_offset=camera.CROP_OFFSET)
+        ds = [(uv - torch.tensor([(j + 0.5) * 16, (i + 0.5) * 16])).norm(dim=1).min() / 128
+              for i in range(8) for j in range(8) if masks[0, v, i, j] > 0.5]
+        total = total + torch.stack(ds).mean() / 2
+    total.backward()
+    torch.testing.assert_close(pts.grad, ref_pts.grad, rtol=1e-4, atol=1e-7)
+
+
+def test_mask_coverage_loss_batched_views_with_different_mask_sizes():
+    """Views with many, few and no foreground pixels in one batch: each view's mean uses only its own
+    pixels (padding never counts) and an empty view contributes 0."""
+    g = torch.Generator().manual_seed(2)
+    pts = ((torch.rand(2, 50, 3, generator=g) - 0.5) * 0.6)
+    masks = torch.zeros(2, 3, 16, 16)
+    masks[0, 0, 3:13, 2:14] = 1.0
+    masks[0, 1, 8, 8] = 1.0
+    masks[1, 0, 0:16, 0:3] = 1.0
+    masks[1, 2, 5:7, 5:9] = 1.0  # masks[0, 2] and masks[1, 1] stay empty
+    az = torch.tensor([[10.0, 100.0, 200.0], [300.0, 45.0, 170.0]])
+    el = torch.full((2, 3), 25.0)
+    dr, fov = torch.full((2, 3), 0.8), torch.full((2, 3), 25.0)
+    both = sil.mask_coverage_loss(pts, masks, az, el, dr, fov)
+    singles = [sil.mask_coverage_loss(pts[b:b + 1], masks[b:b + 1, v:v + 1], az[b:b + 1, v:v + 1], el[b:b + 1, v:v + 1],
+                                      dr[b:b + 1, v:v + 1], fov[b:b + 1, v:v + 1]) for b in range(2) for v in range(3)]
+    assert float(singles[2]) == 0.0 and float(singles[4]) == 0.0
+    assert float(both) == pytest.approx(float(torch.stack(singles).mean()), rel=1e-5)
