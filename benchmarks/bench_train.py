@@ -16,6 +16,8 @@ over repeats of (steps timed / seconds).
 from __future__ import annotations
 
 import contextlib
+import os
+import shutil
 import statistics
 import time
 
@@ -72,22 +74,29 @@ def _ae_step(device, batch, amp, backend="auto"):
     return step
 
 
-def _image_step(device, batch, amp):
+def _image_step(device, batch, amp, channels_last=False, compile=False):
+    """One Variant I step; ``amp``: autocast dtype (None = float32); ``channels_last``: NHWC
+    activations (model and images converted once); ``compile``: the image encoder through
+    ``torch.compile`` (inductor; the first step compiles, it is the warm-up)."""
     from lmnet.models import ImageToPointCloud, PointAutoencoder, latent_loss
 
     torch.manual_seed(0)
     teacher = PointAutoencoder().to(device).eval()
     model = ImageToPointCloud("l1", decoder=teacher.decoder).to(device).train()
-    opt = torch.optim.Adam(model.trainable_parameters(), lr=5e-5)
-    scaler = torch.amp.GradScaler("cuda") if amp and device.type == "cuda" else None
     images = torch.rand(batch, 3, 128, 128, device=device) * 255
-    amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16  # as lmnet.train.loop
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        images = images.contiguous(memory_format=torch.channels_last)
+    opt = torch.optim.Adam(model.trainable_parameters(), lr=5e-5)
+    if compile:
+        model.encoder = torch.compile(model.encoder)
+    scaler = torch.amp.GradScaler("cuda") if amp is torch.float16 else None
     pts = torch.rand(batch, 2048, 3, device=device) - 0.5
 
     def step():
         with torch.no_grad():
             target = teacher.encode(pts)
-        ctx = torch.autocast(device.type, dtype=amp_dtype) if amp else contextlib.nullcontext()
+        ctx = torch.autocast(device.type, dtype=amp) if amp is not None else contextlib.nullcontext()
         with ctx:
             mu, _ = model.encode_image(images)
         loss = latent_loss(mu.float(), target, "l1")
@@ -101,6 +110,23 @@ def _image_step(device, batch, amp):
             opt.step()
 
     return step
+
+
+def _interleaved(steps: dict, device, n_steps: int, repeats: int) -> dict:
+    """Steps/s of each of ``steps`` ({name: step}), timed in turns (a, b, c, a, b, c, ...) so that a
+    busy or throttling machine slows every variant alike; median over ``repeats`` turns."""
+    for step in steps.values():
+        step()  # warm-up: first-call allocations, oneDNN primitive creation
+    _sync(device)
+    rates = {name: [] for name in steps}
+    for _ in range(repeats):
+        for name, step in steps.items():
+            t0 = time.perf_counter()
+            for _ in range(n_steps):
+                step()
+            _sync(device)
+            rates[name].append(n_steps / (time.perf_counter() - t0))
+    return {name: statistics.median(r) for name, r in rates.items()}
 
 
 def run(quick: bool = False) -> dict:
@@ -121,11 +147,26 @@ def run(quick: bool = False) -> dict:
     if quick:
         notes.append("quick: CPU image step at batch 8 (batch 32 takes seconds per step on CPU); "
                      "no brute-force Chamfer comparison")
-    add(f"image_step B={img_batch}", "cpu fp32", _time_steps(_image_step(cpu, img_batch, False), cpu, 1, repeats),
-        img_batch)
-    # amp=True on CPU = bfloat16 autocast (what lmnet.train does); compare with fp32 above
-    add(f"image_step B={img_batch}", "ours: cpu amp (bf16)",
-        _time_steps(_image_step(cpu, img_batch, True), cpu, 1, repeats), img_batch)
+    from lmnet.train.precision import cpu_bf16_support, resolve_precision
+
+    native, why = cpu_bf16_support()
+    notes.append(f"CPU bfloat16: {why}; amp='auto' trains in {resolve_precision('auto', cpu).name} here")
+    # float32 and bfloat16 autocast (amp=True on CPU), each NCHW and channels_last, timed in turns
+    variants = {"cpu fp32": (None, False), "cpu fp32 channels_last": (None, True),
+                "cpu amp (bf16)": (torch.bfloat16, False), "cpu amp (bf16) channels_last": (torch.bfloat16, True)}
+    steps = {name: _image_step(cpu, img_batch, dt, cl) for name, (dt, cl) in variants.items()}
+    if not quick and shutil.which(os.environ.get("CXX", "g++")):
+        steps["cpu fp32 torch.compile"] = compiled = _image_step(cpu, img_batch, None, False, compile=True)
+        t0 = time.perf_counter()
+        compiled()
+        notes.append(f"torch.compile (inductor): first step incl. compilation {time.perf_counter() - t0:.0f} s")
+    rates = _interleaved(steps, cpu, 1, repeats)
+    auto = f"cpu {'amp (bf16)' if native else 'fp32'} channels_last"
+    for name, rate in rates.items():
+        add(f"image_step B={img_batch}", ("ours (amp=auto): " if name == auto else "") + name, rate, img_batch)
+    notes.append(f"bf16 / fp32 step time on this CPU: {rates['cpu fp32'] / rates['cpu amp (bf16)']:.2f}x "
+                 f"(NCHW), {rates['cpu fp32 channels_last'] / rates['cpu amp (bf16) channels_last']:.2f}x "
+                 "(channels_last); below 1 = bf16 faster")
 
     if torch.cuda.is_available():
         dev = torch.device("cuda")
@@ -134,7 +175,8 @@ def run(quick: bool = False) -> dict:
         for amp in (False, True):
             impl = "cuda amp" if amp else "cuda fp32"
             add("ae_step B=32", impl, _time_steps(_ae_step(dev, 32, amp), dev, n, repeats, warmup=3), 32)
-            add("image_step B=32", impl, _time_steps(_image_step(dev, 32, amp), dev, n, repeats, warmup=3), 32)
+            dtype = resolve_precision("auto", dev).autocast_dtype if amp else None
+            add("image_step B=32", impl, _time_steps(_image_step(dev, 32, dtype), dev, n, repeats, warmup=3), 32)
     else:
         notes.append("no CUDA device here: GPU rows (fp32 / AMP) not measured")
     return {"topic": "train", "rows": rows, "notes": notes}

@@ -83,7 +83,7 @@ def train_all(out: Path, size: dict, log=print) -> dict[str, Path]:
         train_image_encoder({**common, "run_dir": str(runs[name]), "ae_run": str(ae_run),
                              "variant": "probabilistic", **run_config(spec, size),
                              "batch_size": size["image_batch"],
-                             "lr": size["image_lr"], "views": None, "val_views": [0, 6, 12, 18], "amp": True})
+                             "lr": size["image_lr"], "views": None, "val_views": [0, 6, 12, 18], "amp": "auto"})
         log(f"{name}: {runs[name]} ({time.perf_counter() - t0:.0f} s)")
     return runs
 

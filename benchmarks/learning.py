@@ -89,7 +89,7 @@ def train_all(out: Path, size: dict, log=print) -> dict[str, Path]:
     runs = {"autoencoder": ae_run}
     image_common = {**common, "ae_run": str(runs["autoencoder"]), "epochs": size["image_epochs"],
                     "batch_size": size["image_batch"], "lr": size["image_lr"], "views": None,
-                    "val_views": [0, 6, 12, 18], "amp": True}
+                    "val_views": [0, 6, 12, 18], "amp": "auto"}
     jobs = [("variant1_l1", {"variant": "l1"}), ("variant1_l2", {"variant": "l2"})]
     jobs += [(f"variant2_lambda{lam:g}", {"variant": "probabilistic", "lambda_div": float(lam)})
              for lam in size["lambdas"]]

@@ -44,7 +44,7 @@ DEMO_OVERRIDES: dict[str, Any] = {
     "?image_lr": 5e-4,
     "?views": None,
     "?val_views": [0, 12],
-    "?amp": True,
+    "?amp": "auto",                  # bf16 autocast only on CPUs with native bf16 (lmnet.train.precision)
     "?eval_views": list(range(24)),  # the paper protocol: every view of every test shape
     "?eval_max_items": 0,
     "?lambdas": [0.0, 5.5],

@@ -163,7 +163,7 @@ def image_config(config: Mapping[str, Any], variant: str, name: str, **extra) ->
             "ae_run": run_dir(config, "autoencoder"), "epochs": int(config["image_epochs"]),
             "batch_size": int(config["image_batch_size"]), "lr": float(config["image_lr"]),
             "views": config["views"], "val_views": config.get("val_views", [0]),
-            "amp": bool(config.get("amp", False)), **extra}
+            "amp": config.get("amp", "auto"), **extra}
 
 
 def has_outputs(path: str | Path) -> list[int]:

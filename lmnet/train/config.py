@@ -26,10 +26,11 @@ from typing import Any, Mapping
 
 from lmnet.config import check_choice, resolve_config
 from lmnet.errors import ConfigError
+from lmnet.train.precision import AMP_CHOICES
 
 KINDS = ("autoencoder", "image", "silhouette")
 # Keys written into run_dir/config.json beside the resolved config (not settable).
-META_KEYS = ("kind", "git_commit", "lmnet_version", "created", "world_size")
+META_KEYS = ("kind", "git_commit", "lmnet_version", "created", "world_size", "precision")
 
 COMMON_DEFAULTS: dict[str, Any] = {
     "data_root": "data",
@@ -48,7 +49,7 @@ COMMON_DEFAULTS: dict[str, Any] = {
     "best_metric": "val_chamfer_x100",   # lower is better
     "val_every": 1,
     "device": "auto",           # "auto" (CUDA when available), "cpu", "cuda", "cuda:1"
-    "amp": False,               # mixed precision: float16 + GradScaler on CUDA, bfloat16 autocast on CPU
+    "amp": "auto",              # "auto" (mixed precision only where it is fast), True, False: lmnet.train.precision
     "seed": 0,
     "num_workers": 2,
     "run_dir": None,            # None = runs/<kind>-<YYYYmmdd-HHMMSS>
@@ -162,7 +163,12 @@ def _check_views(cfg: dict, key: str) -> None:
 
 def resolve_train_config(kind: str, overrides: Mapping[str, Any] | None = None) -> dict:
     """Validate ``overrides`` against the defaults of ``kind`` ("autoencoder" or "image")."""
-    cfg = resolve_config(defaults_for(kind), strip_meta(overrides or {}), name=f"{kind} config")
+    overrides = strip_meta(overrides or {})
+    amp = overrides.pop("amp", "auto")  # "auto" or a bool: one key of two types, checked here
+    if amp not in AMP_CHOICES or not isinstance(amp, (bool, str)):
+        raise ConfigError(f"config key 'amp' must be 'auto', true or false, got {amp!r}")
+    cfg = resolve_config(defaults_for(kind), overrides, name=f"{kind} config")
+    cfg["amp"] = amp
     for key in ("epochs", "batch_size", "val_every"):
         if cfg[key] < 1:
             raise ConfigError(f"config key {key!r} must be >= 1, got {cfg[key]}")

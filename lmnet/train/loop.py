@@ -38,11 +38,13 @@ from lmnet.errors import ConfigError, DataError
 from lmnet.train import runs
 from lmnet.train.config import VAL_METRICS, defaults_for, resolve_train_config, strip_meta
 from lmnet.train.data import build_dataset, set_dataset_epoch, train_loader, val_loader
+from lmnet.train.precision import resolve_precision
 from lmnet.train.runtime import (capture_rng, git_commit, init_distributed, pick_device, restore_rng,
                                  seed_everything)
 
 # Config keys that may change between a run and its resumption without a warning.
-RESUME_FREE_KEYS = {"epochs", "resume", "device", "num_workers", "progress", "run_dir", "data_root"}
+# (amp: the precision follows the device, which may change too; config.json records the new one)
+RESUME_FREE_KEYS = {"epochs", "resume", "device", "amp", "num_workers", "progress", "run_dir", "data_root"}
 
 
 def weight_decay_groups(module: nn.Module, decay_for) -> list[dict]:
@@ -96,10 +98,9 @@ class Trainer(abc.ABC):
         self.config = cfg = resolve_train_config(self.kind, config)
         self.dist = init_distributed(cfg["device"])
         self.device = pick_device(cfg["device"], self.dist.local_rank)
-        # amp: float16 autocast + GradScaler on CUDA; bfloat16 autocast (no scaler needed) on CPU,
-        # where image-encoder steps run ~1.8x faster on CPUs with AVX512-BF16 (benchmarks/bench_train.py)
-        self.amp = bool(cfg["amp"]) and self.device.type in ("cuda", "cpu")
-        self.amp_dtype = torch.float16 if self.device.type == "cuda" else torch.bfloat16
+        # what amp ("auto", True, False) means on this device: lmnet.train.precision
+        self.precision = resolve_precision(cfg["amp"], self.device, warn=self.log)
+        self.amp, self.amp_dtype = self.precision.enabled, self.precision.autocast_dtype
         self.run_dir = Path(self.dist.broadcast_object(cfg["run_dir"] or default_run_dir(self.kind)))
         cfg["run_dir"] = str(self.run_dir)
 
@@ -119,7 +120,7 @@ class Trainer(abc.ABC):
                                           foreach=True)
         self.scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=cfg["epochs"])
                           if cfg["lr_schedule"] == "cosine" else None)
-        self.scaler = torch.amp.GradScaler("cuda") if self.amp and self.device.type == "cuda" else None
+        self.scaler = torch.amp.GradScaler("cuda") if self.precision.grad_scaler else None
         self.generator = torch.Generator()
         self.generator.manual_seed(cfg["seed"])
         seed_everything(cfg["seed"] + self.dist.rank)  # per-rank streams (e.g. Variant II's ε)
@@ -336,11 +337,11 @@ class Trainer(abc.ABC):
         if self.dist.is_main:
             meta = {"kind": self.kind, "git_commit": git_commit(), "lmnet_version": lmnet.__version__,
                     "created": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-                    "world_size": self.dist.world_size}
+                    "world_size": self.dist.world_size, "precision": self.precision.describe()}
             atomic_io.write_json(self.run_dir / runs.CONFIG_FILE, {**cfg, **meta})
         n_val = len(self.val_set) if self.val_set is not None else 0
         self.log(f"run folder {self.run_dir}: {len(self.train_set)} train / {n_val} val items, device "
-                 f"{self.device}{' (amp)' if self.amp else ''}, {self.dist.world_size} process(es), "
+                 f"{self.device}, {self.precision.describe()}, {self.dist.world_size} process(es), "
                  f"epochs {start + 1}..{cfg['epochs']}")
         return start
 
