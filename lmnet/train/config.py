@@ -89,6 +89,7 @@ IMAGE_DEFAULTS: dict[str, Any] = {
     "val_views": None,
     "image_cache": True,        # on-disk decoded-image cache (lmnet.data.image_cache)
     "background": 255.0,
+    "channels_last": True,      # NHWC image-encoder activations: the same network, faster CPU convolutions
 }
 
 # Mask-supervised image → point cloud (SPEC §5, lmnet.train.silhouette). The training loss uses
@@ -124,6 +125,7 @@ SILHOUETTE_DEFAULTS: dict[str, Any] = {
     "weight_decay_fc": 1e-3,
     "image_cache": True,
     "background": 255.0,
+    "channels_last": True,
 }
 
 VAL_METRICS = {

@@ -140,7 +140,7 @@ class ImageTrainer(Trainer):
 
     def compute_losses(self, batch: dict) -> dict[str, torch.Tensor]:
         cfg = self.config
-        images, points = self.to_device(batch["image"]), self.to_device(batch["points"])
+        images, points = self.to_images(batch["image"]), self.to_device(batch["points"])
         with torch.no_grad():
             target = self.teacher.encode(points)
         with self.autocast():
@@ -159,7 +159,7 @@ class ImageTrainer(Trainer):
         return {"loss": lat, "latent_loss": lat, "div_loss": torch.zeros((), device=mu.device)}
 
     def validation_sums(self, batch: dict) -> dict[str, float]:
-        images, points = self.to_device(batch["image"]), self.to_device(batch["points"])
+        images, points = self.to_images(batch["image"]), self.to_device(batch["points"])
         target = self.teacher.encode(points)
         with self.autocast():
             mu, _ = self.model.encode_image(images)

@@ -44,7 +44,8 @@ from lmnet.train.runtime import (capture_rng, git_commit, init_distributed, pick
 
 # Config keys that may change between a run and its resumption without a warning.
 # (amp: the precision follows the device, which may change too; config.json records the new one)
-RESUME_FREE_KEYS = {"epochs", "resume", "device", "amp", "num_workers", "progress", "run_dir", "data_root"}
+RESUME_FREE_KEYS = {"epochs", "resume", "device", "amp", "channels_last", "num_workers", "progress", "run_dir",
+                    "data_root"}
 
 
 def weight_decay_groups(module: nn.Module, decay_for) -> list[dict]:
@@ -111,6 +112,10 @@ class Trainer(abc.ABC):
 
         seed_everything(cfg["seed"])  # identical initial weights on every rank
         self.model = self.build_model().to(self.device)
+        # NHWC activations for the image encoder: faster convolutions on CPU (benchmarks/bench_train.py)
+        self.channels_last = bool(cfg.get("channels_last", False)) and self.uses_images
+        if self.channels_last:
+            self.model.to(memory_format=torch.channels_last)
         net = self.trainable_module()
         if self.dist.enabled:
             net = DistributedDataParallel(net, device_ids=[self.device.index] if self.device.type == "cuda" else None,
@@ -188,6 +193,11 @@ class Trainer(abc.ABC):
 
     def to_device(self, tensor: torch.Tensor) -> torch.Tensor:
         return tensor.to(self.device, non_blocking=True)
+
+    def to_images(self, images: torch.Tensor) -> torch.Tensor:
+        """A ``(B, C, H, W)`` image batch on the device, channels_last when the run uses it."""
+        images = self.to_device(images)
+        return images.contiguous(memory_format=torch.channels_last) if self.channels_last else images
 
     # -- the loop --------------------------------------------------------------------------------
     def fit(self) -> Path:

@@ -437,7 +437,7 @@ class SilhouetteTrainer(Trainer):
 
         cfg = self.config
         sigma = self.current_sigma()
-        images = self.to_device(batch["image"]).float()
+        images = self.to_images(batch["image"]).float()
         with self.autocast():
             points, cand, student = self.net(images, self._pose_images(batch))
         points = points.float()
@@ -475,7 +475,7 @@ class SilhouetteTrainer(Trainer):
         from lmnet.losses import chamfer_distance
 
         cfg = self.config
-        images = self.to_device(batch["image"]).float()
+        images = self.to_images(batch["image"]).float()
         gt = self.to_device(batch["points"]).float()
         with self.autocast():
             points = self.model(images)
