@@ -66,7 +66,8 @@ def build_model(model_config: dict) -> torch.nn.Module:
         return PointAutoencoder(n_points=model_config["n_points"])
     if kind == "image":
         return ImageToPointCloud(variant=model_config["variant"], image_scaling=model_config["image_scaling"],
-                                 latent_dim=model_config["latent_dim"], n_points=model_config["n_points"])
+                                 latent_dim=model_config["latent_dim"], n_points=model_config["n_points"],
+                                 arch=model_config.get("arch", "lmnet"))  # no "arch": saved before presets
     if kind == "silhouette":  # mask-supervised (lmnet.train.silhouette): an ImageToPointCloud subclass
         from lmnet.models.pose import SilhouetteNetwork
 
