@@ -47,11 +47,13 @@ def _value(name: str, shape, rng: np.random.Generator) -> np.ndarray:
     """Weights that keep a 16-layer ReLU net on 0–255 inputs in a sane range (He-scaled)."""
     if name == "is_training":
         return np.array(False)
-    if not shape or name.endswith(("/Adam", "/Adam_1")):
+    if name.endswith(("/Adam", "/Adam_1")):
+        return np.full(shape, 0.5, np.float32)
+    if not shape:
         return rng.uniform(0, 1, shape).astype(np.float32)
     if name.endswith("/W"):
         fan_in = int(np.prod(shape[:-1]))
-        return (rng.normal(size=shape) * np.sqrt(2.0 / fan_in)).astype(np.float32)
+        return rng.standard_normal(size=shape, dtype=np.float32) * np.float32(np.sqrt(2.0 / fan_in))
     if name.endswith("moving_variance"):
         return rng.uniform(0.5, 2.0, shape).astype(np.float32)
     if name.endswith("gamma"):

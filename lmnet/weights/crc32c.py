@@ -12,6 +12,8 @@ pairwise (``reg(A‖B) = Z_|B|·reg(A) ⊕ reg(B)``, ``Z_n`` the GF(2) matrix of
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 POLY = 0x82F63B78
@@ -49,6 +51,7 @@ def _compose(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return _apply(a, b)
 
 
+@functools.lru_cache(maxsize=64)
 def _zeros_operator(n: int) -> np.ndarray:
     """The matrix advancing a register over ``n`` zero bytes (repeated squaring of the 1-byte map)."""
     one = np.array([_update_scalar(1 << i, b"\0") for i in range(32)], dtype=np.uint32)

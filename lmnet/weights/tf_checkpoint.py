@@ -19,6 +19,7 @@ every block and tensor checksum. Problems raise :class:`~lmnet.errors.CorruptFil
 
 from __future__ import annotations
 
+import contextlib
 import struct
 from pathlib import Path
 from typing import Iterable
@@ -255,38 +256,42 @@ def read_checkpoint(path: str | Path, names: Iterable[str] | None = None,
         if got != tuple(shape):
             raise CorruptFileError(index_path, f"variable {name!r} has shape {list(got)}, expected {list(shape)}")
     byte_order = ">" if header["endianness"] == 1 else "<"
-    files: dict[int, bytes] = {}
-    out = {}
-    for name in wanted:
-        e = entries[name]
-        if e["slices"]:
-            raise CorruptFileError(index_path, f"variable {name!r} is stored as partitioned slices (unsupported)")
-        if e["dtype"] not in DTYPES:
-            kind = DTYPE_NAMES.get(e["dtype"], f"enum {e['dtype']}")
-            raise CorruptFileError(index_path, f"variable {name!r} has dtype {kind}, not a numeric tensor")
-        if not 0 <= e["shard_id"] < max(header["num_shards"], 1):
-            raise CorruptFileError(index_path, f"variable {name!r} names shard {e['shard_id']} of "
-                                               f"{header['num_shards']}")
-        shard = shard_path(prefix, e["shard_id"], header["num_shards"])
-        if e["shard_id"] not in files:
-            if not shard.is_file():
-                raise DataError(f"data file {shard} of checkpoint {prefix} does not exist")
-            files[e["shard_id"]] = shard.read_bytes()
-        data = files[e["shard_id"]]
-        dtype = np.dtype(DTYPES[e["dtype"]]).newbyteorder(byte_order)
-        count = int(np.prod(e["shape"], dtype=np.int64))
-        if e["size"] != count * dtype.itemsize:
-            raise CorruptFileError(index_path, f"variable {name!r}: {e['size']} bytes for shape {e['shape']} "
-                                               f"of {dtype.name}")
-        end = e["offset"] + e["size"]
-        if end > len(data):
-            raise CorruptFileError(shard, f"truncated: variable {name!r} ends at byte {end}, "
-                                          f"the file has {len(data)} bytes")
-        raw = data[e["offset"]:end]
-        if e["crc32c"] is not None and crc32c(raw) != unmask(e["crc32c"]):
-            raise CorruptFileError(shard, f"corrupt: checksum (crc32c) mismatch for variable {name!r}")
-        out[name] = np.frombuffer(raw, dtype=dtype).astype(dtype.newbyteorder("="), copy=True).reshape(e["shape"])
-    return out
+    with contextlib.ExitStack() as stack:
+        files: dict[int, object] = {}
+        return {name: _read_tensor(name, entries[name], prefix, header, byte_order, files, stack, index_path)
+                for name in wanted}
+
+
+def _read_tensor(name: str, e: dict, prefix: Path, header: dict, byte_order: str, files: dict,
+                 stack: contextlib.ExitStack, index_path: Path) -> np.ndarray:
+    if e["slices"]:
+        raise CorruptFileError(index_path, f"variable {name!r} is stored as partitioned slices (unsupported)")
+    if e["dtype"] not in DTYPES:
+        kind = DTYPE_NAMES.get(e["dtype"], f"enum {e['dtype']}")
+        raise CorruptFileError(index_path, f"variable {name!r} has dtype {kind}, not a numeric tensor")
+    if not 0 <= e["shard_id"] < max(header["num_shards"], 1):
+        raise CorruptFileError(index_path, f"variable {name!r} names shard {e['shard_id']} of {header['num_shards']}")
+    shard = shard_path(prefix, e["shard_id"], header["num_shards"])
+    if e["shard_id"] not in files:
+        if not shard.is_file():
+            raise DataError(f"data file {shard} of checkpoint {prefix} does not exist")
+        files[e["shard_id"]] = stack.enter_context(open(shard, "rb"))
+    fh = files[e["shard_id"]]
+    dtype = np.dtype(DTYPES[e["dtype"]]).newbyteorder(byte_order)
+    count = int(np.prod(e["shape"], dtype=np.int64))
+    if e["size"] != count * dtype.itemsize:
+        raise CorruptFileError(index_path, f"variable {name!r}: {e['size']} bytes for shape {e['shape']} "
+                                           f"of {dtype.name}")
+    end = e["offset"] + e["size"]
+    file_size = shard.stat().st_size
+    if end > file_size:
+        raise CorruptFileError(shard, f"truncated: variable {name!r} ends at byte {end}, the file has "
+                                      f"{file_size} bytes")
+    fh.seek(e["offset"])
+    raw = fh.read(e["size"])
+    if e["crc32c"] is not None and crc32c(raw) != unmask(e["crc32c"]):
+        raise CorruptFileError(shard, f"corrupt: checksum (crc32c) mismatch for variable {name!r}")
+    return np.frombuffer(raw, dtype=dtype).astype(dtype.newbyteorder("="), copy=True).reshape(e["shape"])
 
 
 def list_variables(path: str | Path) -> dict[str, tuple[int, ...]]:
