@@ -139,3 +139,22 @@ def import_official(checkpoint: str | Path, out: str | Path, ae_out: str | Path 
     written["image"] = imported_run.write_run(out, imported_run.image_model_config(variant, "official"),
                                               image_state(v, variant), img_cfg, {**source, "part": "image"}, overwrite)
     return written
+
+
+def random_variables(variant: str = "l1", seed: int = 0) -> dict[str, np.ndarray]:
+    """Stand-in weights with the official names and shapes (He-scaled convs / FCs, plausible BN
+    statistics): a checkpoint in the published format where the real one is not at hand (the
+    notebooks' published-model section, tests). Predictions from it are meaningless shapes."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for name, shape in {**image_shapes(variant), **ae_shapes()}.items():
+        if name.endswith("/W"):
+            w = rng.standard_normal(size=shape, dtype=np.float32) * np.float32(np.sqrt(2.0 / np.prod(shape[:-1])))
+            out[name] = w * np.float32(0.02) if name.endswith("FullyConnected_1/W") else w  # small log σ²
+        elif name.endswith(("moving_variance", "gamma")):
+            out[name] = rng.uniform(0.5, 1.5, shape).astype(np.float32)
+        else:
+            out[name] = (rng.standard_normal(size=shape, dtype=np.float32) * np.float32(0.05))
+    if variant == "probabilistic":
+        out[f"{IMG_SCOPE}/FullyConnected_1/b"] = np.full(512, -6.0, np.float32)  # σ ≈ 0.05
+    return out
