@@ -157,4 +157,10 @@ def random_variables(variant: str = "l1", seed: int = 0) -> dict[str, np.ndarray
             out[name] = (rng.standard_normal(size=shape, dtype=np.float32) * np.float32(0.05))
     if variant == "probabilistic":
         out[f"{IMG_SCOPE}/FullyConnected_1/b"] = np.full(512, -6.0, np.float32)  # σ ≈ 0.05
+    # the output layer: a ball of radius 0.3 (point-major) plus a small latent-dependent part, so
+    # the stand-in's clouds stay inside the unit frame and render
+    ball = rng.standard_normal((2048, 3))
+    ball = 0.3 * ball / np.linalg.norm(ball, axis=1, keepdims=True) * rng.uniform(0, 1, (2048, 1)) ** (1 / 3)
+    out[f"{AE_SCOPE}/decoder_fc_2/b"] = ball.astype(np.float32).reshape(-1)
+    out[f"{AE_SCOPE}/decoder_fc_2/W"] *= np.float32(0.0003)
     return out
