@@ -71,6 +71,11 @@ def test_arch_sets_the_official_defaults_explicit_values_win():
     cfg = resolve_train_config("image", {"ae_run": "x", "arch": "official", "weight_decay_fc": 1e-3,
                                          "image_input": "composite"})
     assert cfg["weight_decay_fc"] == 1e-3 and cfg["image_input"] == "composite"
+    from lmnet.commands.train import resolve_cli_config
+
+    kind, cli = resolve_cli_config("variant2", None, ["arch=official", "ae_run=x"])
+    assert kind == "image" and cli["arch"] == "official" and cli["weight_decay_fc"] == 0.0
+    assert cli["image_input"] == "stored_rgb" and cli["variant"] == "probabilistic"
     with pytest.raises(ConfigError, match="'arch'"):
         resolve_train_config("image", {"ae_run": "x", "arch": "tensorflow"})
     with pytest.raises(ConfigError, match="image_input"):

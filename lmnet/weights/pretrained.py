@@ -62,9 +62,9 @@ def lookup(name: str) -> Published:
 def fetch(item: Published, files_dir: Path, from_file: str | Path | None = None, timeout: float = 5.0,
           progress: bool = True) -> Path:
     """The local file of ``item``: ``from_file``, an earlier complete download, or a gdown download."""
-    if from_file is not None:
+    if from_file is not None:  # a file; for the official models also the already extracted folder
         path = Path(from_file)
-        if not path.is_file():
+        if not (path.is_file() or (path.is_dir() and item.kind == "official-tf")):
             raise DataError(f"--from-file {path} does not exist")
         return path
     dest = files_dir / item.filename
@@ -122,7 +122,7 @@ def download(name: str, out: str | Path, from_file: str | Path | None = None,
         if _imported(run_dir) and _imported(ae_dir) and not force:
             return {"image": run_dir, "autoencoder": ae_dir}
         path = fetch(item, files_dir, from_file, timeout, progress)
-        prefix = _official_checkpoint(path, files_dir, item.name) if path.suffix == ".zip" else path
+        prefix = _official_checkpoint(path, files_dir, item.name) if path.is_file() and path.suffix == ".zip" else path
         return import_official(prefix, run_dir, ae_out=ae_dir, variant=item.variant, overwrite=True)
     ae_item = CATALOGUE["port-autoencoder"]
     ae_dir = out / ae_item.name
