@@ -9,6 +9,7 @@ Sub-packages keep data, models, losses, training, evaluation and rendering apart
 - ``lmnet.losses``    Chamfer / EMD
 - ``lmnet.train``     training loops
 - ``lmnet.eval``      the paper's evaluation protocol
+- ``lmnet.weights``   published weights: TF checkpoint reader (no TensorFlow), converters, catalogue
 """
 
 __version__ = "0.1.0"

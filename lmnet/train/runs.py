@@ -99,7 +99,8 @@ def load_model(run_dir: str | Path, which: str = "best", device: str | torch.dev
     by the checkpoint. ``config`` is the run's ``config.json`` dict (resolved training config plus
     ``kind``, ``git_commit``, ...). A mask-supervised run (kind ``"silhouette"``) loads as a
     :class:`~lmnet.models.pose.SilhouetteNetwork` (an ``ImageToPointCloud``) with ``config["kind"]``
-    reported as ``"image"`` and ``config["train_kind"] = "silhouette"``.
+    reported as ``"image"`` and ``config["train_kind"] = "silhouette"``. Imported runs
+    (:mod:`lmnet.weights.imported_run`) have the same layout and load the same way.
     """
     run_dir = Path(run_dir)
     if run_dir.is_file():
