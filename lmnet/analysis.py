@@ -188,7 +188,7 @@ def spread_vs_azimuth(run_dir, split: str = "val", k: int = 8, max_items: int = 
 
     Returns ``{"azimuth_deg" (n,), "spread" (n,), "sigma_mean" (n,) (mean predicted σ over the
     latent), "keys" [str]}``."""
-    from lmnet.data.dataset import ShapeNetDataset
+    from lmnet.data.dataset import ShapeNetDataset, run_background
     from lmnet.eval.run import resolve_split_file
     from lmnet.train.runs import load_model
 
@@ -199,7 +199,7 @@ def spread_vs_azimuth(run_dir, split: str = "val", k: int = 8, max_items: int = 
     split_path = resolve_split_file(cfg, split) if split in ("train", "val", "test") else Path(split)
     ds = ShapeNetDataset(root, split=split_path, categories=cfg.get("categories"), views=views,
                          n_points=1024, image_cache=cfg.get("image_cache", True),
-                         background=cfg.get("background", 255.0))
+                         background=run_background(cfg))
     n = len(ds) if not max_items else min(len(ds), int(max_items))
     idx = np.unique(np.linspace(0, len(ds) - 1, n).round().astype(int))
     gen = torch.Generator(device=device).manual_seed(int(seed))
@@ -284,13 +284,13 @@ def case_rows(run_dir, records: Sequence[Mapping[str, Any]], data_root=None, whi
     rows ``{"input", "gt", "prediction", "category", "model_id", "view", "metrics"}`` (GT =
     pointcloud_1024, the evaluation's)."""
     from lmnet.data import layout
-    from lmnet.data.dataset import composite
+    from lmnet.data.dataset import composite, run_background
     from lmnet.data.image_cache import crop
     from lmnet.train.runs import load_model
 
     model, cfg = load_model(run_dir, which=which, device=device)
     root = Path(data_root or cfg.get("data_root") or "data")
-    bg = float(cfg.get("background", 255.0))
+    bg = run_background(cfg)
     rows = []
     for r in records:
         s, m, v = str(r["category"]), str(r["model_id"]), int(r["view"])

@@ -12,8 +12,10 @@ Output layout (``--out DIR``)::
 
     DIR/index.csv              one row per input image: id, source, synset, model_id, view,
                                image, gt, pred, samples   (file names relative to DIR; empty when absent)
-    DIR/<id>.image.npy         float32 (3, 128, 128): the exact network input, RGB 0–255 composited
-                               over the training background (white, 255, unless the run used another)
+    DIR/<id>.image.npy         float32 (3, 128, 128): the exact network input, RGB 0–255 in the run's
+                               input convention: composited over its background (white, 255, by
+                               default), or the RGB as stored, alpha ignored (image_input
+                               "stored_rgb": the published models)
     DIR/<id>.gt.npy            float32 (1024, 3): ground truth pointcloud_1024 (dataset inputs only)
     DIR/<id>.pred.npy          float32 (2048, 3): the deterministic prediction (μ for Variant II)
     DIR/<id>.samples.npy       float32 (K, 2048, 3): K samples z ~ N(μ, σ²) (Variant II, --samples K)
@@ -26,7 +28,8 @@ User images (:func:`prepare_image`): the alpha channel (opaque if none) is kept 
 geometry steps; a non-square image is padded to a square with transparent pixels; a 128×128 image
 is taken as already cropped; anything else is resized to 137×137 (premultiplied alpha, Lanczos) and
 centre-cropped ``[4:-5, 4:-5]`` to 128×128 like the R2N2 renderings, then composited over the
-background. Objects should fill the frame roughly as in the renderings (centred, some margin).
+run's background (a "stored_rgb" run: the RGB kept, where transparent pixels are black after the
+premultiplied resize or the transparent padding, as in the renderings). Objects should fill the frame roughly as in the renderings (centred, some margin).
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ RENDER_SIZE = 137
 INPUT_SIZE = 128
 
 
-def prepare_image(path: str | Path, background: float = 255.0) -> np.ndarray:
+def prepare_image(path: str | Path, background: float | None = 255.0) -> np.ndarray:
     """Any PNG/JPG → network input ``float32 (3, 128, 128)``, RGB 0–255 (rules in the module docstring)."""
     from PIL import Image, UnidentifiedImageError
 
@@ -156,9 +159,11 @@ def predict_images(checkpoint: str | Path, images: Sequence[str | Path], out: st
     for p in paths:  # fail on a bad path before the (slow) model load
         if not p.is_file():
             raise DataError(f"image {p} does not exist")
+    from lmnet.data.dataset import run_background
+
     model, config = _load(checkpoint, device, samples)
     _check_samples(model, samples)
-    bg = float(config.get("background", 255.0))
+    bg = run_background(config)
     gen = _generator(device, seed)
     writer = _Writer(out)
     for i in range(0, len(paths), batch_size):
@@ -176,7 +181,7 @@ def predict_split(checkpoint: str | Path, out: str | Path, *, split: str = "test
     """Predict the (shape, view) items of a dataset split (the run's data_root unless ``data_root``);
     ``limit`` > 0 keeps the first N items. Writes images, GT (pointcloud_1024) and predictions."""
     from lmnet.data.categories import to_synsets
-    from lmnet.data.dataset import ShapeNetDataset
+    from lmnet.data.dataset import ShapeNetDataset, run_background
     from lmnet.eval.run import resolve_split_file
 
     model, config = _load(checkpoint, device, samples)
@@ -185,7 +190,7 @@ def predict_split(checkpoint: str | Path, out: str | Path, *, split: str = "test
     cats = to_synsets(categories if categories is not None else config.get("categories"))
     ds = ShapeNetDataset(Path(data_root or config.get("data_root") or "data"), split=split_path, categories=cats,
                          views=views, n_points=1024, load_images=True, image_cache=config.get("image_cache", True),
-                         background=config.get("background", 255.0))
+                         background=run_background(config))
     n = len(ds) if not limit else min(len(ds), int(limit))
     loader = torch.utils.data.DataLoader(torch.utils.data.Subset(ds, range(n)), batch_size=batch_size,
                                          shuffle=False, num_workers=0)

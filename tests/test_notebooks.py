@@ -104,6 +104,6 @@ def test_all_notebooks_run_tiny(tmp_path):
     print("notebook times (s):", times)
     figs = {f.name for f in (tmp_path / "figures").iterdir()}
     assert {"autoencoder_reconstructions.png", "results_grid.png", "turntable.gif",
-            "variant2_spread_vs_azimuth.png"} <= figs
+            "variant2_spread_vs_azimuth.png", "published_test.png"} <= figs
     for name in ("variant1_l1", "variant1_l2"):
         assert (tmp_path / "runs" / name / "eval_test.md").is_file()

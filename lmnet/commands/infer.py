@@ -18,7 +18,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True, help="run folder (config.json + checkpoints/best.pt) or a .pt")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--split", choices=("train", "val", "test"), help="dataset split of the run's data_root")
-    src.add_argument("--images", nargs="+", help="PNG/JPG files (any size; alpha = background)")
+    src.add_argument("--images", nargs="+", help="PNG/JPG files (any size; fed in the run's input convention)")
     p.add_argument("--split-file", help="explicit split file (overrides the one resolved from the run)")
     p.add_argument("--data-root", help="dataset root (default: the run's data_root)")
     p.add_argument("--views", default="0", help="'all' or comma-separated view indices (default 0)")

@@ -9,7 +9,8 @@ Item (a dict; works with ``default_collate`` and DataLoader workers):
 and with images (``load_images=True``):
 
 - ``"image"``     float32 ``(3, 128, 128)``: RGB composited over ``background`` with the alpha
-  channel, raw 0–255 values as in both published codes, cropped ``[4:-5, 4:-5]`` (SPEC §2);
+  channel (``background=None``: the RGB channels as stored, alpha ignored, as both published codes
+  read them), raw 0–255 values as in both published codes, cropped ``[4:-5, 4:-5]``;
 - ``"mask"``      float32 ``(1, 128, 128)``: alpha / 255 (the silhouette, 0..1);
 - ``"view"``      int 0..23;
 - ``"azimuth"``, ``"elevation"`` (degrees), ``"distance_ratio"``, ``"fov"`` (degrees): float32
@@ -106,7 +107,7 @@ class ShapeNetDataset(Dataset):
         self.load_images = bool(load_images)
         self.views = _parse_views(views)
         self.seed = int(seed)
-        self.background = float(background)
+        self.background = None if background is None else float(background)
         self.skip_bad = bool(skip_bad)
         self.skipped: list[str] = []
         self.epoch = 0
@@ -247,13 +248,23 @@ class ShapeNetDataset(Dataset):
                 f"load_images={self.load_images}, cached={bool(self._caches)}, skipped={len(self.skipped)})")
 
 
-def composite(rgba: np.ndarray, background: float = 255.0) -> tuple[np.ndarray, np.ndarray]:
+def composite(rgba: np.ndarray, background: float | None = 255.0) -> tuple[np.ndarray, np.ndarray]:
     """``uint8 (H, W, 4)`` → image ``float32 (3, H, W)`` = rgb·a + background·(1 − a) in 0–255 and
-    mask ``float32 (1, H, W)`` = a, with a = alpha / 255."""
+    mask ``float32 (1, H, W)`` = a, with a = alpha / 255. ``background=None``: the image is the RGB
+    channels as stored (alpha ignored), the published models' input convention."""
     a = rgba[..., 3].astype(np.float32) / 255.0
     rgb = rgba[..., :3].astype(np.float32).transpose(2, 0, 1)
-    image = rgb * a + np.float32(background) * (1.0 - a)
+    image = rgb if background is None else rgb * a + np.float32(background) * (1.0 - a)
     return np.ascontiguousarray(image, dtype=np.float32), a[None].copy()
+
+
+def run_background(config: Mapping) -> float | None:
+    """The ``background`` argument of :func:`composite` for a run's ``config.json`` dict: ``None``
+    when its ``image_input`` is ``"stored_rgb"``, else its ``background`` (255, white, when absent:
+    runs written before ``image_input`` existed composited over it)."""
+    if config.get("image_input", "composite") == "stored_rgb":
+        return None
+    return float(config.get("background", 255.0))
 
 
 def _describe(split) -> str:

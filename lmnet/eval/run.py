@@ -111,7 +111,7 @@ def evaluate_run(run_dir: str | Path, split: str = "test", views: str | Sequence
     (shape, view) items (0 = all) for quick checks. Table values: mean over pairs per category,
     class mean = mean of category means, ×100 (:mod:`lmnet.eval.report`).
     """
-    from lmnet.data.dataset import ShapeNetDataset, select_keys
+    from lmnet.data.dataset import ShapeNetDataset, run_background, select_keys
     from lmnet.train.runs import load_model
 
     proto = protocol or Protocol()
@@ -124,7 +124,7 @@ def evaluate_run(run_dir: str | Path, split: str = "test", views: str | Sequence
     cats = to_synsets(categories if categories is not None else config.get("categories"))
     ds = ShapeNetDataset(root, split=split_path, categories=cats, views=views, n_points=1024,
                          load_images=True, image_cache=config.get("image_cache", True),
-                         background=config.get("background", 255.0))
+                         background=run_background(config))
     n_items = len(ds) if not max_items else min(len(ds), int(max_items))
     notes = [f"run: {run_dir} (checkpoint {which}); split file: {split_path}; "
              f"views: {views if isinstance(views, str) else list(views)}; {n_items} (shape, view) pairs",

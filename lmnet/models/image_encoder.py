@@ -13,9 +13,16 @@ Layout (kernel, stride, out channels), every conv with TensorFlow-style "same" p
 zeros goes at the bottom/right (``F.pad`` asymmetric), so the receptive fields match the original
 rather than the symmetric ``padding=k//2`` approximation.
 
-BN/ReLU placement (ours; the published code is TFLearn ``conv_2d(activation='relu')``): each conv
-is ``Conv (no bias) → BatchNorm → ReLU``; the final FC is linear (no BN, no activation) so the
-latent can take any value the regression target needs.
+Architecture presets (``arch``; the final FC is always linear, no BN, no activation):
+
+- ``"lmnet"`` (this package's default): each conv is ``Conv (no bias) → BatchNorm → ReLU``, TF
+  "same" padding, features flattened channel-major (PyTorch ``C·16 + h·4 + w``) → FC 8192→512.
+- ``"official"`` (the TensorFlow graph of 3D-LMNet, TFLearn ``conv_2d(activation='relu')``): each
+  conv is ``Conv + bias → ReLU``, no BatchNorm, TF "same" padding; features flattened in TF's NHWC
+  order (``(h·4 + w)·512 + c``) so a TF ``FullyConnected/W [8192, 512]`` is used as ``W.T`` as is.
+- ``"port"`` (the public PyTorch port): ``Conv + bias → ReLU``, no BatchNorm; stride-1 convs padded
+  ``k // 2`` (= "same"), the five stride-2 convs **unpadded**, so the maps go
+  128→63→31→15→7→2 and the FC is 2·2·512 = 2048→512 (channel-major flatten).
 
 Input scaling (``image_scaling``) is applied inside :meth:`ImageEncoder.forward`, so callers always
 pass the dataset's raw RGB floats in 0–255:
@@ -46,6 +53,12 @@ CONV_LAYOUT = (
     (5, 2, 512),
 )
 FEATURE_DIM = 4 * 4 * 512
+ARCHS = ("lmnet", "official", "port")
+
+
+def feature_dim(arch: str = "lmnet") -> int:
+    """Length of the flattened conv features the FC layer(s) read: 8192, or 2048 for ``"port"``."""
+    return 2 * 2 * 512 if arch == "port" else FEATURE_DIM
 
 
 def scale_images(images: torch.Tensor, mode: str) -> torch.Tensor:
@@ -77,28 +90,40 @@ class SameConv2d(nn.Conv2d):
 class ImageEncoder(nn.Module):
     """``(B, 3, 128, 128)`` raw 0–255 RGB → ``(B, 512)`` latent.
 
-    :meth:`features` gives the flattened ``(B, 8192)`` conv features (Variant II puts a second
-    head on them); :attr:`fc` is the 8192→512 layer.
+    :meth:`features` gives the flattened ``(B, feature_dim)`` conv features (8192; 2048 for the
+    ``"port"`` preset; Variant II puts a second head on them); :attr:`fc` is the features→512 layer.
     """
 
-    def __init__(self, latent_dim: int = 512, image_scaling: str = "raw255"):
+    def __init__(self, latent_dim: int = 512, image_scaling: str = "raw255", arch: str = "lmnet"):
         super().__init__()
         if image_scaling not in IMAGE_SCALINGS:
             raise ValueError(f"image_scaling must be one of {IMAGE_SCALINGS}, got {image_scaling!r}")
+        if arch not in ARCHS:
+            raise ValueError(f"arch must be one of {ARCHS}, got {arch!r}")
         self.image_scaling = image_scaling
+        self.arch = arch
         layers, c_in = [], 3
         for k, s, c_out in CONV_LAYOUT:
-            layers += [SameConv2d(c_in, c_out, k, stride=s, bias=False), nn.BatchNorm2d(c_out), nn.ReLU()]
+            if arch == "lmnet":
+                layers += [SameConv2d(c_in, c_out, k, stride=s, bias=False), nn.BatchNorm2d(c_out), nn.ReLU()]
+            elif arch == "official":
+                layers += [SameConv2d(c_in, c_out, k, stride=s), nn.ReLU()]
+            else:  # port: unpadded stride-2 convs, symmetric k // 2 padding (= "same") at stride 1
+                layers += [nn.Conv2d(c_in, c_out, k, stride=s, padding=0 if s > 1 else k // 2), nn.ReLU()]
             c_in = c_out
         self.convs = nn.Sequential(*layers)
-        self.fc = nn.Linear(FEATURE_DIM, latent_dim)
+        self.feature_dim = feature_dim(arch)
+        self.fc = nn.Linear(self.feature_dim, latent_dim)
         self.latent_dim = latent_dim
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         if images.dim() != 4 or tuple(images.shape[1:]) != (3, IMAGE_SIZE, IMAGE_SIZE):
             raise ValueError(f"ImageEncoder expects images of shape (B, 3, {IMAGE_SIZE}, {IMAGE_SIZE}), "
                              f"got {tuple(images.shape)}")
-        return self.convs(scale_images(images, self.image_scaling)).flatten(1)
+        maps = self.convs(scale_images(images, self.image_scaling))  # (B, 512, h, w)
+        if self.arch == "official":
+            maps = maps.permute(0, 2, 3, 1)  # NHWC flatten, as TensorFlow's reshape
+        return maps.flatten(1)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.fc(self.features(images))

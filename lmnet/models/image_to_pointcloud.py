@@ -18,27 +18,29 @@ import math
 import torch
 from torch import nn
 
-from lmnet.models.image_encoder import FEATURE_DIM, ImageEncoder
+from lmnet.models.image_encoder import ImageEncoder
 from lmnet.models.point_ae import PointDecoder
 
 VARIANTS = ("l1", "l2", "probabilistic")
 
 
 class ImageToPointCloud(nn.Module):
-    """``forward(images (B, 3, 128, 128) raw 0–255) -> (B, 2048, 3)``.
+    """``forward(images (B, 3, 128, 128) raw 0–255) -> (B, 2048, 3)``; ``arch``: the image-encoder
+    preset (:mod:`lmnet.models.image_encoder`).
 
     The decoder is frozen: its parameters have ``requires_grad=False`` and it stays in eval mode
     (BatchNorm running statistics of the autoencoder) even when the module is put in train mode.
     """
 
     def __init__(self, variant: str = "l1", image_scaling: str = "raw255", latent_dim: int = 512,
-                 n_points: int = 2048, decoder: PointDecoder | None = None):
+                 n_points: int = 2048, decoder: PointDecoder | None = None, arch: str = "lmnet"):
         super().__init__()
         if variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
         self.variant = variant
-        self.encoder = ImageEncoder(latent_dim=latent_dim, image_scaling=image_scaling)
-        self.logvar_head = nn.Linear(FEATURE_DIM, latent_dim) if variant == "probabilistic" else None
+        self.encoder = ImageEncoder(latent_dim=latent_dim, image_scaling=image_scaling, arch=arch)
+        self.arch = arch
+        self.logvar_head = nn.Linear(self.encoder.feature_dim, latent_dim) if variant == "probabilistic" else None
         self.decoder = decoder if decoder is not None else PointDecoder(n_points=n_points)
         for p in self.decoder.parameters():
             p.requires_grad_(False)

@@ -15,9 +15,18 @@ Conventions fixed here once:
   a list of names/synsets, views accept "random" or a list of view indices 0–23.
 - ``max_train_items`` / ``max_val_items``: 0 = everything, else a seeded random subset (fixed for
   the whole run) of that many dataset items, for tiny runs.
-- Weight decay is the official L2 term ``wd·Σw²/2`` on conv / FC *weights* (not biases, not
-  BatchNorm), implemented as Adam's coupled ``weight_decay=wd`` per parameter group — the same
-  gradient ``wd·w`` added before Adam's normalisation, which is what TFLearn's L2 regulariser did.
+- Weight decay is an L2 term ``wd·Σw²/2`` on conv / FC *weights* (not biases, not BatchNorm),
+  implemented as Adam's coupled ``weight_decay=wd`` per parameter group — the gradient ``wd·w``
+  added before Adam's normalisation, what TFLearn's L2 regulariser would have done. The official
+  code *declares* 1e-5 (conv) / 1e-3 (FC) but never adds them to the loss, so its published models
+  were trained without decay: the ``"lmnet"`` defaults keep the declared values, the ``"official"``
+  and ``"port"`` presets default to 0.
+- ``arch`` (image runs): the image-encoder preset (:mod:`lmnet.models.image_encoder`). It also
+  changes the defaults of :data:`ARCH_DEFAULTS` (what that code effectively did); an explicit
+  setting still wins.
+- ``image_input``: ``"composite"`` = RGB composited over ``background`` with the alpha (lmnet's
+  default), ``"stored_rgb"`` = the PNG's RGB channels as stored, alpha ignored (black where
+  transparent), what both published codes fed (``cv2.imread``).
 """
 
 from __future__ import annotations
@@ -30,7 +39,8 @@ from lmnet.train.precision import AMP_CHOICES
 
 KINDS = ("autoencoder", "image", "silhouette")
 # Keys written into run_dir/config.json beside the resolved config (not settable).
-META_KEYS = ("kind", "git_commit", "lmnet_version", "created", "world_size", "precision")
+# (precision: what amp resolved to, lmnet.train.precision; source: where an imported run came from)
+META_KEYS = ("kind", "git_commit", "lmnet_version", "created", "world_size", "precision", "source")
 
 COMMON_DEFAULTS: dict[str, Any] = {
     "data_root": "data",
@@ -90,7 +100,18 @@ IMAGE_DEFAULTS: dict[str, Any] = {
     "image_cache": True,        # on-disk decoded-image cache (lmnet.data.image_cache)
     "background": 255.0,
     "channels_last": True,      # NHWC image-encoder activations: the same network, faster CPU convolutions
+    "arch": "lmnet",            # image-encoder preset: "lmnet", "official" (TF graph), "port" (PyTorch port)
+    "image_input": "composite",  # "composite" over `background`, or "stored_rgb" (alpha ignored)
 }
+
+# Defaults that follow the image-encoder preset: what the official TF code / the port effectively did
+# (no weight decay applied, the PNG's RGB as stored).
+ARCH_DEFAULTS: dict[str, dict[str, Any]] = {
+    "lmnet": {},
+    "official": {"weight_decay_conv": 0.0, "weight_decay_fc": 0.0, "image_input": "stored_rgb"},
+    "port": {"weight_decay_conv": 0.0, "weight_decay_fc": 0.0, "image_input": "stored_rgb"},
+}
+IMAGE_INPUTS = ("composite", "stored_rgb")
 
 # Mask-supervised image → point cloud (SPEC §5, lmnet.train.silhouette). The training loss uses
 # masks only (+ an optional 3D Chamfer term, weight_chamfer, 0 by default); val_chamfer_x100 is a
@@ -169,7 +190,13 @@ def resolve_train_config(kind: str, overrides: Mapping[str, Any] | None = None) 
     amp = overrides.pop("amp", "auto")  # "auto" or a bool: one key of two types, checked here
     if amp not in AMP_CHOICES or not isinstance(amp, (bool, str)):
         raise ConfigError(f"config key 'amp' must be 'auto', true or false, got {amp!r}")
-    cfg = resolve_config(defaults_for(kind), overrides, name=f"{kind} config")
+    defaults = defaults_for(kind)
+    if kind == "image":
+        arch = overrides.get("arch", defaults["arch"])
+        if arch not in ARCH_DEFAULTS:
+            raise ConfigError(f"config key 'arch' must be one of {tuple(ARCH_DEFAULTS)}, got {arch!r}")
+        defaults = {**defaults, **ARCH_DEFAULTS[arch]}
+    cfg = resolve_config(defaults, overrides, name=f"{kind} config")
     cfg["amp"] = amp
     for key in ("epochs", "batch_size", "val_every"):
         if cfg[key] < 1:
@@ -193,6 +220,7 @@ def resolve_train_config(kind: str, overrides: Mapping[str, Any] | None = None) 
         check_choice(cfg, "variant", ("l1", "l2", "probabilistic"))
         check_choice(cfg, "image_scaling", ("raw255", "unit", "standardize"))
         check_choice(cfg, "ae_which", ("best", "last"))
+        check_choice(cfg, "image_input", IMAGE_INPUTS)
         if not cfg["ae_run"]:
             raise ConfigError("config key 'ae_run' is required: the autoencoder run folder (or .pt checkpoint)")
         if cfg["theta_deg"] <= 0:

@@ -19,7 +19,7 @@ from lmnet.train.runtime import Dist, seed_worker
 
 def build_dataset(config: dict, which: str, *, images: bool) -> Dataset | None:
     """The ``which`` ("train" or "val") ShapeNetDataset of ``config``; None when ``val_split`` is None."""
-    from lmnet.data.dataset import ShapeNetDataset
+    from lmnet.data.dataset import ShapeNetDataset, run_background
 
     split = config[f"{which}_split"]
     if which == "val" and split is None:
@@ -28,7 +28,7 @@ def build_dataset(config: dict, which: str, *, images: bool) -> Dataset | None:
     if images:
         views = config["views"] if which == "train" else config["val_views"]
         kwargs = {"views": "all" if views is None else views, "image_cache": config["image_cache"],
-                  "background": config["background"]}
+                  "background": run_background(config)}
     ds = ShapeNetDataset(config["data_root"], split=split, categories=config["categories"],
                          n_points=config["n_points"], load_images=images, skip_bad=config["skip_bad"],
                          seed=config["seed"], **kwargs)

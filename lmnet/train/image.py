@@ -82,11 +82,11 @@ class ImageTrainer(Trainer):
         for p in self.teacher.parameters():
             p.requires_grad_(False)
         return ImageToPointCloud(variant=cfg["variant"], image_scaling=cfg["image_scaling"],
-                                 decoder=copy.deepcopy(ae.decoder))
+                                 decoder=copy.deepcopy(ae.decoder), arch=cfg["arch"])
 
     def model_config(self) -> dict:
         return {"kind": "image", "variant": self.config["variant"], "image_scaling": self.config["image_scaling"],
-                "latent_dim": 512, "n_points": 2048}
+                "latent_dim": 512, "n_points": 2048, "arch": self.config["arch"]}
 
     def trainable_module(self) -> nn.Module:
         self.latents = _ImageLatents(self.model)

@@ -66,7 +66,8 @@ def build_model(model_config: dict) -> torch.nn.Module:
         return PointAutoencoder(n_points=model_config["n_points"])
     if kind == "image":
         return ImageToPointCloud(variant=model_config["variant"], image_scaling=model_config["image_scaling"],
-                                 latent_dim=model_config["latent_dim"], n_points=model_config["n_points"])
+                                 latent_dim=model_config["latent_dim"], n_points=model_config["n_points"],
+                                 arch=model_config.get("arch", "lmnet"))  # no "arch": saved before presets
     if kind == "silhouette":  # mask-supervised (lmnet.train.silhouette): an ImageToPointCloud subclass
         from lmnet.models.pose import SilhouetteNetwork
 
@@ -98,7 +99,8 @@ def load_model(run_dir: str | Path, which: str = "best", device: str | torch.dev
     by the checkpoint. ``config`` is the run's ``config.json`` dict (resolved training config plus
     ``kind``, ``git_commit``, ...). A mask-supervised run (kind ``"silhouette"``) loads as a
     :class:`~lmnet.models.pose.SilhouetteNetwork` (an ``ImageToPointCloud``) with ``config["kind"]``
-    reported as ``"image"`` and ``config["train_kind"] = "silhouette"``.
+    reported as ``"image"`` and ``config["train_kind"] = "silhouette"``. Imported runs
+    (:mod:`lmnet.weights.imported_run`) have the same layout and load the same way.
     """
     run_dir = Path(run_dir)
     if run_dir.is_file():
