@@ -238,7 +238,7 @@ def emd_approx(x: torch.Tensor, y: torch.Tensor, *, reduction: str = "mean",
         raise ValueError(f"emd_approx: reduction {reduction!r} is not one of mean, sum, none")
     if not rel_eps > 0:
         raise ValueError(f"emd_approx: rel_eps must be > 0, got {rel_eps}")
-    if _resolve_backend(backend, x.device) == "torch":
+    if _resolve_backend(backend, _device_of(x)) == "torch":
         xb, yb, _ = _as_tensor_batch(x, y, "emd_approx")
         idx = _auction.assignment(xb, yb, "approx", rel_eps)
     else:
