@@ -72,7 +72,7 @@ def _ae_step(device, batch, amp, backend="auto"):
     return step
 
 
-def _image_step(device, batch, amp):
+def _image_step(device, batch, amp, channels_last=False):
     from lmnet.models import ImageToPointCloud, PointAutoencoder, latent_loss
 
     torch.manual_seed(0)
@@ -81,6 +81,9 @@ def _image_step(device, batch, amp):
     opt = torch.optim.Adam(model.trainable_parameters(), lr=5e-5)
     scaler = torch.amp.GradScaler("cuda") if amp and device.type == "cuda" else None
     images = torch.rand(batch, 3, 128, 128, device=device) * 255
+    if channels_last:  # NHWC activations and conv weights (faster convolutions on tensor cores)
+        model = model.to(memory_format=torch.channels_last)
+        images = images.contiguous(memory_format=torch.channels_last)
     amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16  # as lmnet.train.loop
     pts = torch.rand(batch, 2048, 3, device=device) - 0.5
 
