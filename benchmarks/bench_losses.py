@@ -15,6 +15,7 @@ fwd+bwd time for a training batch.
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 import sys
 import threading
@@ -319,6 +320,23 @@ def bench_emd_torch_cpu(quick: bool, rows: list, notes: list) -> None:
                 rounds = auction.auction(a, e0, e1, auction._EPS_FACTOR[mode])[2]
                 rows.append({"case": case, "impl": "torch auction", "metric": "bidding rounds",
                              "value": rounds, "unit": "rounds"})
+        # peak memory of the torch auction at the training size: the cost matrix and the first round
+        # (every row bids once: the largest temporaries; later rounds have fewer bidders)
+        b, n = (8, 2048) if quick else (32, 2048)
+        x = torch.rand(b, n, 3, dtype=torch.float64) - 0.5
+        y = x + 0.02 * torch.randn(b, n, 3, dtype=torch.float64)
+
+        def first_round():
+            a, e0, e1 = auction.quantise(auction.pairwise_cost(x, y), "approx")
+            with contextlib.suppress(RuntimeError):  # stops after one round by design
+                auction.auction(a, e0, e1, auction._EPS_FACTOR["approx"], max_rounds=1)
+
+        rows.append({"case": f"torch auction B={b} N={n}: cost + first bidding round",
+                     "impl": "torch auction", "metric": "peak extra RSS",
+                     "value": _peak_rss_delta(first_round), "unit": "MB"})
+        rows.append({"case": f"torch auction B={b} N={n}: cost + first bidding round",
+                     "impl": "torch auction", "metric": "cost matrix B*N*N*8",
+                     "value": b * n * n * 8 / 2**20, "unit": "MB"})
     finally:
         torch.set_num_threads(threads)
     notes.append("torch auction on CPU timed with torch.set_num_threads(1); numba with its usual "
