@@ -153,8 +153,9 @@ def auction(a: torch.Tensor, eps_start: torch.Tensor, eps_final: torch.Tensor,
     ``a (B, N, N)`` float64 integer costs, ``eps_start``/``eps_final (B,)`` integers ≥ 1.
     Returns ``(col4row (B, N) int64, prices (B, N) float64, rounds)``: row i ↔ column col4row[i],
     each row's column within ε_final of its best under the prices, so
-    Σ a(π) ≤ min Σ a + N·ε_final. All on ``a``'s device; per round the host reads one flag and
-    the number of bidders (the bidders' indices have a data-dependent size).
+    Σ a(π) ≤ min Σ a + N·ε_final. All on ``a``'s device; per round the host synchronises once,
+    to learn how many rows bid (their indices have a data-dependent size) and whether an item
+    starts a new phase.
     """
     b, n, _ = a.shape
     dev = a.device
@@ -171,14 +172,17 @@ def auction(a: torch.Tensor, eps_start: torch.Tensor, eps_final: torch.Tensor,
     while True:
         free = col4row < 0
         advance = ~free.any(1) & (eps > eps_final)
-        if bool(advance.any()):
+        # one host synchronisation per round: the free rows and the items done with their phase
+        idx = torch.cat([free.view(-1), advance]).nonzero()[:, 0]  # sorted: advancing items last
+        if idx.numel() > 0 and int(idx[-1]) >= sink:
+            adv = idx[idx >= sink] - sink
             eps = torch.where(advance, torch.maximum(torch.floor(eps / factor), eps_final), eps)
             p.sub_(torch.where(advance[:, None], p.amin(1, keepdim=True), 0.0))
-            _unassign_slack(a, p, c4r, r4c, eps, advance.nonzero()[:, 0])
-            free = col4row < 0
-        bi, ri = free.nonzero(as_tuple=True)
-        if bi.numel() == 0:
+            _unassign_slack(a, p, c4r, r4c, eps, adv)
+            idx = (col4row < 0).view(-1).nonzero()[:, 0]
+        if idx.numel() == 0:
             break
+        bi, ri = idx // n, idx % n
         rounds += 1
         if rounds > max_rounds:
             raise RuntimeError(f"auction: no convergence after {max_rounds} rounds")
