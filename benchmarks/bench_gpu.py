@@ -201,6 +201,13 @@ def bench_emd(device, cfg, rows, notes):
         t = _timed(lambda be=be: emd_exact(x0, y0, backend=be), device, cfg["emd_repeats"])
         rows.append({"case": case, "impl": impl, "metric": "time", "value": t, "unit": "s"})
         rows.append({"case": case, "impl": impl, "metric": "pairs/s", "value": b / t, "unit": "1/s"})
+    for c in {r["case"] for r in rows if "EMD" in r["case"]}:
+        t = {r["impl"]: r["value"] for r in rows if r["case"] == c and r["metric"] == "time"}
+        if len(t) == 2:
+            best = min(t, key=t.get)
+            notes.append(f"EMD {c}: fastest is '{best}' ({t[best]:.4g} s vs {max(t.values()):.4g} s)"
+                         + ("" if best.startswith("ours") else
+                            " -> recommend backend='numba' (host) as the CUDA default"))
     diff = float((emd_exact(x0, y0, backend="torch").cpu() - emd_exact(x0, y0, backend="numba")).abs().max())
     rows.append({"case": case, "impl": "ours: torch auction on device", "metric": "max |torch - numba|",
                  "value": diff, "unit": "raw"})

@@ -199,6 +199,8 @@ def auction(a: torch.Tensor, eps_start: torch.Tensor, eps_final: torch.Tensor,
         r4c[torch.where(win, flat, sink)] = ri
         c4r[torch.where(win, bi * n + ri, sink)] = cols
         p_flat[torch.where(win, flat, sink)] = price
+    if rounds and float(p.max()) >= 2.0 ** 52:  # never seen (prices stay ~ the largest cost)
+        raise RuntimeError("auction: prices left the range of exact float64 integers")
     return col4row.clone(), p.clone(), rounds
 
 
