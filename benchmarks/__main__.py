@@ -133,10 +133,16 @@ def main(argv=None) -> int:
             traceback.print_exc()
             res = {"topic": topic, "rows": [], "notes": [], "error": f"{type(exc).__name__}: {exc}"}
         res["seconds"] = round(time.perf_counter() - t0, 1)
+        if res.pop("skipped", False):  # e.g. the gpu topic without a GPU: says why, records nothing
+            print(f"   skipped: {'; '.join(res.get('notes', []))}")
+            continue
         report["results"].append(res)
         for r in res.get("rows", []):
             print(f"   {r['case']:<28} {r['impl']:<18} {r['metric']:<18} {r['value']:>12.4g} {r['unit']}")
     out = Path(args.out)
+    if not report["results"]:
+        print("nothing measured: no report written")
+        return 0
     out.mkdir(parents=True, exist_ok=True)
     host = report["hardware"]["host"].split(".")[0] or "host"
     suffix = "-quick" if args.quick else ""
@@ -150,6 +156,11 @@ def main(argv=None) -> int:
     atomic_io.write_json(out / f"{host}{suffix}.json", report)
     atomic_io.write_text(out / f"{host}{suffix}.md", to_markdown(report))
     atomic_io.write_text(out / f"latest{suffix}.md", to_markdown(report))
+    for res in report["results"]:  # a topic with a report of its own (gpu.json / gpu.md)
+        if res.get("own_report"):
+            own = {**report, "results": [res]}
+            atomic_io.write_json(out / f"{res['own_report']}{suffix}.json", own)
+            atomic_io.write_text(out / f"{res['own_report']}{suffix}.md", to_markdown(own))
     print(f"wrote {out / (host + suffix)}.json and .md")
     return 1 if any(r.get("error") for r in report["results"]) else 0
 

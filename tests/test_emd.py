@@ -147,13 +147,26 @@ def test_approx_reductions_and_zero():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_inputs():
-    x = torch.randn(2, 128, 3, device="cuda", requires_grad=True)
-    y = torch.randn(2, 128, 3, device="cuda")
+    """On CUDA (the torch auction on the device): values and gradients against the CPU kernels."""
+    g = torch.Generator().manual_seed(0)
+    xc = torch.randn(2, 128, 3, generator=g).double()
+    yc = torch.randn(2, 128, 3, generator=g).double()
+    x = xc.cuda().requires_grad_()
+    y = yc.cuda().requires_grad_()
     loss = emd_approx(x, y)
     loss.backward()
-    assert x.grad.device.type == "cuda"
-    ref = emd_exact(x.detach().cpu(), y.cpu())
-    assert abs(loss.item() - ref.mean().item()) <= 0.01 * ref.mean().item()
+    assert loss.device.type == "cuda" and x.grad.device.type == "cuda"
+    ref = emd_exact(xc, yc)  # numba, CPU
+    assert ref.mean().item() - 1e-9 <= loss.item() <= 1.01 * ref.mean().item()
+    exact = emd_exact(x.detach(), y.detach())
+    assert exact.device.type == "cuda"
+    torch.testing.assert_close(exact.cpu(), ref, rtol=0, atol=1e-9)
+    xt, yt = x.detach().clone().requires_grad_(), y.detach().clone().requires_grad_()
+    emd_approx(xt, yt, rel_eps=1e-9).backward()  # the optimum: the same gradient as on the CPU
+    xr, yr = xc.clone().requires_grad_(), yc.clone().requires_grad_()
+    emd_approx(xr, yr, rel_eps=1e-9).backward()
+    torch.testing.assert_close(xt.grad.cpu(), xr.grad)
+    torch.testing.assert_close(yt.grad.cpu(), yr.grad)
 
 
 # ---- the exact solver's kernels against brute force -------------------------------------------
