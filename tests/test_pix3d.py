@@ -233,3 +233,13 @@ def test_synth_then_eval_pix3d_end_to_end(tmp_path, capsys):
         assert (run / "eval_pix3d_official" / f"{name}.csv").read_text().startswith("Chamfer, Fwd, Bwd, Emd\n")
     assert not (run / "eval_pix3d_official" / "sofa.csv").exists()
     assert main(["eval", "--dataset", "pix3d", "--run", str(run)]) == 2  # no --root
+    # best / worst cases as images (the notebook's Pix3D section)
+    from lmnet.eval.pix3d_run import evaluate_pix3d, pix3d_case_rows
+    from lmnet.render.grids import make_grid
+
+    res = evaluate_pix3d(run, d, workers=1)
+    recs = sorted(res["records"]["model"], key=lambda r: r["cd"])[:2]
+    rows = pix3d_case_rows(run, d, recs)
+    assert [r["model_id"] for r in rows] == [r["key"] for r in recs]
+    assert rows[0]["input"].shape == (3, 128, 128) and rows[0]["gt"].shape == (1024, 3)
+    assert make_grid(rows, cell=96).size[0] == 3 * 96

@@ -82,3 +82,26 @@ def evaluate_pix3d(run_dir: str | Path, root: str | Path, *, categories=None, wh
         released = {}
     return {"tables": out["tables"], "paths": {k: out[k] for k in ("csv", "md", "pairs")}, "notes": notes,
             "n_pairs": n, "records": by_method, "released_csvs": released}
+
+
+def pix3d_case_rows(run_dir: str | Path, root: str | Path, records, *, which: str = "best", device: str = "cpu",
+                    metric: str = "cd") -> list[dict[str, Any]]:
+    """Re-predict the photographs of ``records`` (the ``"model"`` records of :func:`evaluate_pix3d`)
+    → :func:`lmnet.render.grids.make_grid` rows ``{"input", "gt", "prediction", "category",
+    "model_id", "metrics"}``: the network input (cropped, masked, padded), the Pix3D GT in
+    3D-LMNet's frame and the deterministic prediction (μ for Variant II)."""
+    from lmnet.data import pix3d
+    from lmnet.train.runs import load_model
+
+    model, _ = load_model(run_dir, which=which, device=device)
+    ds = Pix3DDataset(root)
+    by_key = {pix3d.entry_key(e): i for i, e in enumerate(ds.entries)}
+    rows = []
+    for r in records:
+        item = ds[by_key[str(r["key"])]]
+        with torch.no_grad():
+            pred = model(item["image"][None].to(device))[0].cpu().numpy()
+        rows.append({"input": item["image"].numpy(), "gt": item["points"].numpy(), "prediction": pred,
+                     "category": item["category"], "model_id": item["key"],
+                     "metrics": {"prediction": f"{metric.upper()}×100 {100 * float(r[metric]):.2f}"}})
+    return rows
