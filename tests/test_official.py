@@ -182,3 +182,54 @@ def test_bad_shapes_raise():
         official.evaluate_pairs(np.zeros((2, 2048, 3)), np.zeros((3, 1024, 3)))
     with pytest.raises(ValueError, match="coincide"):
         official.scale_released(np.zeros((5, 3)))
+
+
+def ref_auction(x, y):
+    """The released auction schedule written out plainly (float32 costs and prices): bidders from a
+    circular queue, price += second - best + eps, eps x100 after every 40 n bids (cap 1), stop after
+    40 n bids at eps = 1."""
+    n = len(x)
+    c = np.sqrt(((x[:, None, :] - y[None, :, :]) ** 2).sum(-1, dtype=np.float32)).astype(np.float32)
+    price = np.zeros(n, np.float32)
+    owner = [-1] * n
+    queue = list(range(n))
+    eps, count = np.float32(1e-4), 0
+    while queue:
+        i = queue.pop(0)
+        v = c[i] + price
+        j = int(np.argmin(v))
+        second = np.min(np.delete(v, j)) if n > 1 else v[j]
+        price[j] += second - v[j] + eps
+        if owner[j] != -1:
+            queue.append(owner[j])
+        owner[j] = i
+        count += 1
+        if count == 40 * n:
+            if eps == np.float32(1.0):
+                queue = []
+            eps, count = min(np.float32(1.0), np.float32(eps * np.float32(100))), 0
+    match = np.full(n, -1)
+    for j, i in enumerate(owner):
+        if i != -1:
+            match[i] = j
+    return match
+
+
+@pytest.mark.parametrize("case", ["uniform", "near", "clustered", "line"])
+def test_auction_kernel_equals_the_plain_schedule(case):
+    """Same matching as the plain loop; "clustered" and "line" need more than 40 n bids at
+    eps = 1e-4, so the eps increase is exercised too."""
+    n = 40
+    rng = np.random.default_rng(0)
+    y = rng.uniform(-0.5, 0.5, (n, 3)).astype(np.float32)
+    x = {"uniform": rng.uniform(-0.5, 0.5, (n, 3)),
+         "near": y[rng.permutation(n)] + rng.normal(0, 0.05, (n, 3)),
+         "clustered": rng.normal(0, 1e-3, (n, 3)),
+         "line": np.stack([np.linspace(0, 0.01, n), np.zeros(n), np.zeros(n)], 1)}[case].astype(np.float32)
+    if case == "line":
+        y = np.stack([np.linspace(0, 1, n), np.zeros(n), np.zeros(n)], 1).astype(np.float32)
+    match, bids = official._k.auction_match(x, y)
+    np.testing.assert_array_equal(match, ref_auction(x, y))
+    assert sorted(match) == list(range(n))
+    if case in ("clustered", "line"):
+        assert bids > 40 * n

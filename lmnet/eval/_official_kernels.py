@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-from lmnet.losses._kernels import HAVE_NUMBA, _grid_build, _grid_query_all, _jit, _kabsch_into
+from lmnet.losses._kernels import HAVE_NUMBA, _bid_scan_f32, _grid_build, _grid_query_all, _jit, _kabsch_into
 
 __all__ = ["HAVE_NUMBA", "icp_gt_onto_pred", "auction_match"]
 
@@ -93,6 +93,8 @@ def auction_match(x, y):
             d2 = np.float32(x[i, 2] - y[j, 2])
             c[i, j] = np.float32(math.sqrt(d0 * d0 + d1 * d1 + d2 * d2))
     price = np.zeros(n, np.float32)
+    buf = np.empty(n, np.float32)
+    bits = buf.view(np.int32)
     owner = np.full(n, -1, np.int64)
     queue = np.arange(n)
     qhead = 0
@@ -102,17 +104,8 @@ def auction_match(x, y):
     bids = 0
     while qlen > 0:
         i = queue[qhead]
-        best = np.float32(1e38)
-        best2 = np.float32(1e38)
-        bestj = 0
-        for j in range(n):
-            v = c[i, j] + price[j]
-            if v < best:
-                best2 = best
-                best = v
-                bestj = j
-            elif v < best2:
-                best2 = v
+        # smallest and second-smallest c[i, j] + price[j] (lowest index on ties), SIMD passes
+        best, best2, bestj = _bid_scan_f32(c[i], price, buf, bits)
         qhead += 1
         if qhead >= n:
             qhead -= n
