@@ -1,8 +1,10 @@
 """What each difference between lmnet's protocol and the released one weighs, measured on a run.
 
-    python -m benchmarks.protocol_steps --run RUN [--views 0,6,12,18] [--max-items N]
+    python -m benchmarks.protocol_steps --run RUN [--views 0,6,12,18] [--max-items N] [--pred gt2048]
 
-Predicts the run's test split (the split file's order × the chosen views) and walks from lmnet's
+Predicts the run's test split (the split file's order × the chosen views) — or, with ``--pred
+gt2048``, takes each test shape's own ``pointcloud_2048`` (another sample of the same surface: a
+near-perfect prediction) — and walks from lmnet's
 protocol to the official one, one change at a time, on the same pairs:
 
 A. lmnet: subsample the 2048-point prediction to 1024 (per-pair seeded), normalise each cloud
@@ -30,7 +32,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def predictions(run: Path, views, max_items: int = 0):
+def predictions(run: Path, views, max_items: int = 0, source: str = "model"):
     """``{synset: (preds (P, 2048, 3), gts (P, 1024, 3), keys)}`` in the released order."""
     import torch
 
@@ -50,8 +52,15 @@ def predictions(run: Path, views, max_items: int = 0):
     out: dict[str, list] = {}
     for start in range(0, len(order), 32):
         items = [ds[i] for i in order[start:start + 32]]
-        with torch.no_grad():
-            preds = model(torch.stack([it["image"] for it in items])).numpy()
+        if source == "gt2048":
+            from lmnet.data import layout
+
+            preds = np.stack([layout.read_pointcloud(layout.pointcloud_path(cfg["data_root"], it["category"],
+                                                                            it["model_id"], 2048), 2048)
+                              for it in items])
+        else:
+            with torch.no_grad():
+                preds = model(torch.stack([it["image"] for it in items])).numpy()
         for it, p in zip(items, preds):
             out.setdefault(it["category"], []).append((p, it["points"].numpy(), f"{it['key']}/{it['view']:02d}"))
     return {s: (np.stack([a for a, _, _ in v]), np.stack([b for _, b, _ in v]), [k for _, _, k in v])
@@ -126,9 +135,11 @@ def main(argv=None) -> int:
     p.add_argument("--run", required=True, help="image run folder")
     p.add_argument("--views", default="0,6,12,18", help="views per test shape (default 0,6,12,18; 'all' = 24)")
     p.add_argument("--max-items", type=int, default=0)
+    p.add_argument("--pred", default="model", choices=("model", "gt2048"),
+                   help="model (the run's predictions) or gt2048 (each shape's own pointcloud_2048)")
     a = p.parse_args(argv)
     views = "all" if a.views == "all" else [int(v) for v in a.views.split(",")]
-    data = predictions(Path(a.run), views, a.max_items)
+    data = predictions(Path(a.run), views, a.max_items, a.pred)
     per_cat = {s: steps(*v) for s, v in sorted(data.items())}
     print(table(per_cat))
     return 0

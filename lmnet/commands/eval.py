@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "evaluate a run with the paper's protocol (CD/EMD x100 per category)"
+HELP = "evaluate a run (CD/EMD x100 per category; lmnet or official protocol; ShapeNet or Pix3D)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
