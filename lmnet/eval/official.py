@@ -217,7 +217,6 @@ class OfficialProtocol:
 
     seed: int = SEED
     emd: bool = True
-    sample_note: str = ""  #: how a probabilistic model's prediction was chosen (printed)
 
     def __post_init__(self):
         if not isinstance(self.seed, int):
@@ -225,13 +224,12 @@ class OfficialProtocol:
 
     def describe(self) -> str:
         """One line naming the protocol and every step (printed above every table)."""
-        extra = f"; {self.sample_note}" if self.sample_note else ""
         return (f"official (the released 3D-LMNet evaluation, mean over pairs): GT pointcloud_1024 and the full "
                 f"prediction each scaled to the unit cube [-0.5, 0.5]^3 (bbox padded to a cube); then per pair "
                 f"permutation(N)[:1024] from one NumPy stream seeded {self.seed} per category, in split-file "
                 f"order x views; ICP moves the GT onto the prediction (tol {ICP_TOL:g}, <= {ICP_MAX_ITER} it), "
                 f"prediction mapped by pred @ R - t; CD = mean sqrt(sq NN dist) gt->pred + pred->gt; EMD = "
-                f"released auction schedule{' and exact' if self.emd else ' OFF'}; values x100{extra}")
+                f"released auction schedule{' and exact' if self.emd else ' OFF'}; values x100")
 
     def prepare(self, stream: SubsetStream, stream_key: Any, pred, gt) -> tuple[np.ndarray, np.ndarray]:
         """Steps 2–3 of one pair: ``(pred_sub (1024, 3), gt_scaled (1024, 3))`` float32, drawing
