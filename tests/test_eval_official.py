@@ -102,3 +102,18 @@ def test_variant_ii_sample_or_mean(project):
     assert a != b
     again = evaluate_run(run, views=[0], workers=1, protocol=proto, baselines=False)
     assert [r["cd"] for r in again["records"]["model"]] == a  # the sample is seeded
+
+
+def test_released_order_follows_the_split_file(tmp_path):
+    """Categories sorted, then models in the split file's (unsorted) order, then views ascending."""
+    import json
+
+    from lmnet.eval.official_run import released_order
+
+    split = tmp_path / "s.json"
+    split.write_text(json.dumps({"03001627": ["03001627/zz", "03001627/aa"], "02691156": ["02691156/mm"]}))
+    items = [("03001627/aa", 1), ("03001627/zz", 1), ("02691156/mm", 0), ("03001627/aa", 0), ("03001627/zz", 0)]
+    got = [items[i] for i in released_order(items, split)]
+    assert got == [("02691156/mm", 0), ("03001627/zz", 0), ("03001627/zz", 1), ("03001627/aa", 0), ("03001627/aa", 1)]
+    # without a file: sorted model ids
+    assert [items[i] for i in released_order(items, None)][1] == ("03001627/aa", 0)
