@@ -84,6 +84,32 @@ def test_preprocess_no_resample_is_crop_mask_pad():
     np.testing.assert_array_equal(out, expected.transpose(2, 0, 1))
 
 
+def test_preprocess_halving_is_the_mean_of_2x2_blocks():
+    """A 2 x 186 crop becomes 1 x 93: OpenCV's INTER_LINEAR samples at (x + 0.5) * 2 - 0.5 = 2x + 0.5,
+    i.e. the mean of each 2 x 2 block (values multiples of 4: the mean is an integer), placed at
+    top = (128 - 1) // 2 = 63, left = (128 - 93) // 2 = 17."""
+    rng = np.random.default_rng(1)
+    rgb = (rng.integers(0, 64, (6, 190, 3)) * 4).astype(np.uint8)
+    mask = np.ones(rgb.shape[:2], bool)
+    out = pix3d.preprocess(rgb, mask, (2, 3, 188, 5)).transpose(1, 2, 0)
+    crop = rgb[3:5, 2:188].astype(np.float64)
+    means = crop.reshape(2, 93, 2, 3).mean(axis=(0, 2))
+    expected = np.zeros((128, 128, 3), np.float32)
+    expected[63, 17:110] = means
+    np.testing.assert_array_equal(out, expected)
+
+
+def test_resize_equals_opencv_when_shrinking():
+    cv2 = pytest.importorskip("cv2")  # OpenCV is not an lmnet dependency: checked where installed
+    rng = np.random.default_rng(2)
+    for h, w, nh, nw in [(400, 300, 93, 69), (1000, 800, 93, 74), (333, 517, 59, 93), (93, 93, 93, 93)]:
+        img = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        np.testing.assert_array_equal(pix3d.resize_bilinear(img, nh, nw), cv2.resize(img, (nw, nh)))
+    small = rng.integers(0, 256, (7, 10, 3), dtype=np.uint8)  # enlarging: border rows within 1
+    d = np.abs(pix3d.resize_bilinear(small, 65, 93).astype(int) - cv2.resize(small, (93, 65)).astype(int))
+    assert d.max() <= 1
+
+
 @pytest.mark.parametrize("h, w, nh, nw", [(120, 200, 55, 93), (186, 62, 93, 31), (10, 7, 93, 65)])
 def test_preprocess_resize_sizes_and_padding(h, w, nh, nw):
     """A constant-colour crop resized to int(side * 93 / longest) per side (also upsampling), then
@@ -243,3 +269,17 @@ def test_synth_then_eval_pix3d_end_to_end(tmp_path, capsys):
     assert [r["model_id"] for r in rows] == [r["key"] for r in recs]
     assert rows[0]["input"].shape == (3, 128, 128) and rows[0]["gt"].shape == (1024, 3)
     assert make_grid(rows, cell=96).size[0] == 3 * 96
+
+
+def test_mask_of_another_size_is_resized_and_noted(root):
+    from PIL import Image
+
+    e = pix3d.select(_entries(root))[0]
+    m = Image.open(root / e["mask"])
+    big = m.resize((m.size[0] * 2, m.size[1] * 2), Image.NEAREST)
+    big.save(root / e["mask"])
+    rgb, mask = pix3d.read_photo(root, e)
+    assert mask.shape == rgb.shape[:2]
+    np.testing.assert_array_equal(mask, np.asarray(m) != 0)  # 2x nearest, resized back: the same mask
+    rep = check_pix3d(root)
+    assert rep.ok and any("resized to it" in n for n in rep.notes)

@@ -14,9 +14,12 @@ booleans ``truncated``, ``occluded``, ``slightly_occluded``.
 
 - **Filtering** (the paper's): category chair, sofa or table, and none of the three flags set.
 - **Input image** (:func:`preprocess`): RGB × (mask ≠ 0); crop rows ``y0:y1``, columns ``x0:x1``;
-  resize bilinearly (Pillow ``BILINEAR``) so the longest side is ``128 − 35 = 93``, each side
-  ``int(side · 93 / longest)``; pad with black to 128×128 with ``top = Δh // 2``,
-  ``left = Δw // 2``. Values are raw 0–255 float32, no alpha, background black.
+  resize bilinearly so the longest side is ``128 − 35 = 93``, each side ``int(side · 93 /
+  longest)``; pad with black to 128×128 with ``top = Δh // 2``, ``left = Δw // 2``. Values are raw
+  0–255 float32, no alpha, background black. The resize (:func:`resize_bilinear`) is OpenCV's
+  ``INTER_LINEAR`` (what the 3D-LMNet loaders call) re-implemented in NumPy: pixel centres at
+  ``(x + 0.5) · scale − 0.5``, clamped at the borders, no anti-aliasing filter when shrinking. A mask whose size
+  differs from its photograph is resized to it the same way (then ≠ 0), as those loaders do.
 - **Ground truth** (:func:`load_gt`): the official ``pcl_1024<suffix>.npy`` when present, else 1024
   points sampled from ``model.obj`` — area-weighted over the triangles, uniform inside each, with a
   generator seeded by ``(GT_SEED, crc32(model path))`` so every run draws the same points. Either
@@ -141,25 +144,71 @@ def _open_image(path: Path, mode: str) -> np.ndarray:
 
 
 def read_photo(root: str | Path, entry: dict) -> tuple[np.ndarray, np.ndarray]:
-    """``(rgb uint8 (H, W, 3), mask bool (H, W))`` of an entry; sizes checked against ``img_size``."""
+    """``(rgb uint8 (H, W, 3), mask bool (H, W))`` of an entry; a mask of another size is resized
+    to the photograph (bilinear, then ≠ 0)."""
     root = Path(root)
     rgb = _open_image(root / entry["img"], "RGB")
-    mask = _open_image(root / entry["mask"], "L") != 0
+    mask = _open_image(root / entry["mask"], "L")
+    if mask.shape != rgb.shape[:2]:
+        mask = resize_bilinear(mask[..., None], rgb.shape[0], rgb.shape[1])[..., 0]
+    return rgb, mask != 0
+
+
+def size_notes(root: str | Path, entry: dict, rgb: np.ndarray) -> list[str]:
+    """Harmless inconsistencies worth a note: the photograph's size differs from ``img_size``, or
+    the mask's from the photograph's (it is then resized)."""
+    from PIL import Image
+
+    root = Path(root)
+    notes = []
     w, h = entry["img_size"]
     if rgb.shape[:2] != (h, w):
-        raise CorruptFileError(root / entry["img"], f"image is {rgb.shape[1]}x{rgb.shape[0]}, "
-                                                    f"pix3d.json img_size says {w}x{h}")
-    if mask.shape != rgb.shape[:2]:
-        raise CorruptFileError(root / entry["mask"], f"mask is {mask.shape[1]}x{mask.shape[0]}, "
-                                                     f"image is {w}x{h}")
-    return rgb, mask
+        notes.append(f"{root / entry['img']}: image is {rgb.shape[1]}x{rgb.shape[0]}, pix3d.json img_size says {w}x{h}")
+    with Image.open(root / entry["mask"]) as m:
+        if m.size != (rgb.shape[1], rgb.shape[0]):
+            notes.append(f"{root / entry['mask']}: mask is {m.size[0]}x{m.size[1]}, image is "
+                         f"{rgb.shape[1]}x{rgb.shape[0]} (resized to it)")
+    return notes
+
+
+def _taps(n_src: int, n_dst: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One axis of OpenCV's ``INTER_LINEAR``: source indices ``i0, i1`` and 11-bit fixed-point
+    weights ``w0, w1`` per output pixel (the position and fraction in float32, each weight rounded
+    on its own, positions clamped to the first / last pixel with weight 0)."""
+    scale = 1.0 / (n_dst / n_src)
+    s = ((np.arange(n_dst) + 0.5) * scale - 0.5).astype(np.float32)
+    i0 = np.floor(s).astype(np.int64)
+    f = (s - i0.astype(np.float32)).astype(np.float32)
+    clamp = (i0 < 0) | (i0 >= n_src - 1)
+    i0 = np.clip(i0, 0, n_src - 1)
+    f[clamp] = 0
+    one = np.float32(_COEF_SCALE)
+    w0 = np.rint((np.float32(1) - f) * one).astype(np.int64)
+    w1 = np.rint(f * one).astype(np.int64)
+    return i0, np.minimum(i0 + 1, n_src - 1), w0, w1
+
+
+_COEF_SCALE = 2048  #: OpenCV's INTER_RESIZE_COEF_SCALE (11 bits)
+
+
+def resize_bilinear(img: np.ndarray, height: int, width: int) -> np.ndarray:
+    """``uint8 (H, W, C)`` → ``uint8 (height, width, C)``, OpenCV ``INTER_LINEAR`` in its integer
+    arithmetic: pixel centres at ``(x + 0.5) · scale − 0.5``, no anti-aliasing when shrinking; the
+    horizontal pass sums ``w0·a + w1·b``, the vertical one combines two such rows as OpenCV's
+    SIMD path does, ``((r0 >> 4)·v0 >> 16) + ((r1 >> 4)·v1 >> 16) + 2 >> 2``. Equal to
+    ``cv2.resize`` when shrinking (tested where OpenCV is installed); when enlarging, border rows
+    can differ by one grey level."""
+    a = np.asarray(img).astype(np.int64)
+    y0, y1, v0, v1 = _taps(a.shape[0], height)
+    x0, x1, w0, w1 = _taps(a.shape[1], width)
+    rows = a[:, x0] * w0[None, :, None] + a[:, x1] * w1[None, :, None]
+    out = ((((rows[y0] >> 4) * v0[:, None, None]) >> 16) + (((rows[y1] >> 4) * v1[:, None, None]) >> 16) + 2) >> 2
+    return np.clip(out, 0, 255).astype(np.uint8)
 
 
 def preprocess(rgb: np.ndarray, mask: np.ndarray, bbox: Sequence[int]) -> np.ndarray:
     """``rgb (H, W, 3)`` uint8, ``mask (H, W)``, ``bbox (x0, y0, x1, y1)`` → the network input
     ``float32 (3, 128, 128)`` (raw 0–255; steps in the module docstring)."""
-    from PIL import Image
-
     x0, y0, x1, y1 = (int(v) for v in bbox)
     masked = (rgb * (np.asarray(mask) != 0)[..., None]).astype(np.uint8)
     crop = masked[y0:y1, x0:x1]
@@ -167,7 +216,7 @@ def preprocess(rgb: np.ndarray, mask: np.ndarray, bbox: Sequence[int]) -> np.nda
     side = INPUT_SIZE - PAD
     longest = max(h, w)
     nh, nw = max(1, int(h * side / longest)), max(1, int(w * side / longest))
-    resized = np.asarray(Image.fromarray(crop, "RGB").resize((nw, nh), Image.BILINEAR))
+    resized = resize_bilinear(crop, nh, nw)
     out = np.zeros((INPUT_SIZE, INPUT_SIZE, 3), np.float32)
     top, left = (INPUT_SIZE - nh) // 2, (INPUT_SIZE - nw) // 2
     out[top:top + nh, left:left + nw] = resized

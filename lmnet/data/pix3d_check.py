@@ -3,8 +3,9 @@ evaluation can use, and every missing or bad file or ``pix3d.json`` entry by nam
 
 An entry of ``pix3d.json`` is checked for the keys and types :mod:`lmnet.data.pix3d` needs; a used
 entry (chair/sofa/table, no truncation or occlusion flag) is *usable* when its photograph and mask
-decode with the sizes ``img_size`` says, its bbox lies inside the image, and its ground truth
-loads: the official ``pcl_1024`` file when present, else a readable ``model.obj`` with faces.
+decode, its bbox lies inside the image, and its ground truth loads: the official ``pcl_1024`` file
+when present, else a readable ``model.obj`` with faces. A photograph whose size differs from
+``img_size``, or a mask of another size than its photograph (resized to it), is a note, not a problem.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ class Pix3DReport:
     categories: tuple[str, ...]
     entries: int = 0
     problems: list[str] = field(default_factory=list)     #: "<file or entry>: <reason>"
+    notes: list[str] = field(default_factory=list)        #: harmless size mismatches (not problems)
     used: dict[str, int] = field(default_factory=dict)     #: category → used entries
     usable: dict[str, int] = field(default_factory=dict)   #: category → usable entries
     gt_official: dict[str, int] = field(default_factory=dict)
@@ -39,6 +41,9 @@ class Pix3DReport:
         for c in self.categories:
             lines.append(f"| {c} | {self.used.get(c, 0)} | {self.usable.get(c, 0)} | "
                          f"{self.gt_official.get(c, 0)} | {self.gt_sampled.get(c, 0)} |")
+        if self.notes:
+            lines += ["", f"{len(self.notes)} note(s) (usable; sizes that disagree):"]
+            lines += [f"- {n}" for n in self.notes[:max_problems]]
         if self.problems:
             lines += ["", f"{len(self.problems)} problem(s):"]
             lines += [f"- {p}" for p in self.problems[:max_problems]]
@@ -90,6 +95,7 @@ def check_pix3d(root: str | Path, categories: Sequence[str] | str | None = None)
         try:
             rgb, _ = pix3d.read_photo(root, e)
             pix3d.check_bbox(e, rgb.shape[1], rgb.shape[0])
+            report.notes += pix3d.size_notes(root, e, rgb)
         except DataError as exc:
             report.problems.append(str(exc))
             ok = False
