@@ -7,6 +7,10 @@ the reference implementations (KD-tree ICP with numpy Kabsch, cKDTree Chamfer, s
 same prepared pairs; the full protocol also against the previous pipeline (reference ICP + KD-tree
 Chamfer, same EMD).
 
+The official (released-code) protocol of :mod:`lmnet.eval.official` is timed on the same pairs in
+one process (pairs/s and its time per pair relative to lmnet's), with its two own steps (the auction
+EMD on the released schedule, the ICP moving the GT with tolerance 1e-10) per pair.
+
 Inputs are shape-like clouds (points on the surface of a box + an ellipsoid, a different sample for
 the prediction, plus 1% noise and a 5° rotation), which is what the evaluation sees; uniform random
 clouds make the assignment problem harder than real data.
@@ -105,6 +109,28 @@ def run(quick: bool = False) -> dict:
     serial = median_time(lambda: [P.evaluate_pair(p, g, proto, k) for p, g, k in
                                    zip(preds[: n_pairs // 2], gts[: n_pairs // 2], keys)], repeats)
     row("full protocol", "1 process", "throughput", (n_pairs // 2) / serial, "pairs/s")
+
+    # the official (released-code) protocol on the same pairs, one process, next to lmnet's above
+    from lmnet.eval import official as O
+
+    n_off = n_pairs // 4
+    O.evaluate_pairs(np.stack(preds[:1]), np.stack(gts[:1]))  # warm-up (numba cache load)
+    toff = median_time(lambda: O.evaluate_pairs(np.stack(preds[:n_off]), np.stack(gts[:n_off])), repeats)
+    row("official protocol (auction + exact EMD)", "1 process", "throughput", n_off / toff, "pairs/s")
+    toff_nemd = median_time(lambda: O.evaluate_pairs(np.stack(preds[:n_off]), np.stack(gts[:n_off]),
+                                                     with_emd=False), repeats)
+    row("official protocol, EMD off", "1 process", "throughput", n_off / toff_nemd, "pairs/s")
+    row("official vs lmnet protocol", "1 process", "time ratio", (toff / n_off) / (serial / (n_pairs // 2)), "x")
+    off_prep = [(O.scale_released(preds[i])[O.subsample_indices(1)[0]], O.scale_released(gts[i]))
+                for i in range(len(prepared))]
+    t_auc = median_time(lambda: [O.auction_emd(p, g) for p, g in off_prep], repeats) / len(off_prep)
+    t_icp = median_time(lambda: [O.icp_released(g, p) for p, g in off_prep], repeats) / len(off_prep)
+    row("official: auction EMD (released schedule)", "numba, sequential bids", "time per pair", 1e3 * t_auc, "ms")
+    row("official: ICP GT->pred (tol 1e-10, <=1000 it)", "numba grid NN", "time per pair", 1e3 * t_icp, "ms")
+    res_off = O.evaluate_pairs(np.stack(preds[:n_off]), np.stack(gts[:n_off]))
+    notes.append(f"official ICP iterations on {n_off} pairs: median {int(np.median(res_off['icp_iters']))}, "
+                 f"max {int(res_off['icp_iters'].max())}; auction EMD / exact: mean "
+                 f"{np.mean(res_off['emd_auction'] / res_off['emd_exact']):.4f}")
 
     def reference_pair(pred, gt, key):  # the previous pipeline: KD-tree ICP + KD-tree Chamfer
         p = P.normalize_cloud(P.subsample(pred, 1024, key=key))

@@ -84,7 +84,7 @@ TINY_OVERRIDES: dict[str, Any] = {
     "?eval_views": [0], "?views": "random", "?preview_per_category": 1, "?preview_views": [0],
     "?n_show": 2, "?interp_steps": 3, "?k_samples": 2, "?spread_k": 2, "?spread_items": 6,
     "?n_items": 3, "?gif_frames": 3, "?mesh_depth": 5, "?sigmas": [1.0], "?lambdas": [0.0, 5.5],
-    "?logvar_head_epochs": 1,
+    "?logvar_head_epochs": 1, "?pix3d_synthetic": True, "?pix3d_max_items": 6,
 }
 
 

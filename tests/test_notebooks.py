@@ -95,7 +95,7 @@ def test_run_notebook_inline_backend_and_cwd(tmp_path, monkeypatch):
 def test_all_notebooks_run_tiny(tmp_path):
     """All notebooks in order on a tiny synthetic set (CI budget: see the module docstring)."""
     overrides = {**TINY, "?data_root": str(tmp_path / "data"), "?run_root": str(tmp_path / "runs"),
-                 "?figures_dir": str(tmp_path / "figures")}
+                 "?figures_dir": str(tmp_path / "figures"), "?pix3d_root": str(tmp_path / "pix3d")}
     times = {}
     for p in NOTEBOOKS:
         t0 = time.perf_counter()
@@ -104,6 +104,7 @@ def test_all_notebooks_run_tiny(tmp_path):
     print("notebook times (s):", times)
     figs = {f.name for f in (tmp_path / "figures").iterdir()}
     assert {"autoencoder_reconstructions.png", "results_grid.png", "turntable.gif",
-            "variant2_spread_vs_azimuth.png", "published_test.png"} <= figs
+            "variant2_spread_vs_azimuth.png", "published_test.png", "pix3d_best_cases.png",
+            "pix3d_worst_cases.png"} <= figs
     for name in ("variant1_l1", "variant1_l2"):
         assert (tmp_path / "runs" / name / "eval_test.md").is_file()

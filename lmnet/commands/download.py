@@ -6,6 +6,11 @@ dead; add a mirror with --url), partial downloads resume from a .part file. Poin
 Google Drive (set the file id with --gdrive-id or LMNET_POINTCLOUDS_GDRIVE_ID) or from --url
 mirrors when given. An installed tree is skipped unless --force. Check the result with
 `lmnet check-data --root DIR`.
+
+Pix3D (the paper's real-photo test): ``--what pix3d`` fetches the Pix3D release zip by URL
+(default http://pix3d.csail.mit.edu/data/pix3d.zip, or --url), ``--what pix3d-pointclouds``
+3D-LMNet's Pix3D point clouds from Google Drive (or --url); both extract safely into --root. Check
+with `lmnet check-data --dataset pix3d --root DIR`.
 """
 
 from __future__ import annotations
@@ -17,7 +22,8 @@ HELP = "download and safely extract the ShapeNet renderings and/or point clouds"
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--root", required=True, help="dataset root to install into (e.g. data/)")
-    p.add_argument("--what", choices=("pointclouds", "renderings", "all"), default="all")
+    p.add_argument("--what", choices=("pointclouds", "renderings", "all", "pix3d", "pix3d-pointclouds"),
+                   default="all", help="ShapeNet archives (pointclouds, renderings, all = both) or Pix3D")
     p.add_argument("--url", action="append", default=[],
                    help="mirror URL, tried in the order given (repeatable). With --what all, URLs "
                         "ending in .zip are used for point clouds, the others for renderings")
@@ -45,6 +51,19 @@ def run(args) -> int:
     if args.what == "all" and (args.sha256 or args.size):
         raise DownloadError("--sha256/--size describe one archive: use them with --what renderings "
                             "or --what pointclouds")
+    if args.what.startswith("pix3d"):
+        from lmnet.data import pix3d_download
+
+        out = pix3d_download.download(args.root, args.what, urls=list(args.url) or None, gdrive_id=args.gdrive_id,
+                                      force=args.force, keep_archive=args.keep_archive, size=args.size,
+                                      sha256=args.sha256, max_attempts=max(1, args.attempts), timeout=args.timeout)
+        if out is None:
+            print(f"{args.what}: already installed in {pix3d_download.marker_path(args.root, args.what).parent} "
+                  f"(use --force to download again)")
+        else:
+            print(f"{args.what}: installed in {out}")
+        print(f"next: lmnet check-data --dataset pix3d --root {args.root}")
+        return 0
     urls = _split_urls(args.what, list(args.url))
     common = dict(force=args.force, keep_archive=args.keep_archive, size=args.size, sha256=args.sha256,
                   max_attempts=max(1, args.attempts), timeout=args.timeout)

@@ -4,14 +4,22 @@ Chamfer (Euclidean, sum of the two mean NN distances) and exact EMD, per categor
 mean-shape and nearest-training-shape baselines. Writes eval_<split>.csv, eval_<split>.md and
 eval_<split>_pairs.csv into the run folder.
 
-Example:  lmnet eval --run runs/image-l1 --split test --views all
+``--protocol official`` reproduces the released 3D-LMNet evaluation instead (scale before the
+seeded subsample, ICP moving the GT, the auction EMD next to the exact one; a Variant II run is
+evaluated on one sample per image unless ``--plm-mean``) and also writes the released per-category
+CSV files (``Chamfer, Fwd, Bwd, Emd``). ``--dataset pix3d --root DIR`` evaluates on Pix3D's real
+photographs (chair, sofa, table) instead of ShapeNet renderings.
+
+Examples:  lmnet eval --run runs/image-l1 --split test --views all
+           lmnet eval --run runs/image-l1 --split test --protocol official
+           lmnet eval --run runs/image-l1 --dataset pix3d --root data/pix3d --categories chair,sofa,table
 """
 
 from __future__ import annotations
 
 import argparse
 
-HELP = "evaluate a run with the paper's protocol (CD/EMD x100 per category)"
+HELP = "evaluate a run (CD/EMD x100 per category; lmnet or official protocol; ShapeNet or Pix3D)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -30,19 +38,53 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--device", default="cpu")
     p.add_argument("--max-items", type=int, default=0, help="first N (shape, view) items only (0 = all)")
-    p.add_argument("--seed", type=int, default=0, help="subsampling seed")
+    p.add_argument("--seed", type=int, default=None,
+                   help="subsampling seed (default 0 for lmnet, 1024 for official as released)")
+    p.add_argument("--protocol", default="lmnet", choices=("lmnet", "official"),
+                   help="lmnet (corrected, default) or official (the released code's computation)")
+    p.add_argument("--plm-mean", action="store_true",
+                   help="official protocol, Variant II run: evaluate μ instead of one sample per image")
+    p.add_argument("--dataset", default="shapenet", choices=("shapenet", "pix3d"),
+                   help="shapenet (renderings, default) or pix3d (real photographs; needs --root)")
+    p.add_argument("--root", help="Pix3D root (pix3d.json, img/, mask/, model/ [, pix3d_pointclouds/])")
+
+
+def _protocol(args):
+    from lmnet.errors import ConfigError
+    from lmnet.eval.official import SEED, OfficialProtocol
+    from lmnet.eval.protocol import Protocol
+
+    if args.protocol == "official":
+        if args.no_icp or args.no_normalize:
+            raise ConfigError("--protocol official always scales and runs ICP (as released); "
+                              "drop --no-icp / --no-normalize or use --protocol lmnet")
+        return OfficialProtocol(seed=SEED if args.seed is None else args.seed, emd=not args.no_emd)
+    return Protocol(seed=0 if args.seed is None else args.seed, normalize=not args.no_normalize,
+                    icp=not args.no_icp, emd=not args.no_emd)
 
 
 def run(args) -> int:
-    from lmnet.eval.protocol import Protocol
-    from lmnet.eval.run import evaluate_run
+    from lmnet.errors import ConfigError
 
-    proto = Protocol(seed=args.seed, normalize=not args.no_normalize, icp=not args.no_icp, emd=not args.no_emd)
-    res = evaluate_run(args.run, split=args.split, views=args.views, categories=args.categories,
-                       split_file=args.split_file, data_root=args.data_root, which=args.which, protocol=proto,
-                       baselines=not args.no_baselines, workers=args.workers, batch_size=args.batch_size,
-                       device=args.device, max_items=args.max_items)
+    proto = _protocol(args)
+    if args.dataset == "pix3d":
+        from lmnet.eval.pix3d_run import evaluate_pix3d
+
+        if not args.root:
+            raise ConfigError("--dataset pix3d needs --root DIR (the folder with pix3d.json)")
+        res = evaluate_pix3d(args.run, args.root, categories=args.categories, which=args.which, protocol=proto,
+                             workers=args.workers, batch_size=args.batch_size, device=args.device,
+                             max_items=args.max_items, plm_mean=args.plm_mean)
+    else:
+        from lmnet.eval.run import evaluate_run
+
+        res = evaluate_run(args.run, split=args.split, views=args.views, categories=args.categories,
+                           split_file=args.split_file, data_root=args.data_root, which=args.which, protocol=proto,
+                           baselines=not args.no_baselines, workers=args.workers, batch_size=args.batch_size,
+                           device=args.device, max_items=args.max_items, plm_mean=args.plm_mean)
     print(res["paths"]["md"].read_text())
     for k, v in res["paths"].items():
         print(f"{k}: {v}")
+    for name, path in res.get("released_csvs", {}).items():
+        print(f"released csv ({name}): {path}")
     return 0

@@ -45,9 +45,13 @@ def _init_worker() -> None:
         sys.modules["torch"].set_num_threads(1)
 
 
-def _run_chunk(args: tuple[list, list, list, Protocol]) -> list[dict[str, Any]]:
+def _run_chunk(args: tuple[list, list, list, Any]) -> list[dict[str, Any]]:
+    """A :class:`Protocol` runs :func:`evaluate_pair`; any other protocol object (the official
+    one, :class:`lmnet.eval.official.OfficialProtocol`) its own ``evaluate_pair(pred, gt, key)``."""
     preds, gts, keys, proto = args
-    return [evaluate_pair(p, g, proto, k) for p, g, k in zip(preds, gts, keys)]
+    if isinstance(proto, Protocol):
+        return [evaluate_pair(p, g, proto, k) for p, g, k in zip(preds, gts, keys)]
+    return [proto.evaluate_pair(p, g, k) for p, g, k in zip(preds, gts, keys)]
 
 
 def _chunks(preds, gts, keys, proto, chunksize):

@@ -5,9 +5,10 @@ pair = one test shape × one chosen view), the class mean is the **unweighted me
 means**, and every table value is **×100**. Files written into a run folder:
 
 - ``eval_<split>.csv``  — one row per (method, category) plus a ``mean`` row per method;
-  columns ``method, category, synset, n_pairs, cd_x100, emd_x100, cd_sq_x100``;
-- ``eval_<split>.md``   — the same as a markdown table, headed by the protocol line (which steps
-  were on) and the column definitions;
+  columns ``protocol, method, category, synset, n_pairs, cd_x100, emd_x100, cd_sq_x100`` (the
+  official protocol: ``cd_x100, emd_auction_x100, emd_x100``);
+- ``eval_<split>.md``   — the same as a markdown table; its title line and every table's header
+  name the protocol, followed by the protocol line (which steps were on) and the column definitions;
 - ``eval_<split>_pairs.csv`` — every per-pair record (raw units, not ×100) with its method.
 """
 
@@ -29,6 +30,7 @@ COLUMN_TITLES = {
     "cd_sq": "CD² ×100 (PyTorch3D-style, squared)",
 }
 SUMMARY_FIELDS = ("method", "category", "synset", "n_pairs", "cd_x100", "emd_x100", "cd_sq_x100")
+DEFAULT_PROTOCOL = "lmnet"  #: the protocol name when none is given
 
 
 def _mean(values: Sequence[float]) -> float:
@@ -67,15 +69,18 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-def summary_csv(tables: Mapping[str, list[dict[str, Any]]]) -> str:
-    """``{method: aggregate(...) rows}`` → CSV text (values with 6 decimals, NaN as empty)."""
+def summary_csv(tables: Mapping[str, list[dict[str, Any]]], *, metrics: Sequence[str] = METRICS,
+                protocol: str = DEFAULT_PROTOCOL) -> str:
+    """``{method: aggregate(...) rows}`` → CSV text (values with 6 decimals, NaN as empty); the first
+    column names the protocol."""
+    fields = ("protocol",) + SUMMARY_FIELDS[:4] + tuple(f"{m}_x100" for m in metrics)
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=SUMMARY_FIELDS, lineterminator="\n")
+    w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
     w.writeheader()
     for method, rows in tables.items():
         for row in rows:
-            out = {"method": method}
-            for f in SUMMARY_FIELDS[1:]:
+            out = {"protocol": protocol, "method": method}
+            for f in fields[2:]:
                 v = row.get(f, "")
                 out[f] = ("" if math.isnan(v) else f"{v:.6f}") if isinstance(v, float) else v
             w.writerow(out)
@@ -83,9 +88,11 @@ def summary_csv(tables: Mapping[str, list[dict[str, Any]]]) -> str:
 
 
 def markdown_table(tables: Mapping[str, list[dict[str, Any]]], *, protocol_line: str,
-                   title: str = "Evaluation", notes: Sequence[str] = ()) -> str:
-    """Markdown: a header stating the protocol, then one table per metric (rows = categories,
-    columns = methods) so methods compare side by side, as in the paper."""
+                   title: str = "Evaluation", notes: Sequence[str] = (), metrics: Sequence[str] = METRICS,
+                   titles: Mapping[str, str] = COLUMN_TITLES, protocol: str = DEFAULT_PROTOCOL) -> str:
+    """Markdown: a title line naming the protocol, the protocol line, then one table per metric
+    (rows = categories, columns = methods, its header naming the protocol) so methods compare side
+    by side, as in the paper."""
     methods = list(tables)
     cats: list[str] = []
     for rows in tables.values():
@@ -93,14 +100,14 @@ def markdown_table(tables: Mapping[str, list[dict[str, Any]]], *, protocol_line:
             if r["category"] not in cats and r["category"] != "mean":
                 cats.append(r["category"])
     cats.append("mean")
-    lines = [f"# {title}", "", f"Protocol: {protocol_line}", ""]
+    lines = [f"# {title} — protocol: {protocol}", "", f"Protocol: {protocol_line}", ""]
     lines += [f"- {n}" for n in notes]
     if notes:
         lines.append("")
     counts = {m: {r["category"]: r["n_pairs"] for r in rows} for m, rows in tables.items()}
-    for metric in METRICS:
+    for metric in metrics:
         col = f"{metric}_x100"
-        lines += [f"## {COLUMN_TITLES[metric]}", "",
+        lines += [f"## {titles[metric]} — {protocol} protocol", "",
                   "| category | pairs | " + " | ".join(methods) + " |",
                   "|---|---:|" + "---:|" * len(methods)]
         for c in cats:
@@ -115,9 +122,10 @@ def markdown_table(tables: Mapping[str, list[dict[str, Any]]], *, protocol_line:
     return "\n".join(lines)
 
 
-def pairs_csv(records_by_method: Mapping[str, Sequence[Mapping[str, Any]]]) -> str:
-    """Every per-pair record with a ``method`` column; union of keys as columns, raw units."""
-    fields = ["method"]
+def pairs_csv(records_by_method: Mapping[str, Sequence[Mapping[str, Any]]], *,
+              protocol: str = DEFAULT_PROTOCOL) -> str:
+    """Every per-pair record with ``protocol`` and ``method`` columns; union of keys as columns, raw units."""
+    fields = ["protocol", "method"]
     for recs in records_by_method.values():
         for r in recs:
             fields += [k for k in r if k not in fields]
@@ -126,21 +134,25 @@ def pairs_csv(records_by_method: Mapping[str, Sequence[Mapping[str, Any]]]) -> s
     w.writeheader()
     for method, recs in records_by_method.items():
         for r in recs:
-            w.writerow({"method": method, **{k: (f"{v:.8g}" if isinstance(v, float) else v) for k, v in r.items()}})
+            w.writerow({"protocol": protocol, "method": method, **{k: (f"{v:.8g}" if isinstance(v, float) else v) for k, v in r.items()}})
     return buf.getvalue()
 
 
 def write_report(out_dir: str | Path, split: str, records_by_method: Mapping[str, Sequence[Mapping[str, Any]]],
-                 *, protocol_line: str, notes: Sequence[str] = ()) -> dict[str, Any]:
+                 *, protocol_line: str, notes: Sequence[str] = (), protocol: str = DEFAULT_PROTOCOL,
+                 metrics: Sequence[str] = METRICS, titles: Mapping[str, str] = COLUMN_TITLES,
+                 title: str | None = None) -> dict[str, Any]:
     """Aggregate and write ``eval_<split>.csv``, ``eval_<split>.md`` and ``eval_<split>_pairs.csv``
-    atomically into ``out_dir``. Returns ``{"csv", "md", "pairs", "tables"}`` (paths, and the
-    aggregated tables under ``"tables"``)."""
+    atomically into ``out_dir``. ``protocol`` names the protocol in every table's header;
+    ``metrics`` / ``titles``: the record keys tabulated and their table titles. Returns
+    ``{"csv", "md", "pairs", "tables"}`` (paths, and the aggregated tables under ``"tables"``)."""
     out_dir = Path(out_dir)
-    tables = {m: aggregate(recs) for m, recs in records_by_method.items()}
+    tables = {m: aggregate(recs, metrics=metrics) for m, recs in records_by_method.items()}
     paths = {"csv": out_dir / f"eval_{split}.csv", "md": out_dir / f"eval_{split}.md",
              "pairs": out_dir / f"eval_{split}_pairs.csv"}
-    atomic_io.write_text(paths["pairs"], pairs_csv(records_by_method))
-    atomic_io.write_text(paths["csv"], summary_csv(tables))
+    atomic_io.write_text(paths["pairs"], pairs_csv(records_by_method, protocol=protocol))
+    atomic_io.write_text(paths["csv"], summary_csv(tables, metrics=metrics, protocol=protocol))
     atomic_io.write_text(paths["md"], markdown_table(tables, protocol_line=protocol_line,
-                                                     title=f"Evaluation on split '{split}'", notes=notes))
+                                                     title=title or f"Evaluation on split '{split}'", notes=notes,
+                                                     metrics=metrics, titles=titles, protocol=protocol))
     return {**paths, "tables": tables}

@@ -5,7 +5,10 @@
 with :mod:`lmnet.eval.protocol` in worker processes while the network keeps predicting, adds the
 baselines of :mod:`lmnet.eval.baselines` as extra rows, and writes into the run folder
 (atomically, see :mod:`lmnet.eval.report`): ``eval_<split>.csv``, ``eval_<split>.md``,
-``eval_<split>_pairs.csv``.
+``eval_<split>_pairs.csv``. With the official protocol (:class:`lmnet.eval.official.OfficialProtocol`)
+the pairs run in the released order through :mod:`lmnet.eval.official_run` and the files are
+``eval_<split>_official.{csv,md}``, ``eval_<split>_official_pairs.csv`` and the released-layout
+``eval_<split>_official/<category>.csv``.
 
 Which split file is evaluated (:func:`resolve_split_file`): ``split_file`` when given; else
 ``train`` / ``val`` → the run config's ``train_split`` / ``val_split``; ``test`` → the
@@ -31,6 +34,8 @@ from lmnet.data import layout
 from lmnet.data.categories import to_synsets
 from lmnet.errors import ConfigError, DataError
 from lmnet.eval import baselines as bl
+from lmnet.eval import official_run as orun
+from lmnet.eval.official import COLUMN_TITLES as OFFICIAL_TITLES, METRICS as OFFICIAL_METRICS, OfficialProtocol
 from lmnet.eval.parallel import PairEvaluator
 from lmnet.eval.protocol import Protocol
 from lmnet.eval.report import write_report
@@ -99,9 +104,9 @@ class _CloudCache:
 
 def evaluate_run(run_dir: str | Path, split: str = "test", views: str | Sequence[int] = "all",
                  categories=None, *, split_file: str | Path | None = None, data_root: str | Path | None = None,
-                 which: str = "best", protocol: Protocol | None = None, baselines: bool = True,
+                 which: str = "best", protocol: Protocol | OfficialProtocol | None = None, baselines: bool = True,
                  workers: int = 2, batch_size: int = 32, device: str = "cpu", max_items: int = 0,
-                 progress: bool = False, medoid_max_shapes: int = 128) -> dict[str, Any]:
+                 progress: bool = False, medoid_max_shapes: int = 128, plm_mean: bool = False) -> dict[str, Any]:
     """Evaluate an image run; returns ``{"tables": {method: rows}, "paths": {...}, "notes": [...],
     "n_pairs": int, "records": {method: [record, ...]}, "medoid_keys": {synset: "synset/model"}}``
     (``medoid_keys`` is empty unless the medoid fallback of the mean-shape baseline was used).
@@ -110,6 +115,9 @@ def evaluate_run(run_dir: str | Path, split: str = "test", views: str | Sequence
     or synsets (default: the run's categories); ``max_items``: evaluate only the first N
     (shape, view) items (0 = all) for quick checks. Table values: mean over pairs per category,
     class mean = mean of category means, ×100 (:mod:`lmnet.eval.report`).
+    ``protocol``: :class:`Protocol` (lmnet's, the default) or :class:`OfficialProtocol` (the
+    released computation; a Variant II model is then evaluated on one sample per image unless
+    ``plm_mean``).
     """
     from lmnet.data.dataset import ShapeNetDataset, run_background, select_keys
     from lmnet.train.runs import load_model
@@ -126,10 +134,19 @@ def evaluate_run(run_dir: str | Path, split: str = "test", views: str | Sequence
                          load_images=True, image_cache=config.get("image_cache", True),
                          background=run_background(config))
     n_items = len(ds) if not max_items else min(len(ds), int(max_items))
+    official = isinstance(proto, OfficialProtocol)
+    probabilistic = bool(getattr(model, "probabilistic", False))
     notes = [f"run: {run_dir} (checkpoint {which}); split file: {split_path}; "
              f"views: {views if isinstance(views, str) else list(views)}; {n_items} (shape, view) pairs",
-             f"model prediction: the network's deterministic output "
-             f"({'μ of Variant II' if getattr(model, 'probabilistic', False) else 'Variant I'})"]
+             orun.prediction_note(probabilistic, plm_mean, getattr(proto, "seed", 0), official)]
+    if official:
+        order = orun.released_order([ds.item_key(i) for i in range(len(ds))], split_path)[:n_items]
+        feed = orun.OfficialFeed(proto)
+        gen = torch.Generator().manual_seed(proto.seed)
+        notes.append("official pair order: categories, then models in the split file's order, then views; "
+                     "the released numbers need --views all and no --max-items")
+    else:
+        order = list(range(n_items))
 
     # ---------------------------------------------------------------- baselines
     mean_shape: dict[str, np.ndarray] = {}
@@ -186,29 +203,35 @@ def evaluate_run(run_dir: str | Path, split: str = "test", views: str | Sequence
             notes.append(f"'{bl.NEAREST_LABEL}' skipped: needs the autoencoder's latents")
 
     # ---------------------------------------------------------------- predict + evaluate (streamed)
-    loader = torch.utils.data.DataLoader(torch.utils.data.Subset(ds, range(n_items)), batch_size=batch_size,
+    loader = torch.utils.data.DataLoader(torch.utils.data.Subset(ds, order), batch_size=batch_size,
                                          shuffle=False, num_workers=0)
+
+    def submit(method: str, preds, gt_batch, batch_keys, synsets) -> None:
+        if official:
+            preds, gt_batch = feed.prepare(method, preds, gt_batch, synsets)
+        ev.submit(preds, gt_batch, batch_keys)
+
     meta: list[tuple[str, str, str, int]] = []  # (method, synset, model_id, view) per submitted pair
     with PairEvaluator(proto, workers=workers, progress_total=None) as ev:
         for batch in loader:
             images = batch["image"].to(device)
             gts = batch["points"].numpy()
-            with torch.no_grad():
-                mu, _ = model.encode_image(images)
-                preds = model.decoder(mu).cpu().numpy()
+            preds, mu = orun.predict(model, images, plm_mean=plm_mean or not official,
+                                     generator=gen if official else None)
             syn = list(batch["category"])
             mids = list(batch["model_id"])
             vws = [int(v) for v in batch["view"]]
             keys = [f"{s}/{m}/{v:02d}" for s, m, v in zip(syn, mids, vws)]
-            ev.submit(preds, gts, keys)
+            submit(MODEL_LABEL, preds, gts, keys, syn)
             meta += [(MODEL_LABEL, s, m, v) for s, m, v in zip(syn, mids, vws)]
             if baselines and mean_shape:
                 sel = [i for i, s in enumerate(syn) if s in mean_shape]
-                ev.submit([mean_shape[syn[i]] for i in sel], gts[sel], [keys[i] for i in sel])
+                submit(mean_label, [mean_shape[syn[i]] for i in sel], gts[sel], [keys[i] for i in sel],
+                       [syn[i] for i in sel])
                 meta += [(mean_label, syn[i], mids[i], vws[i]) for i in sel]
             if baselines and train_latents is not None:
                 idx = bl.nearest_training_shape(mu.cpu().numpy(), train_latents)
-                ev.submit([cloud_cache[train_keys[j]] for j in idx], gts, keys)
+                submit(bl.NEAREST_LABEL, [cloud_cache[train_keys[j]] for j in idx], gts, keys, syn)
                 meta += [(bl.NEAREST_LABEL, s, m, v) for s, m, v in zip(syn, mids, vws)]
         records = ev.results()
 
@@ -216,6 +239,13 @@ def evaluate_run(run_dir: str | Path, split: str = "test", views: str | Sequence
     for (method, s, m, v), rec in zip(meta, records):
         by_method.setdefault(method, []).append({"key": rec["key"], "category": s, "model_id": m, "view": v,
                                                  **{k: x for k, x in rec.items() if k != "key"}})
-    out = write_report(run_dir, split, by_method, protocol_line=proto.describe(), notes=notes)
+    if official:
+        out = write_report(run_dir, f"{split}_official", by_method, protocol_line=proto.describe(), notes=notes,
+                           protocol="official", metrics=OFFICIAL_METRICS, titles=OFFICIAL_TITLES,
+                           title=f"Evaluation on split '{split}'")
+        released = orun.write_released_csvs(run_dir, f"eval_{split}_official", by_method.get(MODEL_LABEL, []))
+    else:
+        out = write_report(run_dir, split, by_method, protocol_line=proto.describe(), notes=notes)
+        released = {}
     return {"tables": out["tables"], "paths": {k: out[k] for k in ("csv", "md", "pairs")}, "notes": notes,
-            "n_pairs": n_items, "records": by_method, "medoid_keys": medoid_keys}
+            "n_pairs": n_items, "records": by_method, "medoid_keys": medoid_keys, "released_csvs": released}

@@ -1,0 +1,377 @@
+"""Pix3D (real photographs of chairs, sofas and tables with aligned 3D models) in its released layout.
+
+Layout under a root (the Pix3D archive, optionally with the 3D-LMNet point clouds beside it)::
+
+    pix3d.json                       a list of entries (one per photograph)
+    img/<cat>/<name>.jpg|png         the photograph
+    mask/<cat>/<name>.png            its object mask (non-zero = object)
+    model/<cat>/<shape>/model.obj    the shape (a file name "model<suffix>.obj")
+    pix3d_pointclouds/<cat>/<shape>/pcl_1024<suffix>.npy   3D-LMNet's GT points (optional)
+
+An entry needs the keys :data:`REQUIRED_KEYS`: ``img``, ``mask``, ``model`` (paths relative to the
+root), ``category``, ``img_size`` ``[w, h]``, ``bbox`` ``[x0, y0, x1, y1]`` in pixels and the
+booleans ``truncated``, ``occluded``, ``slightly_occluded``.
+
+- **Filtering** (the paper's): category chair, sofa or table, and none of the three flags set.
+- **Input image** (:func:`preprocess`): RGB × (mask ≠ 0); crop rows ``y0:y1``, columns ``x0:x1``;
+  resize bilinearly so the longest side is ``128 − 35 = 93``, each side ``int(side · 93 /
+  longest)``; pad with black to 128×128 with ``top = Δh // 2``, ``left = Δw // 2``. Values are raw
+  0–255 float32, no alpha, background black. The resize (:func:`resize_bilinear`) is OpenCV's
+  ``INTER_LINEAR`` (what the 3D-LMNet loaders call) re-implemented in NumPy: pixel centres at
+  ``(x + 0.5) · scale − 0.5``, clamped at the borders, no anti-aliasing filter when shrinking. A mask whose size
+  differs from its photograph is resized to it the same way (then ≠ 0), as those loaders do.
+- **Ground truth** (:func:`load_gt`): the official ``pcl_1024<suffix>.npy`` when present, else 1024
+  points sampled from ``model.obj`` — area-weighted over the triangles, uniform inside each, with a
+  generator seeded by ``(GT_SEED, crc32(model path))`` so every run draws the same points. Either
+  way the points are then rotated into 3D-LMNet's frame (:func:`to_lmnet_frame`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import zlib
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from lmnet.errors import CorruptFileError, DataError
+
+CATEGORIES = ("chair", "sofa", "table")
+#: Pix3D category → the ShapeNet synset the tables file it under
+CATEGORY_SYNSETS = {"chair": "03001627", "sofa": "04256520", "table": "04379243"}
+REQUIRED_KEYS = ("img", "mask", "model", "category", "img_size", "bbox", "truncated", "occluded",
+                 "slightly_occluded")
+INDEX_FILE = "pix3d.json"
+POINTCLOUD_DIR = "pix3d_pointclouds"
+INPUT_SIZE = 128
+PAD = 35
+GT_POINTS = 1024
+GT_SEED = 0
+
+
+# ---------------------------------------------------------------------------- pix3d.json
+
+
+def _check_entry(e: Any, i: int, path: Path) -> None:
+    if not isinstance(e, dict):
+        raise DataError(f"{path}: entry {i} is not an object")
+    name = e.get("img", f"entry {i}")
+    for k in REQUIRED_KEYS:
+        if k not in e:
+            raise DataError(f"{path}: entry {i} ({name}) has no key {k!r}; expected keys {', '.join(REQUIRED_KEYS)}")
+    size = e["img_size"]
+    if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and v > 0 for v in size)):
+        raise DataError(f"{path}: entry {i} ({name}): img_size must be [width, height] > 0, got {size!r}")
+    bbox = e["bbox"]
+    if not (isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(v, (int, float)) for v in bbox)):
+        raise DataError(f"{path}: entry {i} ({name}): bbox must be [x0, y0, x1, y1], got {bbox!r}")
+    for k in ("truncated", "occluded", "slightly_occluded"):
+        if not isinstance(e[k], bool):
+            raise DataError(f"{path}: entry {i} ({name}): {k} must be true or false, got {e[k]!r}")
+
+
+def load_index(root: str | Path) -> list[dict]:
+    """The entries of ``root/pix3d.json`` (in file order), each checked for :data:`REQUIRED_KEYS`
+    and their types; a problem raises :class:`DataError` naming the entry and the key."""
+    path = Path(root) / INDEX_FILE
+    if not path.is_file():
+        raise DataError(f"{path} does not exist (expected the Pix3D root with {INDEX_FILE}, img/, mask/, model/)")
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CorruptFileError(path, f"not valid JSON ({exc})") from None
+    if not isinstance(data, list):
+        raise CorruptFileError(path, "expected a list of entries")
+    for i, e in enumerate(data):
+        _check_entry(e, i, path)
+    return data
+
+
+def is_used(entry: dict, categories: Sequence[str] = CATEGORIES) -> bool:
+    """The paper's filter: category in ``categories`` and not truncated, occluded or slightly occluded."""
+    return (entry["category"] in categories and not entry["truncated"] and not entry["occluded"]
+            and not entry["slightly_occluded"])
+
+
+def select(entries: Sequence[dict], categories: Sequence[str] | str | None = None) -> list[dict]:
+    """The used entries of ``categories`` (default chair, sofa, table), in file order."""
+    cats = parse_categories(categories)
+    return [e for e in entries if is_used(e, cats)]
+
+
+def parse_categories(categories: Sequence[str] | str | None) -> tuple[str, ...]:
+    if categories is None or categories == "all":
+        return CATEGORIES
+    if isinstance(categories, str):
+        categories = [c.strip() for c in categories.split(",") if c.strip()]
+    bad = [c for c in categories if c not in CATEGORIES]
+    if bad:
+        raise DataError(f"Pix3D category {bad[0]!r} is not evaluated; expected some of {', '.join(CATEGORIES)}")
+    return tuple(categories)
+
+
+def entry_key(entry: dict) -> str:
+    """``"<cat>/<image name>"`` (the image path without ``img/`` and extension)."""
+    p = Path(entry["img"])
+    return f"{entry['category']}/{p.stem}"
+
+
+def check_bbox(entry: dict, width: int, height: int) -> tuple[int, int, int, int]:
+    """The bbox as ints ``(x0, y0, x1, y1)``; :class:`DataError` unless
+    ``0 <= x0 < x1 <= width`` and ``0 <= y0 < y1 <= height``."""
+    x0, y0, x1, y1 = (int(round(v)) for v in entry["bbox"])
+    if not (0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height):
+        raise DataError(f"{entry['img']}: bbox {entry['bbox']} is outside the {width}x{height} image "
+                        f"(expected 0 <= x0 < x1 <= {width}, 0 <= y0 < y1 <= {height})")
+    return x0, y0, x1, y1
+
+
+# ---------------------------------------------------------------------------- images
+
+
+def _open_image(path: Path, mode: str) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    if not path.is_file():
+        raise DataError(f"{path} does not exist")
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert(mode))
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise CorruptFileError(path, f"cannot decode image ({exc})") from None
+
+
+def read_photo(root: str | Path, entry: dict) -> tuple[np.ndarray, np.ndarray]:
+    """``(rgb uint8 (H, W, 3), mask bool (H, W))`` of an entry; a mask of another size is resized
+    to the photograph (bilinear, then ≠ 0)."""
+    root = Path(root)
+    rgb = _open_image(root / entry["img"], "RGB")
+    mask = _open_image(root / entry["mask"], "L")
+    if mask.shape != rgb.shape[:2]:
+        mask = resize_bilinear(mask[..., None], rgb.shape[0], rgb.shape[1])[..., 0]
+    return rgb, mask != 0
+
+
+def size_notes(root: str | Path, entry: dict, rgb: np.ndarray) -> list[str]:
+    """Harmless inconsistencies worth a note: the photograph's size differs from ``img_size``, or
+    the mask's from the photograph's (it is then resized)."""
+    from PIL import Image
+
+    root = Path(root)
+    notes = []
+    w, h = entry["img_size"]
+    if rgb.shape[:2] != (h, w):
+        notes.append(f"{root / entry['img']}: image is {rgb.shape[1]}x{rgb.shape[0]}, pix3d.json img_size says {w}x{h}")
+    with Image.open(root / entry["mask"]) as m:
+        if m.size != (rgb.shape[1], rgb.shape[0]):
+            notes.append(f"{root / entry['mask']}: mask is {m.size[0]}x{m.size[1]}, image is "
+                         f"{rgb.shape[1]}x{rgb.shape[0]} (resized to it)")
+    return notes
+
+
+def _taps(n_src: int, n_dst: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One axis of OpenCV's ``INTER_LINEAR``: source indices ``i0, i1`` and 11-bit fixed-point
+    weights ``w0, w1`` per output pixel (the position and fraction in float32, each weight rounded
+    on its own, positions clamped to the first / last pixel with weight 0)."""
+    scale = 1.0 / (n_dst / n_src)
+    s = ((np.arange(n_dst) + 0.5) * scale - 0.5).astype(np.float32)
+    i0 = np.floor(s).astype(np.int64)
+    f = (s - i0.astype(np.float32)).astype(np.float32)
+    clamp = (i0 < 0) | (i0 >= n_src - 1)
+    i0 = np.clip(i0, 0, n_src - 1)
+    f[clamp] = 0
+    one = np.float32(_COEF_SCALE)
+    w0 = np.rint((np.float32(1) - f) * one).astype(np.int64)
+    w1 = np.rint(f * one).astype(np.int64)
+    return i0, np.minimum(i0 + 1, n_src - 1), w0, w1
+
+
+_COEF_SCALE = 2048  #: OpenCV's INTER_RESIZE_COEF_SCALE (11 bits)
+
+
+def resize_bilinear(img: np.ndarray, height: int, width: int) -> np.ndarray:
+    """``uint8 (H, W, C)`` → ``uint8 (height, width, C)``, OpenCV ``INTER_LINEAR`` in its integer
+    arithmetic: pixel centres at ``(x + 0.5) · scale − 0.5``, no anti-aliasing when shrinking; the
+    horizontal pass sums ``w0·a + w1·b``, the vertical one combines two such rows as OpenCV's
+    SIMD path does, ``((r0 >> 4)·v0 >> 16) + ((r1 >> 4)·v1 >> 16) + 2 >> 2``. Equal to
+    ``cv2.resize`` when shrinking (tested where OpenCV is installed); when enlarging, border rows
+    can differ by one grey level."""
+    a = np.asarray(img).astype(np.int64)
+    y0, y1, v0, v1 = _taps(a.shape[0], height)
+    x0, x1, w0, w1 = _taps(a.shape[1], width)
+    rows = a[:, x0] * w0[None, :, None] + a[:, x1] * w1[None, :, None]
+    out = ((((rows[y0] >> 4) * v0[:, None, None]) >> 16) + (((rows[y1] >> 4) * v1[:, None, None]) >> 16) + 2) >> 2
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def preprocess(rgb: np.ndarray, mask: np.ndarray, bbox: Sequence[int]) -> np.ndarray:
+    """``rgb (H, W, 3)`` uint8, ``mask (H, W)``, ``bbox (x0, y0, x1, y1)`` → the network input
+    ``float32 (3, 128, 128)`` (raw 0–255; steps in the module docstring)."""
+    x0, y0, x1, y1 = (int(v) for v in bbox)
+    masked = (rgb * (np.asarray(mask) != 0)[..., None]).astype(np.uint8)
+    crop = masked[y0:y1, x0:x1]
+    h, w = crop.shape[:2]
+    side = INPUT_SIZE - PAD
+    longest = max(h, w)
+    nh, nw = max(1, int(h * side / longest)), max(1, int(w * side / longest))
+    resized = resize_bilinear(crop, nh, nw)
+    out = np.zeros((INPUT_SIZE, INPUT_SIZE, 3), np.float32)
+    top, left = (INPUT_SIZE - nh) // 2, (INPUT_SIZE - nw) // 2
+    out[top:top + nh, left:left + nw] = resized
+    return np.ascontiguousarray(out.transpose(2, 0, 1))
+
+
+# ---------------------------------------------------------------------------- ground truth
+
+
+def read_obj(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """``(vertices (V, 3) float64, triangles (F, 3) int64)`` of a Wavefront OBJ: ``v`` lines and
+    ``f`` lines (``i``, ``i/t``, ``i/t/n``, ``i//n``, negative = relative; polygons fanned).
+    :class:`CorruptFileError` names the file and line of anything unreadable."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path} does not exist")
+    verts: list[tuple[float, float, float]] = []
+    faces: list[tuple[int, int, int]] = []
+    try:
+        text = path.read_text(errors="strict")
+    except UnicodeDecodeError:
+        raise CorruptFileError(path, "not a text OBJ file") from None
+    for ln, line in enumerate(text.splitlines(), 1):
+        parts = line.split()
+        if not parts or parts[0] not in ("v", "f"):
+            continue
+        try:
+            if parts[0] == "v":
+                x, y, z = (float(v) for v in parts[1:4])
+                verts.append((x, y, z))
+            else:
+                idx = []
+                for tok in parts[1:]:
+                    k = int(tok.split("/")[0])
+                    k = k - 1 if k > 0 else len(verts) + k
+                    if not 0 <= k < len(verts):
+                        raise ValueError(f"vertex index {tok} out of range")
+                    idx.append(k)
+                if len(idx) < 3:
+                    raise ValueError("a face needs 3 vertices")
+                faces += [(idx[0], idx[j], idx[j + 1]) for j in range(1, len(idx) - 1)]
+        except ValueError as exc:
+            raise CorruptFileError(path, f"line {ln}: {line.strip()[:60]!r}: {exc}") from None
+    if not faces:
+        raise CorruptFileError(path, "no faces")
+    v = np.asarray(verts, np.float64)
+    if not np.isfinite(v).all():
+        raise CorruptFileError(path, "non-finite vertex coordinates")
+    return v, np.asarray(faces, np.int64)
+
+
+def sample_surface(vertices: np.ndarray, faces: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``(n, 3)`` points uniform on the surface: a triangle drawn with probability ∝ its area,
+    then a uniform point in it (√-trick barycentrics)."""
+    a, b, c = (vertices[faces[:, k]] for k in range(3))
+    area = 0.5 * np.linalg.norm(np.cross(b - a, c - a), axis=1)
+    if not area.sum() > 0:
+        raise ValueError("the mesh has zero surface area")
+    tri = rng.choice(len(faces), size=n, p=area / area.sum())
+    r1 = np.sqrt(rng.random(n))[:, None]
+    r2 = rng.random(n)[:, None]
+    return (1 - r1) * a[tri] + r1 * (1 - r2) * b[tri] + r1 * r2 * c[tri]
+
+
+def _rx(a: float) -> np.ndarray:
+    c, s = math.cos(a), math.sin(a)
+    return np.array([[1, 0, 0], [0, c, -s], [0, s, c]])
+
+
+def _ry(a: float) -> np.ndarray:
+    c, s = math.cos(a), math.sin(a)
+    return np.array([[c, 0, -s], [0, 1, 0], [s, 0, c]])
+
+
+def rotate(points: np.ndarray, xa: float, ya: float) -> np.ndarray:
+    """``points @ Rx(xa) @ Ry(ya)`` (row vectors, angles in degrees) as in the released code."""
+    return np.asarray(points, np.float64) @ _rx(math.radians(xa)) @ _ry(math.radians(ya))
+
+
+def to_lmnet_frame(points: np.ndarray) -> np.ndarray:
+    """Pix3D model frame → 3D-LMNet's: ``rotate(rotate(p, -90, -90), -90, 0)``, i.e.
+    ``(x, y, z) → (−y, −x, −z)``."""
+    return rotate(rotate(points, -90.0, -90.0), -90.0, 0.0)
+
+
+def pointcloud_path(root: str | Path, entry: dict, n_points: int = GT_POINTS) -> Path:
+    """``pix3d_pointclouds/<cat>/<shape>/pcl_<n><suffix>.npy``; the suffix is what follows
+    ``model`` in the OBJ file name (usually nothing)."""
+    obj = Path(entry["model"])
+    suffix = obj.stem[len("model"):] if obj.stem.startswith("model") else obj.stem
+    return Path(root) / POINTCLOUD_DIR / entry["category"] / obj.parent.name / f"pcl_{n_points}{suffix}.npy"
+
+
+def load_gt(root: str | Path, entry: dict, n_points: int = GT_POINTS) -> tuple[np.ndarray, str]:
+    """``(points float32 (n_points, 3) in 3D-LMNet's frame, source)``; source ``"official"`` (the
+    npy file) or ``"sampled"`` (from the OBJ, see the module docstring)."""
+    p = pointcloud_path(root, entry, n_points)
+    if p.is_file():
+        try:
+            pts = np.load(p, allow_pickle=False)
+        except (ValueError, OSError) as exc:
+            raise CorruptFileError(p, f"cannot read ({exc})") from None
+        if pts.ndim != 2 or pts.shape[1] != 3 or len(pts) != n_points or not np.isfinite(pts).all():
+            raise CorruptFileError(p, f"expected finite ({n_points}, 3) points, got {pts.shape}")
+        source = "official"
+    else:
+        obj = Path(root) / entry["model"]
+        v, f = read_obj(obj)
+        rng = np.random.default_rng([GT_SEED, zlib.crc32(str(entry["model"]).encode("utf-8"))])
+        try:
+            pts = sample_surface(v, f, n_points, rng)
+        except ValueError as exc:
+            raise CorruptFileError(obj, str(exc)) from None
+        source = "sampled"
+    return to_lmnet_frame(pts).astype(np.float32), source
+
+
+# ---------------------------------------------------------------------------- dataset
+
+
+class Pix3DDataset:
+    """The used Pix3D photographs of ``categories`` as network inputs with their GT.
+
+    ``ds[i]`` → ``{"image": float32 tensor (3, 128, 128) raw 0–255, "points": float32 tensor
+    (1024, 3) in 3D-LMNet's frame, "category": synset, "pix3d_category", "key": "<cat>/<name>",
+    "model": the OBJ path, "gt_source": "official" | "sampled", "index"}``. Items follow
+    ``pix3d.json``'s order. GT clouds are cached per model (many photographs share one shape).
+    """
+
+    def __init__(self, root: str | Path, categories: Sequence[str] | str | None = None, n_points: int = GT_POINTS):
+        self.root = Path(root)
+        self.categories = parse_categories(categories)
+        self.n_points = int(n_points)
+        self.entries = select(load_index(self.root), self.categories)
+        if not self.entries:
+            raise DataError(f"{self.root / INDEX_FILE}: no used entries (not truncated/occluded) in "
+                            f"categories {', '.join(self.categories)}")
+        self._gt: dict[str, tuple[np.ndarray, str]] = {}
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def gt(self, entry: dict) -> tuple[np.ndarray, str]:
+        key = str(entry["model"])
+        if key not in self._gt:
+            self._gt[key] = load_gt(self.root, entry, self.n_points)
+        return self._gt[key]
+
+    def __getitem__(self, index: int) -> dict:
+        import torch
+
+        e = self.entries[int(index)]
+        rgb, mask = read_photo(self.root, e)
+        bbox = check_bbox(e, rgb.shape[1], rgb.shape[0])
+        pts, source = self.gt(e)
+        return {"image": torch.from_numpy(preprocess(rgb, mask, bbox)), "points": torch.from_numpy(pts),
+                "category": CATEGORY_SYNSETS[e["category"]], "pix3d_category": e["category"],
+                "key": entry_key(e), "model": str(e["model"]), "gt_source": source, "index": int(index)}
