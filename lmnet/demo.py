@@ -8,10 +8,12 @@ executed notebooks, outputs included), ``figures/`` (the PNG/GIF figures of the 
 the top, ``results_grid.png`` and ``eval_test.md`` / ``eval_test.csv`` (the evaluation of the
 Variant I L1 run with the baselines, copied from its run folder).
 
-Sizes are chosen so the demo finishes in under 15 minutes on a 2-core CPU (measured on
-2026-11-29: 12.7 min). At this size the autoencoder learns (validation Chamfer ×100 13.96 → 4.98,
-against 18.71 for one mean training shape) and Variant I L1 reaches the per-category mean-shape
-baseline on the test images (8.31 vs 8.14, a class oracle) but not beyond it; longer runs
+Sizes are chosen so the demo finishes in under 15 minutes on a 2-core CPU (measured on 2026-12-01
+from a fresh clone: 7.9 min where the CPU computes bfloat16 natively, 14.7 min in float32 on the
+same CPU restricted to AVX2; ``amp="auto"`` decides, see :mod:`lmnet.train.precision`). At this size
+the autoencoder learns (validation Chamfer ×100 14.12 → 4.98, against 18.71 for one mean training
+shape) and Variant I L1 reaches the per-category mean-shape baseline on the test images (8.03 vs
+7.81, a class oracle) but not beyond it; longer runs
 (``python -m benchmarks.learning``) beat it. See :data:`DEMO_OVERRIDES`.
 """
 
