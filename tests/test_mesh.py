@@ -214,3 +214,17 @@ def test_cli_prints_fit_and_picks_one_sample(tmp_path, capsys):
     assert main(["mesh", "--points", str(tmp_path / "s.npy"), "--sample", "2", "--out", str(tmp_path / "x.ply")]) == 2
     assert main(["mesh", "--points", str(tmp_path / "s.npy"), "--out", str(tmp_path / "x.stl")]) == 2
     assert not (tmp_path / "x.ply").exists() and not (tmp_path / "x.stl").exists()
+
+
+def test_load_points_stacks(tmp_path):
+    one = _sphere(120).astype(np.float32)
+    np.save(tmp_path / "one.npy", one)
+    np.save(tmp_path / "k1.npy", one[None])
+    np.save(tmp_path / "k3.npy", np.stack([one, one * 2, one * 3]))
+    assert np.array_equal(lm_mesh.load_points(tmp_path / "one.npy"), one.astype(np.float64))
+    assert np.array_equal(lm_mesh.load_points(tmp_path / "k1.npy"), one.astype(np.float64))  # one cloud
+    assert np.array_equal(lm_mesh.load_points(tmp_path / "k3.npy", sample=2), (one * 3).astype(np.float64))
+    with pytest.raises(lm_mesh.PointCloudError, match=r"k3.npy: a stack of 3 clouds.*--sample 0..2"):
+        lm_mesh.load_points(tmp_path / "k3.npy")
+    with pytest.raises(lm_mesh.PointCloudError, match="holds one cloud"):
+        lm_mesh.load_points(tmp_path / "one.npy", sample=0)

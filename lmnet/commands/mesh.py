@@ -4,6 +4,9 @@ pivoting, trimmed screened Poisson or an alpha shape (--method auto tries all th
 one that fits the cloud best). Prints the fit: the Chamfer distance x100 between 16,384 points
 sampled on the mesh and the input cloud. Needs Open3D.
 
+For rough (predicted) clouds --method poisson measured closer to the true shape than auto
+(benchmarks/results/mesh.md): the fit measures closeness to the cloud, noise included.
+
 Example:  lmnet mesh --points out/00000.pred.npy --out chair.ply
           lmnet mesh --points out/00000.samples.npy --sample 2 --method poisson --out chair2.obj
 """
