@@ -177,6 +177,8 @@ def to_markdown(recs: list[dict], header: str, times: list[dict] = ()) -> str:
                          f"{s['ratio_mean']:.2f} | {s['ratio_max']:.2f} | {s['seconds']:.2f} | "
                          f"{s['seconds_max']:.2f} | {chose} |")
         lines.append("")
+    lines += ["`s / mesh` columns: one call per shape, so they carry every stall of a shared machine; the "
+              "timing figure is the table of repeat medians below.", ""]
     if times:
         cats = list(dict.fromkeys(t["category"] for t in times))
         meths = list(dict.fromkeys(t["method"] for t in times))
