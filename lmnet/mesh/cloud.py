@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial import cKDTree
 
-from lmnet.errors import LmnetError
+from lmnet.errors import CorruptFileError, LmnetError
+from lmnet.mesh.methods import o3d
 
 #: fewest points a mesh is made from: below this, spacing and normals are noise
 MIN_POINTS = 50
@@ -72,8 +73,6 @@ def remove_outliers(points: np.ndarray, *, radius: float = 5.0, min_neighbors: i
     (an expected 0.25 / spacing² points per unit area) and keeps every point of the synthetic
     ShapeNet clouds but a handful, while a stray point in empty space has none. If the filter would
     leave fewer than :data:`MIN_POINTS`, the cloud is returned unchanged."""
-    from lmnet.mesh.methods import o3d
-
     pcd = o3d().geometry.PointCloud(o3d().utility.Vector3dVector(points))
     _, keep = pcd.remove_radius_outlier(nb_points=int(min_neighbors), radius=radius * point_spacing(points))
     keep = np.asarray(keep, dtype=np.int64)
@@ -83,8 +82,6 @@ def remove_outliers(points: np.ndarray, *, radius: float = 5.0, min_neighbors: i
 def load_points(path: str | Path, sample: int | None = None) -> np.ndarray:
     """Read one cloud from a ``.npy``: ``(N, 3)``, or cloud ``sample`` of a ``(K, N, 3)`` stack
     (a stack without ``sample`` is refused unless ``K == 1``). Checked by :func:`check_cloud`."""
-    from lmnet.errors import CorruptFileError
-
     path = Path(path)
     try:
         arr = np.load(path, allow_pickle=False)
