@@ -1,23 +1,39 @@
-"""Turn a point cloud (.npy, (N, 3), or the first cloud of a (K, N, 3) sample stack) into a
-triangle mesh: normals estimated and oriented outward, screened Poisson reconstruction,
-low-density trimming, optional decimation. Needs Open3D.
+"""Turn a point cloud (.npy, (N, 3), or one cloud of a (K, N, 3) sample stack chosen with
+--sample) into a triangle mesh that follows the shape: isolated outliers removed, then ball
+pivoting, trimmed screened Poisson or an alpha shape (--method auto tries all three and keeps the
+one that fits the cloud best). Prints the fit: the Chamfer distance x100 between 16,384 points
+sampled on the mesh and the input cloud. Needs Open3D.
 
-Example:  lmnet mesh --points out/00000.pred.npy --out chair.ply --depth 8
+For rough (predicted) clouds --method poisson measured closer to the true shape than auto
+(benchmarks/results/mesh.md): the fit measures closeness to the cloud, noise included.
+
+Example:  lmnet mesh --points out/00000.pred.npy --out chair.ply
+          lmnet mesh --points out/00000.samples.npy --sample 2 --method poisson --out chair2.obj
 """
 
 from __future__ import annotations
 
 import argparse
 
-HELP = "point cloud .npy -> Poisson mesh (.ply/.obj)"
+HELP = "point cloud .npy -> mesh (.ply/.obj) that follows the shape, with its fit"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--points", required=True, help="input .npy, shape (N, 3) or (K, N, 3)")
+    from lmnet.mesh.fit import METHODS
+
+    p.add_argument("--points", required=True, help="input .npy, shape (N, 3) or (K, N, 3) with --sample")
     p.add_argument("--out", required=True, help="output mesh, .ply or .obj")
+    p.add_argument("--sample", type=int, default=None, help="which cloud of a (K, N, 3) stack to mesh")
+    p.add_argument("--method", choices=METHODS, default="auto",
+                   help="bpa (ball pivoting), poisson (screened Poisson, distance-trimmed), alpha (alpha "
+                        "shape), or auto: all three, keep the lowest fit (default)")
+    p.add_argument("--keep-outliers", action="store_true", help="mesh every point (no radius outlier removal)")
     p.add_argument("--depth", type=int, default=8, help="Poisson octree depth (default 8)")
-    p.add_argument("--density-quantile", type=float, default=0.02,
-                   help="drop vertices below this Poisson-density quantile (default 0.02; 0 = keep all)")
+    p.add_argument("--trim", type=float, default=2.0,
+                   help="Poisson: drop mesh vertices farther than this many point spacings from every "
+                        "point (default 2; 0 = closed surface)")
+    p.add_argument("--density-quantile", type=float, default=0.0,
+                   help="Poisson: also drop vertices below this density quantile (default 0)")
     p.add_argument("--target-triangles", type=int, default=None, help="decimate to at most this many faces")
     p.add_argument("--knn", type=int, default=30, help="neighbours for normal estimation (default 30)")
 
@@ -25,9 +41,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     from lmnet import mesh
 
-    pts = mesh.load_points(args.points)
-    v, f = mesh.points_to_mesh(pts, depth=args.depth, density_quantile=args.density_quantile,
-                               target_triangles=args.target_triangles, k=args.knn)
-    path = mesh.write_mesh(args.out, v, f)
-    print(f"{len(v)} vertices, {len(f)} faces -> {path}")
+    out = mesh.check_mesh_path(args.out)  # a wrong suffix fails before any work
+    pts = mesh.load_points(args.points, sample=args.sample)
+    res = mesh.reconstruct(pts, args.method, clean=not args.keep_outliers, depth=args.depth,
+                           trim=args.trim or None, density_quantile=args.density_quantile,
+                           target_triangles=args.target_triangles, k=args.knn, name=str(args.points))
+    path = mesh.write_mesh(out, res.vertices, res.faces)
+    print(res.summary())
+    print(f"{len(res.vertices)} vertices, {len(res.faces)} faces -> {path}")
     return 0

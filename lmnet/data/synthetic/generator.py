@@ -66,6 +66,16 @@ def build_mesh(category: str, seed: int, index: int):
     return v, f, c
 
 
+def model_pointclouds(category: str, seed: int, index: int, mesh=None) -> dict[int, np.ndarray]:
+    """The ``pointcloud_{1024,2048,16384}.npy`` arrays of one model, ``{n: (n, 3) float32}``, exactly
+    as :func:`generate_model` writes them, without rendering anything. ``mesh``: the
+    ``(vertices, faces)`` of :func:`build_mesh` when the caller already has them."""
+    synset = to_synset(category)
+    verts, faces = mesh if mesh is not None else build_mesh(synset, seed, index)[:2]
+    prng = _rng(seed, synset, index, _STREAM_POINTS)
+    return {n: sample_surface(verts, faces, n, prng).astype(np.float32) for n in layout.POINT_COUNTS}
+
+
 def sample_views(rng: np.random.Generator, n_views: int = layout.N_VIEWS) -> list[layout.ViewMeta]:
     """R2N2-like random views, rounded exactly as ``rendering_metadata.txt`` stores them."""
     az = rng.uniform(*AZIMUTH_RANGE, n_views)
@@ -129,9 +139,7 @@ def generate_model(out_dir: str | Path, category: str, index: int, seed: int = 0
         ).numpy()
     finally:
         torch.set_num_threads(threads)
-    prng = _rng(seed, synset, index, _STREAM_POINTS)
-    for n in layout.POINT_COUNTS:
-        pts = sample_surface(verts, faces, n, prng).astype(np.float32)
+    for n, pts in model_pointclouds(synset, seed, index, mesh=(verts, faces)).items():
         atomic_io.save_npy(layout.pointcloud_path(out_dir, synset, mid, n), pts)
     for i, img in enumerate(images):
         _write_png(layout.image_path(out_dir, synset, mid, i), img)
