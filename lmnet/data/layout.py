@@ -111,15 +111,22 @@ def read_image(path: str | Path) -> np.ndarray:
     return arr
 
 
+def load_npy(path: str | Path, what: str = "point cloud") -> np.ndarray:
+    """``np.load`` without pickles; a missing or unreadable file is a :class:`CorruptFileError`
+    naming ``path`` (``what``: what the file should hold, for the message)."""
+    path = Path(path)
+    try:
+        return np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise CorruptFileError(path, f"missing {what}") from None
+    except (ValueError, OSError, EOFError) as exc:
+        raise CorruptFileError(path, f"unreadable .npy ({exc})") from None
+
+
 def read_pointcloud(path: str | Path, n_points: int | None = None) -> np.ndarray:
     """Read a ``pointcloud_N.npy`` as ``float32 (N, 3)``, checking shape and finiteness."""
     path = Path(path)
-    try:
-        arr = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise CorruptFileError(path, "missing point cloud") from None
-    except (ValueError, OSError, EOFError) as exc:
-        raise CorruptFileError(path, f"unreadable .npy ({exc})") from None
+    arr = load_npy(path)
     if arr.ndim != 2 or arr.shape[1] != 3 or (n_points is not None and arr.shape[0] != n_points):
         want = f"({n_points}, 3)" if n_points else "(N, 3)"
         raise CorruptFileError(path, f"expected shape {want}, got {tuple(arr.shape)}")

@@ -36,6 +36,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from lmnet.data.layout import load_npy
 from lmnet.errors import CorruptFileError, DataError
 
 CATEGORIES = ("chair", "sofa", "table")
@@ -315,10 +316,7 @@ def load_gt(root: str | Path, entry: dict, n_points: int = GT_POINTS) -> tuple[n
     npy file) or ``"sampled"`` (from the OBJ, see the module docstring)."""
     p = pointcloud_path(root, entry, n_points)
     if p.is_file():
-        try:
-            pts = np.load(p, allow_pickle=False)
-        except (ValueError, OSError) as exc:
-            raise CorruptFileError(p, f"cannot read ({exc})") from None
+        pts = load_npy(p)
         if pts.ndim != 2 or pts.shape[1] != 3 or len(pts) != n_points or not np.isfinite(pts).all():
             raise CorruptFileError(p, f"expected finite ({n_points}, 3) points, got {pts.shape}")
         source = "official"

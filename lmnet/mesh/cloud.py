@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial import cKDTree
 
-from lmnet.errors import CorruptFileError, LmnetError
+from lmnet.data.layout import load_npy
+from lmnet.errors import LmnetError
 from lmnet.mesh.methods import o3d
 
 #: fewest points a mesh is made from: below this, spacing and normals are noise
@@ -83,12 +84,7 @@ def load_points(path: str | Path, sample: int | None = None) -> np.ndarray:
     """Read one cloud from a ``.npy``: ``(N, 3)``, or cloud ``sample`` of a ``(K, N, 3)`` stack
     (a stack without ``sample`` is refused unless ``K == 1``). Checked by :func:`check_cloud`."""
     path = Path(path)
-    try:
-        arr = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise CorruptFileError(path, "missing point cloud") from None
-    except (ValueError, OSError, EOFError) as exc:
-        raise CorruptFileError(path, f"unreadable .npy ({exc})") from None
+    arr = load_npy(path)
     if arr.ndim == 3 and arr.shape[-1] == 3:
         if sample is None and arr.shape[0] == 1:
             sample = 0
