@@ -1,0 +1,219 @@
+"""Fault injection, part 1: downloads, bad data, the image cache, images and bad arguments.
+
+Every test reproduces one way lmnet used to go wrong (a silent wrong result, a traceback, lost or
+mixed data): servers on 127.0.0.1 that cut transfers or send no length, archives and partial files
+left by earlier runs, files truncated or rewritten in place, malformed images and arguments.
+Part 2 (tests/test_faults_runs.py) covers training runs, their outputs and interruptions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import socket
+import tarfile
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from conftest import write_tiny_shapenet
+
+from lmnet.cli import main as cli_main
+from lmnet.data import download as dl
+from lmnet.errors import DownloadError
+
+
+# --------------------------------------------------------------------------------------------
+# 1. downloads always verify before they install
+# --------------------------------------------------------------------------------------------
+class FaultServer:
+    """Serves ``files`` {"/name": bytes} on 127.0.0.1. ``cut[name] = K``: the next GET of that name
+    sends K bytes of its body and closes the connection (once). ``length=False``: no
+    Content-Length header (the end of the body is the end of the connection). ``ranges=False``:
+    Range headers are ignored."""
+
+    def __init__(self):
+        self.files, self.cut, self.log = {}, {}, []
+        self.length, self.ranges = True, True
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_GET(self):
+                data = outer.files.get(self.path)
+                rng = self.headers.get("Range")
+                outer.log.append((self.path, rng))
+                if data is None:
+                    self.send_error(404)
+                    return
+                start = 0
+                if rng and outer.ranges:
+                    start = int(rng.split("=")[1].split("-")[0])
+                    if start >= len(data):
+                        self.send_response(416)
+                        self.send_header("Content-Range", f"bytes */{len(data)}")
+                        self.send_header("Content-Length", "0")
+                        self.end_headers()
+                        return
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+                else:
+                    self.send_response(200)
+                body = data[start:]
+                if outer.length:
+                    self.send_header("Content-Length", str(len(body)))
+                self.send_header("Connection", "close")
+                self.end_headers()
+                k = outer.cut.pop(self.path, None)
+                self.wfile.write(body if k is None else body[:k])
+                self.wfile.flush()
+                self.connection.shutdown(socket.SHUT_RDWR)
+                self.close_connection = True
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                       daemon=True)
+        self.thread.start()
+        self.timer = threading.Timer(60.0, self.httpd.shutdown)  # stops by itself whatever happens
+        self.timer.daemon = True
+        self.timer.start()
+
+    def close(self):
+        self.timer.cancel()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(5)
+
+
+@pytest.fixture
+def server():
+    s = FaultServer()
+    yield s
+    s.close()
+
+
+def _tgz(src_root, top="ShapeNetRendering") -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+        tf.add(src_root / top, arcname=top)
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def two_archives(tmp_path_factory):
+    """Two different valid rendering archives: (good tgz, other tgz, good TinyShapeNet)."""
+    good = write_tiny_shapenet(tmp_path_factory.mktemp("good") / "data", synsets=("03001627",), n_models=2,
+                               pointclouds=False, seed=1)
+    other = write_tiny_shapenet(tmp_path_factory.mktemp("other") / "data", synsets=("02691156",), n_models=1,
+                                pointclouds=False, seed=2)
+    return _tgz(good.root), _tgz(other.root), good
+
+
+def _kw():
+    return dict(max_attempts=3, timeout=10, progress=False, retry_wait=0.0)
+
+
+def _installed_pngs(root):
+    return sorted(p.relative_to(root).as_posix() for p in (root / "ShapeNetRendering").rglob("*.png"))
+
+
+def test_leftover_archive_is_verified_before_install(server, two_archives, tmp_path):
+    good, other, src = two_archives
+    server.files = {"/good.tgz": good}
+    root = tmp_path / "data"
+    ddir = root / dl.DOWNLOAD_DIRNAME
+    ddir.mkdir(parents=True)
+    # an archive from an earlier --url (a different, valid file) sits where good.tgz would go
+    (ddir / dl.RENDERINGS.filename).write_bytes(other)
+    dl.download_renderings(root, urls=[server.url + "/good.tgz"], **_kw())
+    assert _installed_pngs(root) == _installed_pngs(src.root)  # the served file, not the leftover
+    assert [p for p, _ in server.log] == ["/good.tgz"]
+    # a half download left as the archive itself (never installed): discarded, downloaded again
+    root2 = tmp_path / "data2"
+    (root2 / dl.DOWNLOAD_DIRNAME).mkdir(parents=True)
+    (root2 / dl.DOWNLOAD_DIRNAME / dl.RENDERINGS.filename).write_bytes(good[: len(good) // 2])
+    out = dl.download_renderings(root2, urls=[server.url + "/good.tgz"], **_kw())
+    assert out == root2 / "ShapeNetRendering" and _installed_pngs(root2) == _installed_pngs(src.root)
+    # a verified archive (kept) is reused without a request; rewritten in place it is not
+    n = len(server.log)
+    dl.download_renderings(root, urls=[server.url + "/good.tgz"], force=True, keep_archive=True, **_kw())
+    assert len(server.log) == n + 1
+    (root / "ShapeNetRendering" / dl.MARKER_NAME).unlink()
+    dl.download_renderings(root, urls=[server.url + "/good.tgz"], keep_archive=True, **_kw())
+    assert len(server.log) == n + 1  # reused: size and sha256 match its record
+    archive = ddir / dl.RENDERINGS.filename
+    archive.write_bytes(good[:-10] + b"\0" * 10)  # same size, other bytes
+    (root / "ShapeNetRendering" / dl.MARKER_NAME).unlink()
+    dl.download_renderings(root, urls=[server.url + "/good.tgz"], keep_archive=True, **_kw())
+    assert len(server.log) == n + 2 and archive.read_bytes() == good
+
+
+def test_partial_file_of_another_url_or_hash_is_discarded(server, two_archives, tmp_path):
+    good, other, _ = two_archives
+    server.files = {"/a.tgz": other, "/b.tgz": good}
+    server.cut["/a.tgz"] = 3000
+    dest = tmp_path / "r.tgz"
+    with pytest.raises(DownloadError, match="--force"):  # the error says how to start over
+        dl.http_download(server.url + "/a.tgz", dest, max_attempts=1, progress=False)
+    assert (tmp_path / "r.tgz.part").stat().st_size == 3000
+    dl.http_download(server.url + "/b.tgz", dest, max_attempts=1, progress=False)
+    assert server.log[-1] == ("/b.tgz", None)  # not resumed from a.tgz's bytes
+    assert dest.read_bytes() == good
+    # same URL, but now another expected sha256: the old partial bytes are not trusted either
+    dest.unlink()
+    server.cut["/b.tgz"] = 3000
+    with pytest.raises(DownloadError):
+        dl.http_download(server.url + "/b.tgz", dest, max_attempts=1, progress=False)
+    dl.http_download(server.url + "/b.tgz", dest, max_attempts=1, progress=False,
+                     sha256=hashlib.sha256(good).hexdigest())
+    assert server.log[-1] == ("/b.tgz", None) and dest.read_bytes() == good
+
+
+def test_no_content_length_and_a_cut_is_not_complete(server, two_archives, tmp_path):
+    good, _, _ = two_archives
+    server.files = {"/r.tgz": good}
+    server.length = False
+    server.cut["/r.tgz"] = 4000
+    dest = tmp_path / "r.tgz"
+    dl.http_download(server.url + "/r.tgz", dest, **_kw())
+    assert dest.read_bytes() == good  # the cut was noticed and the rest fetched with Range
+    assert server.log[1] == ("/r.tgz", "bytes=4000-")
+    # a server that also ignores Range: nothing can confirm the end -> refused, not accepted short
+    server.ranges = False
+    server.cut["/r.tgz"] = 4000
+    dest2 = tmp_path / "s.tgz"
+    with pytest.raises(DownloadError, match="Content-Length.*--size or --sha256"):
+        dl.http_download(server.url + "/r.tgz", dest2, **_kw())
+    assert not dest2.exists()
+    # with the expected size a cut is an incomplete transfer, retried until the size is reached
+    server.cut["/r.tgz"] = 4000
+    dl.http_download(server.url + "/r.tgz", dest2, size=len(good), **_kw())
+    assert dest2.read_bytes() == good
+
+
+def test_litter_of_an_interrupted_run_is_removed(server, two_archives, tmp_path, capsys):
+    good, _, _ = two_archives
+    server.files = {"/S.tgz": good}
+    root = tmp_path / "data"
+    scratch = root / ".lmnet-extract-renderings-killed"
+    (scratch / "ShapeNetRendering").mkdir(parents=True)
+    ddir = root / dl.DOWNLOAD_DIRNAME
+    ddir.mkdir()
+    (ddir / (dl.RENDERINGS.filename + ".part")).write_bytes(b"x" * 100)  # no record of its request
+    (ddir / f".{dl.RENDERINGS.filename}.abc.tmp").write_bytes(b"x")
+    assert cli_main(["download", "--root", str(root), "--what", "renderings", "--url", server.url + "/S.tgz"]) == 0
+    assert server.log == [("/S.tgz", None)]
+    assert not scratch.exists() and not [p for p in root.glob(".lmnet-extract-*")]
+    assert not ddir.exists() or not list(ddir.iterdir())
+    # a failed extraction leaves neither a scratch folder nor the bad archive behind
+    server.files["/S.tgz"] = b"not an archive"
+    assert cli_main(["download", "--root", str(root), "--what", "renderings", "--force",
+                     "--url", server.url + "/S.tgz"]) == 2
+    assert "not a readable tar" in capsys.readouterr().err
+    assert not [p for p in root.glob(".lmnet-extract-*")]
+    assert json.loads((root / "ShapeNetRendering" / dl.MARKER_NAME).read_text())["source"].endswith("/S.tgz")
