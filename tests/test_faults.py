@@ -217,3 +217,55 @@ def test_litter_of_an_interrupted_run_is_removed(server, two_archives, tmp_path,
     assert "not a readable tar" in capsys.readouterr().err
     assert not [p for p in root.glob(".lmnet-extract-*")]
     assert json.loads((root / "ShapeNetRendering" / dl.MARKER_NAME).read_text())["source"].endswith("/S.tgz")
+
+
+# --------------------------------------------------------------------------------------------
+# 2. bad data never crashes training
+# --------------------------------------------------------------------------------------------
+def _ae_args(root, run_dir, *extra):
+    sets = [f"data_root={root}", "n_points=1024", "batch_size=2", "epochs=1", "progress=False",
+            f"run_dir={run_dir}", *extra]
+    return ["train", "ae"] + [a for s in sets for a in ("--set", s)]
+
+
+def test_skip_bad_drops_models_with_a_bad_cloud_in_points_only_mode(tiny_shapenet, tmp_path, capsys):
+    from lmnet.data.dataset import ShapeNetDataset
+
+    bad_key = tiny_shapenet.keys[1]
+    bad = tiny_shapenet.model_dir(bad_key, "ShapeNet_pointclouds") / "pointcloud_1024.npy"
+    bad.write_bytes(b"\x93NUMPY garbage")
+    ds = ShapeNetDataset(tiny_shapenet.root, n_points=1024, load_images=False, skip_bad=True)
+    assert bad_key not in ds.keys and len(ds) == len(tiny_shapenet.keys) - 1
+    assert [s.split(":")[0] for s in ds.skipped] == [bad_key]
+    assert all(ds[i]["key"] != bad_key for i in range(len(ds)))
+    assert cli_main(_ae_args(tiny_shapenet.root, tmp_path / "run", "skip_bad=True", "num_workers=0")) == 0
+    assert (tmp_path / "run" / "checkpoints" / "last.pt").is_file()
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_data_errors_are_one_line_with_any_number_of_workers(tiny_shapenet, tmp_path, capsys, workers):
+    bad = tiny_shapenet.model_dir(tiny_shapenet.keys[0], "ShapeNet_pointclouds") / "pointcloud_1024.npy"
+    bad.write_bytes(b"\x93NUMPY garbage")
+    rc = cli_main(_ae_args(tiny_shapenet.root, tmp_path / "run", f"num_workers={workers}", "batch_size=6"))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2
+    assert err[-1] == f"lmnet train: error: {bad}: unreadable .npy (" + err[-1].split(" (", 1)[1]
+    assert "Traceback" not in "\n".join(err) and "DataLoader worker" not in err[-1]
+
+
+def test_lmnet_errors_pickle_and_rebuild_from_worker_text():
+    import pickle
+    import traceback
+
+    from lmnet.errors import ConfigError, CorruptFileError, DataError
+
+    for exc in (CorruptFileError("/d/a.npy", "bad: really"), DataError("no models"), ConfigError("key 'x'")):
+        back = pickle.loads(pickle.dumps(exc))
+        assert type(back) is type(exc) and str(back) == str(exc)
+        try:
+            raise exc
+        except Exception:
+            text = "".join(traceback.format_exception(*__import__("sys").exc_info()))
+        rebuilt = type(exc)(f"Caught {type(exc).__name__} in DataLoader worker process 1.\nOriginal {text}")
+        assert str(rebuilt) == str(exc) and rebuilt.where == "in DataLoader worker process 1"
+    assert CorruptFileError("/d/a.npy: bad: really").reason == "bad: really"

@@ -132,7 +132,7 @@ class ShapeNetDataset(Dataset):
         kept: list[str] = []
         for k in keys:
             gv = self._validate(k, wanted_views) if self.skip_bad else (wanted_views if self.load_images else [])
-            if self.load_images and not gv:
+            if gv is None or (self.load_images and not gv):
                 continue
             kept.append(k)
             good.append(gv)
@@ -159,13 +159,14 @@ class ShapeNetDataset(Dataset):
             self._item_view = np.array([p[1] for p in pairs], np.int64)
 
     # -- validation (skip_bad=True) --------------------------------------------------------------
-    def _validate(self, key: str, views: Sequence[int]) -> list[int]:
+    def _validate(self, key: str, views: Sequence[int]) -> list[int] | None:
+        """The usable views of ``key`` (``[]`` without images), or None when its cloud is bad."""
         s, m = key.split("/", 1)
         try:
             layout.read_pointcloud(layout.pointcloud_path(self.root, s, m, self.n_points), self.n_points)
         except CorruptFileError as exc:
             self.skipped.append(f"{key}: {exc}")
-            return []
+            return None
         if not self.load_images:
             return []
         cache = self._caches.get(s)
