@@ -269,3 +269,44 @@ def test_lmnet_errors_pickle_and_rebuild_from_worker_text():
         rebuilt = type(exc)(f"Caught {type(exc).__name__} in DataLoader worker process 1.\nOriginal {text}")
         assert str(rebuilt) == str(exc) and rebuilt.where == "in DataLoader worker process 1"
     assert CorruptFileError("/d/a.npy: bad: really").reason == "bad: really"
+
+
+# --------------------------------------------------------------------------------------------
+# 3. the image cache is never stale
+# --------------------------------------------------------------------------------------------
+def _rewrite_in_place(path, data):
+    """Overwrite ``path``'s bytes without touching its folder's mtime (as an editor or a copy tool
+    rewriting the same file does)."""
+    import os
+
+    folder = path.parent.stat()
+    with open(path, "r+b") as fh:
+        fh.truncate(0)
+        fh.write(data)
+    os.utime(path.parent, ns=(folder.st_atime_ns, folder.st_mtime_ns))
+
+
+def test_image_cache_sees_files_rewritten_or_truncated_in_place(tiny_shapenet):
+    import numpy as np
+    from PIL import Image
+
+    from lmnet.data.dataset import ShapeNetDataset
+    from lmnet.errors import CorruptFileError
+
+    key = tiny_shapenet.keys[0]
+    png = tiny_shapenet.model_dir(key) / "rendering" / "00.png"
+    ds = ShapeNetDataset(tiny_shapenet.root, categories=key.split("/")[0], views=[0], n_points=1024)
+    i = ds.keys.index(key)
+    before = ds[i]["image"].numpy()
+    rgba = np.zeros((137, 137, 4), np.uint8)
+    rgba[..., 0], rgba[..., 3] = 200, 255  # an opaque red square
+    buf = io.BytesIO()
+    Image.fromarray(rgba, "RGBA").save(buf, format="PNG")
+    _rewrite_in_place(png, buf.getvalue())
+    ds2 = ShapeNetDataset(tiny_shapenet.root, categories=key.split("/")[0], views=[0], n_points=1024)
+    after = ds2[i]["image"].numpy()
+    assert not np.array_equal(before, after) and np.allclose(after[0], 200.0) and np.allclose(after[1:], 0.0)
+    _rewrite_in_place(png, buf.getvalue()[:100])  # truncated
+    ds3 = ShapeNetDataset(tiny_shapenet.root, categories=key.split("/")[0], views=[0], n_points=1024)
+    with pytest.raises(CorruptFileError, match="00.png"):
+        ds3[i]
