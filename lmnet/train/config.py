@@ -29,7 +29,7 @@ from lmnet.errors import ConfigError
 
 KINDS = ("autoencoder", "image", "silhouette")
 # Keys written into run_dir/config.json beside the resolved config (not settable).
-META_KEYS = ("kind", "git_commit", "lmnet_version", "created", "world_size")
+META_KEYS = ("kind", "git_commit", "lmnet_version", "created", "world_size", "resume_changes")
 
 COMMON_DEFAULTS: dict[str, Any] = {
     "data_root": "data",

@@ -30,20 +30,16 @@ import torch
 import torch.distributed as torch_dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import Dataset, DistributedSampler
+from torch.utils.data import Dataset
 
 import lmnet
 from lmnet import atomic_io
 from lmnet.errors import ConfigError, DataError
-from lmnet.train import runs
+from lmnet.train import resume, runs
 from lmnet.train.config import VAL_METRICS, defaults_for, resolve_train_config, strip_meta
 from lmnet.train.data import build_dataset, set_dataset_epoch, train_loader, val_loader
 from lmnet.train.runtime import (capture_rng, git_commit, init_distributed, pick_device, restore_rng,
                                  seed_everything)
-
-# Config keys that may change between a run and its resumption without a warning.
-RESUME_FREE_KEYS = {"epochs", "resume", "device", "num_workers", "progress", "run_dir", "data_root"}
-
 
 def weight_decay_groups(module: nn.Module, decay_for) -> list[dict]:
     """Adam parameter groups: ``decay_for(layer)`` gives the L2 coefficient of a layer's ``weight``;
@@ -131,6 +127,7 @@ class Trainer(abc.ABC):
             self.log(f"no validation set: best.pt tracks {self.best_metric_name} instead of {cfg['best_metric']}")
         self.best_metric, self.best_epoch = math.inf, 0
         self.history: list[dict] = []
+        self._change_log: list[dict] = []  # config.json "resume_changes"
 
     # -- provided by subclasses ------------------------------------------------------------
     @abc.abstractmethod
@@ -201,8 +198,7 @@ class Trainer(abc.ABC):
                 t0 = time.perf_counter()
                 set_dataset_epoch(self.train_set, epoch)
                 self.start_epoch(epoch)
-                if isinstance(loader.sampler, DistributedSampler):
-                    loader.sampler.set_epoch(epoch)
+                loader.sampler.set_epoch(epoch)  # the order of epoch `epoch` depends on (seed, epoch) only
                 row = {"epoch": epoch + 1, **self._train_epoch(loader, epoch)}
                 if vloader is not None and ((epoch + 1) % cfg["val_every"] == 0 or epoch + 1 == cfg["epochs"]):
                     row.update(self._validate(vloader))
@@ -285,24 +281,38 @@ class Trainer(abc.ABC):
             self.best_metric, self.best_epoch = float(value), int(row["epoch"])
         rng = self.dist.all_gather_object(capture_rng(self.generator))
         if self.dist.is_main:
-            ckpt_dir = self.run_dir / runs.CHECKPOINT_DIR
-            base = {"format": runs.CHECKPOINT_FORMAT, "kind": self.kind, "model_config": self.model_config(),
-                    "model": self.model.state_dict(), "epoch": int(row["epoch"]),
-                    "best_metric_name": self.best_metric_name, "best_metric": self.best_metric,
-                    "best_epoch": self.best_epoch}
+            base = self._weights_checkpoint(int(row["epoch"]))
             last = {**base, "optimizer": self.optimizer.state_dict(),
                     "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
                     "scaler": self.scaler.state_dict() if self.scaler is not None else None,
                     "history": self.history, "rng": rng}
-            atomic_io.save_torch(last, ckpt_dir / "last.pt")
+            # best.pt first: a kill between the two leaves last.pt at the previous epoch, which is
+            # then redone on resume, and never a finished run whose best.pt is missing or older
             if improved:
-                atomic_io.save_torch(base, ckpt_dir / "best.pt")
+                atomic_io.save_torch(base, runs.checkpoint_path(self.run_dir, "best"))
+            atomic_io.save_torch(last, runs.checkpoint_path(self.run_dir, "last"))
             runs.write_history(self.run_dir, self.history, self.columns)
             runs.plot_loss_curve(self.run_dir, self.history, "train_loss", self.val_columns)
             shown = ", ".join(f"{k} {row[k]:.5g}" for k in self.columns[1:-2] if row.get(k) is not None)
             self.log(f"epoch {row['epoch']}/{self.config['epochs']}: {shown} ({row['epoch_time_s']:.1f} s)"
                      + (" *best*" if improved else ""))
         self.dist.barrier()
+
+    def _weights_checkpoint(self, epoch: int) -> dict:
+        """What ``best.pt`` holds (and ``last.pt`` starts with): the model after ``epoch`` epochs."""
+        return {"format": runs.CHECKPOINT_FORMAT, "kind": self.kind, "model_config": self.model_config(),
+                "model": self.model.state_dict(), "epoch": int(epoch), "best_metric_name": self.best_metric_name,
+                "best_metric": self.best_metric, "best_epoch": self.best_epoch}
+
+    def _repair_best(self, last: dict) -> None:
+        """Make ``best.pt`` agree with ``last.pt`` (called after loading it into the model)."""
+        note = resume.repair_best(self.run_dir, last, self._weights_checkpoint(int(last["epoch"])))
+        if note == "lost":
+            self.best_metric, self.best_epoch = math.inf, 0
+            self.log(f"warning: best.pt of epoch {last['best_epoch']} is missing or damaged and cannot be "
+                     f"rebuilt; best.pt tracks the best of epochs {int(last['epoch']) + 1} on")
+        elif note:
+            self.log(note)
 
     def _start_or_resume(self) -> int:
         cfg = self.config
@@ -315,9 +325,15 @@ class Trainer(abc.ABC):
             ckpt = runs.load_checkpoint(last)
             if ckpt["kind"] != self.kind:
                 raise ConfigError(f"{last} is a {ckpt['kind']} run, cannot resume it as {self.kind}")
-            self._warn_config_changes()
+            saved = runs.read_run_config(self.run_dir) if (self.run_dir / runs.CONFIG_FILE).is_file() else None
+            changes, self._change_log = resume.check_changes(cfg, saved, int(ckpt["epoch"]), self.run_dir,
+                                                             has_schedule=self.scheduler is not None)
+            if changes:
+                self.log(f"resuming with changed settings, in effect from epoch {int(ckpt['epoch']) + 1}: "
+                         + ", ".join(f"{k}: {o!r} -> {n!r}" for k, o, n in changes))
             self.model.load_state_dict(ckpt["model"])
             self._restore_optimizer(ckpt["optimizer"])
+            resume.apply_changes(self.optimizer, self.param_groups(cfg), cfg, changes)
             if self.scheduler is not None and ckpt["scheduler"] is not None:
                 self.scheduler.load_state_dict(ckpt["scheduler"])
             if self.scaler is not None and ckpt["scaler"] is not None:
@@ -330,13 +346,15 @@ class Trainer(abc.ABC):
                          "RNG streams will differ from an uninterrupted run")
             restore_rng(rngs[self.dist.rank % len(rngs)], self.generator)
             start = int(ckpt["epoch"])
+            if self.dist.is_main:
+                self._repair_best(ckpt)
             self.log(f"resumed {self.run_dir} after epoch {start}")
         elif cfg["resume"]:
             self.log(f"resume=True but {last} does not exist: starting a new run")
         if self.dist.is_main:
             meta = {"kind": self.kind, "git_commit": git_commit(), "lmnet_version": lmnet.__version__,
                     "created": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-                    "world_size": self.dist.world_size}
+                    "world_size": self.dist.world_size, "resume_changes": self._change_log}
             atomic_io.write_json(self.run_dir / runs.CONFIG_FILE, {**cfg, **meta})
         n_val = len(self.val_set) if self.val_set is not None else 0
         self.log(f"run folder {self.run_dir}: {len(self.train_set)} train / {n_val} val items, device "
@@ -371,13 +389,3 @@ class Trainer(abc.ABC):
         self.optimizer.load_state_dict(new)
         self.log("parameter groups changed since the checkpoint (weight-decay settings): "
                  "Adam state carried over parameter by parameter")
-
-    def _warn_config_changes(self) -> None:
-        path = self.run_dir / runs.CONFIG_FILE
-        if not path.is_file():
-            return
-        old = strip_meta(runs.read_run_config(self.run_dir))
-        changed = sorted(k for k in self.config if k not in RESUME_FREE_KEYS and old.get(k) != self.config[k])
-        if changed:
-            self.log(f"warning: resuming with changed settings: "
-                     + ", ".join(f"{k}: {old.get(k)!r} -> {self.config[k]!r}" for k in changed))
