@@ -22,6 +22,10 @@ Output layout (``--out DIR``)::
 in the 3D-LMNet canonical frame (+x down, unit bounding-box diagonal), as the training data.
 Every file is written atomically; ``index.csv`` is written last.
 
+Outputs are never mixed: a non-empty ``DIR`` is refused unless ``overwrite``, which first deletes the
+previous ``index.csv`` and then every file this layout names; a folder that also holds other files
+is refused even then (nothing of the user's is deleted).
+
 User images (:func:`prepare_image`): the alpha channel (opaque if none) is kept through the
 geometry steps; a non-square image is padded to a square with transparent pixels; a 128×128 image
 is taken as already cropped; anything else is resized to 137×137 (premultiplied alpha, Lanczos) and
@@ -33,6 +37,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -93,10 +98,43 @@ def _load(checkpoint: str | Path, device: str, samples: int = 0):
     return model, config
 
 
+_OUTPUT_NAME = re.compile(r"^(index\.csv|\d{6}\.(image|gt|pred|samples)\.npy|\.[^/]+\.tmp)$")
+
+
+def check_out(out: str | Path, overwrite: bool = False) -> list[Path]:
+    """The previous outputs in ``out`` that ``overwrite`` replaces; raises ConfigError when ``out``
+    cannot be used (rules in the module docstring). Deletes nothing."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file, expected a folder")
+    present = sorted(out.iterdir()) if out.is_dir() else []
+    if present and not overwrite:
+        raise ConfigError(f"--out {out} is not empty ({len(present)} entries, e.g. {present[0].name}): "
+                          f"choose another folder, or pass --overwrite to replace the previous outputs")
+    foreign = [p.name for p in present if not (p.is_file() and _OUTPUT_NAME.match(p.name))]
+    if foreign:
+        raise ConfigError(f"--out {out} holds files lmnet infer did not write ({', '.join(foreign[:5])}): "
+                          f"choose an empty folder")
+    return present
+
+
+def prepare_out(out: str | Path, overwrite: bool = False) -> Path:
+    """Make ``out`` an empty output folder: :func:`check_out`, then delete the previous outputs."""
+    out = Path(out)
+    present = check_out(out, overwrite)
+    index = out / "index.csv"
+    if index.exists():  # first: a run killed while clearing never leaves an index of missing files
+        index.unlink()
+    for p in present:
+        if p.exists():
+            p.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
 class _Writer:
-    def __init__(self, out: str | Path):
-        self.out = Path(out)
-        self.out.mkdir(parents=True, exist_ok=True)
+    def __init__(self, out: str | Path, overwrite: bool = False):
+        self.out = prepare_out(out, overwrite)
         self.rows: list[dict[str, Any]] = []
 
     def add(self, source: str, image: np.ndarray, pred: np.ndarray, samples: np.ndarray | None = None,
@@ -148,10 +186,11 @@ def _generator(device: str, seed: int) -> torch.Generator:
 
 
 def predict_images(checkpoint: str | Path, images: Sequence[str | Path], out: str | Path, *, samples: int = 0,
-                   batch_size: int = 16, device: str = "cpu", seed: int = 0) -> Path:
+                   batch_size: int = 16, device: str = "cpu", seed: int = 0, overwrite: bool = False) -> Path:
     """Predict user image files; writes the layout of the module docstring; returns ``index.csv``."""
     if not images:
         raise DataError("no input images given")
+    check_out(out, overwrite)
     paths = [Path(p) for p in images]
     for p in paths:  # fail on a bad path before the (slow) model load
         if not p.is_file():
@@ -160,7 +199,7 @@ def predict_images(checkpoint: str | Path, images: Sequence[str | Path], out: st
     _check_samples(model, samples)
     bg = float(config.get("background", 255.0))
     gen = _generator(device, seed)
-    writer = _Writer(out)
+    writer = _Writer(out, overwrite)
     for i in range(0, len(paths), batch_size):
         chunk = paths[i:i + batch_size]
         imgs = np.stack([prepare_image(p, bg) for p in chunk])
@@ -172,13 +211,15 @@ def predict_images(checkpoint: str | Path, images: Sequence[str | Path], out: st
 
 def predict_split(checkpoint: str | Path, out: str | Path, *, split: str = "test", split_file=None,
                   views: str | Sequence[int] = (0,), categories=None, samples: int = 0, batch_size: int = 16,
-                  device: str = "cpu", seed: int = 0, limit: int = 0, data_root=None) -> Path:
+                  device: str = "cpu", seed: int = 0, limit: int = 0, data_root=None,
+                  overwrite: bool = False) -> Path:
     """Predict the (shape, view) items of a dataset split (the run's data_root unless ``data_root``);
     ``limit`` > 0 keeps the first N items. Writes images, GT (pointcloud_1024) and predictions."""
     from lmnet.data.categories import to_synsets
     from lmnet.data.dataset import ShapeNetDataset
     from lmnet.eval.run import resolve_split_file
 
+    check_out(out, overwrite)
     model, config = _load(checkpoint, device, samples)
     _check_samples(model, samples)
     split_path = resolve_split_file(config, split, split_file)
@@ -190,7 +231,7 @@ def predict_split(checkpoint: str | Path, out: str | Path, *, split: str = "test
     loader = torch.utils.data.DataLoader(torch.utils.data.Subset(ds, range(n)), batch_size=batch_size,
                                          shuffle=False, num_workers=0)
     gen = _generator(device, seed)
-    writer = _Writer(out)
+    writer = _Writer(out, overwrite)
     for batch in loader:
         imgs = batch["image"]
         pred, smp = _predict(model, imgs.to(device), samples, gen)

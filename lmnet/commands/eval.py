@@ -2,7 +2,8 @@
 prediction subsampled to 1024, per-cloud bounding-box normalisation, rigid ICP onto the GT,
 Chamfer (Euclidean, sum of the two mean NN distances) and exact EMD, per category ×100, plus the
 mean-shape and nearest-training-shape baselines. Writes eval_<split>.csv, eval_<split>.md and
-eval_<split>_pairs.csv into the run folder.
+eval_<split>_pairs.csv into the run folder; a previous report there is kept, renamed with the
+time it was written (eval_<split>.<YYYYmmdd-HHMMSS>.md ...).
 
 Example:  lmnet eval --run runs/image-l1 --split test --views all
 """
@@ -45,4 +46,6 @@ def run(args) -> int:
     print(res["paths"]["md"].read_text())
     for k, v in res["paths"].items():
         print(f"{k}: {v}")
+    for p in res["kept"]:
+        print(f"kept the previous report as {p}")
     return 0

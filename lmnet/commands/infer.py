@@ -28,7 +28,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
-    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--out", required=True, help="output folder (must be empty, see --overwrite)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the previous outputs in --out (deleted first; other files are never touched)")
 
 
 def run(args) -> int:
@@ -36,11 +38,12 @@ def run(args) -> int:
 
     if args.images:
         index = infer.predict_images(args.checkpoint, args.images, args.out, samples=args.samples,
-                                     batch_size=args.batch_size, device=args.device, seed=args.seed)
+                                     batch_size=args.batch_size, device=args.device, seed=args.seed,
+                                     overwrite=args.overwrite)
     else:
         index = infer.predict_split(args.checkpoint, args.out, split=args.split, split_file=args.split_file,
                                     views=args.views, categories=args.categories, samples=args.samples,
                                     batch_size=args.batch_size, device=args.device, seed=args.seed,
-                                    limit=args.limit, data_root=args.data_root)
+                                    limit=args.limit, data_root=args.data_root, overwrite=args.overwrite)
     print(f"wrote {index}")
     return 0

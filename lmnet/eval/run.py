@@ -217,5 +217,6 @@ def evaluate_run(run_dir: str | Path, split: str = "test", views: str | Sequence
         by_method.setdefault(method, []).append({"key": rec["key"], "category": s, "model_id": m, "view": v,
                                                  **{k: x for k, x in rec.items() if k != "key"}})
     out = write_report(run_dir, split, by_method, protocol_line=proto.describe(), notes=notes)
-    return {"tables": out["tables"], "paths": {k: out[k] for k in ("csv", "md", "pairs")}, "notes": notes,
+    return {"tables": out["tables"], "paths": {k: out[k] for k in ("csv", "md", "pairs")}, "kept": out["kept"],
+            "notes": notes,
             "n_pairs": n_items, "records": by_method, "medoid_keys": medoid_keys}
