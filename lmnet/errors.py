@@ -68,5 +68,5 @@ class DownloadError(LmnetError):
     """A download failed or an archive is unsafe to extract."""
 
 
-class TrainingError(LmnetError):
-    """Training cannot go on (e.g. a non-finite loss); the message names the epoch and step."""
+class NonFiniteError(LmnetError):
+    """A loss, a gradient or a prediction is NaN or infinite; the message says where (epoch, step)."""

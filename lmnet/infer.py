@@ -46,6 +46,7 @@ import torch
 
 from lmnet import atomic_io
 from lmnet.errors import ConfigError, CorruptFileError, DataError
+from lmnet.eval.run import check_finite, resolve_split_file
 
 INDEX_FIELDS = ("id", "source", "synset", "model_id", "view", "image", "gt", "pred", "samples")
 RENDER_SIZE = 137
@@ -204,6 +205,7 @@ def predict_images(checkpoint: str | Path, images: Sequence[str | Path], out: st
         chunk = paths[i:i + batch_size]
         imgs = np.stack([prepare_image(p, bg) for p in chunk])
         pred, smp = _predict(model, torch.from_numpy(imgs).to(device), samples, gen)
+        check_finite(pred, [str(p) for p in chunk], str(checkpoint))
         for j, p in enumerate(chunk):
             writer.add(str(p), imgs[j], pred[j], None if smp is None else smp[j])
     return writer.close()
@@ -217,8 +219,6 @@ def predict_split(checkpoint: str | Path, out: str | Path, *, split: str = "test
     ``limit`` > 0 keeps the first N items. Writes images, GT (pointcloud_1024) and predictions."""
     from lmnet.data.categories import to_synsets
     from lmnet.data.dataset import ShapeNetDataset
-    from lmnet.eval.run import resolve_split_file
-
     check_out(out, overwrite)
     model, config = _load(checkpoint, device, samples)
     _check_samples(model, samples)
@@ -235,6 +235,7 @@ def predict_split(checkpoint: str | Path, out: str | Path, *, split: str = "test
     for batch in loader:
         imgs = batch["image"]
         pred, smp = _predict(model, imgs.to(device), samples, gen)
+        check_finite(pred, [f"{s}/{m}" for s, m in zip(batch["category"], batch["model_id"])], str(checkpoint))
         for j in range(imgs.shape[0]):
             s, m, v = batch["category"][j], batch["model_id"][j], int(batch["view"][j])
             writer.add(f"{s}/{m}/{v:02d}", imgs[j].numpy(), pred[j], None if smp is None else smp[j],

@@ -190,3 +190,70 @@ def test_eval_keeps_the_previous_report(image_run, capsys):
     kept = sorted(p.name for p in run.glob("eval_test*.md") if p.name != "eval_test.md")
     assert len(kept) == 1 and (run / kept[0]).read_text() == first
     assert len(list(run.glob("eval_test_pairs.*.csv"))) == 1 and len(list(run.glob("eval_test.*.csv"))) == 1
+
+
+# --------------------------------------------------------------------------------------------
+# 7. training stops on non-finite numbers
+# --------------------------------------------------------------------------------------------
+def _finite(sd):
+    return all(torch.isfinite(v).all() for v in sd.values() if v.is_floating_point())
+
+
+def test_non_finite_loss_stops_at_once_and_keeps_the_last_good_checkpoint(tiny, tmp_path, monkeypatch):
+    from lmnet.errors import NonFiniteError
+    from lmnet.train.autoencoder import AutoencoderTrainer
+
+    calls = []
+    orig = AutoencoderTrainer.compute_losses
+
+    def poisoned(self, batch):
+        calls.append(1)
+        out = orig(self, batch)
+        if len(calls) == 4:  # epoch 2 (2 steps per epoch), step 2
+            out["loss"] = out["loss"] * float("nan")
+        return out
+
+    monkeypatch.setattr(AutoencoderTrainer, "compute_losses", poisoned)
+    with pytest.raises(NonFiniteError, match=r"training loss nan at epoch 2, step 2 of 2.*last.pt \(after epoch 1\)"):
+        train_autoencoder(ae_config(tiny, tmp_path / "run", epochs=3))
+    last = state(tmp_path / "run")
+    assert last["epoch"] == 1 and _finite(last["model"]) and len(runs.read_history(tmp_path / "run")) == 1
+
+
+def test_diverging_lr_is_stopped_with_a_clear_error(tiny, tmp_path, capsys):
+    root, splits = tiny
+    run = tmp_path / "run"
+    args = ["train", "ae"] + [a for s in (f"data_root={root}", f"train_split={splits['train']}", "n_points=1024",
+                                          "batch_size=2", "epochs=2", "num_workers=0", "progress=False",
+                                          f"run_dir={run}", "lr=1e30") for a in ("--set", s)]
+    assert cli_main(args) == 2
+    err = capsys.readouterr().err
+    assert "non-finite" in err and "epoch 1, step" in err and "Traceback" not in err
+    assert not runs.checkpoint_path(run, "last").exists()  # nothing non-finite was ever saved
+
+
+def test_non_finite_validation_stops_naming_the_epoch(tiny, tmp_path, monkeypatch):
+    from lmnet.errors import NonFiniteError
+
+    _scripted_validation(monkeypatch, [3.0, float("inf")])
+    with pytest.raises(NonFiniteError, match=r"validation val_chamfer_x100 at epoch 2 \(validation\)"):
+        train_autoencoder(ae_config(tiny, tmp_path / "run", epochs=2))
+    assert state(tmp_path / "run")["epoch"] == 1
+
+
+def test_eval_and_infer_refuse_non_finite_predictions(image_run, tmp_path, capsys):
+    _, run = image_run
+    path = runs.checkpoint_path(run, "best")
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    name = next(k for k, v in ckpt["model"].items() if k.startswith("encoder") and v.is_floating_point())
+    ckpt["model"][name] = torch.full_like(ckpt["model"][name], float("nan"))
+    path.unlink()  # a hard link to the session's run: write a new file, do not modify the shared one
+    torch.save(ckpt, path)
+    assert cli_main(["eval", "--run", str(run), "--split", "test", "--views", "0", "--no-emd", "--no-baselines",
+                     "--workers", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "NaN or infinite points for" in err and "Traceback" not in err
+    assert not list(run.glob("eval_*"))
+    assert cli_main(["infer", "--checkpoint", str(run), "--out", str(tmp_path / "p"), "--images",
+                     *_pngs(tmp_path, 1)]) == 2
+    assert "NaN or infinite points" in capsys.readouterr().err

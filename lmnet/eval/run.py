@@ -29,7 +29,7 @@ import torch
 
 from lmnet.data import layout
 from lmnet.data.categories import to_synsets
-from lmnet.errors import ConfigError, DataError
+from lmnet.errors import ConfigError, DataError, NonFiniteError
 from lmnet.eval import baselines as bl
 from lmnet.eval.parallel import PairEvaluator
 from lmnet.eval.protocol import Protocol
@@ -66,6 +66,15 @@ def resolve_split_file(config: dict, split: str, split_file: str | Path | None =
                     return val
     raise DataError("cannot find the test split file for this run (looked beside the config's train_split "
                     f"{train!r}); pass --split-file PATH")
+
+
+def check_finite(preds: np.ndarray, keys: Sequence[str], source: str) -> None:
+    """Raise :class:`NonFiniteError` naming the first input whose prediction ``(B, N, 3)`` is not finite."""
+    bad = ~np.isfinite(preds.reshape(len(preds), -1)).all(axis=1)
+    if bad.any():
+        raise NonFiniteError(f"{source} predicted NaN or infinite points for {keys[int(np.argmax(bad))]} "
+                             f"({int(bad.sum())} of {len(preds)} in this batch): its weights are not finite "
+                             f"(a diverged training run?)")
 
 
 def _encode_training_shapes(ae, root: Path, keys: Sequence[str], n_points: int, device, batch: int = 64):
@@ -200,6 +209,7 @@ def evaluate_run(run_dir: str | Path, split: str = "test", views: str | Sequence
             mids = list(batch["model_id"])
             vws = [int(v) for v in batch["view"]]
             keys = [f"{s}/{m}/{v:02d}" for s, m, v in zip(syn, mids, vws)]
+            check_finite(preds, keys, f"{run_dir} (checkpoint {which})")
             ev.submit(preds, gts, keys)
             meta += [(MODEL_LABEL, s, m, v) for s, m, v in zip(syn, mids, vws)]
             if baselines and mean_shape:

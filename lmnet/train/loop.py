@@ -34,43 +34,13 @@ from torch.utils.data import Dataset
 
 import lmnet
 from lmnet import atomic_io
-from lmnet.errors import ConfigError, DataError
+from lmnet.errors import ConfigError, DataError, NonFiniteError
 from lmnet.train import resume, runs
+from lmnet.train.param_groups import conv_fc_weight_decay_groups, weight_decay_groups  # noqa: F401 (re-export)
 from lmnet.train.config import VAL_METRICS, defaults_for, resolve_train_config, strip_meta
 from lmnet.train.data import build_dataset, set_dataset_epoch, train_loader, val_loader
 from lmnet.train.runtime import (capture_rng, git_commit, init_distributed, pick_device, restore_rng,
                                  seed_everything)
-
-def weight_decay_groups(module: nn.Module, decay_for) -> list[dict]:
-    """Adam parameter groups: ``decay_for(layer)`` gives the L2 coefficient of a layer's ``weight``;
-    biases, BatchNorm parameters and frozen parameters (excluded entirely) get none."""
-    groups: dict[float, list] = {}
-    for layer in module.modules():
-        for name, p in layer.named_parameters(recurse=False):
-            if not p.requires_grad:
-                continue
-            wd = float(decay_for(layer)) if name == "weight" else 0.0
-            groups.setdefault(wd, []).append(p)
-    return [{"params": ps, "weight_decay": wd} for wd, ps in groups.items()]
-
-
-def conv_fc_weight_decay_groups(module: nn.Module, config: dict, overrides: dict | None = None) -> list[dict]:
-    """The official image-network L2: ``weight_decay_conv`` on Conv2d weights, ``weight_decay_fc`` on
-    Linear weights (config keys), nothing else (see :func:`weight_decay_groups`); ``overrides``
-    ``{layer: wd}`` sets the coefficient of particular layers."""
-    overrides = overrides or {}
-
-    def decay(layer):
-        if layer in overrides:
-            return overrides[layer]
-        if isinstance(layer, nn.Conv2d):
-            return config["weight_decay_conv"]
-        if isinstance(layer, nn.Linear):
-            return config["weight_decay_fc"]
-        return 0.0
-
-    return weight_decay_groups(module, decay)
-
 
 def default_run_dir(kind: str) -> str:
     return f"runs/{kind}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -219,7 +189,8 @@ class Trainer(abc.ABC):
         count = 0
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg['epochs']}", leave=False, dynamic_ncols=True,
                    disable=not (cfg["progress"] and self.dist.is_main))
-        for batch in bar:
+        params = [p for g in self.optimizer.param_groups for p in g["params"]]
+        for step, batch in enumerate(bar):
             losses = self.compute_losses(batch)
             loss = losses["loss"]
             self.optimizer.zero_grad(set_to_none=True)
@@ -228,9 +199,16 @@ class Trainer(abc.ABC):
                 self.scaler.unscale_(self.optimizer)
             else:
                 loss.backward()
+            # after backward (so that under DDP every rank sees the same all-reduced gradients and
+            # stops at the same step), before the optimizer step (the weights stay finite)
+            if not torch.isfinite(loss.detach()).all():
+                self._stop_non_finite(f"training loss {float(loss.detach())}", epoch, step, len(loader))
             if cfg["grad_clip"] > 0:
-                torch.nn.utils.clip_grad_norm_([p for g in self.optimizer.param_groups for p in g["params"]],
-                                               cfg["grad_clip"])
+                norm = torch.nn.utils.clip_grad_norm_(params, cfg["grad_clip"])
+            elif self.scaler is None:  # with a GradScaler an inf gradient only skips the step
+                norm = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
+            if self.scaler is None and not torch.isfinite(norm):
+                self._stop_non_finite(f"gradient norm {float(norm)}", epoch, step, len(loader))
             if self.scaler is not None:
                 self.scaler.step(self.optimizer)
                 self.scaler.update()
@@ -249,6 +227,15 @@ class Trainer(abc.ABC):
         keys = sorted(sums)
         totals = self.dist.all_reduce_sum([sums[k] for k in keys] + [count], self.device)
         return {f"train_{k}": totals[i] / totals[-1] for i, k in enumerate(keys)}
+
+    def _stop_non_finite(self, what: str, epoch: int, step: int | None, n_steps: int | None) -> None:
+        """Raise :class:`NonFiniteError` naming ``what``, the epoch (and step) and the last good checkpoint."""
+        last = runs.checkpoint_path(self.run_dir, "last")
+        where = f"epoch {epoch + 1}" + (f", step {step + 1} of {n_steps}" if step is not None else " (validation)")
+        kept = (f"{last} (after epoch {len(self.history)}) is the last good checkpoint, untouched"
+                if last.is_file() else "no checkpoint had been written yet")
+        raise NonFiniteError(f"non-finite {what} at {where}: training stopped before that update; {kept}. "
+                             f"Lower lr (now {self.optimizer.param_groups[0]['lr']:g}) or set grad_clip")
 
     def _sync_buffers(self) -> None:
         """DDP broadcasts rank 0's BatchNorm statistics before each forward, so after the last step
@@ -270,6 +257,9 @@ class Trainer(abc.ABC):
         totals = self.dist.all_reduce_sum([sums[k] for k in self.val_columns] + [count], self.device)
         if totals[-1] == 0:
             raise DataError("the validation set is empty")
+        bad = [k for i, k in enumerate(self.val_columns) if not math.isfinite(totals[i])]
+        if bad:
+            self._stop_non_finite(f"validation {', '.join(bad)}", len(self.history), None, None)
         return {k: totals[i] / totals[-1] for i, k in enumerate(self.val_columns)}
 
     def _end_epoch(self, row: dict) -> None:
