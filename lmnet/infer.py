@@ -26,8 +26,9 @@ Outputs are never mixed: a non-empty ``DIR`` is refused unless ``overwrite``, wh
 previous ``index.csv`` and then every file this layout names; a folder that also holds other files
 is refused even then (nothing of the user's is deleted).
 
-User images (:func:`prepare_image`): the alpha channel (opaque if none) is kept through the
-geometry steps; a non-square image is padded to a square with transparent pixels; a 128×128 image
+User images (:func:`prepare_image`): decoded by :func:`lmnet.data.images.read_rgba` (EXIF
+orientation applied, 16-bit scaled to 8 bits, images over ``$LMNET_MAX_IMAGE_PIXELS`` refused); the
+alpha channel (opaque if none) is kept through the geometry steps; a non-square image is padded to a square with transparent pixels; a 128×128 image
 is taken as already cropped; anything else is resized to 137×137 (premultiplied alpha, Lanczos) and
 centre-cropped ``[4:-5, 4:-5]`` to 128×128 like the R2N2 renderings, then composited over the
 background. Objects should fill the frame roughly as in the renderings (centred, some margin).
@@ -45,7 +46,7 @@ import numpy as np
 import torch
 
 from lmnet import atomic_io
-from lmnet.errors import ConfigError, CorruptFileError, DataError
+from lmnet.errors import ConfigError, DataError
 from lmnet.eval.run import check_finite, resolve_split_file
 
 INDEX_FIELDS = ("id", "source", "synset", "model_id", "view", "image", "gt", "pred", "samples")
@@ -54,20 +55,17 @@ INPUT_SIZE = 128
 
 
 def prepare_image(path: str | Path, background: float = 255.0) -> np.ndarray:
-    """Any PNG/JPG → network input ``float32 (3, 128, 128)``, RGB 0–255 (rules in the module docstring)."""
-    from PIL import Image, UnidentifiedImageError
+    """Any PNG/JPG → network input ``float32 (3, 128, 128)``, RGB 0–255 (rules in the module docstring;
+    decoding by :func:`lmnet.data.images.read_rgba`, shared with the dataset)."""
+    from PIL import Image
 
     from lmnet.data.dataset import composite
+    from lmnet.data.images import read_rgba
 
     path = Path(path)
-    try:
-        with Image.open(path) as im:
-            im.load()
-            rgba = im.convert("RGBA")
-    except FileNotFoundError:
-        raise DataError(f"image {path} does not exist") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise CorruptFileError(path, f"not a readable image ({exc})") from None
+    if not path.is_file():
+        raise DataError(f"image {path} does not exist")
+    rgba = Image.fromarray(read_rgba(path), "RGBA")
     w, h = rgba.size
     if w != h:
         side = max(w, h)

@@ -310,3 +310,110 @@ def test_image_cache_sees_files_rewritten_or_truncated_in_place(tiny_shapenet):
     ds3 = ShapeNetDataset(tiny_shapenet.root, categories=key.split("/")[0], views=[0], n_points=1024)
     with pytest.raises(CorruptFileError, match="00.png"):
         ds3[i]
+
+
+# --------------------------------------------------------------------------------------------
+# 8. images are read correctly or refused
+# --------------------------------------------------------------------------------------------
+def _png_bytes(arr, bit_depth, color_type, width=None, height=None, idat=None) -> bytes:
+    """A PNG written by hand (Pillow cannot write 16-bit RGB): ``arr`` uint8/uint16 ``(H, W, C)``;
+    ``width``/``height``/``idat`` override the header / the data (huge or truncated files)."""
+    import struct
+    import zlib
+
+    import numpy as np
+
+    h, w = arr.shape[:2] if arr is not None else (height, width)
+    if idat is None:
+        dt = ">u2" if bit_depth == 16 else "u1"
+        idat = zlib.compress(b"".join(b"\0" + np.ascontiguousarray(arr[y]).astype(dt).tobytes() for y in range(h)))
+
+    def chunk(t, d):
+        return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", width or w, height or h, bit_depth, color_type, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def test_16_bit_gray_is_scaled_not_clipped(tmp_path):
+    import numpy as np
+
+    from lmnet import infer
+
+    ramp = np.linspace(0, 65535, 128 * 128).reshape(128, 128, 1).astype(np.uint16)
+    (tmp_path / "g16.png").write_bytes(_png_bytes(ramp, 16, 0))
+    out = infer.prepare_image(tmp_path / "g16.png")
+    expected = np.rint(ramp[..., 0] / 257.0)
+    np.testing.assert_allclose(out[0], expected, atol=0.5)
+    assert (out[0] == 255).mean() < 0.01  # was 26 % clipped at 255 and more
+
+
+def test_exif_orientation_is_respected(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from lmnet import infer
+    from lmnet.data import layout
+
+    rgba = np.zeros((137, 137, 4), np.uint8)
+    rgba[..., 3] = 255
+    rgba[:, :40, 0] = 255  # a red band on the left as stored
+    for orientation, k in ((3, 2), (6, -1)):  # 180°; 90° clockwise to display
+        im = Image.fromarray(rgba, "RGBA")
+        exif = im.getexif()
+        exif[0x0112] = orientation
+        p = tmp_path / f"o{orientation}.png"
+        im.save(p, exif=exif)
+        np.testing.assert_array_equal(layout.read_image(p), np.rot90(rgba, k))
+        shown = np.ascontiguousarray(np.rot90(rgba, k))
+        Image.fromarray(shown, "RGBA").save(tmp_path / "ref.png")
+        np.testing.assert_array_equal(infer.prepare_image(p), infer.prepare_image(tmp_path / "ref.png"))
+
+
+def test_huge_images_are_refused_with_a_way_to_allow_them(tmp_path, monkeypatch, capsys):
+    import zlib
+
+    import numpy as np
+
+    from lmnet import infer
+    from lmnet.data.images import MAX_PIXELS_ENV
+    from lmnet.errors import CorruptFileError
+
+    huge = tmp_path / "huge.png"  # 14000 x 14000 gray, header only: refused before decoding
+    huge.write_bytes(_png_bytes(None, 8, 0, width=14000, height=14000, idat=zlib.compress(b"\0" * 100)))
+    with pytest.raises(CorruptFileError, match=f"14000x14000 = 196,000,000 pixels.*{MAX_PIXELS_ENV}=196000000"):
+        infer.prepare_image(huge)
+    small = tmp_path / "small.png"
+    small.write_bytes(_png_bytes(np.full((300, 300, 1), 7, np.uint8), 8, 0))
+    monkeypatch.setenv(MAX_PIXELS_ENV, "10000")
+    with pytest.raises(CorruptFileError, match="90,000 pixels is larger than the 10,000-pixel limit"):
+        infer.prepare_image(small)
+    monkeypatch.setenv(MAX_PIXELS_ENV, "90000")
+    assert infer.prepare_image(small).shape == (3, 128, 128)
+
+
+def test_check_data_flags_images_that_would_give_a_wrong_mask(tiny_shapenet, monkeypatch):
+    import numpy as np
+    from PIL import Image
+
+    from lmnet.data.check import check_data
+    from lmnet.data.dataset import ShapeNetDataset
+    from lmnet.errors import CorruptFileError
+
+    rd = tiny_shapenet.model_dir(tiny_shapenet.keys[0]) / "rendering"
+    gray = np.random.default_rng(0).integers(0, 256, (137, 137), dtype=np.uint8)
+    Image.fromarray(gray, "L").save(rd / "01.png")  # 8-bit gray: no silhouette
+    (rd / "02.png").write_bytes(_png_bytes((gray.astype(np.uint16) * 257)[..., None], 16, 0))  # 16-bit gray
+    la = np.stack([gray, np.where(gray > 128, 255, 0).astype(np.uint8)], -1)
+    Image.fromarray(la, "LA").save(rd / "03.png")  # gray + alpha: fine, the alpha is the mask
+    report = check_data(tiny_shapenet.root)
+    reasons = {p.path: p.reason for p in report.problems}
+    assert set(reasons) == {str(rd / "01.png"), str(rd / "02.png")}
+    assert all("without an alpha channel" in r for r in reasons.values())
+    ds = ShapeNetDataset(tiny_shapenet.root, categories="airplane", views=[1, 3], n_points=1024, image_cache=False)
+    with pytest.raises(CorruptFileError, match="01.png.*without an alpha channel"):
+        ds[0]
+    item = ds[1]
+    np.testing.assert_array_equal(item["mask"][0].numpy(), (la[4:-5, 4:-5, 1] / 255.0).astype(np.float32))
+    monkeypatch.setenv("LMNET_MAX_IMAGE_PIXELS", "1000")
+    assert any("pixel limit" in p.reason for p in check_data(tiny_shapenet.root, categories="chair").problems)
