@@ -180,6 +180,13 @@ def _check_samples(model, samples: int) -> None:
                           "Variant II ('probabilistic') run. Use --samples 0.")
 
 
+def _check_counts(batch_size: int, limit: int = 0) -> None:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigError(f"--batch-size must be a whole number >= 1, got {batch_size!r}")
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+        raise ConfigError(f"--limit must be a whole number >= 0 (0 = all), got {limit!r}")
+
+
 def _generator(device: str, seed: int) -> torch.Generator:
     return torch.Generator(device=device).manual_seed(int(seed))
 
@@ -189,6 +196,7 @@ def predict_images(checkpoint: str | Path, images: Sequence[str | Path], out: st
     """Predict user image files; writes the layout of the module docstring; returns ``index.csv``."""
     if not images:
         raise DataError("no input images given")
+    _check_counts(batch_size)
     check_out(out, overwrite)
     paths = [Path(p) for p in images]
     for p in paths:  # fail on a bad path before the (slow) model load
@@ -217,6 +225,7 @@ def predict_split(checkpoint: str | Path, out: str | Path, *, split: str = "test
     ``limit`` > 0 keeps the first N items. Writes images, GT (pointcloud_1024) and predictions."""
     from lmnet.data.categories import to_synsets
     from lmnet.data.dataset import ShapeNetDataset
+    _check_counts(batch_size, limit)
     check_out(out, overwrite)
     model, config = _load(checkpoint, device, samples)
     _check_samples(model, samples)

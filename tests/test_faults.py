@@ -417,3 +417,92 @@ def test_check_data_flags_images_that_would_give_a_wrong_mask(tiny_shapenet, mon
     np.testing.assert_array_equal(item["mask"][0].numpy(), (la[4:-5, 4:-5, 1] / 255.0).astype(np.float32))
     monkeypatch.setenv("LMNET_MAX_IMAGE_PIXELS", "1000")
     assert any("pixel limit" in p.reason for p in check_data(tiny_shapenet.root, categories="chair").problems)
+
+
+# --------------------------------------------------------------------------------------------
+# 9. bad arguments get a clear error, not a traceback or a silent rc 0
+# --------------------------------------------------------------------------------------------
+def _usage_error(capsys, argv, match):
+    """argparse refuses ``argv`` with a usage line naming the option (exit code 2, no traceback)."""
+    import re
+
+    with pytest.raises(SystemExit) as exc:
+        cli_main(argv)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and re.search(match, err) and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["infer", "--checkpoint", "r", "--images", "a.png", "--out", "o", "--limit", "-5"], "--limit: must be >= 0, got -5"),
+    (["infer", "--checkpoint", "r", "--images", "a.png", "--out", "o", "--batch-size", "0"], "--batch-size: must be >= 1"),
+    (["eval", "--run", "r", "--batch-size", "-1"], "--batch-size: must be >= 1, got -1"),
+    (["eval", "--run", "r", "--max-items", "-3"], "--max-items: must be >= 0"),
+    (["download", "--root", "d", "--attempts", "0"], "--attempts: must be >= 1"),
+])
+def test_out_of_range_numbers_are_usage_errors(capsys, argv, match):
+    _usage_error(capsys, argv, match)
+
+
+def test_library_calls_refuse_bad_counts(tmp_path):
+    from lmnet import infer
+    from lmnet.errors import ConfigError
+    from lmnet.eval.run import evaluate_run
+
+    with pytest.raises(ConfigError, match="--limit must be a whole number >= 0"):
+        infer.predict_split(tmp_path, tmp_path / "o", limit=-5)
+    with pytest.raises(ConfigError, match="--batch-size"):
+        infer.predict_images(tmp_path, ["a.png"], tmp_path / "o", batch_size=0)
+    with pytest.raises(ConfigError, match="batch_size"):
+        evaluate_run(tmp_path, batch_size=-1)
+
+
+def test_bad_config_files_and_values(tmp_path, capsys):
+    (tmp_path / "cfgdir").mkdir()
+    (tmp_path / "latin1.json").write_bytes('{"lr": 1e-3, "name": "caf\xe9"}'.encode("latin-1"))
+    cases = [
+        (["--config", str(tmp_path / "cfgdir")], "is a folder; expected a JSON file"),
+        (["--config", str(tmp_path / "latin1.json")], "is not UTF-8 text"),
+        (["--set", "beta1=2.0"], r"'beta1' \(Adam\) must be in \[0, 1\), got 2.0"),
+        (["--set", "grad_clip=-1"], r"'grad_clip' must be a finite max gradient norm >= 0 \(0 = off\), got -1"),
+        (["--set", "lr=1e999"], "'lr' must be a finite number > 0, got inf"),
+    ]
+    for extra, match in cases:
+        assert cli_main(["train", "ae", "--print-config", *extra]) == 2, extra
+        err = capsys.readouterr().err
+        import re
+
+        assert re.search(match, err) and "Traceback" not in err, err
+
+
+def test_categories_without_models_are_named(tiny_shapenet, caplog):
+    from lmnet.data.dataset import ShapeNetDataset
+    from lmnet.errors import DataError
+
+    with caplog.at_level("WARNING", logger="lmnet.data"):
+        ds = ShapeNetDataset(tiny_shapenet.root, categories="chair,sofa", n_points=1024, load_images=False)
+    assert ds.categories == ["03001627"]
+    assert "sofa (04256520)" in caplog.text and "have no models" in caplog.text
+    with pytest.raises(DataError, match="no models found.*sofa"):
+        ShapeNetDataset(tiny_shapenet.root, categories="sofa", n_points=1024, load_images=False)
+
+
+@pytest.mark.parametrize("content, match", [
+    ({"03001627": "03001627/m627_000"}, "value of '03001627' must be a list"),  # a string, read char by char
+    ({"03001627": 5}, "value of '03001627' must be a list"),
+    ({"03001627": ["03001627/../../etc"]}, "is not 'synset/model_id'"),
+    ({"03001627": ["03001627/m627_000/rendering"]}, "is not 'synset/model_id'"),
+    ({"03001627": [".."]}, "is not 'synset/model_id'"),
+])
+def test_malformed_split_files_are_refused(tiny_shapenet, tmp_path, content, match):
+    from lmnet.data.check import check_data
+    from lmnet.data.dataset import ShapeNetDataset
+    from lmnet.errors import DataError
+
+    split = tmp_path / "bad_split.json"
+    split.write_text(json.dumps(content))
+    with pytest.raises(DataError, match=match):
+        ShapeNetDataset(tiny_shapenet.root, split=split, n_points=1024, load_images=False)
+    with pytest.raises(DataError, match=match):
+        check_data(tiny_shapenet.root, split=split)
+    with pytest.raises(DataError, match="is not 'synset/model_id'"):
+        ShapeNetDataset(tiny_shapenet.root, split={"03001627": ["03001627/../x"]}, load_images=False)

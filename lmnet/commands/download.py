@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 
+from lmnet.commands._args import positive_float, positive_int
+
 HELP = "download and safely extract the ShapeNet renderings and/or point clouds"
 
 
@@ -24,11 +26,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gdrive-id", help="Google Drive file id of the point-cloud zip "
                                        "(default: $LMNET_POINTCLOUDS_GDRIVE_ID)")
     p.add_argument("--sha256", help="expected sha256 of the archive (only with a single --what)")
-    p.add_argument("--size", type=int, help="expected archive size in bytes (only with a single --what)")
+    p.add_argument("--size", type=positive_int, help="expected archive size in bytes (only with a single --what)")
     p.add_argument("--force", action="store_true", help="download and extract again even if installed")
     p.add_argument("--keep-archive", action="store_true", help="keep the archive after extraction")
-    p.add_argument("--attempts", type=int, default=5, help="connection attempts per URL (default 5)")
-    p.add_argument("--timeout", type=float, default=60.0, help="socket timeout in seconds (default 60)")
+    p.add_argument("--attempts", type=positive_int, default=5, help="connection attempts per URL (default 5)")
+    p.add_argument("--timeout", type=positive_float, default=60.0, help="socket timeout in seconds (default 60)")
 
 
 def _split_urls(what: str, urls: list[str]) -> dict[str, list[str]]:

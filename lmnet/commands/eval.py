@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 
+from lmnet.commands._args import non_negative_int, positive_int
+
 HELP = "evaluate a run with the paper's protocol (CD/EMD x100 per category)"
 
 
@@ -27,11 +29,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-normalize", action="store_true", help="switch per-cloud normalisation off")
     p.add_argument("--no-emd", action="store_true", help="skip EMD (the expensive step)")
     p.add_argument("--no-baselines", action="store_true", help="only the model's rows")
-    p.add_argument("--workers", type=int, default=2, help="evaluation processes (default 2)")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--workers", type=non_negative_int, default=2, help="evaluation processes (default 2)")
+    p.add_argument("--batch-size", type=positive_int, default=32)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--max-items", type=int, default=0, help="first N (shape, view) items only (0 = all)")
-    p.add_argument("--seed", type=int, default=0, help="subsampling seed")
+    p.add_argument("--max-items", type=non_negative_int, default=0, help="first N (shape, view) items only (0 = all)")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="subsampling seed")
 
 
 def run(args) -> int:

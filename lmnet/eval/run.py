@@ -123,6 +123,10 @@ def evaluate_run(run_dir: str | Path, split: str = "test", views: str | Sequence
     from lmnet.data.dataset import ShapeNetDataset, select_keys
     from lmnet.train.runs import load_model
 
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigError(f"batch_size must be a whole number >= 1, got {batch_size!r}")
+    if isinstance(max_items, bool) or not isinstance(max_items, int) or max_items < 0:
+        raise ConfigError(f"max_items must be a whole number >= 0 (0 = all), got {max_items!r}")
     proto = protocol or Protocol()
     run_dir = Path(run_dir)
     model, config = load_model(run_dir, which=which, device=device)
