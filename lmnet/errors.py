@@ -70,3 +70,14 @@ class DownloadError(LmnetError):
 
 class NonFiniteError(LmnetError):
     """A loss, a gradient or a prediction is NaN or infinite; the message says where (epoch, step)."""
+
+
+class Interrupted(LmnetError):
+    """The user stopped a long job (Ctrl-C); the message says what was kept and how to continue."""
+
+    def __init__(self, message: str, epochs_done: int | None = None):
+        super().__init__(message)
+        self.epochs_done = epochs_done
+
+    def __reduce__(self):
+        return type(self), (str(self), self.epochs_done)

@@ -257,3 +257,89 @@ def test_eval_and_infer_refuse_non_finite_predictions(image_run, tmp_path, capsy
     assert cli_main(["infer", "--checkpoint", str(run), "--out", str(tmp_path / "p"), "--images",
                      *_pngs(tmp_path, 1)]) == 2
     assert "NaN or infinite points" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------------
+# 10. Ctrl-C and kills during a write
+# --------------------------------------------------------------------------------------------
+def _temporaries(folder):
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob(".*tmp*"))
+
+
+def test_ctrl_c_prints_one_line_and_leaves_no_temporary_files(tiny, tmp_path, monkeypatch, capsys):
+    from lmnet.train.autoencoder import AutoencoderTrainer
+
+    root, splits = tiny
+    run = tmp_path / "run"
+    calls = []
+    orig = AutoencoderTrainer.compute_losses
+
+    def ctrl_c_in_epoch_2(self, batch):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return orig(self, batch)
+
+    monkeypatch.setattr(AutoencoderTrainer, "compute_losses", ctrl_c_in_epoch_2)
+    sets = (f"data_root={root}", f"train_split={splits['train']}", f"val_split={splits['val']}", "n_points=1024",
+            "batch_size=2", "epochs=2", "num_workers=0", "progress=False", f"run_dir={run}")
+    args = ["train", "ae"] + [a for s in sets for a in ("--set", s)]
+    assert cli_main(args) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == f"interrupted after epoch 1; resume with --set resume=true --set run_dir={run}"
+    assert not any("Traceback" in line or "KeyboardInterrupt" in line for line in err)
+    assert _temporaries(tmp_path) == [] and state(run)["epoch"] == 1
+    assert cli_main(args + ["--set", "resume=true"]) == 0
+    assert state(run)["epoch"] == 2
+
+
+KILL_SCRIPT = """
+import os, signal, sys
+from lmnet import atomic_io
+real_fsync = os.fsync
+
+def fsync_then_die(fd):
+    if ".last.pt." in os.readlink(f"/proc/self/fd/{{fd}}") and os.environ.get("KILL_AT_LAST_PT"):
+        os.kill(os.getpid(), signal.SIGKILL)  # a kill in the middle of writing last.pt
+    real_fsync(fd)
+
+atomic_io.os.fsync = fsync_then_die
+from lmnet.train.autoencoder import train_autoencoder
+train_autoencoder({config!r})
+"""
+
+
+def test_sigkill_during_a_checkpoint_write_leaves_nothing_after_resume(tiny, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    if not os.path.isdir("/proc/self/fd"):
+        pytest.skip("needs /proc to find the file being written")
+    run = tmp_path / "run"
+    script = tmp_path / "kill.py"
+    script.write_text(KILL_SCRIPT.format(config=ae_config(tiny, run, epochs=1)))
+    env = {**os.environ, "KILL_AT_LAST_PT": "1", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, timeout=300)
+    assert proc.returncode == -9
+    left = _temporaries(run)
+    assert len(left) == 1 and left[0].startswith("checkpoints/.last.pt.")  # what a kill used to leave forever
+    train_autoencoder(ae_config(tiny, run, epochs=1, resume=True))
+    assert _temporaries(run) == [] and state(run)["epoch"] == 1
+
+
+def test_killed_image_cache_build_is_cleaned_on_the_next_build(tmp_path):
+    from conftest import write_tiny_shapenet as write_data
+
+    from lmnet.data import image_cache as ic
+
+    data = write_data(tmp_path / "data", synsets=("03001627",), n_models=1, pointclouds=False)
+    models = data.models["03001627"]
+    final = ic.cache_path(ic.default_cache_root(data.root), "03001627", models)
+    final.parent.mkdir(parents=True)
+    dead = final.parent / f".tmp-{final.name}-999999999-abcd"  # no such process
+    dead.mkdir()
+    live = final.parent / f".tmp-{final.name}-{__import__('os').getpid()}-efgh"  # a build in progress
+    live.mkdir()
+    ic.open_or_build(data.root, "03001627", models, ic.default_cache_root(data.root), progress=False)
+    assert not dead.exists() and live.exists()

@@ -204,7 +204,8 @@ def build_cache(root: str | Path, synset: str, models: Sequence[str], cache_root
     final = cache_path(cache_root, synset, models)
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=final.parent))
+        remove_dead_builds(final)
+        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-{os.getpid()}-", dir=final.parent))
     except OSError as exc:
         raise DataError(f"cannot create the image cache in {final.parent} ({exc}); pass a writable "
                         f"image_cache folder or image_cache=False") from None
@@ -260,6 +261,29 @@ def build_cache(root: str | Path, synset: str, models: Sequence[str], cache_root
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return ImageCache(final)
+
+
+def remove_dead_builds(final: Path) -> list[Path]:
+    """Delete the scratch folders ``.tmp-<name>-<pid>-*`` / ``.stale-<name>-<pid>`` of ``final``
+    whose building process is gone (killed mid-build); live builders' are left alone."""
+    removed = []
+    for p in final.parent.glob(f".*-{final.name}-*"):
+        pid = p.name[len(".tmp-" if p.name.startswith(".tmp-") else ".stale-") + len(final.name) + 1:].split("-")[0]
+        if not (p.name.startswith((".tmp-", ".stale-")) and pid.isdigit()) or _alive(int(pid)):
+            continue
+        shutil.rmtree(p, ignore_errors=True)
+        removed.append(p)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _move_into_place(tmp: Path, final: Path) -> None:

@@ -34,7 +34,7 @@ from torch.utils.data import Dataset
 
 import lmnet
 from lmnet import atomic_io
-from lmnet.errors import ConfigError, DataError, NonFiniteError
+from lmnet.errors import ConfigError, DataError, Interrupted, NonFiniteError
 from lmnet.train import resume, runs
 from lmnet.train.param_groups import conv_fc_weight_decay_groups, weight_decay_groups  # noqa: F401 (re-export)
 from lmnet.train.config import VAL_METRICS, defaults_for, resolve_train_config, strip_meta
@@ -160,7 +160,7 @@ class Trainer(abc.ABC):
         """Train epochs ``[start, epochs)``; returns the run folder."""
         cfg = self.config
         try:
-            start = self._start_or_resume()
+            start = self._saved_epoch = self._start_or_resume()
             pin = self.device.type == "cuda"
             loader = train_loader(self.train_set, cfg, self.dist, self.generator, pin_memory=pin)
             vloader = val_loader(self.val_set, cfg, self.dist, pin_memory=pin) if self.val_set is not None else None
@@ -177,6 +177,9 @@ class Trainer(abc.ABC):
                     self.scheduler.step()
                 row["epoch_time_s"] = time.perf_counter() - t0
                 self._end_epoch(row)
+        except KeyboardInterrupt:
+            raise Interrupted(f"interrupted after epoch {self._saved_epoch}; resume with --set resume=true "
+                              f"--set run_dir={self.run_dir}", epochs_done=self._saved_epoch) from None
         finally:
             self.dist.close()
         return self.run_dir
@@ -281,6 +284,7 @@ class Trainer(abc.ABC):
             if improved:
                 atomic_io.save_torch(base, runs.checkpoint_path(self.run_dir, "best"))
             atomic_io.save_torch(last, runs.checkpoint_path(self.run_dir, "last"))
+            self._saved_epoch = int(row["epoch"])
             runs.write_history(self.run_dir, self.history, self.columns)
             runs.plot_loss_curve(self.run_dir, self.history, "train_loss", self.val_columns)
             shown = ", ".join(f"{k} {row[k]:.5g}" for k in self.columns[1:-2] if row.get(k) is not None)
@@ -306,6 +310,11 @@ class Trainer(abc.ABC):
 
     def _start_or_resume(self) -> int:
         cfg = self.config
+        if self.dist.is_main:
+            removed = runs.remove_stale_temporaries(self.run_dir)
+            if removed:
+                self.log(f"removed {len(removed)} temporary file(s) left by a killed earlier run: "
+                         + ", ".join(p.name for p in removed[:3]))
         last = runs.checkpoint_path(self.run_dir, "last")
         start = 0
         if last.is_file():
