@@ -196,6 +196,39 @@ def test_no_content_length_and_a_cut_is_not_complete(server, two_archives, tmp_p
     assert dest2.read_bytes() == good
 
 
+def test_leftover_drive_archive_without_a_record_is_downloaded_again(tmp_path, monkeypatch):
+    import zipfile
+
+    import gdown
+
+    src = write_tiny_shapenet(tmp_path / "src", synsets=("03001627",), n_models=1, renderings=False)
+    zbuf = io.BytesIO()
+    with zipfile.ZipFile(zbuf, "w") as zf:
+        for p in sorted((src.root / "ShapeNet_pointclouds").rglob("*")):
+            zf.write(p, p.relative_to(src.root).as_posix())
+    calls = []
+
+    def fake_download(id=None, output=None, **kw):  # gdown needs the network: stand in for it
+        calls.append(id)
+        with open(output, "wb") as fh:
+            fh.write(zbuf.getvalue())
+        return output
+
+    monkeypatch.setattr(gdown, "download", fake_download)
+    root = tmp_path / "data"
+    (root / dl.DOWNLOAD_DIRNAME).mkdir(parents=True)
+    (root / dl.DOWNLOAD_DIRNAME / dl.POINTCLOUDS.filename).write_bytes(b"PK half a zip")
+    gid = "1cfoe521_fake_id_for_tests_0000"
+    dl.download_pointclouds(root, gdrive_id=gid, keep_archive=True, progress=False)
+    assert calls == [gid] and (root / "ShapeNet_pointclouds" / "03001627").is_dir()
+    (root / "ShapeNet_pointclouds" / dl.MARKER_NAME).unlink()
+    dl.download_pointclouds(root, gdrive_id=gid, keep_archive=True, progress=False)
+    assert calls == [gid]  # the recorded archive is verified and reused
+    (root / "ShapeNet_pointclouds" / dl.MARKER_NAME).unlink()
+    dl.download_pointclouds(root, gdrive_id="1cfoe521_another_id_for_tests_00", keep_archive=True, progress=False)
+    assert calls == [gid, "1cfoe521_another_id_for_tests_00"]  # another id: not the same file
+
+
 def test_litter_of_an_interrupted_run_is_removed(server, two_archives, tmp_path, capsys):
     good, _, _ = two_archives
     server.files = {"/S.tgz": good}

@@ -29,13 +29,18 @@ def tiny(tmp_path_factory):
 # 4. a resume does what the run folder says
 # --------------------------------------------------------------------------------------------
 def test_changed_lr_on_resume_is_applied_and_recorded(tiny, tmp_path):
-    run = train_autoencoder(ae_config(tiny, tmp_path / "run", epochs=1, lr=5e-4))
-    train_autoencoder(ae_config(tiny, run, epochs=3, lr=1e-3, resume=True))
+    run = train_autoencoder(ae_config(tiny, tmp_path / "run", epochs=1, lr=5e-4, weight_decay=1e-4))
+    train_autoencoder(ae_config(tiny, run, epochs=3, lr=1e-3, weight_decay=2e-4, beta1=0.8, grad_clip=5.0,
+                                resume=True))
     assert [r["lr"] for r in runs.read_history(run)] == [5e-4, 1e-3, 1e-3]  # what the optimizer used
-    assert {g["lr"] for g in state(run)["optimizer"]["param_groups"]} == {1e-3}
+    groups = state(run)["optimizer"]["param_groups"]
+    assert {g["lr"] for g in groups} == {1e-3} and {g["betas"][0] for g in groups} == {0.8}
+    assert {g["weight_decay"] for g in groups} == {0.0, 2e-4}  # biases / BatchNorm keep none
     cfg = runs.read_run_config(run)
-    assert cfg["lr"] == 1e-3
-    assert cfg["resume_changes"] == [{"from_epoch": 2, "key": "lr", "old": 5e-4, "new": 1e-3}]
+    assert cfg["lr"] == 1e-3 and cfg["weight_decay"] == 2e-4
+    assert cfg["resume_changes"] == [{"from_epoch": 2, "key": k, "old": o, "new": n} for k, o, n in
+                                     [("beta1", 0.9, 0.8), ("grad_clip", 0.0, 5.0), ("lr", 5e-4, 1e-3),
+                                      ("weight_decay", 1e-4, 2e-4)]]
     # the saved config.json feeds back as a config (the record is metadata, not a setting)
     from lmnet.commands.train import resolve_cli_config
 
