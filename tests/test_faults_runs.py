@@ -348,3 +348,19 @@ def test_killed_image_cache_build_is_cleaned_on_the_next_build(tmp_path):
     live.mkdir()
     ic.open_or_build(data.root, "03001627", models, ic.default_cache_root(data.root), progress=False)
     assert not dead.exists() and live.exists()
+
+
+@pytest.mark.parametrize("argv, patch, line", [
+    (["download", "--root", "R", "--what", "renderings", "--url", "http://127.0.0.1:9/x.tgz"],
+     "lmnet.data.download.download_renderings", "interrupted; the partial download is kept"),
+    (["infer", "--checkpoint", "R", "--images", "a.png", "--out", "O"], "lmnet.infer.predict_images",
+     "interrupted; O holds a partial result without index.csv"),
+])
+def test_ctrl_c_in_download_and_infer_is_one_line(monkeypatch, capsys, argv, patch, line):
+    def ctrl_c(*a, **kw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(patch, ctrl_c)
+    assert cli_main(argv) == 130
+    err = capsys.readouterr().err
+    assert err.startswith(line) and "Traceback" not in err

@@ -41,6 +41,17 @@ def _split_urls(what: str, urls: list[str]) -> dict[str, list[str]]:
 
 
 def run(args) -> int:
+    import sys
+
+    try:
+        return _run(args)
+    except KeyboardInterrupt:  # Ctrl-C: the .part file and its record stay for the next run
+        print("interrupted; the partial download is kept: run the same command again to resume "
+              "(or add --force to start over)", file=sys.stderr)
+        return 130
+
+
+def _run(args) -> int:
     from lmnet.data import download as dl
     from lmnet.errors import DownloadError
 

@@ -36,6 +36,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
+    import sys
+
+    try:
+        return _run(args)
+    except KeyboardInterrupt:  # index.csv is written last: an interrupted --out has none
+        print(f"interrupted; {args.out} holds a partial result without index.csv: run again with --overwrite",
+              file=sys.stderr)
+        return 130
+
+
+def _run(args) -> int:
     from lmnet import infer
 
     if args.images:
