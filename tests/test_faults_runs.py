@@ -39,8 +39,8 @@ def test_changed_lr_on_resume_is_applied_and_recorded(tiny, tmp_path):
     cfg = runs.read_run_config(run)
     assert cfg["lr"] == 1e-3 and cfg["weight_decay"] == 2e-4
     assert cfg["resume_changes"] == [{"from_epoch": 2, "key": k, "old": o, "new": n} for k, o, n in
-                                     [("beta1", 0.9, 0.8), ("grad_clip", 0.0, 5.0), ("lr", 5e-4, 1e-3),
-                                      ("weight_decay", 1e-4, 2e-4)]]
+                                     [("beta1", 0.9, 0.8), ("epochs", 1, 3), ("grad_clip", 0.0, 5.0),
+                                      ("lr", 5e-4, 1e-3), ("weight_decay", 1e-4, 2e-4)]]
     # the saved config.json feeds back as a config (the record is metadata, not a setting)
     from lmnet.commands.train import resolve_cli_config
 

@@ -4,8 +4,8 @@ Settings (:func:`check_changes`): ``FREE_KEYS`` do not change what the epochs co
 the data order and the items depend on ``(seed, epoch)`` only, see :mod:`lmnet.train.data`).
 ``APPLIED_KEYS`` take effect from the first resumed epoch on: :func:`apply_changes` sets them on the
 restored optimizer (whose ``load_state_dict`` brought back the saved values), the others are read
-from the config every epoch, and ``config.json`` records each change under ``"resume_changes"``
-as ``{"from_epoch", "key", "old", "new"}``. Every other change is refused with a
+from the config every epoch, and ``config.json`` records each change (of free keys too) under
+``"resume_changes"`` as ``{"from_epoch", "key", "old", "new"}``. Every other change is refused with a
 :class:`~lmnet.errors.ConfigError`: it would describe data or a model that the finished epochs did
 not use. With ``lr_schedule="cosine"`` neither ``lr`` nor ``epochs`` may change (the schedule
 follows its start value and length).
@@ -48,7 +48,9 @@ def check_changes(config: dict, saved: dict | None, done: int, run_dir: Path,
             f"start a new run_dir. Settings that may change on resume: {', '.join(sorted(FREE_KEYS | APPLIED_KEYS))}"
             + (" (lr and epochs not with lr_schedule='cosine')" if has_schedule else ""))
     changes = [(k, old.get(k), config[k]) for k in changed]
-    log += [{"from_epoch": done + 1, "key": k, "old": o, "new": n} for k, o, n in changes]
+    # free keys are recorded too (not "resume" itself), so that config.json never misstates what ran
+    free = sorted(k for k in FREE_KEYS - {"resume"} if k in old and old[k] != config.get(k))
+    log += [{"from_epoch": done + 1, "key": k, "old": old.get(k), "new": config[k]} for k in sorted(changed + free)]
     return changes, log
 
 
