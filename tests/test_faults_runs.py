@@ -6,8 +6,6 @@ non-finite numbers, Ctrl-C and files left by a kill during a write. Part 1 is te
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import torch
 from test_eval import tiny_project  # noqa: F401  (session fixture)
