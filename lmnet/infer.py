@@ -24,8 +24,13 @@ Output layout (``--out DIR``)::
 in the 3D-LMNet canonical frame (+x down, unit bounding-box diagonal), as the training data.
 Every file is written atomically; ``index.csv`` is written last.
 
-User images (:func:`prepare_image`): the alpha channel (opaque if none) is kept through the
-geometry steps; a non-square image is padded to a square with transparent pixels; a 128×128 image
+Outputs are never mixed: a non-empty ``DIR`` is refused unless ``overwrite``, which first deletes the
+previous ``index.csv`` and then every file this layout names; a folder that also holds other files
+is refused even then (nothing of the user's is deleted).
+
+User images (:func:`prepare_image`): decoded by :func:`lmnet.data.images.read_rgba` (EXIF
+orientation applied, 16-bit scaled to 8 bits, images over ``$LMNET_MAX_IMAGE_PIXELS`` refused); the
+alpha channel (opaque if none) is kept through the geometry steps; a non-square image is padded to a square with transparent pixels; a 128×128 image
 is taken as already cropped; anything else is resized to 137×137 (premultiplied alpha, Lanczos) and
 centre-cropped ``[4:-5, 4:-5]`` to 128×128 like the R2N2 renderings, then composited over the
 run's background (a "stored_rgb" run: the RGB kept, where transparent pixels are black after the
@@ -36,6 +41,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -43,7 +49,8 @@ import numpy as np
 import torch
 
 from lmnet import atomic_io
-from lmnet.errors import ConfigError, CorruptFileError, DataError
+from lmnet.errors import ConfigError, DataError
+from lmnet.eval.run import check_finite, resolve_split_file
 
 INDEX_FIELDS = ("id", "source", "synset", "model_id", "view", "image", "gt", "pred", "samples")
 RENDER_SIZE = 137
@@ -51,20 +58,18 @@ INPUT_SIZE = 128
 
 
 def prepare_image(path: str | Path, background: float | None = 255.0) -> np.ndarray:
-    """Any PNG/JPG → network input ``float32 (3, 128, 128)``, RGB 0–255 (rules in the module docstring)."""
-    from PIL import Image, UnidentifiedImageError
+    """Any PNG/JPG → network input ``float32 (3, 128, 128)``, RGB 0–255 (rules in the module docstring;
+    decoding by :func:`lmnet.data.images.read_rgba`, shared with the dataset). ``background`` None:
+    the RGB as stored (a "stored_rgb" run)."""
+    from PIL import Image
 
     from lmnet.data.dataset import composite
+    from lmnet.data.images import read_rgba
 
     path = Path(path)
-    try:
-        with Image.open(path) as im:
-            im.load()
-            rgba = im.convert("RGBA")
-    except FileNotFoundError:
-        raise DataError(f"image {path} does not exist") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise CorruptFileError(path, f"not a readable image ({exc})") from None
+    if not path.is_file():
+        raise DataError(f"image {path} does not exist")
+    rgba = Image.fromarray(read_rgba(path), "RGBA")
     w, h = rgba.size
     if w != h:
         side = max(w, h)
@@ -96,10 +101,43 @@ def _load(checkpoint: str | Path, device: str, samples: int = 0):
     return model, config
 
 
+_OUTPUT_NAME = re.compile(r"^(index\.csv|\d{6}\.(image|gt|pred|samples)\.npy|\.[^/]+\.tmp)$")
+
+
+def check_out(out: str | Path, overwrite: bool = False) -> list[Path]:
+    """The previous outputs in ``out`` that ``overwrite`` replaces; raises ConfigError when ``out``
+    cannot be used (rules in the module docstring). Deletes nothing."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file, expected a folder")
+    present = sorted(out.iterdir()) if out.is_dir() else []
+    if present and not overwrite:
+        raise ConfigError(f"--out {out} is not empty ({len(present)} entries, e.g. {present[0].name}): "
+                          f"choose another folder, or pass --overwrite to replace the previous outputs")
+    foreign = [p.name for p in present if not (p.is_file() and _OUTPUT_NAME.match(p.name))]
+    if foreign:
+        raise ConfigError(f"--out {out} holds files lmnet infer did not write ({', '.join(foreign[:5])}): "
+                          f"choose an empty folder")
+    return present
+
+
+def prepare_out(out: str | Path, overwrite: bool = False) -> Path:
+    """Make ``out`` an empty output folder: :func:`check_out`, then delete the previous outputs."""
+    out = Path(out)
+    present = check_out(out, overwrite)
+    index = out / "index.csv"
+    if index.exists():  # first: a run killed while clearing never leaves an index of missing files
+        index.unlink()
+    for p in present:
+        if p.exists():
+            p.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
 class _Writer:
-    def __init__(self, out: str | Path):
-        self.out = Path(out)
-        self.out.mkdir(parents=True, exist_ok=True)
+    def __init__(self, out: str | Path, overwrite: bool = False):
+        self.out = prepare_out(out, overwrite)
         self.rows: list[dict[str, Any]] = []
 
     def add(self, source: str, image: np.ndarray, pred: np.ndarray, samples: np.ndarray | None = None,
@@ -146,15 +184,24 @@ def _check_samples(model, samples: int) -> None:
                           "Variant II ('probabilistic') run. Use --samples 0.")
 
 
+def _check_counts(batch_size: int, limit: int = 0) -> None:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigError(f"--batch-size must be a whole number >= 1, got {batch_size!r}")
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+        raise ConfigError(f"--limit must be a whole number >= 0 (0 = all), got {limit!r}")
+
+
 def _generator(device: str, seed: int) -> torch.Generator:
     return torch.Generator(device=device).manual_seed(int(seed))
 
 
 def predict_images(checkpoint: str | Path, images: Sequence[str | Path], out: str | Path, *, samples: int = 0,
-                   batch_size: int = 16, device: str = "cpu", seed: int = 0) -> Path:
+                   batch_size: int = 16, device: str = "cpu", seed: int = 0, overwrite: bool = False) -> Path:
     """Predict user image files; writes the layout of the module docstring; returns ``index.csv``."""
     if not images:
         raise DataError("no input images given")
+    _check_counts(batch_size)
+    check_out(out, overwrite)
     paths = [Path(p) for p in images]
     for p in paths:  # fail on a bad path before the (slow) model load
         if not p.is_file():
@@ -165,11 +212,12 @@ def predict_images(checkpoint: str | Path, images: Sequence[str | Path], out: st
     _check_samples(model, samples)
     bg = run_background(config)
     gen = _generator(device, seed)
-    writer = _Writer(out)
+    writer = _Writer(out, overwrite)
     for i in range(0, len(paths), batch_size):
         chunk = paths[i:i + batch_size]
         imgs = np.stack([prepare_image(p, bg) for p in chunk])
         pred, smp = _predict(model, torch.from_numpy(imgs).to(device), samples, gen)
+        check_finite(pred, [str(p) for p in chunk], str(checkpoint))
         for j, p in enumerate(chunk):
             writer.add(str(p), imgs[j], pred[j], None if smp is None else smp[j])
     return writer.close()
@@ -177,13 +225,15 @@ def predict_images(checkpoint: str | Path, images: Sequence[str | Path], out: st
 
 def predict_split(checkpoint: str | Path, out: str | Path, *, split: str = "test", split_file=None,
                   views: str | Sequence[int] = (0,), categories=None, samples: int = 0, batch_size: int = 16,
-                  device: str = "cpu", seed: int = 0, limit: int = 0, data_root=None) -> Path:
+                  device: str = "cpu", seed: int = 0, limit: int = 0, data_root=None,
+                  overwrite: bool = False) -> Path:
     """Predict the (shape, view) items of a dataset split (the run's data_root unless ``data_root``);
     ``limit`` > 0 keeps the first N items. Writes images, GT (pointcloud_1024) and predictions."""
     from lmnet.data.categories import to_synsets
     from lmnet.data.dataset import ShapeNetDataset, run_background
-    from lmnet.eval.run import resolve_split_file
 
+    _check_counts(batch_size, limit)
+    check_out(out, overwrite)
     model, config = _load(checkpoint, device, samples)
     _check_samples(model, samples)
     split_path = resolve_split_file(config, split, split_file)
@@ -195,10 +245,11 @@ def predict_split(checkpoint: str | Path, out: str | Path, *, split: str = "test
     loader = torch.utils.data.DataLoader(torch.utils.data.Subset(ds, range(n)), batch_size=batch_size,
                                          shuffle=False, num_workers=0)
     gen = _generator(device, seed)
-    writer = _Writer(out)
+    writer = _Writer(out, overwrite)
     for batch in loader:
         imgs = batch["image"]
         pred, smp = _predict(model, imgs.to(device), samples, gen)
+        check_finite(pred, [f"{s}/{m}" for s, m in zip(batch["category"], batch["model_id"])], str(checkpoint))
         for j in range(imgs.shape[0]):
             s, m, v = batch["category"][j], batch["model_id"][j], int(batch["view"][j])
             writer.add(f"{s}/{m}/{v:02d}", imgs[j].numpy(), pred[j], None if smp is None else smp[j],

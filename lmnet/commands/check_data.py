@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 
+from lmnet.commands._args import non_negative_int
+
 HELP = "check that a ShapeNet root/split is complete and readable (names every bad file)"
 
 
@@ -26,8 +28,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n-points", default="1024,2048,16384",
                    help="point-cloud sizes a model must have to be usable (default: 1024,2048,16384)")
     p.add_argument("--no-images", action="store_true", help="check point clouds only (autoencoder data)")
-    p.add_argument("--workers", type=int, default=2, help="decoding threads (default: 2)")
-    p.add_argument("--max-problems", type=int, default=200, help="problems listed in full (default: 200)")
+    p.add_argument("--workers", type=non_negative_int, default=2, help="decoding threads (default: 2)")
+    p.add_argument("--max-problems", type=non_negative_int, default=200, help="problems listed in full (default: 200)")
     p.add_argument("--json", dest="json_out", help="also write the full report as JSON to this file")
 
 

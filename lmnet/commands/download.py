@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import argparse
 
+from lmnet.commands._args import positive_float, positive_int
+
 HELP = "download and safely extract the ShapeNet renderings and/or point clouds"
 
 
@@ -30,11 +32,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gdrive-id", help="Google Drive file id of the point-cloud zip "
                                        "(default: $LMNET_POINTCLOUDS_GDRIVE_ID)")
     p.add_argument("--sha256", help="expected sha256 of the archive (only with a single --what)")
-    p.add_argument("--size", type=int, help="expected archive size in bytes (only with a single --what)")
+    p.add_argument("--size", type=positive_int, help="expected archive size in bytes (only with a single --what)")
     p.add_argument("--force", action="store_true", help="download and extract again even if installed")
     p.add_argument("--keep-archive", action="store_true", help="keep the archive after extraction")
-    p.add_argument("--attempts", type=int, default=5, help="connection attempts per URL (default 5)")
-    p.add_argument("--timeout", type=float, default=60.0, help="socket timeout in seconds (default 60)")
+    p.add_argument("--attempts", type=positive_int, default=5, help="connection attempts per URL (default 5)")
+    p.add_argument("--timeout", type=positive_float, default=60.0, help="socket timeout in seconds (default 60)")
 
 
 def _split_urls(what: str, urls: list[str]) -> dict[str, list[str]]:
@@ -45,6 +47,17 @@ def _split_urls(what: str, urls: list[str]) -> dict[str, list[str]]:
 
 
 def run(args) -> int:
+    import sys
+
+    try:
+        return _run(args)
+    except KeyboardInterrupt:  # Ctrl-C: the .part file and its record stay for the next run
+        print("interrupted; the partial download is kept: run the same command again to resume "
+              "(or add --force to start over)", file=sys.stderr)
+        return 130
+
+
+def _run(args) -> int:
     from lmnet.data import download as dl
     from lmnet.errors import DownloadError
 

@@ -2,7 +2,8 @@
 prediction subsampled to 1024, per-cloud bounding-box normalisation, rigid ICP onto the GT,
 Chamfer (Euclidean, sum of the two mean NN distances) and exact EMD, per category ×100, plus the
 mean-shape and nearest-training-shape baselines. Writes eval_<split>.csv, eval_<split>.md and
-eval_<split>_pairs.csv into the run folder.
+eval_<split>_pairs.csv into the run folder; a previous report there is kept, renamed with the
+time it was written (eval_<split>.<YYYYmmdd-HHMMSS>.md ...).
 
 ``--protocol official`` reproduces the released 3D-LMNet evaluation instead (scale before the
 seeded subsample, ICP moving the GT, the auction EMD next to the exact one; a Variant II run is
@@ -19,6 +20,8 @@ from __future__ import annotations
 
 import argparse
 
+from lmnet.commands._args import non_negative_int, positive_int
+
 HELP = "evaluate a run (CD/EMD x100 per category; lmnet or official protocol; ShapeNet or Pix3D)"
 
 
@@ -34,11 +37,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-normalize", action="store_true", help="switch per-cloud normalisation off")
     p.add_argument("--no-emd", action="store_true", help="skip EMD (the expensive step)")
     p.add_argument("--no-baselines", action="store_true", help="only the model's rows")
-    p.add_argument("--workers", type=int, default=2, help="evaluation processes (default 2)")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--workers", type=non_negative_int, default=2, help="evaluation processes (default 2)")
+    p.add_argument("--batch-size", type=positive_int, default=32)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--max-items", type=int, default=0, help="first N (shape, view) items only (0 = all)")
-    p.add_argument("--seed", type=int, default=None,
+    p.add_argument("--max-items", type=non_negative_int, default=0, help="first N (shape, view) items only (0 = all)")
+    p.add_argument("--seed", type=non_negative_int, default=None,
                    help="subsampling seed (default 0 for lmnet, 1024 for official as released)")
     p.add_argument("--protocol", default="lmnet", choices=("lmnet", "official"),
                    help="lmnet (corrected, default) or official (the released code's computation)")
@@ -87,4 +90,6 @@ def run(args) -> int:
         print(f"{k}: {v}")
     for name, path in res.get("released_csvs", {}).items():
         print(f"released csv ({name}): {path}")
+    for p in res.get("kept", []):
+        print(f"kept the previous report as {p}")
     return 0

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 
+from lmnet.commands._args import non_negative_int, positive_int
+
 HELP = "predict point clouds for a split or for image files (.npy + index.csv)"
 
 
@@ -23,24 +25,38 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-root", help="dataset root (default: the run's data_root)")
     p.add_argument("--views", default="0", help="'all' or comma-separated view indices (default 0)")
     p.add_argument("--categories", default=None, help="names or synsets, comma separated (default: the run's)")
-    p.add_argument("--limit", type=int, default=0, help="only the first N (shape, view) items (0 = all)")
-    p.add_argument("--samples", type=int, default=0, help="K samples per image (Variant II runs only)")
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--limit", type=non_negative_int, default=0, help="only the first N (shape, view) items (0 = all)")
+    p.add_argument("--samples", type=non_negative_int, default=0, help="K samples per image (Variant II runs only)")
+    p.add_argument("--batch-size", type=positive_int, default=16)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--seed", type=int, default=0, help="sampling seed")
-    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="sampling seed")
+    p.add_argument("--out", required=True, help="output folder (must be empty, see --overwrite)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the previous outputs in --out (deleted first; other files are never touched)")
 
 
 def run(args) -> int:
+    import sys
+
+    try:
+        return _run(args)
+    except KeyboardInterrupt:  # index.csv is written last: an interrupted --out has none
+        print(f"interrupted; {args.out} holds a partial result without index.csv: run again with --overwrite",
+              file=sys.stderr)
+        return 130
+
+
+def _run(args) -> int:
     from lmnet import infer
 
     if args.images:
         index = infer.predict_images(args.checkpoint, args.images, args.out, samples=args.samples,
-                                     batch_size=args.batch_size, device=args.device, seed=args.seed)
+                                     batch_size=args.batch_size, device=args.device, seed=args.seed,
+                                     overwrite=args.overwrite)
     else:
         index = infer.predict_split(args.checkpoint, args.out, split=args.split, split_file=args.split_file,
                                     views=args.views, categories=args.categories, samples=args.samples,
                                     batch_size=args.batch_size, device=args.device, seed=args.seed,
-                                    limit=args.limit, data_root=args.data_root)
+                                    limit=args.limit, data_root=args.data_root, overwrite=args.overwrite)
     print(f"wrote {index}")
     return 0

@@ -60,10 +60,30 @@ def resolve_cli_config(model: str, config_file: str | None, overrides: list[str]
 
 
 def run(args) -> int:
+    import sys
+
+    from lmnet.errors import Interrupted
+
     kind, config = resolve_cli_config(args.model, args.config, args.overrides)
     if args.print_config:
         print(json.dumps(config, indent=2))
         return 0
+    try:
+        run_dir = _train(kind, config)
+    except Interrupted as exc:  # Ctrl-C: one line, no traceback; the last finished epoch is on disk
+        print(exc, file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:  # while the datasets / image cache were being prepared
+        print("interrupted before the first epoch started; nothing to resume", file=sys.stderr)
+        return 130
+    import os
+
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"run folder: {run_dir}")
+    return 0
+
+
+def _train(kind: str, config: dict):
     if kind == "autoencoder":
         from lmnet.train.autoencoder import train_autoencoder
 
@@ -76,8 +96,4 @@ def run(args) -> int:
         from lmnet.train.image import train_image_encoder
 
         run_dir = train_image_encoder(config)
-    import os
-
-    if int(os.environ.get("RANK", "0")) == 0:
-        print(f"run folder: {run_dir}")
-    return 0
+    return run_dir

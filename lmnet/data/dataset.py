@@ -40,8 +40,8 @@ from torch.utils.data import Dataset
 
 from lmnet.data import image_cache as ic
 from lmnet.data import layout
-from lmnet.data.categories import to_synsets
-from lmnet.data.splits import load_split
+from lmnet.data.categories import name_of, to_synsets
+from lmnet.data.splits import check_key, load_split
 from lmnet.errors import ConfigError, CorruptFileError, DataError
 
 log = logging.getLogger("lmnet.data")
@@ -86,9 +86,20 @@ def select_keys(root: str | Path, split=None, categories=None, point_clouds_only
         if not isinstance(split, Mapping):
             raise ConfigError(f"split must be None, a split file path or a dict {{synset: [keys]}}, "
                               f"got {type(split).__name__}")
-        keys = [str(k) if "/" in str(k) else f"{s}/{k}" for s, ks in split.items() for k in ks]
+        for s, ks in split.items():
+            if not isinstance(ks, (list, tuple)):
+                raise ConfigError(f"split: the value of {s!r} must be a list of keys, got {type(ks).__name__}")
+        keys = [check_key(str(k) if "/" in str(k) else f"{s}/{k}", "split")
+                for s, ks in split.items() for k in ks]
     if wanted is not None:
         keys = [k for k in keys if k.split("/", 1)[0] in wanted]
+        present = {k.split("/", 1)[0] for k in keys}
+        missing = [s for s in wanted if s not in present]
+        if missing and keys:
+            log.warning("categories %s have no models under %s%s; using %s",
+                        ", ".join(f"{name_of(s)} ({s})" for s in missing), root,
+                        "" if split is None else f" in split {_describe(split)}",
+                        ", ".join(name_of(s) for s in sorted(present)))
     return sorted(set(keys))
 
 
@@ -115,7 +126,7 @@ class ShapeNetDataset(Dataset):
         keys = select_keys(self.root, split, categories, point_clouds_only=not self.load_images)
         if not keys:
             raise DataError(f"no models found under {self.root} for split={_describe(split)} "
-                            f"categories={categories!r}")
+                            f"categories={categories!r} (none of these categories has a model there)")
 
         # Image cache: one per synset of the selected models, built now in this process.
         self._caches: dict[str, ic.ImageCache] = {}
@@ -133,7 +144,7 @@ class ShapeNetDataset(Dataset):
         kept: list[str] = []
         for k in keys:
             gv = self._validate(k, wanted_views) if self.skip_bad else (wanted_views if self.load_images else [])
-            if self.load_images and not gv:
+            if gv is None or (self.load_images and not gv):
                 continue
             kept.append(k)
             good.append(gv)
@@ -160,13 +171,14 @@ class ShapeNetDataset(Dataset):
             self._item_view = np.array([p[1] for p in pairs], np.int64)
 
     # -- validation (skip_bad=True) --------------------------------------------------------------
-    def _validate(self, key: str, views: Sequence[int]) -> list[int]:
+    def _validate(self, key: str, views: Sequence[int]) -> list[int] | None:
+        """The usable views of ``key`` (``[]`` without images), or None when its cloud is bad."""
         s, m = key.split("/", 1)
         try:
             layout.read_pointcloud(layout.pointcloud_path(self.root, s, m, self.n_points), self.n_points)
         except CorruptFileError as exc:
             self.skipped.append(f"{key}: {exc}")
-            return []
+            return None
         if not self.load_images:
             return []
         cache = self._caches.get(s)

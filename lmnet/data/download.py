@@ -10,13 +10,18 @@ Both then go through the same path: :func:`install_archive` extracts into a temp
 tar members also pass tarfile's ``data`` filter), moves the tree into place and writes a marker
 file; a marked tree is skipped next time unless ``force``. Archives live in
 ``<root>/.lmnet_downloads/`` and are deleted after a successful install unless ``keep_archive``.
+
+Verification: an archive is extracted only after its size and sha256 match its provenance record
+(:mod:`lmnet.data.fetch`: which URL or Google Drive id it came from, what was expected) and the
+expected ``size`` / ``sha256`` when given — also an archive left in ``.lmnet_downloads/`` by an
+earlier run, which is otherwise deleted and downloaded again. ``force`` also drops any partial
+file. Scratch folders and unrecorded partial files of an interrupted run are removed on the next.
 """
 
 from __future__ import annotations
 
-import hashlib
-import http.client
-import json
+import glob
+import logging
 import os
 import re
 import shutil
@@ -24,15 +29,18 @@ import stat
 import tarfile
 import tempfile
 import time
-import urllib.error
-import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Sequence
 
 from lmnet.data import layout
+from lmnet.data.fetch import (FORCE_HINT, SIDECAR_SUFFIX, USER_AGENT, download_first,  # noqa: F401
+                              http_download, read_sidecar, record_file, remove_with_sidecar, sha256_file,
+                              sidecar_path, verify_file)
 from lmnet.errors import DownloadError
+
+log = logging.getLogger("lmnet.data")
 
 DEFAULT_RENDERING_URLS: tuple[str, ...] = ("http://cvgl.stanford.edu/data2/ShapeNetRendering.tgz",)
 # The 3D-LMNet point-cloud zip on Google Drive. Only the start of its id is known here (SPEC §1);
@@ -42,7 +50,6 @@ POINTCLOUDS_GDRIVE_ID: str | None = None
 GDRIVE_ID_ENV = "LMNET_POINTCLOUDS_GDRIVE_ID"
 DOWNLOAD_DIRNAME = ".lmnet_downloads"
 MARKER_NAME = ".lmnet_download_complete.json"
-USER_AGENT = "lmnet-downloader/1"
 
 
 @dataclass(frozen=True)
@@ -59,128 +66,6 @@ class Asset:
 RENDERINGS = Asset("renderings", layout.RENDERING_DIR, "ShapeNetRendering.tgz")
 POINTCLOUDS = Asset("pointclouds", layout.POINTCLOUD_DIR, "ShapeNet_pointclouds.zip")
 ASSETS = {a.name: a for a in (RENDERINGS, POINTCLOUDS)}
-
-
-# --------------------------------------------------------------------------------------------
-# HTTP with resume
-# --------------------------------------------------------------------------------------------
-def _content_range(value: str | None) -> tuple[int | None, int | None]:
-    """``"bytes 100-199/1000"`` → (100, 1000); ``"bytes */1000"`` → (None, 1000)."""
-    m = re.match(r"bytes\s+(?:(\d+)-\d+|\*)/(\d+|\*)", value or "")
-    if not m:
-        return None, None
-    start = int(m.group(1)) if m.group(1) else None
-    total = int(m.group(2)) if m.group(2) != "*" else None
-    return start, total
-
-
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def http_download(url: str, dest: str | Path, *, size: int | None = None, sha256: str | None = None,
-                  max_attempts: int = 5, timeout: float = 60.0, progress: bool = True,
-                  chunk_size: int = 1 << 20, retry_wait: float = 1.0) -> Path:
-    """Download ``url`` to ``dest`` through ``dest + ".part"``, resuming with ``Range`` requests.
-
-    A dropped connection is retried up to ``max_attempts`` times in this call, each time resuming
-    from the bytes already in the ``.part`` file (which also survives across calls). A server that
-    ignores ``Range`` (200 instead of 206) restarts the file. ``size``/``sha256`` are checked when
-    given; a mismatching file is deleted. Raises :class:`DownloadError`.
-    """
-    from tqdm import tqdm
-
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    part = dest.with_name(dest.name + ".part")
-    last_error: Exception | None = None
-    done = False
-    for attempt in range(max_attempts):
-        if attempt:
-            time.sleep(min(retry_wait * attempt, 10.0))
-        have = part.stat().st_size if part.exists() else 0
-        headers = {"User-Agent": USER_AGENT}
-        if have:
-            headers["Range"] = f"bytes={have}-"
-        try:
-            with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout) as resp:
-                if have and resp.status == 206:
-                    start, total = _content_range(resp.headers.get("Content-Range"))
-                    if start != have:
-                        raise DownloadError(f"{url}: asked to resume at byte {have}, server sent "
-                                            f"Content-Range {resp.headers.get('Content-Range')!r}")
-                    mode = "ab"
-                elif resp.status == 200:
-                    have, mode = 0, "wb"
-                    length = resp.headers.get("Content-Length")
-                    total = int(length) if length and length.isdigit() else None
-                else:
-                    raise DownloadError(f"{url}: unexpected HTTP status {resp.status}")
-                if size is not None and total is not None and total != size:
-                    raise DownloadError(f"{url}: server reports {total} bytes, expected {size}")
-                with open(part, mode) as fh, tqdm(total=total, initial=have, unit="B", unit_scale=True,
-                                                  unit_divisor=1024, desc=dest.name, disable=not progress,
-                                                  leave=False) as bar:
-                    while True:
-                        block = resp.read(chunk_size)
-                        if not block:
-                            break
-                        fh.write(block)
-                        bar.update(len(block))
-                got = part.stat().st_size
-                if total is not None and got != total:
-                    raise http.client.IncompleteRead(b"", total - got)
-                done = True
-                break
-        except urllib.error.HTTPError as exc:
-            if exc.code == 416 and have:
-                _, total = _content_range(exc.headers.get("Content-Range"))
-                if total == have and (size is None or size == have):
-                    done = True  # the .part file was already complete
-                    break
-                part.unlink()  # the .part is longer than the file: start over
-                last_error = exc
-                continue
-            if exc.code < 500 and exc.code not in (408, 429):
-                raise DownloadError(f"{url}: HTTP {exc.code} {exc.reason}") from None
-            last_error = exc
-        except DownloadError:
-            raise
-        except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
-            last_error = exc
-    if not done:
-        raise DownloadError(f"{url}: gave up after {max_attempts} attempts ({last_error!r}); "
-                            f"{part.stat().st_size if part.exists() else 0} bytes kept in {part} "
-                            f"for the next try") from None
-    got = part.stat().st_size
-    if size is not None and got != size:
-        part.unlink()
-        raise DownloadError(f"{url}: downloaded {got} bytes, expected {size}; deleted {part}")
-    if sha256 is not None:
-        digest = sha256_file(part)
-        if digest.lower() != sha256.lower():
-            part.unlink()
-            raise DownloadError(f"{url}: sha256 {digest} does not match the expected {sha256}; "
-                                f"deleted {part}")
-    os.replace(part, dest)
-    return dest
-
-
-def download_first(urls: Sequence[str], dest: str | Path, **kw) -> Path:
-    """Try each URL in turn with :func:`http_download`; raise listing every failure."""
-    if not urls:
-        raise DownloadError("no download URL given")
-    errors = []
-    for url in urls:
-        try:
-            return http_download(url, dest, **kw)
-        except DownloadError as exc:
-            errors.append(str(exc))
-    raise DownloadError("every URL failed:\n  " + "\n  ".join(errors))
 
 
 # --------------------------------------------------------------------------------------------
@@ -318,7 +203,7 @@ def install_archive(archive: str | Path, root: str | Path, asset: Asset, source:
 def _finish(archive: Path, root: Path, asset: Asset, source: str, keep_archive: bool) -> Path:
     out = install_archive(archive, root, asset, source=source)
     if not keep_archive:
-        archive.unlink()
+        remove_with_sidecar(archive)
         try:
             archive.parent.rmdir()
         except OSError:
@@ -338,15 +223,62 @@ def download_renderings(root: str | Path, urls: Sequence[str] | None = None, for
                           size, sha256, **http_kw)
 
 
+def clean_litter(root: str | Path, asset: Asset) -> list[Path]:
+    """Remove what an interrupted earlier run of ``asset`` left behind: ``<root>/.lmnet-extract-<name>-*``
+    scratch folders, and in ``<root>/.lmnet_downloads/`` a ``.part`` without a provenance record,
+    records without their file and atomic-write temporaries. Returns the removed paths."""
+    root = Path(root)
+    removed = []
+    for p in root.glob(f".lmnet-extract-{asset.name}-*") if root.is_dir() else []:
+        shutil.rmtree(p, ignore_errors=True)
+        removed.append(p)
+    ddir = root / DOWNLOAD_DIRNAME
+    for p in ddir.iterdir() if ddir.is_dir() else []:
+        if not p.name.startswith((asset.filename, f".{asset.filename}")):
+            continue
+        stray_tmp = p.name.startswith(".") and p.name.endswith(".tmp")
+        orphan_record = p.name.endswith(SIDECAR_SUFFIX) and not p.with_name(p.name[:-len(SIDECAR_SUFFIX)]).exists()
+        unrecorded_part = p.name == f"{asset.filename}.part" and read_sidecar(p) is None  # gdown's are its own
+        if stray_tmp or orphan_record or unrecorded_part:
+            p.unlink()
+            removed.append(p)
+    if removed:
+        log.warning("removed %d leftover file(s) of an interrupted download/extraction: %s", len(removed),
+                    ", ".join(str(p) for p in removed[:5]))
+    return removed
+
+
+def _reuse_or_discard(archive: Path, sources: Sequence[str], size: int | None, sha256: str | None) -> bool:
+    """True when a finished ``archive`` from an earlier run is verified for this request; otherwise
+    it is deleted (with its record) and False."""
+    if not archive.exists():
+        return False
+    reason = verify_file(archive, sources, size, sha256)
+    if reason is None:
+        return True
+    log.warning("discarding %s from an earlier run: %s; downloading it again", archive, reason)
+    remove_with_sidecar(archive)
+    return False
+
+
+def _start_download(asset: Asset, root: Path, force: bool) -> Path:
+    clean_litter(root, asset)
+    archive = root / DOWNLOAD_DIRNAME / asset.filename
+    if force:  # from scratch: no earlier archive and no partial file
+        remove_with_sidecar(archive)
+        for part in archive.parent.glob(f"{glob.escape(archive.name)}*.part"):  # ours and gdown's
+            remove_with_sidecar(part)
+    return archive
+
+
 def _download_http(asset, root, urls, force, keep_archive, size, sha256, **http_kw):
     root = Path(root)
     if is_installed(root, asset) and not force:
         return None
-    archive = root / DOWNLOAD_DIRNAME / asset.filename
-    if force and archive.exists():
-        archive.unlink()
-    if not archive.exists():
-        download_first(urls, archive, size=size or asset.size, sha256=sha256 or asset.sha256, **http_kw)
+    archive = _start_download(asset, root, force)
+    size, sha256 = size or asset.size, sha256 or asset.sha256
+    if not _reuse_or_discard(archive, urls, size, sha256):
+        download_first(urls, archive, size=size, sha256=sha256, **http_kw)
     return _finish(archive, root, asset, ", ".join(urls), keep_archive)
 
 
@@ -375,21 +307,23 @@ def download_pointclouds(root: str | Path, gdrive_id: str | None = None, urls: S
     if is_installed(root, POINTCLOUDS) and not force:
         return None
     gid = pointclouds_gdrive_id(gdrive_id)
-    archive = root / DOWNLOAD_DIRNAME / POINTCLOUDS.filename
+    archive = _start_download(POINTCLOUDS, root, force)
     archive.parent.mkdir(parents=True, exist_ok=True)
-    if force and archive.exists():
-        archive.unlink()
-    if not archive.exists():
+    source = f"gdrive:{gid}"
+    if not _reuse_or_discard(archive, [source], size, sha256):
         import gdown
 
         try:
             out = gdown.download(id=gid, output=str(archive), quiet=not http_kw.get("progress", True),
                                  resume=True, retries=http_kw.get("max_attempts", 5) - 1)
         except Exception as exc:  # gdown raises its own and requests' exception types
-            raise DownloadError(f"Google Drive download of {gid} failed: {exc}") from None
+            raise DownloadError(f"Google Drive download of {gid} failed: {exc}; {FORCE_HINT}") from None
         if not out or not archive.exists():
-            raise DownloadError(f"Google Drive download of {gid} failed (no file written)")
-    if sha256 and sha256_file(archive).lower() != sha256.lower():
-        archive.unlink()
-        raise DownloadError(f"{archive}: sha256 mismatch; deleted")
-    return _finish(archive, root, POINTCLOUDS, f"gdrive:{gid}", keep_archive)
+            raise DownloadError(f"Google Drive download of {gid} failed (no file written); {FORCE_HINT}")
+        rec = record_file(archive, source, size, sha256)
+        bad = (size is not None and rec["size"] != size) or (sha256 and rec["sha256"] != sha256.lower())
+        if bad:
+            remove_with_sidecar(archive)
+            raise DownloadError(f"{archive}: got {rec['size']} bytes with sha256 {rec['sha256']}, expected "
+                                f"{size if size is not None else 'any size'} / {sha256 or 'any sha256'}; deleted")
+    return _finish(archive, root, POINTCLOUDS, source, keep_archive)

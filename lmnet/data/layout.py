@@ -93,18 +93,13 @@ def parse_metadata(path: str | Path) -> list[ViewMeta]:
 
 
 def read_image(path: str | Path) -> np.ndarray:
-    """Read one rendering as ``uint8 (137, 137, 4)`` RGBA. An RGB file gets an opaque alpha."""
-    from PIL import Image, UnidentifiedImageError
+    """Read one rendering as ``uint8 (137, 137, 4)`` RGBA with :func:`lmnet.data.images.read_rgba`
+    (EXIF orientation applied, 16-bit scaled, size limit). A rendering must carry its silhouette:
+    an image without alpha (RGB, 8/16-bit gray) is refused rather than given an all-opaque mask."""
+    from lmnet.data.images import read_rgba
 
     path = Path(path)
-    try:
-        with Image.open(path) as im:
-            im.load()
-            arr = np.asarray(im.convert("RGBA"))
-    except FileNotFoundError:
-        raise CorruptFileError(path, "missing image") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise CorruptFileError(path, f"unreadable or truncated PNG ({exc})") from None
+    arr = read_rgba(path, require_alpha=True)
     if arr.shape[:2] != (IMAGE_SIZE, IMAGE_SIZE):
         raise CorruptFileError(path, f"expected a {IMAGE_SIZE}x{IMAGE_SIZE} image, got "
                                      f"{arr.shape[1]}x{arr.shape[0]}")

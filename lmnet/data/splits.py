@@ -32,12 +32,26 @@ def _key(synset: str, model: str) -> str:
     return f"{synset}/{model}"
 
 
+def check_key(entry: str, where: str) -> str:
+    """``entry`` if it is a clean ``"synset/model_id"`` (two non-empty parts, neither ``.`` nor ``..``,
+    no backslash or NUL): a split entry becomes a path under the dataset root, so nothing else may
+    reach outside ``<root>/<tree>/<synset>/<model>``. Raises :class:`DataError` naming ``where``."""
+    parts = entry.split("/")
+    if (len(parts) != 2 or any(p in ("", ".", "..") for p in parts)
+            or any(c in entry for c in ("\\", "\x00"))):
+        raise DataError(f"{where}: {entry!r} is not 'synset/model_id' (exactly one '/', no '..', no empty part)")
+    return entry
+
+
 def load_split(path: str | Path) -> Split:
     """Read a split file (official JSON or text list) into ``{synset: ["synset/model", ...]}``."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"split file {path} does not exist")
-    text = path.read_text()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise DataError(f"split file {path} is not UTF-8 text") from None
     out: Split = {}
     if path.suffix == ".json":
         try:
@@ -46,6 +60,10 @@ def load_split(path: str | Path) -> Split:
             raise DataError(f"split file {path} is not valid JSON: {exc}") from None
         if not isinstance(data, dict):
             raise DataError(f"split file {path}: expected {{synset: [\"synset/model\", ...]}}")
+        for s, ms in data.items():
+            if not isinstance(ms, list) or not all(isinstance(m, str) for m in ms):
+                raise DataError(f"split file {path}: the value of {s!r} must be a list of \"synset/model\" "
+                                f"strings, got {type(ms).__name__} {str(ms)[:60]!r}")
         items = [(s, m) for s, ms in data.items() for m in ms]
     else:
         items = []
@@ -59,6 +77,7 @@ def load_split(path: str | Path) -> Split:
             if synset is None:
                 raise DataError(f"split file {path}: entry {i} {entry!r} is not 'synset/model_id'")
             entry = _key(synset, entry)
+        check_key(entry, f"split file {path}, entry {i}")
         s, _, m = entry.partition("/")
         if synset is not None and s != synset:
             raise DataError(f"split file {path}: {entry!r} listed under synset {synset}")

@@ -25,6 +25,7 @@ from lmnet import atomic_io
 from lmnet.data.categories import name_of
 from lmnet.data.splits import load_split
 from lmnet.eval.official import OfficialProtocol, SubsetStream, released_csv
+from lmnet.eval.report import keep_previous
 
 
 def released_order(item_keys: Sequence[tuple[str, int]], split_path: str | Path | None) -> list[int]:
@@ -86,7 +87,9 @@ class OfficialFeed:
 
 def write_released_csvs(out_dir: str | Path, stem: str, records: Sequence[Mapping[str, Any]]) -> dict[str, Path]:
     """One released-layout CSV per category of ``records`` (the model's official records) into
-    ``out_dir / stem``; returns ``{category name: path}``."""
+    ``out_dir / stem`` (a folder already there is kept aside first, :func:`keep_previous`); returns
+    ``{category name: path}``."""
+    keep_previous({"folder": Path(out_dir) / stem})
     by_cat: dict[str, list[Mapping[str, Any]]] = {}
     for r in records:
         by_cat.setdefault(str(r["category"]), []).append(r)

@@ -10,6 +10,10 @@ means**, and every table value is **×100**. Files written into a run folder:
 - ``eval_<split>.md``   — the same as a markdown table; its title line and every table's header
   name the protocol, followed by the protocol line (which steps were on) and the column definitions;
 - ``eval_<split>_pairs.csv`` — every per-pair record (raw units, not ×100) with its method.
+
+A report already there is never replaced silently: :func:`keep_previous` renames it to
+``eval_<split>.<YYYYmmdd-HHMMSS>.csv`` (``.md``, ``_pairs.<stamp>.csv``; the time it was written)
+first, and its markdown header says what it evaluated (run, checkpoint, split file, views).
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from __future__ import annotations
 import csv
 import io
 import math
+import os
+import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -138,21 +144,40 @@ def pairs_csv(records_by_method: Mapping[str, Sequence[Mapping[str, Any]]], *,
     return buf.getvalue()
 
 
+def keep_previous(paths: Mapping[str, Path]) -> list[Path]:
+    """Rename the existing files of ``paths`` (``{"csv", "md", "pairs"}``) aside under one time stamp
+    (``eval_test.md`` → ``eval_test.20250101-120000.md``); returns the new names."""
+    existing = [p for p in paths.values() if p.exists()]
+    if not existing:
+        return []
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(max(p.stat().st_mtime for p in existing)))
+    for n in range(1000):
+        tag = stamp if n == 0 else f"{stamp}-{n}"
+        targets = {p: p.with_name(f"{p.stem}.{tag}{p.suffix}") for p in existing}
+        if not any(t.exists() for t in targets.values()):
+            break
+    for src, dst in targets.items():
+        os.replace(src, dst)
+    return list(targets.values())
+
+
 def write_report(out_dir: str | Path, split: str, records_by_method: Mapping[str, Sequence[Mapping[str, Any]]],
                  *, protocol_line: str, notes: Sequence[str] = (), protocol: str = DEFAULT_PROTOCOL,
                  metrics: Sequence[str] = METRICS, titles: Mapping[str, str] = COLUMN_TITLES,
                  title: str | None = None) -> dict[str, Any]:
     """Aggregate and write ``eval_<split>.csv``, ``eval_<split>.md`` and ``eval_<split>_pairs.csv``
-    atomically into ``out_dir``. ``protocol`` names the protocol in every table's header;
-    ``metrics`` / ``titles``: the record keys tabulated and their table titles. Returns
-    ``{"csv", "md", "pairs", "tables"}`` (paths, and the aggregated tables under ``"tables"``)."""
+    atomically into ``out_dir``, after keeping a previous report (:func:`keep_previous`).
+    ``protocol`` names the protocol in every table's header; ``metrics`` / ``titles``: the record
+    keys tabulated and their table titles. Returns ``{"csv", "md", "pairs", "tables", "kept"}``
+    (paths, the aggregated tables, the renamed previous files)."""
     out_dir = Path(out_dir)
     tables = {m: aggregate(recs, metrics=metrics) for m, recs in records_by_method.items()}
     paths = {"csv": out_dir / f"eval_{split}.csv", "md": out_dir / f"eval_{split}.md",
              "pairs": out_dir / f"eval_{split}_pairs.csv"}
+    kept = keep_previous(paths)
     atomic_io.write_text(paths["pairs"], pairs_csv(records_by_method, protocol=protocol))
     atomic_io.write_text(paths["csv"], summary_csv(tables, metrics=metrics, protocol=protocol))
     atomic_io.write_text(paths["md"], markdown_table(tables, protocol_line=protocol_line,
                                                      title=title or f"Evaluation on split '{split}'", notes=notes,
                                                      metrics=metrics, titles=titles, protocol=protocol))
-    return {**paths, "tables": tables}
+    return {**paths, "tables": tables, "kept": kept}

@@ -32,7 +32,7 @@ import torch
 
 from lmnet.data import layout
 from lmnet.data.categories import to_synsets
-from lmnet.errors import ConfigError, DataError
+from lmnet.errors import ConfigError, DataError, NonFiniteError
 from lmnet.eval import baselines as bl
 from lmnet.eval import official_run as orun
 from lmnet.eval.official import COLUMN_TITLES as OFFICIAL_TITLES, METRICS as OFFICIAL_METRICS, OfficialProtocol
@@ -71,6 +71,15 @@ def resolve_split_file(config: dict, split: str, split_file: str | Path | None =
                     return val
     raise DataError("cannot find the test split file for this run (looked beside the config's train_split "
                     f"{train!r}); pass --split-file PATH")
+
+
+def check_finite(preds: np.ndarray, keys: Sequence[str], source: str) -> None:
+    """Raise :class:`NonFiniteError` naming the first input whose prediction ``(B, N, 3)`` is not finite."""
+    bad = ~np.isfinite(preds.reshape(len(preds), -1)).all(axis=1)
+    if bad.any():
+        raise NonFiniteError(f"{source} predicted NaN or infinite points for {keys[int(np.argmax(bad))]} "
+                             f"({int(bad.sum())} of {len(preds)} in this batch): its weights are not finite "
+                             f"(a diverged training run?)")
 
 
 def _encode_training_shapes(ae, root: Path, keys: Sequence[str], n_points: int, device, batch: int = 64):
@@ -122,6 +131,10 @@ def evaluate_run(run_dir: str | Path, split: str = "test", views: str | Sequence
     from lmnet.data.dataset import ShapeNetDataset, run_background, select_keys
     from lmnet.train.runs import load_model
 
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigError(f"batch_size must be a whole number >= 1, got {batch_size!r}")
+    if isinstance(max_items, bool) or not isinstance(max_items, int) or max_items < 0:
+        raise ConfigError(f"max_items must be a whole number >= 0 (0 = all), got {max_items!r}")
     proto = protocol or Protocol()
     run_dir = Path(run_dir)
     model, config = load_model(run_dir, which=which, device=device)
@@ -222,6 +235,7 @@ def evaluate_run(run_dir: str | Path, split: str = "test", views: str | Sequence
             mids = list(batch["model_id"])
             vws = [int(v) for v in batch["view"]]
             keys = [f"{s}/{m}/{v:02d}" for s, m, v in zip(syn, mids, vws)]
+            check_finite(preds, keys, f"{run_dir} (checkpoint {which})")
             submit(MODEL_LABEL, preds, gts, keys, syn)
             meta += [(MODEL_LABEL, s, m, v) for s, m, v in zip(syn, mids, vws)]
             if baselines and mean_shape:
@@ -247,5 +261,6 @@ def evaluate_run(run_dir: str | Path, split: str = "test", views: str | Sequence
     else:
         out = write_report(run_dir, split, by_method, protocol_line=proto.describe(), notes=notes)
         released = {}
-    return {"tables": out["tables"], "paths": {k: out[k] for k in ("csv", "md", "pairs")}, "notes": notes,
-            "n_pairs": n_items, "records": by_method, "medoid_keys": medoid_keys, "released_csvs": released}
+    return {"tables": out["tables"], "paths": {k: out[k] for k in ("csv", "md", "pairs")}, "kept": out["kept"],
+            "notes": notes, "n_pairs": n_items, "records": by_method, "medoid_keys": medoid_keys,
+            "released_csvs": released}

@@ -31,6 +31,7 @@ Conventions fixed here once:
 
 from __future__ import annotations
 
+import math
 from typing import Any, Mapping
 
 from lmnet.config import check_choice, resolve_config
@@ -39,8 +40,10 @@ from lmnet.train.precision import AMP_CHOICES
 
 KINDS = ("autoencoder", "image", "silhouette")
 # Keys written into run_dir/config.json beside the resolved config (not settable).
-# (precision: what amp resolved to, lmnet.train.precision; source: where an imported run came from)
-META_KEYS = ("kind", "git_commit", "lmnet_version", "created", "world_size", "precision", "source")
+# (precision: what amp resolved to, lmnet.train.precision; source: where an imported run came from;
+# resume_changes: settings changed on resume, lmnet.train.resume)
+META_KEYS = ("kind", "git_commit", "lmnet_version", "created", "world_size", "precision", "source",
+             "resume_changes")
 
 COMMON_DEFAULTS: dict[str, Any] = {
     "data_root": "data",
@@ -204,8 +207,17 @@ def resolve_train_config(kind: str, overrides: Mapping[str, Any] | None = None) 
     for key in ("max_train_items", "max_val_items", "num_workers", "seed"):
         if cfg[key] < 0:
             raise ConfigError(f"config key {key!r} must be >= 0, got {cfg[key]}")
-    if cfg["lr"] <= 0:
-        raise ConfigError(f"config key 'lr' must be > 0, got {cfg['lr']}")
+    if not 0 < cfg["lr"] < math.inf:
+        raise ConfigError(f"config key 'lr' must be a finite number > 0, got {cfg['lr']}")
+    for key in ("beta1", "beta2"):
+        if not 0 <= cfg[key] < 1:
+            raise ConfigError(f"config key {key!r} (Adam) must be in [0, 1), got {cfg[key]}")
+    if not 0 <= cfg["grad_clip"] < math.inf:
+        raise ConfigError(f"config key 'grad_clip' must be a finite max gradient norm >= 0 (0 = off), "
+                          f"got {cfg['grad_clip']}")
+    for key in ("weight_decay", "weight_decay_conv", "weight_decay_fc"):
+        if key in cfg and not 0 <= cfg[key] < math.inf:
+            raise ConfigError(f"config key {key!r} must be a finite number >= 0, got {cfg[key]}")
     check_choice(cfg, "n_points", (1024, 2048, 16384))
     check_choice(cfg, "lr_schedule", ("none", "cosine"))
     w = cfg["chamfer_weights"]

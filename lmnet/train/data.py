@@ -1,17 +1,20 @@
 """Datasets and DataLoaders for training, built from a resolved training config.
 
-Reproducibility: the training loader shuffles with its own seeded ``torch.Generator`` (whose state
-goes into checkpoints); worker processes derive their NumPy / ``random`` seeds from it
-(:func:`~lmnet.train.runtime.seed_worker`). Under torch.distributed the training set is sharded by
-a ``DistributedSampler`` (seeded, reshuffled per epoch by ``set_epoch``) and the validation set by
-plain striding ``rank::world_size`` (no padding duplicates, so metrics are exact).
+Reproducibility: the training order of epoch ``e`` is a permutation drawn from ``(seed, e)`` alone
+(:class:`EpochShuffle`; under torch.distributed a ``DistributedSampler`` seeded the same way and
+sharded), never from the DataLoader's internals, so it is the same whatever ``num_workers`` is and
+after a resume. Worker processes derive their NumPy / ``random`` seeds from the loader's seeded
+``torch.Generator`` (whose state goes into checkpoints; :func:`~lmnet.train.runtime.seed_worker`);
+datasets draw their own randomness from ``(seed, epoch, index)``, so items do not depend on which
+process loads them. The validation set is sharded by plain striding ``rank::world_size`` (no
+padding duplicates, so metrics are exact).
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, Subset
 
 from lmnet.errors import DataError
 from lmnet.train.runtime import Dist, seed_worker
@@ -51,11 +54,28 @@ def set_dataset_epoch(ds: Dataset | None, epoch: int) -> None:
         ds.set_epoch(epoch)
 
 
+class EpochShuffle(Sampler):
+    """Indices ``0..n-1`` in the order ``numpy.random.default_rng([seed, epoch, 104729]).permutation(n)``;
+    call :meth:`set_epoch` before each epoch's iterator."""
+
+    def __init__(self, n: int, seed: int):
+        self.n, self.seed, self.epoch = int(n), int(seed), 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __iter__(self):
+        return iter(np.random.default_rng([self.seed, self.epoch, 104729]).permutation(self.n).tolist())
+
+    def __len__(self) -> int:
+        return self.n
+
+
 def train_loader(ds: Dataset, config: dict, dist: Dist, generator: torch.Generator,
                  pin_memory: bool = False) -> DataLoader:
-    """Shuffled loader; drops the last partial batch (BatchNorm needs > 1 sample) when a full one exists."""
+    """Shuffled loader (:class:`EpochShuffle` or a ``DistributedSampler``); drops the last partial batch (BatchNorm needs > 1 sample) when a full one exists."""
     bs = config["batch_size"]
-    sampler = None
+    sampler = EpochShuffle(len(ds), config["seed"])
     n_local = len(ds)
     if dist.enabled:
         sampler = DistributedSampler(ds, num_replicas=dist.world_size, rank=dist.rank, shuffle=True,
@@ -64,7 +84,7 @@ def train_loader(ds: Dataset, config: dict, dist: Dist, generator: torch.Generat
     if n_local < 2:
         raise DataError(f"the training set has {len(ds)} item(s) for {dist.world_size} process(es): BatchNorm "
                         "needs at least 2 samples per batch (raise max_train_items or add models)")
-    return DataLoader(ds, batch_size=bs, shuffle=sampler is None, sampler=sampler,
+    return DataLoader(ds, batch_size=bs, shuffle=False, sampler=sampler,
                       drop_last=n_local >= bs, num_workers=config["num_workers"], worker_init_fn=seed_worker,
                       generator=generator, pin_memory=pin_memory)
 

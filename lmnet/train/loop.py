@@ -30,54 +30,18 @@ import torch
 import torch.distributed as torch_dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import Dataset, DistributedSampler
+from torch.utils.data import Dataset
 
 import lmnet
 from lmnet import atomic_io
-from lmnet.errors import ConfigError, DataError
-from lmnet.train import runs
+from lmnet.errors import ConfigError, DataError, Interrupted, NonFiniteError
+from lmnet.train import resume, runs
+from lmnet.train.param_groups import conv_fc_weight_decay_groups, weight_decay_groups  # noqa: F401 (re-export)
 from lmnet.train.config import VAL_METRICS, defaults_for, resolve_train_config, strip_meta
 from lmnet.train.data import build_dataset, set_dataset_epoch, train_loader, val_loader
 from lmnet.train.precision import resolve_precision
 from lmnet.train.runtime import (capture_rng, git_commit, init_distributed, pick_device, restore_rng,
                                  seed_everything)
-
-# Config keys that may change between a run and its resumption without a warning.
-# (amp: the precision follows the device, which may change too; config.json records the new one)
-RESUME_FREE_KEYS = {"epochs", "resume", "device", "amp", "channels_last", "num_workers", "progress", "run_dir",
-                    "data_root"}
-
-
-def weight_decay_groups(module: nn.Module, decay_for) -> list[dict]:
-    """Adam parameter groups: ``decay_for(layer)`` gives the L2 coefficient of a layer's ``weight``;
-    biases, BatchNorm parameters and frozen parameters (excluded entirely) get none."""
-    groups: dict[float, list] = {}
-    for layer in module.modules():
-        for name, p in layer.named_parameters(recurse=False):
-            if not p.requires_grad:
-                continue
-            wd = float(decay_for(layer)) if name == "weight" else 0.0
-            groups.setdefault(wd, []).append(p)
-    return [{"params": ps, "weight_decay": wd} for wd, ps in groups.items()]
-
-
-def conv_fc_weight_decay_groups(module: nn.Module, config: dict, overrides: dict | None = None) -> list[dict]:
-    """The official image-network L2: ``weight_decay_conv`` on Conv2d weights, ``weight_decay_fc`` on
-    Linear weights (config keys), nothing else (see :func:`weight_decay_groups`); ``overrides``
-    ``{layer: wd}`` sets the coefficient of particular layers."""
-    overrides = overrides or {}
-
-    def decay(layer):
-        if layer in overrides:
-            return overrides[layer]
-        if isinstance(layer, nn.Conv2d):
-            return config["weight_decay_conv"]
-        if isinstance(layer, nn.Linear):
-            return config["weight_decay_fc"]
-        return 0.0
-
-    return weight_decay_groups(module, decay)
-
 
 def default_run_dir(kind: str) -> str:
     return f"runs/{kind}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -137,6 +101,7 @@ class Trainer(abc.ABC):
             self.log(f"no validation set: best.pt tracks {self.best_metric_name} instead of {cfg['best_metric']}")
         self.best_metric, self.best_epoch = math.inf, 0
         self.history: list[dict] = []
+        self._change_log: list[dict] = []  # config.json "resume_changes"
 
     # -- provided by subclasses ------------------------------------------------------------
     @abc.abstractmethod
@@ -204,7 +169,7 @@ class Trainer(abc.ABC):
         """Train epochs ``[start, epochs)``; returns the run folder."""
         cfg = self.config
         try:
-            start = self._start_or_resume()
+            start = self._saved_epoch = self._start_or_resume()
             pin = self.device.type == "cuda"
             loader = train_loader(self.train_set, cfg, self.dist, self.generator, pin_memory=pin)
             vloader = val_loader(self.val_set, cfg, self.dist, pin_memory=pin) if self.val_set is not None else None
@@ -212,8 +177,7 @@ class Trainer(abc.ABC):
                 t0 = time.perf_counter()
                 set_dataset_epoch(self.train_set, epoch)
                 self.start_epoch(epoch)
-                if isinstance(loader.sampler, DistributedSampler):
-                    loader.sampler.set_epoch(epoch)
+                loader.sampler.set_epoch(epoch)  # the order of epoch `epoch` depends on (seed, epoch) only
                 row = {"epoch": epoch + 1, **self._train_epoch(loader, epoch)}
                 if vloader is not None and ((epoch + 1) % cfg["val_every"] == 0 or epoch + 1 == cfg["epochs"]):
                     row.update(self._validate(vloader))
@@ -222,6 +186,9 @@ class Trainer(abc.ABC):
                     self.scheduler.step()
                 row["epoch_time_s"] = time.perf_counter() - t0
                 self._end_epoch(row)
+        except KeyboardInterrupt:
+            raise Interrupted(f"interrupted after epoch {self._saved_epoch}; resume with --set resume=true "
+                              f"--set run_dir={self.run_dir}", epochs_done=self._saved_epoch) from None
         finally:
             self.dist.close()
         return self.run_dir
@@ -234,7 +201,8 @@ class Trainer(abc.ABC):
         count = 0
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg['epochs']}", leave=False, dynamic_ncols=True,
                    disable=not (cfg["progress"] and self.dist.is_main))
-        for batch in bar:
+        params = [p for g in self.optimizer.param_groups for p in g["params"]]
+        for step, batch in enumerate(bar):
             losses = self.compute_losses(batch)
             loss = losses["loss"]
             self.optimizer.zero_grad(set_to_none=True)
@@ -243,9 +211,16 @@ class Trainer(abc.ABC):
                 self.scaler.unscale_(self.optimizer)
             else:
                 loss.backward()
+            # after backward (so that under DDP every rank sees the same all-reduced gradients and
+            # stops at the same step), before the optimizer step (the weights stay finite)
+            if not torch.isfinite(loss.detach()).all():
+                self._stop_non_finite(f"training loss {float(loss.detach())}", epoch, step, len(loader))
             if cfg["grad_clip"] > 0:
-                torch.nn.utils.clip_grad_norm_([p for g in self.optimizer.param_groups for p in g["params"]],
-                                               cfg["grad_clip"])
+                norm = torch.nn.utils.clip_grad_norm_(params, cfg["grad_clip"])
+            elif self.scaler is None:  # with a GradScaler an inf gradient only skips the step
+                norm = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
+            if self.scaler is None and not torch.isfinite(norm):
+                self._stop_non_finite(f"gradient norm {float(norm)}", epoch, step, len(loader))
             if self.scaler is not None:
                 self.scaler.step(self.optimizer)
                 self.scaler.update()
@@ -264,6 +239,15 @@ class Trainer(abc.ABC):
         keys = sorted(sums)
         totals = self.dist.all_reduce_sum([sums[k] for k in keys] + [count], self.device)
         return {f"train_{k}": totals[i] / totals[-1] for i, k in enumerate(keys)}
+
+    def _stop_non_finite(self, what: str, epoch: int, step: int | None, n_steps: int | None) -> None:
+        """Raise :class:`NonFiniteError` naming ``what``, the epoch (and step) and the last good checkpoint."""
+        last = runs.checkpoint_path(self.run_dir, "last")
+        where = f"epoch {epoch + 1}" + (f", step {step + 1} of {n_steps}" if step is not None else " (validation)")
+        kept = (f"{last} (after epoch {len(self.history)}) is the last good checkpoint, untouched"
+                if last.is_file() else "no checkpoint had been written yet")
+        raise NonFiniteError(f"non-finite {what} at {where}: training stopped before that update; {kept}. "
+                             f"Lower lr (now {self.optimizer.param_groups[0]['lr']:g}) or set grad_clip")
 
     def _sync_buffers(self) -> None:
         """DDP broadcasts rank 0's BatchNorm statistics before each forward, so after the last step
@@ -285,6 +269,9 @@ class Trainer(abc.ABC):
         totals = self.dist.all_reduce_sum([sums[k] for k in self.val_columns] + [count], self.device)
         if totals[-1] == 0:
             raise DataError("the validation set is empty")
+        bad = [k for i, k in enumerate(self.val_columns) if not math.isfinite(totals[i])]
+        if bad:
+            self._stop_non_finite(f"validation {', '.join(bad)}", len(self.history), None, None)
         return {k: totals[i] / totals[-1] for i, k in enumerate(self.val_columns)}
 
     def _end_epoch(self, row: dict) -> None:
@@ -296,18 +283,17 @@ class Trainer(abc.ABC):
             self.best_metric, self.best_epoch = float(value), int(row["epoch"])
         rng = self.dist.all_gather_object(capture_rng(self.generator))
         if self.dist.is_main:
-            ckpt_dir = self.run_dir / runs.CHECKPOINT_DIR
-            base = {"format": runs.CHECKPOINT_FORMAT, "kind": self.kind, "model_config": self.model_config(),
-                    "model": self.model.state_dict(), "epoch": int(row["epoch"]),
-                    "best_metric_name": self.best_metric_name, "best_metric": self.best_metric,
-                    "best_epoch": self.best_epoch}
+            base = self._weights_checkpoint(int(row["epoch"]))
             last = {**base, "optimizer": self.optimizer.state_dict(),
                     "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
                     "scaler": self.scaler.state_dict() if self.scaler is not None else None,
                     "history": self.history, "rng": rng}
-            atomic_io.save_torch(last, ckpt_dir / "last.pt")
+            # best.pt first: a kill between the two leaves last.pt at the previous epoch, which is
+            # then redone on resume, and never a finished run whose best.pt is missing or older
             if improved:
-                atomic_io.save_torch(base, ckpt_dir / "best.pt")
+                atomic_io.save_torch(base, runs.checkpoint_path(self.run_dir, "best"))
+            atomic_io.save_torch(last, runs.checkpoint_path(self.run_dir, "last"))
+            self._saved_epoch = int(row["epoch"])
             runs.write_history(self.run_dir, self.history, self.columns)
             runs.plot_loss_curve(self.run_dir, self.history, "train_loss", self.val_columns)
             shown = ", ".join(f"{k} {row[k]:.5g}" for k in self.columns[1:-2] if row.get(k) is not None)
@@ -315,8 +301,29 @@ class Trainer(abc.ABC):
                      + (" *best*" if improved else ""))
         self.dist.barrier()
 
+    def _weights_checkpoint(self, epoch: int) -> dict:
+        """What ``best.pt`` holds (and ``last.pt`` starts with): the model after ``epoch`` epochs."""
+        return {"format": runs.CHECKPOINT_FORMAT, "kind": self.kind, "model_config": self.model_config(),
+                "model": self.model.state_dict(), "epoch": int(epoch), "best_metric_name": self.best_metric_name,
+                "best_metric": self.best_metric, "best_epoch": self.best_epoch}
+
+    def _repair_best(self, last: dict) -> None:
+        """Make ``best.pt`` agree with ``last.pt`` (called after loading it into the model)."""
+        note = resume.repair_best(self.run_dir, last, self._weights_checkpoint(int(last["epoch"])))
+        if note == "lost":
+            self.best_metric, self.best_epoch = math.inf, 0
+            self.log(f"warning: best.pt of epoch {last['best_epoch']} is missing or damaged and cannot be "
+                     f"rebuilt; best.pt tracks the best of epochs {int(last['epoch']) + 1} on")
+        elif note:
+            self.log(note)
+
     def _start_or_resume(self) -> int:
         cfg = self.config
+        if self.dist.is_main:
+            removed = runs.remove_stale_temporaries(self.run_dir)
+            if removed:
+                self.log(f"removed {len(removed)} temporary file(s) left by a killed earlier run: "
+                         + ", ".join(p.name for p in removed[:3]))
         last = runs.checkpoint_path(self.run_dir, "last")
         start = 0
         if last.is_file():
@@ -326,9 +333,15 @@ class Trainer(abc.ABC):
             ckpt = runs.load_checkpoint(last)
             if ckpt["kind"] != self.kind:
                 raise ConfigError(f"{last} is a {ckpt['kind']} run, cannot resume it as {self.kind}")
-            self._warn_config_changes()
+            saved = runs.read_run_config(self.run_dir) if (self.run_dir / runs.CONFIG_FILE).is_file() else None
+            changes, self._change_log = resume.check_changes(cfg, saved, int(ckpt["epoch"]), self.run_dir,
+                                                             has_schedule=self.scheduler is not None)
+            if changes:
+                self.log(f"resuming with changed settings, in effect from epoch {int(ckpt['epoch']) + 1}: "
+                         + ", ".join(f"{k}: {o!r} -> {n!r}" for k, o, n in changes))
             self.model.load_state_dict(ckpt["model"])
             self._restore_optimizer(ckpt["optimizer"])
+            resume.apply_changes(self.optimizer, self.param_groups(cfg), cfg, changes)
             if self.scheduler is not None and ckpt["scheduler"] is not None:
                 self.scheduler.load_state_dict(ckpt["scheduler"])
             if self.scaler is not None and ckpt["scaler"] is not None:
@@ -341,13 +354,16 @@ class Trainer(abc.ABC):
                          "RNG streams will differ from an uninterrupted run")
             restore_rng(rngs[self.dist.rank % len(rngs)], self.generator)
             start = int(ckpt["epoch"])
+            if self.dist.is_main:
+                self._repair_best(ckpt)
             self.log(f"resumed {self.run_dir} after epoch {start}")
         elif cfg["resume"]:
             self.log(f"resume=True but {last} does not exist: starting a new run")
         if self.dist.is_main:
             meta = {"kind": self.kind, "git_commit": git_commit(), "lmnet_version": lmnet.__version__,
                     "created": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-                    "world_size": self.dist.world_size, "precision": self.precision.describe()}
+                    "world_size": self.dist.world_size, "precision": self.precision.describe(),
+                    "resume_changes": self._change_log}
             atomic_io.write_json(self.run_dir / runs.CONFIG_FILE, {**cfg, **meta})
         n_val = len(self.val_set) if self.val_set is not None else 0
         self.log(f"run folder {self.run_dir}: {len(self.train_set)} train / {n_val} val items, device "
@@ -382,13 +398,3 @@ class Trainer(abc.ABC):
         self.optimizer.load_state_dict(new)
         self.log("parameter groups changed since the checkpoint (weight-decay settings): "
                  "Adam state carried over parameter by parameter")
-
-    def _warn_config_changes(self) -> None:
-        path = self.run_dir / runs.CONFIG_FILE
-        if not path.is_file():
-            return
-        old = strip_meta(runs.read_run_config(self.run_dir))
-        changed = sorted(k for k in self.config if k not in RESUME_FREE_KEYS and old.get(k) != self.config[k])
-        if changed:
-            self.log(f"warning: resuming with changed settings: "
-                     + ", ".join(f"{k}: {old.get(k)!r} -> {self.config[k]!r}" for k in changed))

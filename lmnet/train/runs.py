@@ -37,6 +37,19 @@ CURVE_FILE = "loss_curve.png"
 CHECKPOINT_DIR = "checkpoints"
 
 
+def remove_stale_temporaries(run_dir: str | Path) -> list[Path]:
+    """Delete the ``.<name>.*.tmp`` files that :mod:`lmnet.atomic_io` leaves in ``run_dir`` and its
+    ``checkpoints/`` when a process is killed mid-write (only one trainer writes a run folder, so
+    any found at its start are stale). Returns the removed paths."""
+    removed = []
+    for folder in (Path(run_dir), Path(run_dir) / CHECKPOINT_DIR):
+        for p in folder.glob(".*.tmp") if folder.is_dir() else []:
+            if p.is_file():
+                p.unlink()
+                removed.append(p)
+    return removed
+
+
 def checkpoint_path(run_dir: str | Path, which: str = "last") -> Path:
     if which not in ("best", "last"):
         raise ValueError(f"which must be 'best' or 'last', got {which!r}")

@@ -1,0 +1,35 @@
+"""argparse value types that refuse out-of-range numbers with a one-line usage error (exit code 2)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def _int_at_least(low: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
+        return value
+
+    parse.__name__ = f"int >= {low}"
+    return parse
+
+
+positive_int = _int_at_least(1)
+"""``>= 1`` (batch sizes, attempts)."""
+non_negative_int = _int_at_least(0)
+"""``>= 0`` (limits where 0 = all, worker counts, sample counts)."""
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
