@@ -248,7 +248,7 @@ def clean_litter(root: str | Path, asset: Asset) -> list[Path]:
     return removed
 
 
-def _reuse_or_discard(archive: Path, sources: Sequence[str], size: int | None, sha256: str | None) -> bool:
+def reuse_or_discard(archive: Path, sources: Sequence[str], size: int | None, sha256: str | None) -> bool:
     """True when a finished ``archive`` from an earlier run is verified for this request; otherwise
     it is deleted (with its record) and False."""
     if not archive.exists():
@@ -261,7 +261,7 @@ def _reuse_or_discard(archive: Path, sources: Sequence[str], size: int | None, s
     return False
 
 
-def _start_download(asset: Asset, root: Path, force: bool) -> Path:
+def start_download(asset: Asset, root: Path, force: bool) -> Path:
     clean_litter(root, asset)
     archive = root / DOWNLOAD_DIRNAME / asset.filename
     if force:  # from scratch: no earlier archive and no partial file
@@ -275,9 +275,9 @@ def _download_http(asset, root, urls, force, keep_archive, size, sha256, **http_
     root = Path(root)
     if is_installed(root, asset) and not force:
         return None
-    archive = _start_download(asset, root, force)
+    archive = start_download(asset, root, force)
     size, sha256 = size or asset.size, sha256 or asset.sha256
-    if not _reuse_or_discard(archive, urls, size, sha256):
+    if not reuse_or_discard(archive, urls, size, sha256):
         download_first(urls, archive, size=size, sha256=sha256, **http_kw)
     return _finish(archive, root, asset, ", ".join(urls), keep_archive)
 
@@ -307,23 +307,33 @@ def download_pointclouds(root: str | Path, gdrive_id: str | None = None, urls: S
     if is_installed(root, POINTCLOUDS) and not force:
         return None
     gid = pointclouds_gdrive_id(gdrive_id)
-    archive = _start_download(POINTCLOUDS, root, force)
+    archive = start_download(POINTCLOUDS, root, force)
+    source = fetch_gdrive(gid, archive, size, sha256, progress=http_kw.get("progress", True),
+                          max_attempts=http_kw.get("max_attempts", 5))
+    return _finish(archive, root, POINTCLOUDS, source, keep_archive)
+
+
+def fetch_gdrive(gid: str, archive: Path, size: int | None = None, sha256: str | None = None, *,
+                 progress: bool = True, max_attempts: int = 5) -> str:
+    """Make ``archive`` the verified Google Drive file ``gid``: an earlier finished download of the
+    same id (and expected size / sha256) is reused, anything else fetched with gdown (resumable),
+    recorded (:func:`record_file`) and checked. Returns the source string ``"gdrive:<id>"``."""
     archive.parent.mkdir(parents=True, exist_ok=True)
     source = f"gdrive:{gid}"
-    if not _reuse_or_discard(archive, [source], size, sha256):
-        import gdown
+    if reuse_or_discard(archive, [source], size, sha256):
+        return source
+    import gdown
 
-        try:
-            out = gdown.download(id=gid, output=str(archive), quiet=not http_kw.get("progress", True),
-                                 resume=True, retries=http_kw.get("max_attempts", 5) - 1)
-        except Exception as exc:  # gdown raises its own and requests' exception types
-            raise DownloadError(f"Google Drive download of {gid} failed: {exc}; {FORCE_HINT}") from None
-        if not out or not archive.exists():
-            raise DownloadError(f"Google Drive download of {gid} failed (no file written); {FORCE_HINT}")
-        rec = record_file(archive, source, size, sha256)
-        bad = (size is not None and rec["size"] != size) or (sha256 and rec["sha256"] != sha256.lower())
-        if bad:
-            remove_with_sidecar(archive)
-            raise DownloadError(f"{archive}: got {rec['size']} bytes with sha256 {rec['sha256']}, expected "
-                                f"{size if size is not None else 'any size'} / {sha256 or 'any sha256'}; deleted")
-    return _finish(archive, root, POINTCLOUDS, source, keep_archive)
+    try:
+        out = gdown.download(id=gid, output=str(archive), quiet=not progress, resume=True, retries=max_attempts - 1)
+    except Exception as exc:  # gdown raises its own and requests' exception types
+        raise DownloadError(f"Google Drive download of {gid} failed: {exc}; {FORCE_HINT}") from None
+    if not out or not archive.exists():
+        raise DownloadError(f"Google Drive download of {gid} failed (no file written); {FORCE_HINT}")
+    rec = record_file(archive, source, size, sha256)
+    bad = (size is not None and rec["size"] != size) or (sha256 and rec["sha256"] != sha256.lower())
+    if bad:
+        remove_with_sidecar(archive)
+        raise DownloadError(f"{archive}: got {rec['size']} bytes with sha256 {rec['sha256']}, expected "
+                            f"{size if size is not None else 'any size'} / {sha256 or 'any sha256'}; deleted")
+    return source

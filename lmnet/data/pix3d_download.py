@@ -1,7 +1,8 @@
 """Download and safely install Pix3D and 3D-LMNet's Pix3D point clouds (layout: :mod:`lmnet.data.pix3d`).
 
 - ``pix3d``: the Pix3D release ``pix3d.zip`` (~3.6 GB) over HTTP(S) from a list of URLs (default:
-  the MIT link), resumed like the ShapeNet archives (:func:`lmnet.data.download.download_first`);
+  the MIT link), resumed and verified like the ShapeNet archives (:mod:`lmnet.data.download`: an
+  archive is extracted only after its size / sha256 match its provenance record);
 - ``pix3d-pointclouds``: 3D-LMNet's ``pix3d_pointclouds`` zip (~13 MB) from Google Drive with gdown
   (the file id :data:`POINTCLOUDS_GDRIVE_ID`, or another with ``gdrive_id``), or from HTTP mirrors.
 
@@ -22,7 +23,8 @@ from typing import Sequence
 
 from lmnet import atomic_io
 from lmnet.data import pix3d
-from lmnet.data.download import DOWNLOAD_DIRNAME, _merge_move, download_first, safe_extract, sha256_file
+from lmnet.data.download import (Asset, _merge_move, reuse_or_discard, start_download, download_first,
+                                  fetch_gdrive, remove_with_sidecar, safe_extract)
 from lmnet.errors import DownloadError
 
 PIX3D_URLS: tuple[str, ...] = ("http://pix3d.csail.mit.edu/data/pix3d.zip",)
@@ -31,6 +33,9 @@ MARKERS = {"pix3d": ".lmnet_pix3d_complete.json", "pix3d-pointclouds": ".lmnet_p
 #: every Pix3D category (the evaluation uses chair, sofa, table)
 ALL_CATEGORIES = ("bed", "bookcase", "chair", "desk", "misc", "sofa", "table", "tool", "wardrobe")
 ARCHIVES = {"pix3d": "pix3d.zip", "pix3d-pointclouds": "pix3d_pointclouds.zip"}
+# as download assets: the same verification, provenance records and litter cleaning as ShapeNet's
+ASSETS = {what: Asset(what, pix3d.POINTCLOUD_DIR if what == "pix3d-pointclouds" else "", name)
+          for what, name in ARCHIVES.items()}
 
 
 def marker_path(root: str | Path, what: str) -> Path:
@@ -82,17 +87,6 @@ def install(archive: str | Path, root: str | Path, what: str, source: str = "") 
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _gdrive(gid: str, archive: Path, progress: bool, attempts: int) -> None:
-    import gdown
-
-    try:
-        out = gdown.download(id=gid, output=str(archive), quiet=not progress, resume=True, retries=attempts - 1)
-    except Exception as exc:  # gdown raises its own and requests' exception types
-        raise DownloadError(f"Google Drive download of {gid} failed: {exc}") from None
-    if not out or not archive.exists():
-        raise DownloadError(f"Google Drive download of {gid} failed (no file written)")
-
-
 def download(root: str | Path, what: str, *, urls: Sequence[str] | None = None, gdrive_id: str | None = None,
              force: bool = False, keep_archive: bool = False, size: int | None = None, sha256: str | None = None,
              **http_kw) -> Path | None:
@@ -104,26 +98,19 @@ def download(root: str | Path, what: str, *, urls: Sequence[str] | None = None, 
     root = Path(root)
     if marker_path(root, what).is_file() and not force:
         return None
-    archive = root / DOWNLOAD_DIRNAME / ARCHIVES[what]
-    archive.parent.mkdir(parents=True, exist_ok=True)
-    if force and archive.exists():
-        archive.unlink()
+    asset = ASSETS[what]
+    archive = start_download(asset, root, force)
     if what == "pix3d" or urls:
         urls = list(urls or PIX3D_URLS)
         source = ", ".join(urls)
-        if not archive.exists():
+        if not reuse_or_discard(archive, urls, size, sha256):
             download_first(urls, archive, size=size, sha256=sha256, **http_kw)
     else:
-        gid = gdrive_id or POINTCLOUDS_GDRIVE_ID
-        source = f"gdrive:{gid}"
-        if not archive.exists():
-            _gdrive(gid, archive, http_kw.get("progress", True), http_kw.get("max_attempts", 5))
-        if sha256 and sha256_file(archive).lower() != sha256.lower():
-            archive.unlink()
-            raise DownloadError(f"{archive}: sha256 mismatch; deleted")
+        source = fetch_gdrive(gdrive_id or POINTCLOUDS_GDRIVE_ID, archive, size, sha256,
+                              progress=http_kw.get("progress", True), max_attempts=http_kw.get("max_attempts", 5))
     out = install(archive, root, what, source=source)
     if not keep_archive:
-        archive.unlink()
+        remove_with_sidecar(archive)
         try:
             archive.parent.rmdir()
         except OSError:
