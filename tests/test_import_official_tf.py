@@ -1,6 +1,6 @@
 """Official TensorFlow checkpoints: lmnet's TF-free reader and converter against TensorFlow itself.
 
-TensorFlow (test-only dependency, ``requirements-test-tf.txt``) builds a ``tf.compat.v1`` graph
+TensorFlow (test-only dependency, ``requirements-test.txt``) builds a ``tf.compat.v1`` graph
 with exactly the variable names and shapes of the official ``lm`` checkpoint
 (``tests/data/official_tf_lm_checkpoint_variables.json``; ``plm`` adds the log σ² head
 ``FullyConnected_1``), saves it with ``tf.compat.v1.train.Saver`` into tmp_path, and computes the
