@@ -200,14 +200,21 @@ def install_archive(archive: str | Path, root: str | Path, asset: Asset, source:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+def discard_archive(archive: Path, keep_archive: bool = False) -> None:
+    """After a successful install: delete ``archive`` and its record (unless ``keep_archive``) and
+    the download folder when that leaves it empty."""
+    if keep_archive:
+        return
+    remove_with_sidecar(archive)
+    try:
+        archive.parent.rmdir()
+    except OSError:
+        pass
+
+
 def _finish(archive: Path, root: Path, asset: Asset, source: str, keep_archive: bool) -> Path:
     out = install_archive(archive, root, asset, source=source)
-    if not keep_archive:
-        remove_with_sidecar(archive)
-        try:
-            archive.parent.rmdir()
-        except OSError:
-            pass
+    discard_archive(archive, keep_archive)
     return out
 
 

@@ -23,8 +23,8 @@ from typing import Sequence
 
 from lmnet import atomic_io
 from lmnet.data import pix3d
-from lmnet.data.download import (Asset, _merge_move, reuse_or_discard, start_download, download_first,
-                                  fetch_gdrive, remove_with_sidecar, safe_extract)
+from lmnet.data.download import (Asset, _merge_move, discard_archive, download_first, fetch_gdrive, reuse_or_discard,
+                                  safe_extract, start_download)
 from lmnet.errors import DownloadError
 
 PIX3D_URLS: tuple[str, ...] = ("http://pix3d.csail.mit.edu/data/pix3d.zip",)
@@ -109,10 +109,5 @@ def download(root: str | Path, what: str, *, urls: Sequence[str] | None = None, 
         source = fetch_gdrive(gdrive_id or POINTCLOUDS_GDRIVE_ID, archive, size, sha256,
                               progress=http_kw.get("progress", True), max_attempts=http_kw.get("max_attempts", 5))
     out = install(archive, root, what, source=source)
-    if not keep_archive:
-        remove_with_sidecar(archive)
-        try:
-            archive.parent.rmdir()
-        except OSError:
-            pass
+    discard_archive(archive, keep_archive)
     return out
