@@ -9,11 +9,11 @@ the top, ``results_grid.png`` and ``eval_test.md`` / ``eval_test.csv`` (the eval
 Variant I L1 run with the baselines, copied from its run folder).
 
 Sizes are chosen so the demo finishes in under 15 minutes on a 2-core CPU (measured on 2026-12-01
-from a fresh clone: 7.9 min where the CPU computes bfloat16 natively, 14.7 min in float32 on the
+from a fresh clone: 7.3 min where the CPU computes bfloat16 natively, 14.0 min in float32 on the
 same CPU restricted to AVX2; ``amp="auto"`` decides, see :mod:`lmnet.train.precision`). At this size
-the autoencoder learns (validation Chamfer ×100 14.12 → 4.98, against 18.71 for one mean training
-shape) and Variant I L1 reaches the per-category mean-shape baseline on the test images (8.03 vs
-7.81, a class oracle) but not beyond it; longer runs
+the autoencoder learns (validation Chamfer ×100 13.81 → 4.77, against 18.71 for one mean training
+shape) and Variant I L1 reaches the per-category mean-shape baseline on the test images (7.92 vs
+7.75, a class oracle) but not beyond it; longer runs
 (``python -m benchmarks.learning``) beat it. See :data:`DEMO_OVERRIDES`.
 """
 
