@@ -102,3 +102,30 @@ def tiny_shapenet_factory(tmp_path):
     def make(name: str = "data", **kw) -> TinyShapeNet:
         return write_tiny_shapenet(tmp_path / name, **kw)
     return make
+
+
+@pytest.fixture
+def server():
+    """A :class:`loopback.LoopbackServer` on 127.0.0.1 (files, cut transfers, no length, no ranges)."""
+    from loopback import LoopbackServer
+
+    s = LoopbackServer()
+    yield s
+    s.close()
+
+
+def scripted_validation(monkeypatch, values):
+    """Make autoencoder validation report ``values[i]`` as ``val_chamfer_x100`` at its i-th call."""
+    from lmnet.train.autoencoder import AutoencoderTrainer
+
+    scripted = iter(values)
+
+    def fake_validation(self, batch):
+        return {"val_chamfer_x100": self._script * batch["points"].shape[0]}
+
+    def fake_validate(self, vloader, _orig=AutoencoderTrainer._validate):
+        self._script = next(scripted)
+        return _orig(self, vloader)
+
+    monkeypatch.setattr(AutoencoderTrainer, "validation_sums", fake_validation)
+    monkeypatch.setattr(AutoencoderTrainer, "_validate", fake_validate)

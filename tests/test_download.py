@@ -4,12 +4,9 @@ connection mid-file; resume, checksum, skip-if-present, safe extraction and mali
 import hashlib
 import io
 import os
-import socket
 import stat
 import tarfile
-import threading
 import zipfile
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from conftest import write_tiny_shapenet
@@ -20,72 +17,6 @@ from lmnet.data.check import check_data
 from lmnet.errors import DownloadError
 
 
-class _Server:
-    """Serves ``files`` {"/name": bytes}. ``drop_after[name] = K`` makes the next GET of that name
-    send only K bytes and close the connection (once). ``ranges=False`` ignores Range headers."""
-
-    def __init__(self):
-        self.files, self.drop_after, self.log, self.ranges = {}, {}, [], True
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
-            def do_GET(self):
-                data = outer.files.get(self.path)
-                rng = self.headers.get("Range")
-                outer.log.append((self.path, rng))
-                if data is None:
-                    self.send_error(404)
-                    return
-                start = 0
-                if rng and outer.ranges:
-                    start = int(rng.split("=")[1].split("-")[0])
-                    if start >= len(data):
-                        self.send_response(416)
-                        self.send_header("Content-Range", f"bytes */{len(data)}")
-                        self.send_header("Content-Length", "0")
-                        self.end_headers()
-                        return
-                    self.send_response(206)
-                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-                else:
-                    self.send_response(200)
-                body = data[start:]
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                k = outer.drop_after.pop(self.path, None)
-                if k is not None:
-                    self.wfile.write(body[:k])
-                    self.wfile.flush()
-                    self.connection.shutdown(socket.SHUT_RDWR)
-                    self.close_connection = True
-                    return
-                self.wfile.write(body)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                       daemon=True)
-        self.thread.start()
-        self.timer = threading.Timer(60.0, self.httpd.shutdown)  # stops by itself whatever happens
-        self.timer.daemon = True
-        self.timer.start()
-
-    def close(self):
-        self.timer.cancel()
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(5)
-
-
-@pytest.fixture
-def server():
-    s = _Server()
-    yield s
-    s.close()
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +40,7 @@ def _kw():
 def test_download_interrupted_then_resumed_and_extracted(server, archives, tmp_path):
     tgz, zp, src = archives
     server.files = {"/ShapeNetRendering.tgz": tgz, "/pc.zip": zp}
-    server.drop_after["/ShapeNetRendering.tgz"] = len(tgz) // 3
+    server.cut["/ShapeNetRendering.tgz"] = len(tgz) // 3
     root = tmp_path / "data"
     out = dl.download_renderings(root, urls=[server.url + "/missing.tgz", server.url + "/ShapeNetRendering.tgz"],
                                  sha256=hashlib.sha256(tgz).hexdigest(), size=len(tgz), **_kw())
@@ -136,7 +67,7 @@ def test_download_interrupted_then_resumed_and_extracted(server, archives, tmp_p
 def test_resume_across_calls_and_part_file(server, archives, tmp_path):
     tgz, _, _ = archives
     server.files = {"/r.tgz": tgz}
-    server.drop_after["/r.tgz"] = 5000
+    server.cut["/r.tgz"] = 5000
     dest = tmp_path / "r.tgz"
     with pytest.raises(DownloadError, match="gave up after 1 attempts"):
         dl.http_download(server.url + "/r.tgz", dest, max_attempts=1, progress=False)

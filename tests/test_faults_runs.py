@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 from test_eval import tiny_project  # noqa: F401  (session fixture)
+from conftest import scripted_validation
 from test_train import ae_config, assert_same_weights, state, write_tiny_shapenet
 
 from lmnet.cli import main as cli_main
@@ -71,26 +72,10 @@ class _Killed(BaseException):
     """Stands in for SIGKILL: nothing in lmnet catches it."""
 
 
-def _scripted_validation(monkeypatch, values):
-    from lmnet.train.autoencoder import AutoencoderTrainer
-
-    scripted = iter(values)
-
-    def fake_validation(self, batch):
-        return {"val_chamfer_x100": self._script * batch["points"].shape[0]}
-
-    def fake_validate(self, vloader, _orig=AutoencoderTrainer._validate):
-        self._script = next(scripted)
-        return _orig(self, vloader)
-
-    monkeypatch.setattr(AutoencoderTrainer, "validation_sums", fake_validation)
-    monkeypatch.setattr(AutoencoderTrainer, "_validate", fake_validate)
-
-
 def test_kill_between_checkpoint_writes_never_loses_best(tiny, tmp_path, monkeypatch):
     from lmnet import atomic_io
 
-    _scripted_validation(monkeypatch, [3.0, 1.0, 1.0])  # epoch 2 is the best; the redo sees it again
+    scripted_validation(monkeypatch, [3.0, 1.0, 1.0])  # epoch 2 is the best; the redo sees it again
     calls = []
     real_save = atomic_io.save_torch
 
@@ -116,7 +101,7 @@ def test_kill_between_checkpoint_writes_never_loses_best(tiny, tmp_path, monkeyp
 
 
 def test_resume_rebuilds_a_missing_or_mismatching_best(tiny, tmp_path, monkeypatch):
-    _scripted_validation(monkeypatch, [3.0, 1.0, 2.0])
+    scripted_validation(monkeypatch, [3.0, 1.0, 2.0])
     run = train_autoencoder(ae_config(tiny, tmp_path / "run", epochs=2))
     runs.checkpoint_path(run, "best").unlink()
     train_autoencoder(ae_config(tiny, run, epochs=2, resume=True))  # nothing left to train: repair only
@@ -238,7 +223,7 @@ def test_diverging_lr_is_stopped_with_a_clear_error(tiny, tmp_path, capsys):
 def test_non_finite_validation_stops_naming_the_epoch(tiny, tmp_path, monkeypatch):
     from lmnet.errors import NonFiniteError
 
-    _scripted_validation(monkeypatch, [3.0, float("inf")])
+    scripted_validation(monkeypatch, [3.0, float("inf")])
     with pytest.raises(NonFiniteError, match=r"validation val_chamfer_x100 at epoch 2 \(validation\)"):
         train_autoencoder(ae_config(tiny, tmp_path / "run", epochs=2))
     assert state(tmp_path / "run")["epoch"] == 1

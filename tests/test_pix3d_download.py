@@ -7,19 +7,11 @@ import io
 import zipfile
 
 import pytest
-from test_download import _Server
 
 from lmnet.cli import main
 from lmnet.data import pix3d_download
 from lmnet.data.pix3d_check import check_pix3d
 from lmnet.errors import DownloadError
-
-
-@pytest.fixture
-def server():
-    s = _Server()
-    yield s
-    s.close()
 
 
 @pytest.fixture(scope="module")

@@ -13,13 +13,15 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import scripted_validation
+
 from lmnet.cli import main as cli_main
 from lmnet.commands.train import resolve_cli_config
 from lmnet.data import layout
 from lmnet.errors import ConfigError
 from lmnet.models import ImageToPointCloud, PointAutoencoder
 from lmnet.train import runs
-from lmnet.train.autoencoder import AutoencoderTrainer, train_autoencoder
+from lmnet.train.autoencoder import train_autoencoder
 from lmnet.train.config import resolve_train_config
 from lmnet.train.image import train_image_encoder
 
@@ -160,17 +162,7 @@ def test_determinism_and_resume(tiny, tmp_path):
 
 
 def test_best_checkpoint_is_lowest_val_chamfer(tiny, tmp_path, monkeypatch):
-    scripted = iter([3.0, 1.0, 2.0])  # val_chamfer_x100 per epoch (2 val clouds -> sum = 2 x value)
-
-    def fake_validation(self, batch):
-        return {"val_chamfer_x100": self._script * batch["points"].shape[0]}
-
-    def fake_validate(self, vloader, _orig=AutoencoderTrainer._validate):
-        self._script = next(scripted)
-        return _orig(self, vloader)
-
-    monkeypatch.setattr(AutoencoderTrainer, "validation_sums", fake_validation)
-    monkeypatch.setattr(AutoencoderTrainer, "_validate", fake_validate)
+    scripted_validation(monkeypatch, [3.0, 1.0, 2.0])  # val_chamfer_x100 per epoch
     run = train_autoencoder(ae_config(tiny, tmp_path / "best", epochs=3))
     hist = runs.read_history(run)
     assert [r["val_chamfer_x100"] for r in hist] == [3.0, 1.0, 2.0]

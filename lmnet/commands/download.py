@@ -57,6 +57,14 @@ def run(args) -> int:
         return 130
 
 
+def _say_installed(what: str, out, folder) -> None:
+    """``out``: the installed folder, or None when ``what`` was already installed in ``folder``."""
+    if out is None:
+        print(f"{what}: already installed in {folder} (use --force to download again)")
+    else:
+        print(f"{what}: installed in {out}")
+
+
 def _run(args) -> int:
     from lmnet.data import download as dl
     from lmnet.errors import DownloadError
@@ -70,11 +78,7 @@ def _run(args) -> int:
         out = pix3d_download.download(args.root, args.what, urls=list(args.url) or None, gdrive_id=args.gdrive_id,
                                       force=args.force, keep_archive=args.keep_archive, size=args.size,
                                       sha256=args.sha256, max_attempts=max(1, args.attempts), timeout=args.timeout)
-        if out is None:
-            print(f"{args.what}: already installed in {pix3d_download.marker_path(args.root, args.what).parent} "
-                  f"(use --force to download again)")
-        else:
-            print(f"{args.what}: installed in {out}")
+        _say_installed(args.what, out, pix3d_download.marker_path(args.root, args.what).parent)
         print(f"next: lmnet check-data --dataset pix3d --root {args.root}")
         return 0
     urls = _split_urls(args.what, list(args.url))
@@ -87,11 +91,6 @@ def _run(args) -> int:
         else:
             out = dl.download_pointclouds(args.root, gdrive_id=args.gdrive_id,
                                           urls=urls["pointclouds"] or None, **common)
-        asset = dl.ASSETS[what]
-        if out is None:
-            print(f"{what}: already installed in {dl.marker_path(args.root, asset).parent} "
-                  f"(use --force to download again)")
-        else:
-            print(f"{what}: installed in {out}")
+        _say_installed(what, out, dl.marker_path(args.root, dl.ASSETS[what]).parent)
     print(f"next: lmnet check-data --root {args.root}")
     return 0
