@@ -13,7 +13,12 @@ spread-vs-azimuth plot ``diversity_spread_vs_azimuth.png``, and ``diversity_samp
 the ``+head`` runs for one test chair). ``diagnose`` explains why the joint runs alone do not
 show a view-dependent spread.
 
+``--study official`` (issue #14) trains as the official code did: weight decay 0 everywhere and
+joint training only, no head phase (``official_*``: the official encoder preset; ``wd0_lambda5.5``:
+lmnet's encoder without decay), and writes ``benchmarks/results/diversity_official.*``.
+
     python -m benchmarks.diversity --out /tmp/lmnet-diversity            # the recorded run (2 cores)
+    python -m benchmarks.diversity --out /tmp/lmnet-diversity --study official  # same data and autoencoder
     python -m benchmarks.diversity --out /tmp/lmnet-diversity-q --quick  # smoke run (~2 min)
 
 Resumable: rerunning skips finished training runs. No timing target; wall times are printed.
@@ -46,6 +51,19 @@ QUICK = {"category": "chair", "models": 8, "ae_epochs": 4, "ae_batch": 16, "ae_l
          "runs": {"lambda0": {"lambda_div": 0.0}, "lambda5.5": {"lambda_div": 5.5},
                   "lambda0+head": {"from": "lambda0", "lambda_div": 0.0, "head": True},
                   "lambda5.5+head": {"from": "lambda5.5", "lambda_div": 5.5, "head": True}}}
+# The study as the official code trained (issue #14): no weight decay anywhere, joint training only
+# (no log σ² head phase). ``official_*`` use the official image-encoder preset (no BatchNorm, the RGB
+# as stored, weight decay 0); ``wd0_lambda5.5`` keeps lmnet's encoder and only drops the decay, which
+# separates the effect of the decay from that of the architecture.
+OFFICIAL_RUNS = {"official_lambda0": {"lambda_div": 0.0, "arch": "official"},
+                 "official_lambda0.5": {"lambda_div": 0.5, "arch": "official"},
+                 "official_lambda5.5": {"lambda_div": 5.5, "arch": "official"},
+                 "wd0_lambda5.5": {"lambda_div": 5.5, "weight_decay_conv": 0.0, "weight_decay_fc": 0.0}}
+STUDIES = {"lmnet": {"full": FULL, "quick": QUICK, "prefix": "diversity"},
+           "official": {"full": {**FULL, "runs": OFFICIAL_RUNS},
+                        "quick": {**QUICK, "runs": {n: OFFICIAL_RUNS[n] for n in ("official_lambda0", "official_lambda5.5")}},
+                        "prefix": "diversity_official"}}
+
 
 
 def run_config(spec: dict, size: dict) -> dict:
@@ -246,9 +264,9 @@ def plot(raw: dict, path: Path) -> None:
     fig.savefig(path, dpi=110, bbox_inches="tight")
 
 
-def to_markdown(res: dict, command: str) -> str:
+def to_markdown(res: dict, command: str, prefix: str = "diversity", title: str = "Variant II diversity study") -> str:
     size = res["size"]
-    lines = ["# Variant II diversity study (`python -m benchmarks.diversity`)", "",
+    lines = [f"# {title} (`python -m benchmarks.diversity`)", "",
              f"Command: `{command}` — commit {res['commit']}, {res['date']}, {res['machine']}; "
              f"{res['total_minutes']:.1f} min for this invocation (finished runs are reused); training time "
              f"from the run histories: autoencoder {res['autoencoder_train_minutes']:.1f} min, "
@@ -256,7 +274,7 @@ def to_markdown(res: dict, command: str) -> str:
              f"Synthetic {size['category']}s only (the paper's diversity study is on chairs): {size['models']} "
              "models, 60/20/20 train/val/test, 24 views each. Sizes: "
              + ", ".join(f"{k} {v}" for k, v in size.items()) + ".", "",
-             "L_div (SPEC §2) asks for a mean σ of α = 0.2 for a view from behind (azimuth 180°, "
+             "L_div ([docs/training.md](../../docs/training.md)) asks for a mean σ of α = 0.2 for a view from behind (azimuth 180°, "
              "Gaussian of width θ = 20°) and ≈ 0 elsewhere; the latent L2 loss pushes σ to 0 everywhere. "
              "σ = mean predicted standard deviation over the 512 latent dimensions; spread = mean over "
              "points of the RMS distance of K decoded samples to their mean (cloud units, unit "
@@ -275,14 +293,23 @@ def to_markdown(res: dict, command: str) -> str:
                          f"{e['last'].get('train_div_loss', float('nan')):.5f} |")
     head = sorted((e["config"].get("lambda_div", 0.0), e["test"]) for e in res["variant2"].values()
                   if e["config"].get("head"))
+    label = "Head-phase runs"
+    if not head:  # a joint-only study: compare the runs of the first run's preset across λ
+        arch = next(iter(res["variant2"].values()))["config"].get("arch") if res["variant2"] else None
+        head = sorted((e["config"].get("lambda_div", 0.0), e["test"]) for e in res["variant2"].values()
+                      if e["config"].get("arch") == arch and set(e["config"]) <= {"lambda_div", "arch"})
+        label = f"Joint runs ({arch or 'lmnet'} preset)"
     if len(head) > 1:
         near = [t["spread_near_180"] for _, t in head]
         grows = all(b > a for a, b in zip(near, near[1:]))
         listed = ", ".join(f"λ = {lam:g}: {v:.5f}" for (lam, _), v in zip(head, near))
-        lines += ["", f"**Head-phase runs, test views, spread near 180°: {listed} — "
+        lines += ["", f"**{label}, test views, spread near 180°: {listed} — "
                   + ("it grows with λ.**" if grows else "it does not grow with λ.**"),
-                  "Over all test views: " + ", ".join(f"λ = {lam:g}: {t['spread_all']:.5f}" for lam, t in head) + "."]
-    lines += ["", "![spread vs azimuth](diversity_spread_vs_azimuth.png)"]
+                  "Over all test views: " + ", ".join(f"λ = {lam:g}: {t['spread_all']:.5f}" for lam, t in head) + ".",
+                  "σ near 180° / σ elsewhere (test): "
+                  + ", ".join(f"λ = {lam:g}: {t['sigma_near_180'] / t['sigma_elsewhere']:.2f}" for lam, t in head
+                              if t["sigma_elsewhere"]) + "."]
+    lines += ["", f"![spread vs azimuth]({prefix}_spread_vs_azimuth.png)"]
     if res.get("diagnosis"):
         d = res["diagnosis"]
         lines += ["", f"## Diagnosis ({d['run']}, trunk frozen at its last checkpoint)", "",
@@ -305,10 +332,16 @@ def main(argv=None) -> int:
     p.add_argument("--out", required=True, help="work folder (data + runs); reruns resume in it")
     p.add_argument("--quick", action="store_true", help="tiny sizes (results not written to benchmarks/results)")
     p.add_argument("--epochs", type=int, default=None, help="override image_epochs")
-    p.add_argument("--runs", default=None, help="comma-separated subset of the runs (default: all of "
-                   f"{', '.join(FULL['runs'])})")
+    p.add_argument("--study", choices=sorted(STUDIES), default="lmnet",
+                   help="lmnet: lmnet's encoder and decay, joint runs and log σ² head phases (diversity.md); "
+                   "official: weight decay 0 and joint training only, as the official code trained "
+                   "(diversity_official.md)")
+    p.add_argument("--runs", default=None, help="comma-separated subset of the study's runs (default: all; "
+                   f"lmnet: {', '.join(FULL['runs'])}; official: {', '.join(OFFICIAL_RUNS)})")
     a = p.parse_args(argv)
-    size = dict(QUICK if a.quick else FULL)
+    study = STUDIES[a.study]
+    prefix = study["prefix"]
+    size = dict(study["quick"] if a.quick else study["full"])
     if a.epochs:
         size["image_epochs"] = a.epochs
     if a.runs:
@@ -335,20 +368,22 @@ def main(argv=None) -> int:
                 "total_minutes": (time.perf_counter() - t0) / 60,
                 "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch CPU"})
     command = "python -m benchmarks.diversity --out " + str(a.out) + (" --quick" if a.quick else "") \
-        + (f" --epochs {a.epochs}" if a.epochs else "") + (f" --runs {a.runs}" if a.runs else "")
-    md = to_markdown(res, command)
+        + (f" --epochs {a.epochs}" if a.epochs else "") + (f" --runs {a.runs}" if a.runs else "") \
+        + (f" --study {a.study}" if a.study != "lmnet" else "")
+    title = "Variant II diversity study" + (", trained as the official code did" if a.study == "official" else "")
+    md = to_markdown(res, command, prefix, title)
     dest = RESULTS if not a.quick else out
     from lmnet.atomic_io import write_text
 
-    plot(raw, dest / "diversity_spread_vs_azimuth.png")
+    plot(raw, dest / f"{prefix}_spread_vs_azimuth.png")
     head_runs = [n for n, c in size["runs"].items() if c.get("head")]
-    if head_runs:
-        res["samples_figure"] = samples_figure(runs, head_runs, dest / "diversity_samples.png", k=4)
-        md += ("\n## Samples for one image\n\nOne test chair from the views nearest azimuth 180° and 0°; input, ground "
-               "truth, μ and 4 samples z ~ N(μ, σ²) of each head-phase run (last checkpoint); spread as in the "
-               "table.\n\n![samples](diversity_samples.png)\n")
-    write_text(dest / "diversity.json", json.dumps(res, indent=1, default=str))
-    write_text(dest / "diversity.md", md)
+    shown = head_runs or list(size["runs"])
+    res["samples_figure"] = samples_figure(runs, shown, dest / f"{prefix}_samples.png", k=4)
+    md += ("\n## Samples for one image\n\nOne test chair from the views nearest azimuth 180° and 0°; input, ground "
+           "truth, μ and 4 samples z ~ N(μ, σ²) of each " + ("head-phase " if head_runs else "") + "run (last "
+           f"checkpoint); spread as in the table.\n\n![samples]({prefix}_samples.png)\n")
+    write_text(dest / f"{prefix}.json", json.dumps(res, indent=1, default=str))
+    write_text(dest / f"{prefix}.md", md)
     print(md)
     print(f"written to {dest}")
     return 0
