@@ -95,8 +95,9 @@ def run(quick: bool = False) -> dict:
 def evaluate(run_dir: str, split: str = "test", emd: bool = False, workers: int = 2) -> dict:
     """Paper-protocol table (model vs medoid mean shape) and, for unknown-pose runs, pose errors."""
     from lmnet.eval.protocol import Protocol
-    from lmnet.eval.run import evaluate_run, resolve_split_file
-    from lmnet.train.runs import load_model
+    from lmnet.eval.run import evaluate_run
+    from lmnet.runs.splits import resolve_split_file
+    from lmnet.runs import load_model
 
     res = evaluate_run(run_dir, split=split, protocol=Protocol(emd=emd), workers=workers)
     out = {"tables": res["tables"], "notes": res["notes"], "n_pairs": res["n_pairs"]}

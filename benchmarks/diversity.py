@@ -110,7 +110,7 @@ def measure(runs: dict[str, Path], size: dict, log=print) -> tuple[dict, dict]:
     """``(results, raw)``: per λ and split the :func:`~lmnet.analysis.spread_summary` figures plus
     the training history's last latent / L_div losses; ``raw`` holds the per-item arrays for the plot."""
     from lmnet.analysis import spread_summary, spread_vs_azimuth
-    from lmnet.train.runs import read_history
+    from lmnet.runs import read_history
 
     res: dict = {"size": size, "runs": {k: str(v) for k, v in runs.items()}, "variant2": {},
                  "autoencoder_train_minutes": sum(float(x["epoch_time_s"]) for x in read_history(runs["autoencoder"])) / 60}
@@ -136,7 +136,7 @@ def measure(runs: dict[str, Path], size: dict, log=print) -> tuple[dict, dict]:
 def _split_dataset(cfg: dict, split: str):
     """Every (shape, view) item, with images and 1024-point clouds, of ``split`` of the run config ``cfg``."""
     from lmnet.data.dataset import ShapeNetDataset
-    from lmnet.eval.run import resolve_split_file
+    from lmnet.runs.splits import resolve_split_file
 
     return ShapeNetDataset(Path(cfg["data_root"]), split=resolve_split_file(cfg, split), categories=cfg["categories"],
                            views="all", n_points=1024, image_cache=True, background=cfg.get("background", 255.0))
@@ -177,7 +177,7 @@ def diagnose(run: Path, lambda_div: float, steps: int = 540, log=print) -> dict:
     import torch
 
     from lmnet.models import diversity_loss, diversity_target as target
-    from lmnet.train.runs import load_model
+    from lmnet.runs import load_model
 
     model, cfg = load_model(run, which="last", device="cpu")
     f_tr, a_tr = _head_inputs(model, cfg, "train")
@@ -229,7 +229,7 @@ def samples_figure(runs: dict[str, Path], names: list[str], path: Path, k: int =
     from lmnet.analysis import sample_spread
     from lmnet.models.pose import wrap_degrees
     from lmnet.render.grids import make_grid, save_png
-    from lmnet.train.runs import load_model
+    from lmnet.runs import load_model
 
     _, cfg = load_model(runs[names[0]], which="last")
     ds = _split_dataset(cfg, "test")

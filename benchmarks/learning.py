@@ -54,7 +54,7 @@ def _git_commit() -> str:
 
 
 def _history(run: Path) -> list[dict]:
-    from lmnet.train.runs import read_history
+    from lmnet.runs import read_history
 
     return read_history(run)
 

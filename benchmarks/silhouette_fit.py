@@ -105,7 +105,7 @@ def main(argv=None) -> int:
     medoid = train_clouds[medoid_index(train_clouds)]
     ae = None
     if a.ae_run:
-        from lmnet.train.runs import load_model
+        from lmnet.runs import load_model
 
         ae, _ = load_model(a.ae_run, which="best")
         with torch.no_grad():

@@ -7,6 +7,7 @@ Sub-packages keep data, models, losses, training, evaluation and rendering apart
 - ``lmnet.render``    torch z-buffer rasteriser (triangles, point splats)
 - ``lmnet.models``    point autoencoder, image encoder, Variant I / II heads
 - ``lmnet.losses``    Chamfer / EMD
+- ``lmnet.runs``      run folders: configs, checkpoints, run kinds, load_model, predictions
 - ``lmnet.train``     training loops
 - ``lmnet.eval``      the paper's evaluation protocol
 - ``lmnet.weights``   published weights: TF checkpoint reader (no TensorFlow), converters, catalogue
@@ -21,8 +22,8 @@ def load_model(run_dir, which: str = "best", device="cpu"):
     An image run's model maps ``(B, 3, 128, 128)`` float RGB 0–255 (in the run's input convention,
     ``config["image_input"]``) to ``(B, 2048, 3)``; ``model.encode_image(images)`` gives
     ``(mu, logvar or None)``. An autoencoder run's model maps ``(B, N, 3)`` to ``(B, 2048, 3)``.
-    See :func:`lmnet.train.runs.load_model`.
+    See :func:`lmnet.runs.load.load_model`.
     """
-    from lmnet.train.runs import load_model as _load
+    from lmnet.runs.load import load_model as _load
 
     return _load(run_dir, which=which, device=device)

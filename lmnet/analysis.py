@@ -61,11 +61,10 @@ def autoencoder_rows(run_dir, data_root=None, split: str = "val", n: int = 6, wh
     (``columns=["gt", "prediction"]``, ``color_by="error"``). Shapes are taken round-robin over
     the categories so every category shows."""
     from lmnet.data.dataset import select_keys
-    from lmnet.train.runs import load_model
+    from lmnet.runs import load_model
 
     model, cfg = load_model(run_dir, which=which, device=device)
-    if cfg.get("kind") != "autoencoder":
-        raise ConfigError(f"{run_dir}: expected an autoencoder run, got kind {cfg.get('kind')!r}")
+    require_kind(cfg, "autoencoder", run_dir, "autoencoder analysis")
     root = Path(data_root or cfg.get("data_root") or "data")
     split_file = split if split not in ("train", "val") else cfg.get(f"{split}_split")
     keys = select_keys(root, split_file, cfg.get("categories"), point_clouds_only=True)
@@ -97,11 +96,10 @@ def autoencoder_vs_mean_shape(run_dir, data_root=None, split: str = "val", which
     from lmnet.data.dataset import select_keys
     from lmnet.data.categories import name_of
     from lmnet.eval.baselines import medoid_index
-    from lmnet.train.runs import load_model
+    from lmnet.runs import load_model
 
     model, cfg = load_model(run_dir, which=which, device=device)
-    if cfg.get("kind") != "autoencoder":
-        raise ConfigError(f"{run_dir}: expected an autoencoder run, got kind {cfg.get('kind')!r}")
+    require_kind(cfg, "autoencoder", run_dir, "autoencoder analysis")
     root = Path(data_root or cfg.get("data_root") or "data")
     npts = int(cfg.get("n_points", 2048))
     split_file = split if split not in ("train", "val") else cfg.get(f"{split}_split")
@@ -189,8 +187,8 @@ def spread_vs_azimuth(run_dir, split: str = "val", k: int = 8, max_items: int = 
     Returns ``{"azimuth_deg" (n,), "spread" (n,), "sigma_mean" (n,) (mean predicted σ over the
     latent), "keys" [str]}``."""
     from lmnet.data.dataset import ShapeNetDataset, run_background
-    from lmnet.eval.run import resolve_split_file
-    from lmnet.train.runs import load_model
+    from lmnet.runs.splits import resolve_split_file
+    from lmnet.runs import load_model
 
     model, cfg = load_model(run_dir, which=which, device=device)
     if not getattr(model, "probabilistic", False):
@@ -286,7 +284,7 @@ def case_rows(run_dir, records: Sequence[Mapping[str, Any]], data_root=None, whi
     from lmnet.data import layout
     from lmnet.data.dataset import composite, run_background
     from lmnet.data.image_cache import crop
-    from lmnet.train.runs import load_model
+    from lmnet.runs import load_model
 
     model, cfg = load_model(run_dir, which=which, device=device)
     root = Path(data_root or cfg.get("data_root") or "data")
@@ -352,36 +350,6 @@ def display_markdown(text: str) -> None:
     except ImportError:
         pass
     print(text)
-
-
-# ----------------------------------------------------------------------------- inference outputs
-def load_predictions(out_dir, limit: int = 0) -> list[dict[str, Any]]:
-    """Read the output of :func:`lmnet.infer.predict_split` / :func:`~lmnet.infer.predict_images`
-    (``out_dir/index.csv`` + ``.npy`` files) → make_grid / Browser rows ``{"input" (3, 128, 128)
-    0–255, "prediction" (2048, 3), "gt" (1024, 3) when known, "samples" (K, 2048, 3) when written,
-    "category", "model_id", "view", "title"}``; ``limit`` > 0 keeps the first N."""
-    import csv
-
-    out_dir = Path(out_dir)
-    index = out_dir / "index.csv"
-    if not index.is_file():
-        raise DataError(f"{index} does not exist: not an lmnet inference output folder")
-    with open(index, newline="") as fh:
-        entries = list(csv.DictReader(fh))
-    if limit:
-        entries = entries[: int(limit)]
-    rows = []
-    for e in entries:
-        row: dict[str, Any] = {"input": np.load(out_dir / e["image"]), "prediction": np.load(out_dir / e["pred"])}
-        for col, key in (("gt", "gt"), ("samples", "samples")):
-            if e.get(key):
-                row[col] = np.load(out_dir / e[key])
-        if e.get("synset"):
-            row.update(category=e["synset"], model_id=e["model_id"], view=int(e["view"]))
-        else:
-            row.update(category="user image", title=Path(e["source"]).name)
-        rows.append(row)
-    return rows
 
 
 def make_user_images(data_root, split_file, out_dir, n: int = 2, size: int = 224, view: int = 5,

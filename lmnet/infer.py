@@ -3,30 +3,12 @@
 Inputs
 ------
 - a run folder (``config.json`` + ``checkpoints/best.pt``) or a checkpoint ``.pt`` file
-  (:func:`lmnet.train.runs.load_model`);
+  (:func:`lmnet.runs.load.load_model`);
 - either a dataset split (:func:`predict_split`; the split file is resolved like
   ``lmnet eval``: ``--split test|val|train`` or ``--split-file``) or user images
   (:func:`predict_images`; any size PNG/JPG, see :func:`prepare_image`).
 
-Output layout (``--out DIR``)::
-
-    DIR/index.csv              one row per input image: id, source, synset, model_id, view,
-                               image, gt, pred, samples   (file names relative to DIR; empty when absent)
-    DIR/<id>.image.npy         float32 (3, 128, 128): the exact network input, RGB 0–255 in the run's
-                               input convention: composited over its background (white, 255, by
-                               default), or the RGB as stored, alpha ignored (image_input
-                               "stored_rgb": the published models)
-    DIR/<id>.gt.npy            float32 (1024, 3): ground truth pointcloud_1024 (dataset inputs only)
-    DIR/<id>.pred.npy          float32 (2048, 3): the deterministic prediction (μ for Variant II)
-    DIR/<id>.samples.npy       float32 (K, 2048, 3): K samples z ~ N(μ, σ²) (Variant II, --samples K)
-
-``<id>`` is a running 6-digit number (``000000``, ``000001``, …) in input order. Point clouds are
-in the 3D-LMNet canonical frame (+x down, unit bounding-box diagonal), as the training data.
-Every file is written atomically; ``index.csv`` is written last.
-
-Outputs are never mixed: a non-empty ``DIR`` is refused unless ``overwrite``, which first deletes the
-previous ``index.csv`` and then every file this layout names; a folder that also holds other files
-is refused even then (nothing of the user's is deleted).
+Output layout: :mod:`lmnet.runs.predictions` (the writer used here and the reader).
 
 User images (:func:`prepare_image`): decoded by :func:`lmnet.data.images.read_rgba` (EXIF
 orientation applied, 16-bit scaled to 8 bits, images over ``$LMNET_MAX_IMAGE_PIXELS`` refused); the
@@ -39,20 +21,21 @@ premultiplied resize or the transparent padding, as in the renderings). Objects 
 
 from __future__ import annotations
 
-import csv
-import io
-import re
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 
-from lmnet import atomic_io
 from lmnet.errors import ConfigError, DataError
-from lmnet.eval.run import check_finite, resolve_split_file
+from lmnet.runs.folder import CONFIG_FILE, read_run_config
+from lmnet.runs.load import load_model, require_kind
+from lmnet.runs.predictions import PredictionWriter, check_finite, check_out
+from lmnet.runs.splits import resolve_split_file
+from lmnet.data.categories import to_synsets
+from lmnet.data.dataset import ShapeNetDataset, composite, run_background
+from lmnet.data.images import read_rgba
 
-INDEX_FIELDS = ("id", "source", "synset", "model_id", "view", "image", "gt", "pred", "samples")
 RENDER_SIZE = 137
 INPUT_SIZE = 128
 
@@ -63,8 +46,6 @@ def prepare_image(path: str | Path, background: float | None = 255.0) -> np.ndar
     the RGB as stored (a "stored_rgb" run)."""
     from PIL import Image
 
-    from lmnet.data.dataset import composite
-    from lmnet.data.images import read_rgba
 
     path = Path(path)
     if not path.is_file():
@@ -87,8 +68,6 @@ def prepare_image(path: str | Path, background: float | None = 255.0) -> np.ndar
 
 
 def _load(checkpoint: str | Path, device: str, samples: int = 0):
-    from lmnet.train.runs import CONFIG_FILE, load_model, read_run_config
-
     folder = Path(checkpoint)
     if samples and (folder / CONFIG_FILE).is_file():  # refuse before the (slow) weight load
         variant = read_run_config(folder).get("variant")
@@ -96,73 +75,8 @@ def _load(checkpoint: str | Path, device: str, samples: int = 0):
             raise ConfigError(f"--samples {samples}: this run is deterministic (variant {variant!r}, Variant I); "
                               "sampling needs a Variant II ('probabilistic') run. Use --samples 0.")
     model, config = load_model(checkpoint, which="best", device=device)
-    if config.get("kind") != "image":
-        raise ConfigError(f"{checkpoint}: inference needs an image run (kind 'image'), got {config.get('kind')!r}")
+    require_kind(config, "image", checkpoint, "inference")
     return model, config
-
-
-_OUTPUT_NAME = re.compile(r"^(index\.csv|\d{6}\.(image|gt|pred|samples)\.npy|\.[^/]+\.tmp)$")
-
-
-def check_out(out: str | Path, overwrite: bool = False) -> list[Path]:
-    """The previous outputs in ``out`` that ``overwrite`` replaces; raises ConfigError when ``out``
-    cannot be used (rules in the module docstring). Deletes nothing."""
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out} is a file, expected a folder")
-    present = sorted(out.iterdir()) if out.is_dir() else []
-    if present and not overwrite:
-        raise ConfigError(f"--out {out} is not empty ({len(present)} entries, e.g. {present[0].name}): "
-                          f"choose another folder, or pass --overwrite to replace the previous outputs")
-    foreign = [p.name for p in present if not (p.is_file() and _OUTPUT_NAME.match(p.name))]
-    if foreign:
-        raise ConfigError(f"--out {out} holds files lmnet infer did not write ({', '.join(foreign[:5])}): "
-                          f"choose an empty folder")
-    return present
-
-
-def prepare_out(out: str | Path, overwrite: bool = False) -> Path:
-    """Make ``out`` an empty output folder: :func:`check_out`, then delete the previous outputs."""
-    out = Path(out)
-    present = check_out(out, overwrite)
-    index = out / "index.csv"
-    if index.exists():  # first: a run killed while clearing never leaves an index of missing files
-        index.unlink()
-    for p in present:
-        if p.exists():
-            p.unlink()
-    out.mkdir(parents=True, exist_ok=True)
-    return out
-
-
-class _Writer:
-    def __init__(self, out: str | Path, overwrite: bool = False):
-        self.out = prepare_out(out, overwrite)
-        self.rows: list[dict[str, Any]] = []
-
-    def add(self, source: str, image: np.ndarray, pred: np.ndarray, samples: np.ndarray | None = None,
-            gt: np.ndarray | None = None, synset: str = "", model_id: str = "", view: int | str = "") -> None:
-        i = f"{len(self.rows):06d}"
-        row = {"id": i, "source": source, "synset": synset, "model_id": model_id, "view": view,
-               "image": f"{i}.image.npy", "pred": f"{i}.pred.npy", "gt": "", "samples": ""}
-        atomic_io.save_npy(self.out / row["image"], image.astype(np.float32))
-        atomic_io.save_npy(self.out / row["pred"], pred.astype(np.float32))
-        if gt is not None:
-            row["gt"] = f"{i}.gt.npy"
-            atomic_io.save_npy(self.out / row["gt"], gt.astype(np.float32))
-        if samples is not None:
-            row["samples"] = f"{i}.samples.npy"
-            atomic_io.save_npy(self.out / row["samples"], samples.astype(np.float32))
-        self.rows.append(row)
-
-    def close(self) -> Path:
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=INDEX_FIELDS, lineterminator="\n")
-        w.writeheader()
-        w.writerows(self.rows)
-        path = self.out / "index.csv"
-        atomic_io.write_text(path, buf.getvalue())
-        return path
 
 
 def _predict(model, images: torch.Tensor, samples: int, gen: torch.Generator | None):
@@ -206,13 +120,12 @@ def predict_images(checkpoint: str | Path, images: Sequence[str | Path], out: st
     for p in paths:  # fail on a bad path before the (slow) model load
         if not p.is_file():
             raise DataError(f"image {p} does not exist")
-    from lmnet.data.dataset import run_background
 
     model, config = _load(checkpoint, device, samples)
     _check_samples(model, samples)
     bg = run_background(config)
     gen = _generator(device, seed)
-    writer = _Writer(out, overwrite)
+    writer = PredictionWriter(out, overwrite)
     for i in range(0, len(paths), batch_size):
         chunk = paths[i:i + batch_size]
         imgs = np.stack([prepare_image(p, bg) for p in chunk])
@@ -229,8 +142,6 @@ def predict_split(checkpoint: str | Path, out: str | Path, *, split: str = "test
                   overwrite: bool = False) -> Path:
     """Predict the (shape, view) items of a dataset split (the run's data_root unless ``data_root``);
     ``limit`` > 0 keeps the first N items. Writes images, GT (pointcloud_1024) and predictions."""
-    from lmnet.data.categories import to_synsets
-    from lmnet.data.dataset import ShapeNetDataset, run_background
 
     _check_counts(batch_size, limit)
     check_out(out, overwrite)
@@ -245,7 +156,7 @@ def predict_split(checkpoint: str | Path, out: str | Path, *, split: str = "test
     loader = torch.utils.data.DataLoader(torch.utils.data.Subset(ds, range(n)), batch_size=batch_size,
                                          shuffle=False, num_workers=0)
     gen = _generator(device, seed)
-    writer = _Writer(out, overwrite)
+    writer = PredictionWriter(out, overwrite)
     for batch in loader:
         imgs = batch["image"]
         pred, smp = _predict(model, imgs.to(device), samples, gen)

@@ -12,8 +12,8 @@ from test_train import ae_run, tiny  # noqa: F401  (module fixtures)
 from lmnet.errors import ConfigError
 from lmnet.models import ImageToPointCloud
 from lmnet.models.image_encoder import CONV_LAYOUT, ImageEncoder
-from lmnet.train import runs
-from lmnet.train.config import resolve_train_config
+from lmnet import runs
+from lmnet.runs.config import resolve_train_config
 from lmnet.train.image import train_image_encoder
 
 

@@ -266,7 +266,7 @@ def make_runs(tmp_path, data, variant="l1"):
     from lmnet import atomic_io
     from lmnet.data.splits import write_splits
     from lmnet.models import ImageToPointCloud, PointAutoencoder
-    from lmnet.train.runs import CHECKPOINT_FORMAT
+    from lmnet.runs import CHECKPOINT_FORMAT
 
     torch.manual_seed(0)
     splits = {"train": {s: [f"{s}/{m}" for m in ms[:2]] for s, ms in data.models.items()},
@@ -306,7 +306,7 @@ def tiny_project(tmp_path_factory):
 
 def test_evaluate_run_end_to_end(tmp_path, tiny_project):
     from lmnet.eval.run import evaluate_run
-    from lmnet.train.runs import load_model
+    from lmnet.runs import load_model
 
     data, run, _ = tiny_project
     res = evaluate_run(run, split="test", views=[0, 1], workers=1, protocol=Protocol(icp_max_iter=10))

@@ -14,7 +14,7 @@ from test_train import ae_config, assert_same_weights, state, write_tiny_shapene
 
 from lmnet.cli import main as cli_main
 from lmnet.errors import ConfigError
-from lmnet.train import runs
+from lmnet import runs
 from lmnet.train.autoencoder import train_autoencoder
 
 

@@ -9,7 +9,7 @@ import torch
 
 from lmnet.errors import ConfigError
 from lmnet.train import precision
-from lmnet.train.config import resolve_train_config
+from lmnet.runs.config import resolve_train_config
 from lmnet.train.precision import cpu_bf16_support, resolve_precision
 
 

@@ -12,7 +12,8 @@ from lmnet.errors import ConfigError
 from lmnet.models import ImageToPointCloud
 from lmnet.models.pose import PoseNet, SilhouetteNetwork, wrap_degrees
 from lmnet.train import silhouette as sil
-from lmnet.train.config import AE_DEFAULTS, IMAGE_DEFAULTS, resolve_train_config
+from lmnet.runs.config import resolve_train_config
+from lmnet.runs.defaults import AE_DEFAULTS, IMAGE_DEFAULTS
 
 
 @pytest.fixture(scope="module")
@@ -186,7 +187,7 @@ def test_config_validation_and_existing_kinds_unchanged():
 # --------------------------------------------------------------------- end to end, both modes
 @pytest.mark.parametrize("pose", ["known", "unknown"])
 def test_end_to_end_run_loads_as_image_model(tiny_shapenet, tmp_path, pose):
-    from lmnet.train.runs import load_model, read_history
+    from lmnet.runs import load_model, read_history
 
     split = _tiny_split(tiny_shapenet, tmp_path / "split.json")
     cfg = {"data_root": str(tiny_shapenet.root), "train_split": split, "val_split": split, "epochs": 2,

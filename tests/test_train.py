@@ -20,9 +20,9 @@ from lmnet.commands.train import resolve_cli_config
 from lmnet.data import layout
 from lmnet.errors import ConfigError
 from lmnet.models import ImageToPointCloud, PointAutoencoder
-from lmnet.train import runs
+from lmnet import runs
 from lmnet.train.autoencoder import train_autoencoder
-from lmnet.train.config import resolve_train_config
+from lmnet.runs.config import resolve_train_config
 from lmnet.train.image import train_image_encoder
 
 SYNSET = "03001627"  # chair

@@ -37,7 +37,7 @@ def resolve_cli_config(model: str, config_file: str | None, overrides: list[str]
     """``(kind, resolved config)`` from the CLI arguments (exposed for tests)."""
     from lmnet.config import load_config_file, merge_overrides, parse_set_args
     from lmnet.errors import ConfigError
-    from lmnet.train.config import resolve_train_config, strip_meta
+    from lmnet.runs.config import resolve_train_config, strip_meta
 
     sets = parse_set_args(overrides)
     raw = merge_overrides(strip_meta(load_config_file(config_file)) if config_file else {}, sets)
@@ -84,16 +84,6 @@ def run(args) -> int:
 
 
 def _train(kind: str, config: dict):
-    if kind == "autoencoder":
-        from lmnet.train.autoencoder import train_autoencoder
+    from lmnet.train import train
 
-        run_dir = train_autoencoder(config)
-    elif kind == "silhouette":
-        from lmnet.train.silhouette import train_silhouette
-
-        run_dir = train_silhouette(config)
-    else:
-        from lmnet.train.image import train_image_encoder
-
-        run_dir = train_image_encoder(config)
-    return run_dir
+    return train(kind, config)

@@ -15,12 +15,13 @@ from typing import Any
 import torch
 
 from lmnet.data.pix3d import Pix3DDataset
-from lmnet.errors import ConfigError
 from lmnet.eval import official_run as orun
 from lmnet.eval.official import COLUMN_TITLES as OFFICIAL_TITLES, METRICS as OFFICIAL_METRICS, OfficialProtocol
 from lmnet.eval.parallel import PairEvaluator
 from lmnet.eval.protocol import Protocol
 from lmnet.eval.report import write_report
+from lmnet.runs.load import load_model, require_kind
+from lmnet.data import pix3d
 
 MODEL_LABEL = "model"
 
@@ -32,13 +33,11 @@ def evaluate_pix3d(run_dir: str | Path, root: str | Path, *, categories=None, wh
     "n_pairs", "records", "released_csvs"}`` like :func:`lmnet.eval.run.evaluate_run`.
     ``categories``: some of chair, sofa, table (default all three); ``max_items``: the first N used
     photographs only (0 = all)."""
-    from lmnet.train.runs import load_model
 
     proto = protocol or Protocol()
     run_dir = Path(run_dir)
     model, config = load_model(run_dir, which=which, device=device)
-    if config.get("kind") != "image":
-        raise ConfigError(f"{run_dir}: Pix3D evaluation needs an image run (kind 'image'), got {config.get('kind')!r}")
+    require_kind(config, "image", run_dir, "Pix3D evaluation")
     ds = Pix3DDataset(root, categories=categories)
     n = len(ds) if not max_items else min(len(ds), int(max_items))
     official = isinstance(proto, OfficialProtocol)
@@ -90,8 +89,6 @@ def pix3d_case_rows(run_dir: str | Path, root: str | Path, records, *, which: st
     → :func:`lmnet.render.grids.make_grid` rows ``{"input", "gt", "prediction", "category",
     "model_id", "metrics"}``: the network input (cropped, masked, padded), the Pix3D GT in
     3D-LMNet's frame and the deterministic prediction (μ for Variant II)."""
-    from lmnet.data import pix3d
-    from lmnet.train.runs import load_model
 
     model, _ = load_model(run_dir, which=which, device=device)
     ds = Pix3DDataset(root)

@@ -1,7 +1,7 @@
 """Evaluate a trained image → point-cloud run folder with the paper's protocol, end to end.
 
 :func:`evaluate_run` loads ``checkpoints/<which>.pt`` and ``config.json`` of an image run
-(:func:`lmnet.train.runs.load_model`), predicts every (test shape × chosen view), evaluates each pair
+(:func:`lmnet.runs.load_model`), predicts every (test shape × chosen view), evaluates each pair
 with :mod:`lmnet.eval.protocol` in worker processes while the network keeps predicting, adds the
 baselines of :mod:`lmnet.eval.baselines` as extra rows, and writes into the run folder
 (atomically, see :mod:`lmnet.eval.report`): ``eval_<split>.csv``, ``eval_<split>.md``,
@@ -10,11 +10,7 @@ the pairs run in the released order through :mod:`lmnet.eval.official_run` and t
 ``eval_<split>_official.{csv,md}``, ``eval_<split>_official_pairs.csv`` and the released-layout
 ``eval_<split>_official/<category>.csv``.
 
-Which split file is evaluated (:func:`resolve_split_file`): ``split_file`` when given; else
-``train`` / ``val`` → the run config's ``train_split`` / ``val_split``; ``test`` → the
-``<prefix>_test_models.<ext>`` file beside the config's ``train_split`` (as ``lmnet split`` writes
-them) or, for the official family (``lmnet_official_*``), the official ``val`` file, which *is* the
-3D-R2N2 test split (SPEC §1).
+Which split file is evaluated: :func:`lmnet.runs.splits.resolve_split_file`.
 
 Baseline training shapes are the models of the config's ``train_split`` (every model on disk when it
 is ``None``) **minus every model of the evaluated split**, so no baseline ever sees a test shape.
@@ -22,7 +18,6 @@ is ``None``) **minus every model of the evaluated split**, so no baseline ever s
 
 from __future__ import annotations
 
-import re
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Sequence
@@ -32,54 +27,19 @@ import torch
 
 from lmnet.data import layout
 from lmnet.data.categories import to_synsets
-from lmnet.errors import ConfigError, DataError, NonFiniteError
+from lmnet.errors import ConfigError, DataError
 from lmnet.eval import baselines as bl
 from lmnet.eval import official_run as orun
 from lmnet.eval.official import COLUMN_TITLES as OFFICIAL_TITLES, METRICS as OFFICIAL_METRICS, OfficialProtocol
 from lmnet.eval.parallel import PairEvaluator
 from lmnet.eval.protocol import Protocol
 from lmnet.eval.report import write_report
+from lmnet.runs.load import load_model, require_kind
+from lmnet.runs.predictions import check_finite
+from lmnet.runs.splits import resolve_split_file
+from lmnet.data.dataset import ShapeNetDataset, run_background, select_keys
 
 MODEL_LABEL = "model"
-
-
-def resolve_split_file(config: dict, split: str, split_file: str | Path | None = None) -> Path:
-    """The split file to evaluate (rules in the module docstring); errors say what to pass."""
-    if split_file is not None:
-        p = Path(split_file)
-        if not p.is_file():
-            raise DataError(f"split file {p} does not exist")
-        return p
-    if split in ("train", "val"):
-        p = config.get(f"{split}_split")
-        if not p:
-            raise DataError(f"the run config has no {split}_split; pass --split-file")
-        return Path(p)
-    if split != "test":
-        raise ConfigError(f"split must be train, val or test (or pass a split file), got {split!r}")
-    train = config.get("train_split")
-    if train:
-        t = Path(train)
-        m = re.match(r"^(.*)_train_models(\..+)$", t.name)
-        if m:
-            cand = t.with_name(f"{m.group(1)}_test_models{m.group(2)}")
-            if cand.is_file():
-                return cand
-            if "official" in m.group(1):
-                val = t.with_name(f"{m.group(1)}_val_models{m.group(2)}")
-                if val.is_file():
-                    return val
-    raise DataError("cannot find the test split file for this run (looked beside the config's train_split "
-                    f"{train!r}); pass --split-file PATH")
-
-
-def check_finite(preds: np.ndarray, keys: Sequence[str], source: str) -> None:
-    """Raise :class:`NonFiniteError` naming the first input whose prediction ``(B, N, 3)`` is not finite."""
-    bad = ~np.isfinite(preds.reshape(len(preds), -1)).all(axis=1)
-    if bad.any():
-        raise NonFiniteError(f"{source} predicted NaN or infinite points for {keys[int(np.argmax(bad))]} "
-                             f"({int(bad.sum())} of {len(preds)} in this batch): its weights are not finite "
-                             f"(a diverged training run?)")
 
 
 def _encode_training_shapes(ae, root: Path, keys: Sequence[str], n_points: int, device, batch: int = 64):
@@ -128,8 +88,6 @@ def evaluate_run(run_dir: str | Path, split: str = "test", views: str | Sequence
     released computation; a Variant II model is then evaluated on one sample per image unless
     ``plm_mean``).
     """
-    from lmnet.data.dataset import ShapeNetDataset, run_background, select_keys
-    from lmnet.train.runs import load_model
 
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ConfigError(f"batch_size must be a whole number >= 1, got {batch_size!r}")
@@ -138,8 +96,7 @@ def evaluate_run(run_dir: str | Path, split: str = "test", views: str | Sequence
     proto = protocol or Protocol()
     run_dir = Path(run_dir)
     model, config = load_model(run_dir, which=which, device=device)
-    if config.get("kind") != "image":
-        raise ConfigError(f"{run_dir}: evaluate_run needs an image run (kind 'image'), got kind {config.get('kind')!r}")
+    require_kind(config, "image", run_dir, "evaluate_run")
     root = Path(data_root or config.get("data_root") or "data")
     split_path = resolve_split_file(config, split, split_file)
     cats = to_synsets(categories if categories is not None else config.get("categories"))

@@ -48,6 +48,6 @@ class AutoencoderTrainer(Trainer):
 
 
 def train_autoencoder(config: dict, **datasets) -> Path:
-    """Train a :class:`PointAutoencoder` with ``config`` (see :mod:`lmnet.train.config`); returns the
+    """Train a :class:`PointAutoencoder` with ``config`` (see :mod:`lmnet.runs.defaults`); returns the
     run folder. ``datasets``: optional ``train_set=`` / ``val_set=`` replacing the ShapeNet ones."""
     return AutoencoderTrainer(config, **datasets).fit()

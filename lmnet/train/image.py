@@ -4,7 +4,7 @@ The autoencoder comes from ``ae_run`` (run folder or ``.pt``; ``ae_which`` best/
 gives the latent targets ``z_pc = AE.encode(gt_points)`` under ``no_grad`` in eval mode; a copy of
 its decoder becomes the frozen decoder of the :class:`ImageToPointCloud` being trained, so image
 runs are self-contained. Only the image encoder (+ the log σ² head) trains, with Adam and the
-official L2 weight decay (1e-5 conv weights, 1e-3 FC weights; see :mod:`lmnet.train.config`).
+official L2 weight decay (1e-5 conv weights, 1e-3 FC weights; see :mod:`lmnet.runs.defaults`).
 
 Variant II option (not in the official code, off by default): with ``logvar_head_epochs = n > 0``
 the last ``n`` of ``epochs`` train the log σ² head **alone**. At the first of them the weights of
@@ -45,7 +45,7 @@ from lmnet.errors import ConfigError
 from lmnet.losses import chamfer_distance
 from lmnet.models import ImageToPointCloud, PointAutoencoder, diversity_loss, latent_loss, reparameterize
 from lmnet.train.loop import Trainer, conv_fc_weight_decay_groups
-from lmnet.train.runs import checkpoint_path, load_checkpoint, load_model
+from lmnet.runs import checkpoint_path, load_checkpoint, load_model
 
 
 class _ImageLatents(nn.Module):

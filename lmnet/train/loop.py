@@ -33,14 +33,15 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import Dataset
 
 import lmnet
-from lmnet import atomic_io
+from lmnet import atomic_io, runs
 from lmnet.errors import ConfigError, DataError, Interrupted, NonFiniteError
-from lmnet.train import resume, runs
+from lmnet.runs.config import defaults_for, resolve_train_config, strip_meta
+from lmnet.runs.folder import git_commit
+from lmnet.train import resume
 from lmnet.train.param_groups import conv_fc_weight_decay_groups, weight_decay_groups  # noqa: F401 (re-export)
-from lmnet.train.config import VAL_METRICS, defaults_for, resolve_train_config, strip_meta
 from lmnet.train.data import build_dataset, set_dataset_epoch, train_loader, val_loader
 from lmnet.train.precision import resolve_precision
-from lmnet.train.runtime import (capture_rng, git_commit, init_distributed, pick_device, restore_rng,
+from lmnet.train.runtime import (capture_rng, init_distributed, pick_device, restore_rng,
                                  seed_everything)
 
 def default_run_dir(kind: str) -> str:
@@ -94,7 +95,7 @@ class Trainer(abc.ABC):
         self.generator.manual_seed(cfg["seed"])
         seed_everything(cfg["seed"] + self.dist.rank)  # per-rank streams (e.g. Variant II's ε)
 
-        self.val_columns = list(VAL_METRICS[self.kind]) if self.val_set is not None else []
+        self.val_columns = list(runs.get_kind(self.kind).val_metrics) if self.val_set is not None else []
         self.columns = ["epoch", *self.train_columns, *self.val_columns, "lr", "epoch_time_s"]
         self.best_metric_name = cfg["best_metric"] if self.val_set is not None else "train_loss"
         if self.best_metric_name != cfg["best_metric"]:

@@ -35,7 +35,8 @@ from dataclasses import dataclass
 
 import torch
 
-AMP_CHOICES = ("auto", True, False)
+from lmnet.runs.defaults import AMP_CHOICES
+
 
 # x86 / Arm CPU flags that mean bfloat16 arithmetic in hardware.
 X86_BF16_FLAGS = ("avx512_bf16", "amx_bf16")

@@ -19,8 +19,8 @@ from pathlib import Path
 
 from lmnet import atomic_io
 from lmnet.errors import ConfigError, DataError
-from lmnet.train import runs
-from lmnet.train.config import strip_meta
+from lmnet import runs
+from lmnet.runs.config import strip_meta
 
 # (amp / channels_last: how the same maths is computed, which follows the device, which may change too;
 # config.json records the precision that ran)

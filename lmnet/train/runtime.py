@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import os
 import random
-import subprocess
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -76,16 +74,6 @@ def restore_rng(state: dict, generator: torch.Generator | None = None) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
     if generator is not None and state["loader"] is not None:
         generator.set_state(state["loader"])
-
-
-def git_commit() -> str:
-    """``git rev-parse HEAD`` of the repository holding this package, or ``"unknown"``."""
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
-                             capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Reconstruction without rendering (SPEC §5): image → point cloud trained from silhouettes only.
 
-``train_silhouette(config) -> run_dir`` (kind ``"silhouette"``, config :data:`~lmnet.train.config.
+``train_silhouette(config) -> run_dir`` (kind ``"silhouette"``, config :data:`~lmnet.runs.defaults.
 SILHOUETTE_DEFAULTS`). The network (:class:`~lmnet.models.pose.SilhouetteNetwork`) is the 3D-LMNet
 ImageEncoder + a PointDecoder that trains (from scratch, or initialised from the decoder of
 ``init_ae_run``); it predicts the cloud ``(B, 2048, 3)`` in the **canonical 3D-LMNet frame**.
@@ -49,7 +49,7 @@ to ``val_silhouette_loss`` so model selection is mask-only too) and, with ``pose
 ``val_azimuth_err_deg`` / ``val_elevation_err_deg`` (student vs metadata, mean absolute wrapped
 error in degrees over the supervising views).
 
-:func:`lmnet.train.runs.load_model` loads a silhouette run as an :class:`ImageToPointCloud`
+:func:`lmnet.runs.load_model` loads a silhouette run as an :class:`ImageToPointCloud`
 (``forward(images) -> (B, 2048, 3)``), so ``lmnet eval`` / ``lmnet infer`` use it unchanged.
 """
 
@@ -66,7 +66,7 @@ from torch.utils.data import Dataset, Subset
 from lmnet import projection
 from lmnet.errors import ConfigError, DataError
 from lmnet.models.pose import SilhouetteNetwork, azimuth_unit, wrap_degrees
-from lmnet.train.config import resolve_train_config
+from lmnet.runs.config import resolve_train_config
 from lmnet.train.data import limit_items
 from lmnet.train.loop import Trainer, conv_fc_weight_decay_groups
 
@@ -356,7 +356,7 @@ class SilhouetteTrainer(Trainer):
                                   pose_image_size=cfg["pose_image_size"], elevation_range=cfg["elevation_range"])
         if cfg["init_ae_run"]:
             from lmnet.models import PointAutoencoder
-            from lmnet.train.runs import load_model
+            from lmnet.runs import load_model
 
             ae, _ = load_model(cfg["init_ae_run"], which=cfg["init_ae_which"])
             if not isinstance(ae, PointAutoencoder):

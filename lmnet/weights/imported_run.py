@@ -6,7 +6,7 @@ of the run's kind describing what the original code trained (``arch``, ``variant
 the official split files, the input convention) plus ``kind``, ``lmnet_version``, ``created``,
 ``git_commit`` and ``source``: where the weights came from (format, files, their sha256) and how
 they were converted. ``best.pt`` is a regular lmnet checkpoint (``format``, ``kind``,
-``model_config``, ``model``; ``epoch`` 0), so :func:`lmnet.train.runs.load_model`, ``lmnet infer``,
+``model_config``, ``model``; ``epoch`` 0), so :func:`lmnet.runs.load_model`, ``lmnet infer``,
 ``lmnet eval`` and the notebooks use it like any trained run.
 """
 
@@ -19,11 +19,10 @@ from pathlib import Path
 import torch
 
 import lmnet
-from lmnet import atomic_io
+from lmnet import atomic_io, runs
 from lmnet.errors import ConfigError
-from lmnet.train import runs
-from lmnet.train.config import resolve_train_config
-from lmnet.train.runtime import git_commit
+from lmnet.runs.config import resolve_train_config
+from lmnet.runs.folder import git_commit
 
 OFFICIAL_SPLITS = {"train_split": "splits/lmnet_official_train_models.json",
                    "val_split": "splits/lmnet_official_val_models.json"}

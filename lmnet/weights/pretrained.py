@@ -20,7 +20,10 @@ from pathlib import Path
 
 from lmnet.data.download import safe_extract
 from lmnet.errors import DataError, DownloadError
-from lmnet.train import runs
+from lmnet import runs
+from lmnet.weights import imported_run, port
+from lmnet.weights.official_tf import import_official
+from lmnet.weights.port import import_port
 
 
 @dataclass(frozen=True)
@@ -110,8 +113,6 @@ def download(name: str, out: str | Path, from_file: str | Path | None = None,
              ae_from_file: str | Path | None = None, force: bool = False, timeout: float = 5.0,
              progress: bool = True) -> dict[str, Path]:
     """Fetch and import the published model ``name`` into run folders under ``out`` (see module doc)."""
-    from lmnet.weights.official_tf import import_official
-    from lmnet.weights.port import import_port
 
     item = lookup(name)
     out = Path(out)
@@ -130,7 +131,6 @@ def download(name: str, out: str | Path, from_file: str | Path | None = None,
         if _imported(ae_dir) and not force:
             return {"autoencoder": ae_dir}
         # the port's autoencoder alone: an autoencoder run (its state dict through the same checks)
-        from lmnet.weights import imported_run, port
 
         path = fetch(item, files_dir, from_file, timeout, progress)
         ae = port.ae_state(port.load_state_dict(path, port.ae_shapes(), "autoencoder"))

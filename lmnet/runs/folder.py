@@ -1,4 +1,4 @@
-"""Run folders: layout, checkpoints, history, loss curve, and :func:`load_model` for other modules.
+"""Run folders: layout, checkpoints, config.json, history and loss curve.
 
 Layout of a run folder::
 
@@ -22,6 +22,7 @@ import csv
 import io
 import json
 import math
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -70,26 +71,15 @@ def load_checkpoint(path: str | Path) -> dict:
     return ckpt
 
 
-def build_model(model_config: dict) -> torch.nn.Module:
-    """Instantiate the network described by a checkpoint's ``model_config``."""
-    from lmnet.models import ImageToPointCloud, PointAutoencoder
-
-    kind = model_config.get("kind")
-    if kind == "autoencoder":
-        return PointAutoencoder(n_points=model_config["n_points"])
-    if kind == "image":
-        return ImageToPointCloud(variant=model_config["variant"], image_scaling=model_config["image_scaling"],
-                                 latent_dim=model_config["latent_dim"], n_points=model_config["n_points"],
-                                 arch=model_config.get("arch", "lmnet"))  # no "arch": saved before presets
-    if kind == "silhouette":  # mask-supervised (lmnet.train.silhouette): an ImageToPointCloud subclass
-        from lmnet.models.pose import SilhouetteNetwork
-
-        return SilhouetteNetwork(image_scaling=model_config["image_scaling"], latent_dim=model_config["latent_dim"],
-                                 n_points=model_config["n_points"],
-                                 n_pose_candidates=model_config["n_pose_candidates"],
-                                 pose_image_size=model_config["pose_image_size"],
-                                 elevation_range=model_config["elevation_range"])
-    raise ValueError(f"unknown model kind {kind!r} in checkpoint model_config")
+def git_commit() -> str:
+    """``git rev-parse HEAD`` of the repository holding this package, or ``"unknown"`` (config.json's
+    ``git_commit``)."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"
 
 
 def read_run_config(run_dir: str | Path) -> dict:
@@ -100,40 +90,6 @@ def read_run_config(run_dir: str | Path) -> dict:
         return json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise CorruptFileError(path, f"invalid JSON: {exc}") from None
-
-
-def load_model(run_dir: str | Path, which: str = "best", device: str | torch.device = "cpu"):
-    """Load a trained network → ``(model, config)``, the model in eval mode on ``device``.
-
-    ``run_dir``: a run folder (``which`` picks ``checkpoints/best.pt`` or ``last.pt``) or a
-    checkpoint ``.pt`` file directly (then ``config`` comes from the folder above ``checkpoints/``
-    when present, else ``{"kind": ...}`` only). The model is a :class:`PointAutoencoder`
-    (``config["kind"] == "autoencoder"``) or an :class:`ImageToPointCloud` (``"image"``), decided
-    by the checkpoint. ``config`` is the run's ``config.json`` dict (resolved training config plus
-    ``kind``, ``git_commit``, ...). A mask-supervised run (kind ``"silhouette"``) loads as a
-    :class:`~lmnet.models.pose.SilhouetteNetwork` (an ``ImageToPointCloud``) with ``config["kind"]``
-    reported as ``"image"`` and ``config["train_kind"] = "silhouette"``. Imported runs
-    (:mod:`lmnet.weights.imported_run`) have the same layout and load the same way.
-    """
-    run_dir = Path(run_dir)
-    if run_dir.is_file():
-        ckpt_file = run_dir
-        folder = run_dir.parent.parent if run_dir.parent.name == CHECKPOINT_DIR else None
-    else:
-        ckpt_file = checkpoint_path(run_dir, which)
-        folder = run_dir
-        if not run_dir.is_dir():
-            raise DataError(f"run folder {run_dir} does not exist")
-    ckpt = load_checkpoint(ckpt_file)
-    config = read_run_config(folder) if folder is not None and (folder / CONFIG_FILE).is_file() else {}
-    config.setdefault("kind", ckpt["kind"])
-    if config["kind"] == "silhouette":
-        # a silhouette run *is* an image → point-cloud network: consumers that check for kind
-        # "image" (lmnet eval / lmnet infer) take it as one; the training kind stays in train_kind
-        config["kind"], config["train_kind"] = "image", "silhouette"
-    model = build_model(ckpt["model_config"])
-    model.load_state_dict(ckpt["model"])
-    return model.to(device).eval(), config
 
 
 def write_history(run_dir: str | Path, history: list[dict], columns: list[str]) -> None:
