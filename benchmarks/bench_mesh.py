@@ -70,7 +70,7 @@ def mesh_with(method: str, points: np.ndarray):
 
 def measure(n_models: int, conditions=CONDITIONS, seed: int = 0) -> list[dict]:
     """One record per (condition, category, model, method)."""
-    from lmnet.data.synthetic.generator import model_pointclouds
+    from lmnet.synthetic.generator import model_pointclouds
     from lmnet.eval.protocol import chamfer
     from lmnet.mesh import sample_mesh
 
@@ -116,7 +116,7 @@ def timing(repeats: int = 5, seed: int = 0) -> list[dict]:
     """Median of ``repeats`` calls of ``reconstruct(cloud, method)`` per category and method, one clean
     2,048-point cloud each (model 0)."""
     from lmnet import mesh
-    from lmnet.data.synthetic.generator import model_pointclouds
+    from lmnet.synthetic.generator import model_pointclouds
 
     out = []
     for cat in CATEGORIES:

@@ -62,7 +62,7 @@ def _history(run: Path) -> list[dict]:
 def data_and_autoencoder(out: Path, categories: list[str], size: dict, log=print) -> tuple[dict, Path]:
     """Generate the synthetic set (``size["models"]`` per category) under ``out/data`` and train (or
     resume) the autoencoder ``out/runs/autoencoder``; returns ``(common training config, AE run)``."""
-    from lmnet.data.synthetic import generate_dataset
+    from lmnet.synthetic import generate_dataset
     from lmnet.train import train_autoencoder
 
     data = out / "data"

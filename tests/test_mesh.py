@@ -103,7 +103,7 @@ def test_cli_mesh(tmp_path):
 
 def _synthetic(category, index=0):
     """Clouds of one synthetic model exactly as `lmnet synth --seed 0` writes them: (2048, 3), (16384, 3)."""
-    from lmnet.data.synthetic.generator import model_pointclouds
+    from lmnet.synthetic.generator import model_pointclouds
 
     c = model_pointclouds(category, 0, index)
     return c[2048].astype(np.float64), c[16384].astype(np.float64)

@@ -17,7 +17,7 @@ from lmnet.errors import CorruptFileError, DataError
 
 @pytest.fixture(scope="module")
 def synth_root(tmp_path_factory):
-    from lmnet.data.synthetic.pix3d_synth import generate_pix3d
+    from lmnet.synthetic.pix3d_synth import generate_pix3d
 
     root = tmp_path_factory.mktemp("pix3d") / "pix3d"
     generate_pix3d(root, n_models=1, n_photos=4, seed=0)

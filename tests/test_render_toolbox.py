@@ -10,6 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
+from lmnet.analysis.preview import dataset_preview_grid
 from lmnet.cli import main as cli_main
 from lmnet.render import Camera
 from lmnet.render import colors as C
@@ -205,11 +206,11 @@ def test_make_grid_meshes_and_r2n2_view():
 
 def test_dataset_preview_grid(tiny_shapenet):
     cell = 48
-    g = grids.dataset_preview_grid(tiny_shapenet.root, n_per_category=2, views=(0, 5), cell=cell)
+    g = dataset_preview_grid(tiny_shapenet.root, n_per_category=2, views=(0, 5), cell=cell)
     header, cap = grids.grid_header_height(cell), grids.grid_caption_height(cell)
     assert g.size == (2 * 2 * 2 * cell, header + 2 * (cap + cell))
     with pytest.raises(Exception, match="no category"):
-        grids.dataset_preview_grid(tiny_shapenet.root, categories="car", cell=cell)
+        dataset_preview_grid(tiny_shapenet.root, categories="car", cell=cell)
 
 
 def test_to_pil_and_show_outside_notebook():

@@ -18,8 +18,8 @@ from lmnet.runs.defaults import AE_DEFAULTS, IMAGE_DEFAULTS
 
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory):
-    """One synthetic chair and one airplane rendered by lmnet.data.synthetic (~3 s)."""
-    from lmnet.data.synthetic import generate_dataset
+    """One synthetic chair and one airplane rendered by lmnet.synthetic (~3 s)."""
+    from lmnet.synthetic import generate_dataset
 
     out = tmp_path_factory.mktemp("synth") / "data"
     generate_dataset(out, ["chair", "airplane"], n_models=1, seed=0, workers=1, progress=False)

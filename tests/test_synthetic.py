@@ -15,9 +15,9 @@ from lmnet.camera import project_points
 from lmnet.data import layout
 from lmnet.data.categories import to_synset
 from lmnet.data.splits import load_split
-from lmnet.data.synthetic import (BUILDERS, build_mesh, generate_dataset, generate_model, model_id,
+from lmnet.synthetic import (BUILDERS, build_mesh, generate_dataset, generate_model, model_id,
                                   sample_surface)
-from lmnet.data.synthetic.generator import MARKER_DIR
+from lmnet.synthetic.generator import MARKER_DIR
 from lmnet.errors import ConfigError
 
 CATS = ("chair", "table")

@@ -35,7 +35,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args) -> int:
     if args.format == "pix3d":
-        from lmnet.data.synthetic.pix3d_synth import generate_pix3d
+        from lmnet.synthetic.pix3d_synth import generate_pix3d
 
         cats = "chair,sofa,table" if args.categories == DEFAULT_CATEGORIES else args.categories
         s = generate_pix3d(args.out, categories=[c for c in cats.split(",") if c.strip()],
@@ -43,7 +43,7 @@ def run(args) -> int:
         print(f"synthetic Pix3D in {s['out_dir']}: {s['models']} models, {s['entries']} photographs "
               f"({s['used']} pass the paper's filter)")
         return 0
-    from lmnet.data.synthetic import generate_dataset
+    from lmnet.synthetic import generate_dataset
 
     summary = generate_dataset(args.out, categories=args.categories, n_models=args.models or 40, seed=args.seed,
                                workers=args.workers, progress=not args.no_progress)

@@ -39,6 +39,7 @@ from lmnet.data.fetch import (FORCE_HINT, SIDECAR_SUFFIX, USER_AGENT, download_f
                               http_download, read_sidecar, record_file, remove_with_sidecar, sha256_file,
                               sidecar_path, verify_file)
 from lmnet.errors import DownloadError
+from lmnet import atomic_io
 
 log = logging.getLogger("lmnet.data")
 
@@ -191,7 +192,6 @@ def install_archive(archive: str | Path, root: str | Path, asset: Asset, source:
         if marker.exists():
             marker.unlink()
         _merge_move(src, dst)
-        from lmnet import atomic_io
 
         atomic_io.write_json(marker, {"asset": asset.name, "archive": Path(archive).name, "source": source,
                                       "files": n_files, "installed_at": time.strftime("%Y-%m-%dT%H:%M:%S")})

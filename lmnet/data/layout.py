@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from lmnet.errors import CorruptFileError, DataError
+from lmnet.data.images import read_rgba
 
 RENDERING_DIR = "ShapeNetRendering"
 POINTCLOUD_DIR = "ShapeNet_pointclouds"
@@ -96,7 +97,6 @@ def read_image(path: str | Path) -> np.ndarray:
     """Read one rendering as ``uint8 (137, 137, 4)`` RGBA with :func:`lmnet.data.images.read_rgba`
     (EXIF orientation applied, 16-bit scaled, size limit). A rendering must carry its silhouette:
     an image without alpha (RGB, 8/16-bit gray) is refused rather than given an all-opaque mask."""
-    from lmnet.data.images import read_rgba
 
     path = Path(path)
     arr = read_rgba(path, require_alpha=True)

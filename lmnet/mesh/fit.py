@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lmnet.data.synthetic.sampling import face_areas, sample_surface
+from lmnet.synthetic.sampling import face_areas, sample_surface
 from lmnet.errors import LmnetError
 from lmnet.eval.protocol import chamfer
 from lmnet.mesh import cloud, methods

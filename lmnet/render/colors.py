@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from lmnet.losses.chamfer import nearest_neighbors
 
 HEIGHT_CMAP = "viridis"
 ERROR_CMAP = "plasma"
@@ -58,7 +59,6 @@ def height_colors(points, cmap: str = HEIGHT_CMAP) -> torch.Tensor:
 def point_errors(points, gt) -> torch.Tensor:
     """``(..., N)`` Euclidean distance from every point to its nearest neighbour in ``gt``
     (``(M, 3)``, or ``(B, M, 3)`` matching a batch of clouds); float32 on the points' device."""
-    from lmnet.losses import nearest_neighbors
 
     p = as_points(points)
     g = as_points(gt, "gt").to(device=p.device, dtype=p.dtype)

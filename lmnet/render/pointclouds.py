@@ -25,6 +25,8 @@ import torch
 
 from lmnet.render.cameras import Camera, three_quarter_view, turntable
 from lmnet.render.colors import DEFAULT_ERROR_MAX, as_points, point_colors
+from lmnet.atomic_io import atomic_path
+from lmnet.render.rasterizer import DEFAULT_MESH_COLOR, composite, render_mesh_camera, render_points
 
 BACKENDS = ("torch", "matplotlib")
 #: camera distance of ``view="three_quarter"``: closer than the rasteriser's 1.6 so the shape fills
@@ -96,7 +98,6 @@ def _background(rgba: torch.Tensor, background) -> torch.Tensor:
     """``None``/"transparent" → unchanged; "white" or an RGB triple (0–255) → opaque composite."""
     if background is None or (isinstance(background, str) and background == "transparent"):
         return rgba
-    from lmnet.render.rasterizer import composite
 
     bg = WHITE if (isinstance(background, str) and background == "white") else tuple(background)
     if len(bg) != 3:
@@ -150,7 +151,6 @@ def render_cloud(points, view="three_quarter", meta=None, color_by="height", gt=
     if shading is None:
         shading = not (isinstance(color_by, str) and color_by == "error")
     if backend == "torch":
-        from lmnet.render.rasterizer import render_points
 
         rgba = render_points(p, cam, image_size=image_size, colors=colors, radius=r,
                              supersample=supersample, shading=bool(shading)).cpu()
@@ -167,7 +167,6 @@ def render_mesh_preview(vertices, faces, view="three_quarter", meta=None, image_
     """Render a triangle mesh ``vertices (V, 3)``, ``faces (F, 3)`` (3D-LMNet frame) from ``view``
     (as in :func:`render_cloud`) with :func:`~lmnet.render.rasterizer.render_mesh_camera`;
     ``kwargs`` go to it. Returns ``uint8 (K, H, W, 4)`` on the CPU (K cameras, 1 by default)."""
-    from lmnet.render.rasterizer import DEFAULT_MESH_COLOR, render_mesh_camera
 
     v = vertices if isinstance(vertices, torch.Tensor) else torch.as_tensor(np.asarray(vertices))
     f = faces if isinstance(faces, torch.Tensor) else torch.as_tensor(np.asarray(faces))
@@ -196,7 +195,6 @@ def turntable_gif(points, path, n_frames: int = 36, image_size: int = 320, color
     """
     from PIL import Image
 
-    from lmnet.atomic_io import atomic_path
 
     p = as_points(points)
     if p.dim() != 2:

@@ -18,11 +18,11 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, S
 
 from lmnet.errors import DataError
 from lmnet.train.runtime import Dist, seed_worker
+from lmnet.data.dataset import ShapeNetDataset, run_background
 
 
 def build_dataset(config: dict, which: str, *, images: bool) -> Dataset | None:
     """The ``which`` ("train" or "val") ShapeNetDataset of ``config``; None when ``val_split`` is None."""
-    from lmnet.data.dataset import ShapeNetDataset, run_background
 
     split = config[f"{which}_split"]
     if which == "val" and split is None:

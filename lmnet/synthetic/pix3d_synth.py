@@ -25,9 +25,11 @@ import numpy as np
 
 from lmnet import atomic_io
 from lmnet.data import pix3d
-from lmnet.data.synthetic.primitives import PartList, box
-from lmnet.data.synthetic.sampling import normalize_unit_diagonal, sample_surface
-from lmnet.data.synthetic.shapes import BUILDERS, _grey, _leg
+from lmnet.synthetic.primitives import PartList, box
+from lmnet.synthetic.sampling import normalize_unit_diagonal, sample_surface
+from lmnet.synthetic.shapes import BUILDERS, _grey, _leg
+from lmnet.camera import LMNET_FROM_V1
+from lmnet.render import render_mesh
 
 
 def sofa(rng: np.random.Generator):
@@ -75,7 +77,6 @@ def _photo(rng: np.random.Generator, v_lmnet, f, colors, truncated: bool, occlud
     """``(rgb uint8 (H, W, 3), mask uint8 (H, W), bbox [x0, y0, x1, y1])`` of one photograph."""
     import torch
 
-    from lmnet.render import render_mesh
 
     size = int(rng.integers(96, 260))
     rgba = render_mesh(torch.from_numpy(v_lmnet).float(), torch.from_numpy(f),
@@ -119,7 +120,6 @@ def generate_pix3d(out_dir: str | Path, categories: Sequence[str] = pix3d.CATEGO
     """Write the set under ``out_dir``; returns ``{"out_dir", "entries", "used", "models"}`` (counts)."""
     import torch
 
-    from lmnet.camera import LMNET_FROM_V1
 
     out = Path(out_dir)
     cats = pix3d.parse_categories(list(categories))

@@ -12,7 +12,7 @@ from typing import Callable
 
 import numpy as np
 
-from lmnet.data.synthetic.primitives import PartList, box, cylinder, ellipsoid, frustum, hexahedron
+from lmnet.synthetic.primitives import PartList, box, cylinder, ellipsoid, frustum, hexahedron
 
 
 def _grey(rng: np.random.Generator, lo: float = 0.55, hi: float = 0.85) -> np.ndarray:

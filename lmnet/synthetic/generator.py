@@ -27,9 +27,12 @@ import numpy as np
 from lmnet import atomic_io
 from lmnet.data import layout
 from lmnet.data.categories import name_of, to_synset
-from lmnet.data.synthetic.sampling import normalize_unit_diagonal, sample_surface
-from lmnet.data.synthetic.shapes import BUILDERS
+from lmnet.synthetic.sampling import normalize_unit_diagonal, sample_surface
+from lmnet.synthetic.shapes import BUILDERS
 from lmnet.errors import ConfigError
+from lmnet.camera import LMNET_FROM_V1
+from lmnet.data.splits import make_splits, write_splits
+from lmnet.render import render_mesh
 
 DEFAULT_CATEGORIES = ("chair", "table", "airplane", "car", "lamp")
 MARKER_DIR = ".synth_done"
@@ -60,7 +63,6 @@ def build_mesh(category: str, seed: int, index: int):
     if name not in BUILDERS:
         raise ConfigError(f"no synthetic shape for category {category!r}; available: {', '.join(BUILDERS)}")
     v, f, c = BUILDERS[name](_rng(seed, synset, index, _STREAM_SHAPE))
-    from lmnet.camera import LMNET_FROM_V1
 
     v = normalize_unit_diagonal(v) @ LMNET_FROM_V1.numpy().astype(np.float64)
     return v, f, c
@@ -113,7 +115,6 @@ def generate_model(out_dir: str | Path, category: str, index: int, seed: int = 0
     """Write one model (skipped if already complete). Returns ``(synset, model_id, generated)``."""
     import torch
 
-    from lmnet.render import render_mesh
 
     out_dir = Path(out_dir)
     synset = to_synset(category)
@@ -174,7 +175,6 @@ def generate_dataset(out_dir: str | Path, categories: Iterable[str] | str = DEFA
         ``{"out_dir", "models": {synset: [model_id, ...]}, "generated", "skipped", "seconds",
         "splits": {"train"|"val"|"test": path}}``.
     """
-    from lmnet.data.splits import make_splits, write_splits
 
     if isinstance(categories, str):
         categories = [c for c in categories.split(",") if c.strip()]
