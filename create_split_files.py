@@ -14,7 +14,7 @@ A thin wrapper over :mod:`lmnet.data.splits` (same code as ``lmnet synth`` uses)
 
 import sys
 
-from lmnet.commands.split import main
+from lmnet.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(["split", *sys.argv[1:]]))

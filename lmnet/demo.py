@@ -23,6 +23,7 @@ import shutil
 import time
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
+from lmnet.notebook_tools import run_notebook
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 
@@ -80,7 +81,6 @@ def run_notebooks(names: Sequence[str], out_dir: str | Path, overrides: Mapping[
     ``per_notebook[name]`` for that notebook, taking precedence); the executed copies go to
     ``out_dir``. Stops at the first failing notebook (its partly executed copy is
     written). Returns ``{name: seconds}``."""
-    from lmnet.notebook_tools import run_notebook
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,6 @@ official 3D-LMNet test set) into test only.
 from __future__ import annotations
 
 import argparse
-import sys
 
 HELP = "write seeded, disjoint train/val/test split files"
 
@@ -51,8 +50,3 @@ def run(args) -> int:
         print(f"{name:5s} {n:6d} models -> {path}")
     return 0
 
-
-def main(argv=None) -> int:
-    from lmnet.cli import main as cli_main
-
-    return cli_main(["split", *(sys.argv[1:] if argv is None else argv)])

@@ -18,6 +18,7 @@ import io
 from typing import Mapping, Sequence
 
 from lmnet.data.categories import name_of
+from lmnet.render.grids import make_grid
 
 ALL = "all"
 
@@ -86,7 +87,6 @@ class Browser:
         """PNG bytes of the current record's grid row."""
         key = (self.current, self.show_samples)
         if key not in self._cache:
-            from lmnet.render.grids import make_grid
 
             row = dict(self.records[self.current])
             if not self.show_samples:

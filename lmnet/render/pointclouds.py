@@ -27,6 +27,7 @@ from lmnet.render.cameras import Camera, three_quarter_view, turntable
 from lmnet.render.colors import DEFAULT_ERROR_MAX, as_points, point_colors
 from lmnet.atomic_io import atomic_path
 from lmnet.render.rasterizer import DEFAULT_MESH_COLOR, composite, render_mesh_camera, render_points
+from lmnet.render.mpl_backend import render_points_mpl
 
 BACKENDS = ("torch", "matplotlib")
 #: camera distance of ``view="three_quarter"``: closer than the rasteriser's 1.6 so the shape fills
@@ -155,7 +156,6 @@ def render_cloud(points, view="three_quarter", meta=None, color_by="height", gt=
         rgba = render_points(p, cam, image_size=image_size, colors=colors, radius=r,
                              supersample=supersample, shading=bool(shading)).cpu()
     else:
-        from lmnet.render.mpl_backend import render_points_mpl
 
         rgba = render_points_mpl(p, cam, colors, r, image_size=image_size)
     return _background(rgba, background)

@@ -1,0 +1,155 @@
+"""The package's layering, read from the source: every ``import`` of every module in ``lmnet/``,
+function-level ones included, against the declared order (docs/architecture.md).
+
+Rules
+1. An lmnet module imports only modules of its own top-level package (``lmnet.render.grids`` →
+   ``lmnet.render.colors``) or of a *lower* layer. Nothing imports upward, nor sideways into another
+   package of its own layer (``train`` and ``eval`` do not know each other).
+2. A function-level import of an lmnet module is allowed only when that module imports a heavy
+   optional dependency (:data:`HEAVY`) at module level, so that it is loaded when used and never
+   to hide a cycle. The entry points (:data:`ENTRY`: the package root, the CLI and its
+   commands) are the exception: they sit on top, so no cycle can hide there, and they import what
+   they run on first use so that ``lmnet --help`` and ``import lmnet.camera`` stay fast.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "lmnet"
+
+#: lowest first; a name is the first component below ``lmnet`` ("" = the package root)
+LAYERS: list[set[str]] = [
+    {"errors"},
+    {"camera", "atomic_io", "config"},
+    {"losses", "projection"},
+    {"models"},
+    {"data"},
+    {"render"},
+    {"synthetic", "runs"},
+    {"train", "eval", "weights"},
+    {"infer", "analysis", "mesh"},
+    {"notebook_tools"},
+    {"demo"},
+    {"commands"},
+    {"cli"},
+    {"__main__", ""},
+]
+ENTRY = {"commands", "cli", "__main__", ""}
+HEAVY = {"matplotlib", "open3d", "ipywidgets", "gdown", "tensorflow", "IPython", "nbclient", "nbformat", "plotly"}
+
+
+def module_name(path: Path, root: Path) -> str:
+    parts = list(path.relative_to(root.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def read_sources(root: Path = PACKAGE) -> dict[str, str]:
+    """``{module name: source}`` of every ``.py`` file under ``root`` (the ``lmnet`` folder)."""
+    return {module_name(p, root): p.read_text() for p in sorted(root.rglob("*.py"))}
+
+
+def _imports(name: str, source: str, modules: set[str]):
+    """``(target module, line, function-level?)`` of every import in ``source``; ``from a import b``
+    names the submodule ``a.b`` when there is one."""
+    tree = ast.parse(source)
+    is_pkg = any(m.startswith(name + ".") for m in modules)
+
+    def visit(node, in_function):
+        for child in ast.iter_child_nodes(node):
+            inner = in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+            if isinstance(child, ast.Import):
+                for alias in child.names:
+                    yield alias.name, child.lineno, in_function
+            elif isinstance(child, ast.ImportFrom):
+                base = child.module or ""
+                if child.level:  # relative: resolve against this module's package
+                    pkg = name.split(".") if is_pkg else name.split(".")[:-1]
+                    pkg = pkg[:len(pkg) - child.level + 1]
+                    base = ".".join(pkg + ([child.module] if child.module else []))
+                for alias in child.names:
+                    sub = f"{base}.{alias.name}"
+                    yield (sub if sub in modules else base), child.lineno, in_function
+            yield from visit(child, inner)
+
+    yield from visit(tree, False)
+
+
+def _top(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else ""
+
+
+def _layer(module: str) -> int:
+    top = _top(module)
+    for i, names in enumerate(LAYERS):
+        if top in names:
+            return i
+    raise AssertionError(f"{module}: package {top!r} is in no layer of LAYERS; declare it")
+
+
+def check_layering(sources: dict[str, str]) -> list[str]:
+    """Every violation of the rules (module docstring) in ``sources`` (:func:`read_sources`), one
+    line each: ``module:line imports target: why``."""
+    modules = set(sources)
+    heavy = {m for m, src in sources.items()
+             if any(t.split(".")[0] in HEAVY and not fn for t, _, fn in _imports(m, src, modules))}
+    bad = []
+    for mod, src in sorted(sources.items()):
+        for target, line, fn in _imports(mod, src, modules):
+            if target != "lmnet" and not target.startswith("lmnet."):
+                continue
+            if target == "lmnet":  # `import lmnet` / `from lmnet import __version__`: the root's constants
+                continue
+            same = _top(mod) == _top(target)
+            if not same and _layer(target) >= _layer(mod):
+                where = "a higher" if _layer(target) > _layer(mod) else "the same"
+                bad.append(f"{mod}:{line} imports {target}: {where} layer ({_top(target)} vs {_top(mod) or 'lmnet'})")
+            elif fn and _top(mod) not in ENTRY and target not in heavy:
+                bad.append(f"{mod}:{line} imports {target} inside a function, and {target} needs no heavy "
+                           f"optional dependency ({', '.join(sorted(HEAVY))}): import it at module level")
+    return bad
+
+
+def test_the_package_follows_its_layers():
+    assert check_layering(read_sources()) == []
+
+
+def test_every_package_is_in_a_layer():
+    tops = {_top(m) for m in read_sources()}
+    declared = set().union(*LAYERS)
+    assert tops <= declared, f"undeclared packages: {sorted(tops - declared)}"
+
+
+@pytest.mark.parametrize("victim, line, expected", [
+    # an upward import at module level
+    ("lmnet.camera", "from lmnet.train.loop import Trainer", "lmnet.camera:1 imports lmnet.train.loop: a higher layer"),
+    # the data layer reaching into render (the old synthetic generator did this)
+    ("lmnet.data.layout", "from lmnet.render import render_mesh", "imports lmnet.render: a higher layer"),
+    # sideways: eval must not know train
+    ("lmnet.eval.run", "from lmnet.train import loop", "imports lmnet.train.loop: the same layer"),
+    # an upward import hidden in a function is found too
+    ("lmnet.data.dataset", "def f():\n    from lmnet.runs import load_model\n", "imports lmnet.runs: a higher layer"),
+    # a downward import hidden in a function for no heavy dependency
+    ("lmnet.infer", "def f():\n    from lmnet.data.layout import read_image\n", "inside a function"),
+])
+def test_the_check_fails_on_purpose(victim, line, expected):
+    sources = read_sources()
+    before = set(check_layering(sources))
+    sources[victim] = line + "\n" + sources[victim]
+    bad = set(check_layering(sources)) - before
+    assert any(victim in b and expected in b for b in bad), bad
+    assert all(b.startswith(victim + ":") for b in bad), bad  # and nothing else is blamed
+
+
+def test_heavy_optional_dependencies_may_load_late():
+    sources = read_sources()
+    before = set(check_layering(sources))
+    sources["lmnet.render.plot3d"] = "import matplotlib.pyplot as plt\n"  # a module that needs matplotlib
+    sources["lmnet.infer"] = "def f():\n    from lmnet.render import plot3d\n" + sources["lmnet.infer"]
+    after = set(check_layering(sources))
+    assert {b for b in after - before if not b.startswith("lmnet.infer:")} == set()
+    assert not any("plot3d" in b for b in after)
