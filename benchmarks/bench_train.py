@@ -1,6 +1,6 @@
 """Training throughput: optimizer steps/s and samples/s of the autoencoder and the image encoder.
 
-One step = forward, loss, backward, Adam update, on synthetic tensors already on the device (no
+One step = forward, loss, then :func:`lmnet.train.step.optimizer_step` (the trainers' update), on synthetic tensors already on the device (no
 data loading; see bench_data for that):
 
 - ``ae_step``: PointAutoencoder on (B, 2048, 3) clouds, Chamfer loss (lmnet.losses, Euclidean);
@@ -22,6 +22,8 @@ import statistics
 import time
 
 import torch
+
+from lmnet.train.step import optimizer_step
 
 try:
     from benchmarks._common import median_time, print_result
@@ -47,6 +49,10 @@ def _time_steps(step, device, n_steps: int, repeats: int, warmup: int = 1) -> fl
     return statistics.median(rates)
 
 
+def _raise(what: str) -> None:
+    raise FloatingPointError(what)
+
+
 def _ae_step(device, batch, amp, backend="auto"):
     from lmnet.losses import chamfer_distance
     from lmnet.models import PointAutoencoder
@@ -61,15 +67,7 @@ def _ae_step(device, batch, amp, backend="auto"):
         ctx = torch.autocast("cuda", dtype=torch.float16) if amp else contextlib.nullcontext()
         with ctx:
             pred = model(pts)
-        loss = chamfer_distance(pred.float(), pts, backend=backend)
-        opt.zero_grad(set_to_none=True)
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.step(opt)
-            scaler.update()
-        else:
-            loss.backward()
-            opt.step()
+        optimizer_step(chamfer_distance(pred.float(), pts, backend=backend), opt, scaler, on_non_finite=_raise)
 
     return step
 
@@ -99,15 +97,7 @@ def _image_step(device, batch, amp, channels_last=False, compile=False):
         ctx = torch.autocast(device.type, dtype=amp) if amp is not None else contextlib.nullcontext()
         with ctx:
             mu, _ = model.encode_image(images)
-        loss = latent_loss(mu.float(), target, "l1")
-        opt.zero_grad(set_to_none=True)
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.step(opt)
-            scaler.update()
-        else:
-            loss.backward()
-            opt.step()
+        optimizer_step(latent_loss(mu.float(), target, "l1"), opt, scaler, on_non_finite=_raise)
 
     return step
 

@@ -41,6 +41,7 @@ from lmnet.train import resume
 from lmnet.train.param_groups import conv_fc_weight_decay_groups, weight_decay_groups  # noqa: F401 (re-export)
 from lmnet.train.data import build_dataset, set_dataset_epoch, train_loader, val_loader
 from lmnet.train.precision import resolve_precision
+from lmnet.train.step import optimizer_step
 from lmnet.train.runtime import (capture_rng, init_distributed, pick_device, restore_rng,
                                  seed_everything)
 
@@ -202,31 +203,11 @@ class Trainer(abc.ABC):
         count = 0
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg['epochs']}", leave=False, dynamic_ncols=True,
                    disable=not (cfg["progress"] and self.dist.is_main))
-        params = [p for g in self.optimizer.param_groups for p in g["params"]]
         for step, batch in enumerate(bar):
             losses = self.compute_losses(batch)
             loss = losses["loss"]
-            self.optimizer.zero_grad(set_to_none=True)
-            if self.scaler is not None:
-                self.scaler.scale(loss).backward()
-                self.scaler.unscale_(self.optimizer)
-            else:
-                loss.backward()
-            # after backward (so that under DDP every rank sees the same all-reduced gradients and
-            # stops at the same step), before the optimizer step (the weights stay finite)
-            if not torch.isfinite(loss.detach()).all():
-                self._stop_non_finite(f"training loss {float(loss.detach())}", epoch, step, len(loader))
-            if cfg["grad_clip"] > 0:
-                norm = torch.nn.utils.clip_grad_norm_(params, cfg["grad_clip"])
-            elif self.scaler is None:  # with a GradScaler an inf gradient only skips the step
-                norm = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
-            if self.scaler is None and not torch.isfinite(norm):
-                self._stop_non_finite(f"gradient norm {float(norm)}", epoch, step, len(loader))
-            if self.scaler is not None:
-                self.scaler.step(self.optimizer)
-                self.scaler.update()
-            else:
-                self.optimizer.step()
+            optimizer_step(loss, self.optimizer, self.scaler, grad_clip=cfg["grad_clip"],
+                           on_non_finite=lambda what: self._stop_non_finite(what, epoch, step, len(loader)))
             b = int(batch["points"].shape[0])
             for key, value in losses.items():
                 sums[key] += float(value.detach()) * b
