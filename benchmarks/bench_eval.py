@@ -1,4 +1,4 @@
-"""Throughput of the evaluation protocol (SPEC §4): pairs/s for the full protocol (prediction 2048 →
+"""Throughput of the evaluation protocol (docs/evaluation.md): pairs/s for the full protocol (prediction 2048 →
 subsampled to 1024 vs GT 1024, bbox normalisation, ICP, Chamfer, exact EMD), per-step costs, and the
 estimated time for the official test split (8,762 shapes × 24 views = 210,288 pairs).
 

@@ -274,7 +274,7 @@ def to_markdown(res: dict, command: str, prefix: str = "diversity", title: str =
              f"Synthetic {size['category']}s only (the paper's diversity study is on chairs): {size['models']} "
              "models, 60/20/20 train/val/test, 24 views each. Sizes: "
              + ", ".join(f"{k} {v}" for k, v in size.items()) + ".", "",
-             "L_div ([docs/training.md](../../docs/training.md)) asks for a mean σ of α = 0.2 for a view from behind (azimuth 180°, "
+             "L_div ([docs/models.md](../../docs/models.md#diversity-loss)) asks for a mean σ of α = 0.2 for views near azimuth 180° ("
              "Gaussian of width θ = 20°) and ≈ 0 elsewhere; the latent L2 loss pushes σ to 0 everywhere. "
              "σ = mean predicted standard deviation over the 512 latent dimensions; spread = mean over "
              "points of the RMS distance of K decoded samples to their mean (cloud units, unit "

@@ -15,7 +15,7 @@ What is measured (all Chamfer values ×100, Euclidean = square-rooted NN distanc
    (:func:`lmnet.analysis.autoencoder_vs_mean_shape`): one mean training shape for everything (the
    medoid of all training shapes) and the medoid of the input's own category.
 2. Variant I (L1, L2) and Variant II (μ): the paper protocol (:func:`lmnet.eval.run.evaluate_run`,
-   SPEC §4) on every view of the held-out test shapes, next to the per-category mean-shape baseline
+   docs/evaluation.md) on every view of the held-out test shapes, next to the per-category mean-shape baseline
    (decoded mean AE latent, a class oracle) and nearest-training-shape retrieval.
 3. Variant II: the spread of K samples per test image (:func:`lmnet.analysis.sample_spread`),
    near azimuth 180° (within θ, where L_div asks for σ ≈ α) and elsewhere (target ≈ 0), per λ.
@@ -158,7 +158,7 @@ def to_markdown(res: dict, command: str) -> str:
     for r in ae["vs_mean_shape_val"]:
         lines.append(f"| {r['category']} | {r['shapes']} | {r['autoencoder']:.2f} | {r['mean_shape_all']:.2f} | "
                      f"{r.get('mean_shape_category', math.nan):.2f} |")
-    lines += ["", "## Variant I / II on held-out test images (paper protocol, SPEC §4, every view)", "",
+    lines += ["", "## Variant I / II on held-out test images (paper protocol, docs/evaluation.md, every view)", "",
               "Prediction subsampled to 1024, per-cloud bounding-box normalisation, ICP onto the GT "
               "`pointcloud_1024`, exact EMD. Class mean = mean of the 5 category means.", "",
               "| run | val CD epoch 1 → last | test CD | test EMD | mean shape CD (decoded mean AE latent) | "
@@ -182,7 +182,7 @@ def to_markdown(res: dict, command: str) -> str:
         lines.append(f"| {r['category']} | {r['n_pairs']} | " + " | ".join(f"{v:.2f}" for v in vals) + " |")
     lines += ["", "## Variant II: spread of K samples per test image", "",
               "Spread = mean over points of the RMS distance of the K decoded samples of a point to their "
-              "mean (`lmnet.analysis.sample_spread`). L_div (SPEC §2) asks for a mean σ of α = 0.2 at "
+              "mean (`lmnet.analysis.sample_spread`). L_div (docs/models.md#diversity-loss) asks for a mean σ of α = 0.2 at "
               "azimuth 180° (views within θ = 20°) and ≈ 0 elsewhere, so the spread should grow with λ "
               "near 180°.", "",
               "| λ | items near 180° | spread near 180° | spread elsewhere | mean σ near 180° | mean σ elsewhere |",

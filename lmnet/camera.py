@@ -5,7 +5,7 @@ Frames
 ------
 - **ShapeNet v1 frame**: y up (what the 3D-R2N2 renderer loaded).
 - **3D-LMNet frame** (all point clouds in lmnet): ``p_lmnet = p_v1 @ A`` with
-  ``A = [[0,-1,0],[-1,0,0],[0,0,-1]]`` (SPEC §1): +x points down (gravity), chairs face +z.
+  ``A = [[0,-1,0],[-1,0,0],[0,0,-1]]`` (docs/formats.md#frames): +x points down (gravity), chairs face +z.
   ``A`` is symmetric and orthogonal, so ``p_v1 = p_lmnet @ A`` as well.
 - Shapes are centred with a unit bounding-box diagonal.
 
@@ -36,7 +36,7 @@ R2N2_DISTANCE_SCALE = 1.75
 R2N2_IMAGE_SIZE = 137
 R2N2_FOCAL_NDC = 2.1875
 R2N2_NOMINAL_FOV = 25.0
-#: the 137 px renders are centre-cropped ``[4:-5, 4:-5]`` to 128 px for the networks (SPEC §2)
+#: the 137 px renders are centre-cropped ``[4:-5, 4:-5]`` to 128 px for the networks (docs/formats.md#network-input-crop-and-background)
 CROP_OFFSET = 4
 CROP_SIZE = 128
 

@@ -1,6 +1,6 @@
 """Differentiable point-cloud → soft-silhouette projection (reconstruction without rendering).
 
-After Insafutdinov & Dosovitskiy (NeurIPS 2018) as used by Zubić & Liò (SPEC §5), with the camera
+After Insafutdinov & Dosovitskiy (NeurIPS 2018) as used by Zubić & Liò (docs/training.md#projection), with the camera
 of :mod:`lmnet.camera` so that a projected ground-truth cloud lands on the alpha mask of its own
 R2N2-style render.
 

@@ -1,6 +1,6 @@
 """Shared fixtures.
 
-``tiny_shapenet`` writes a tiny fake ShapeNet in the exact on-disk layout of SPEC §1 (random but
+``tiny_shapenet`` writes a tiny fake ShapeNet in the exact on-disk layout of docs/formats.md (random but
 valid 137×137 RGBA PNGs with a blob silhouette, 24-line ``rendering_metadata.txt``,
 ``renderings.txt``, float32 point clouds of 1024/2048/16384 points) into a fresh folder per test.
 ``tiny_shapenet_factory(**kw)`` writes one with other sizes (see :func:`write_tiny_shapenet`).

@@ -1,4 +1,4 @@
-"""The evaluation protocol (SPEC §4) against brute-force references and hand-computed values."""
+"""The evaluation protocol (docs/evaluation.md) against brute-force references and hand-computed values."""
 
 from __future__ import annotations
 

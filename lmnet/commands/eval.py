@@ -1,4 +1,4 @@
-"""Evaluate a trained image run with the 3D-LMNet protocol (SPEC §4): GT pointcloud_1024,
+"""Evaluate a trained image run with the 3D-LMNet protocol (docs/evaluation.md): GT pointcloud_1024,
 prediction subsampled to 1024, per-cloud bounding-box normalisation, rigid ICP onto the GT,
 Chamfer (Euclidean, sum of the two mean NN distances) and exact EMD, per category ×100, plus the
 mean-shape and nearest-training-shape baselines. Writes eval_<split>.csv, eval_<split>.md and

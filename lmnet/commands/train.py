@@ -5,7 +5,7 @@
                                                                     (--set variant=l2 for L2)
   lmnet train variant2  --config img.json --set ae_run=runs/ae1     probabilistic (Variant II)
   lmnet train silhouette --config sil.json [--set pose=unknown]     image → cloud from masks only
-                                                                    (SPEC §5, lmnet.train.silhouette)
+                                                                    (docs/training.md, lmnet.train.silhouette)
 
 --config takes a JSON object of settings, or a run's config.json (its metadata keys are ignored);
 --set overrides single keys (values parsed as Python literals: lr=1e-4, categories=['chair']).

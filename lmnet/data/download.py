@@ -1,4 +1,4 @@
-"""Download and safely install the two ShapeNet archives (SPEC §1).
+"""Download and safely install the two ShapeNet archives (docs/formats.md#downloads).
 
 - renderings: ``ShapeNetRendering.tgz`` over HTTP(S) from a list of URLs tried in turn (the Stanford
   cvgl link first; add mirrors with ``urls``), resumed with HTTP ``Range`` from a ``.part`` file;
@@ -44,7 +44,7 @@ from lmnet import atomic_io
 log = logging.getLogger("lmnet.data")
 
 DEFAULT_RENDERING_URLS: tuple[str, ...] = ("http://cvgl.stanford.edu/data2/ShapeNetRendering.tgz",)
-# The 3D-LMNet point-cloud zip on Google Drive. Only the start of its id is known here (SPEC §1);
+# The 3D-LMNet point-cloud zip on Google Drive. Only the start of its id is known here (docs/formats.md#downloads);
 # set the full id with --gdrive-id or the environment variable below.
 POINTCLOUDS_GDRIVE_ID_PREFIX = "1cfoe521"
 POINTCLOUDS_GDRIVE_ID: str | None = None

@@ -3,7 +3,7 @@
 One cache covers one synset and one list of models (a category of a split)::
 
     <cache_root>/<synset>-<n_models>-<hash of the model list>/
-        images.npy   uint8 (n_models, 24, 128, 128, 4)  RGBA, already cropped [4:-5, 4:-5] (SPEC §2)
+        images.npy   uint8 (n_models, 24, 128, 128, 4)  RGBA, already cropped [4:-5, 4:-5] (docs/formats.md)
         meta.npy     float32 (n_models, 24, 5)           rendering_metadata.txt, NaN where unusable
         index.json   models, stat fingerprint, bad views/metadata with the reason
 
@@ -41,7 +41,7 @@ from lmnet.errors import CorruptFileError, DataError
 
 CACHE_VERSION = 1
 CACHE_DIRNAME = ".lmnet_cache"
-CROP = (slice(4, -5), slice(4, -5))  # 137 -> 128, SPEC §2
+CROP = (slice(4, -5), slice(4, -5))  # 137 -> 128 (docs/formats.md#network-input-crop-and-background)
 CROPPED = 128
 VIEW_BYTES = CROPPED * CROPPED * 4
 

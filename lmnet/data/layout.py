@@ -1,4 +1,4 @@
-"""The ShapeNet on-disk layout exactly as users download it (SPEC §1), and strict readers.
+"""The ShapeNet on-disk layout exactly as users download it (docs/formats.md), and strict readers.
 
 ::
 

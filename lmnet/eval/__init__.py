@@ -1,4 +1,4 @@
-"""The paper's evaluation protocol (SPEC §4): :mod:`.protocol` (one pair), :mod:`.parallel`
+"""The paper's evaluation protocol (docs/evaluation.md): :mod:`.protocol` (one pair), :mod:`.parallel`
 (many pairs, multiprocessing), :mod:`.report` (per-category tables ×100), :mod:`.baselines`
 (mean shape, nearest training shape) and :mod:`.run` (a trained run folder end to end)."""
 

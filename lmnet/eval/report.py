@@ -1,6 +1,6 @@
 """Aggregate per-pair records into the paper's tables and write them atomically.
 
-Convention (SPEC §4.6): a category's number is the **mean over every pair** of that category (one
+Convention (docs/evaluation.md#averaging-and-units): a category's number is the **mean over every pair** of that category (one
 pair = one test shape × one chosen view), the class mean is the **unweighted mean of the category
 means**, and every table value is **×100**. Files written into a run folder:
 

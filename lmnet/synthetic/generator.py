@@ -1,4 +1,4 @@
-"""Write a synthetic dataset in the exact ShapeNet on-disk format (SPEC §1, :mod:`lmnet.data.layout`).
+"""Write a synthetic dataset in the exact ShapeNet on-disk format (docs/formats.md, :mod:`lmnet.data.layout`).
 
 Per model: 24 RGBA renders (137×137, transparent background) with R2N2-like random views,
 ``renderings.txt``, ``rendering_metadata.txt`` and ``pointcloud_{1024,2048,16384}.npy`` sampled
