@@ -173,6 +173,8 @@ def test_install_accepts_synset_top_level_and_merges(tmp_path, archives):
 def test_gdrive_id_configuration_and_gdown_path(tmp_path, archives, monkeypatch):
     _, zp, _ = archives
     monkeypatch.delenv(dl.GDRIVE_ID_ENV, raising=False)
+    assert dl.pointclouds_gdrive_id() == "1cfoe521iTgcB_7-g_98GYAqO553W8Y0g"  # the published file by default
+    monkeypatch.setattr(dl, "POINTCLOUDS_GDRIVE_ID", None)
     with pytest.raises(DownloadError, match="--gdrive-id"):
         dl.download_pointclouds(tmp_path / "data")
     with pytest.raises(DownloadError, match="does not look like"):

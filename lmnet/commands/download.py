@@ -1,10 +1,10 @@
 """Download ShapeNetRendering (3D-R2N2 renderings, ~12 GB tgz) and/or ShapeNet_pointclouds
 (3D-LMNet ground truth, ~2.8 GB zip) into --root and extract them safely.
 
-Renderings come over HTTP(S): each --url is tried in turn (default: the Stanford cvgl link, often
-dead; add a mirror with --url), partial downloads resume from a .part file. Point clouds come from
-Google Drive (set the file id with --gdrive-id or LMNET_POINTCLOUDS_GDRIVE_ID) or from --url
-mirrors when given. An installed tree is skipped unless --force. Check the result with
+Renderings come over HTTP(S): each --url is tried in turn (default: the original cvgl link, often
+dead, then the ftp.cs.stanford.edu mirror), partial downloads resume from a .part file. Point
+clouds come from the published Google Drive file (another id with --gdrive-id or
+LMNET_POINTCLOUDS_GDRIVE_ID) or from --url mirrors when given. An installed tree is skipped unless --force. Check the result with
 `lmnet check-data --root DIR`.
 
 Pix3D (the paper's real-photo test): ``--what pix3d`` fetches the Pix3D release zip by URL
@@ -30,7 +30,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="mirror URL, tried in the order given (repeatable). With --what all, URLs "
                         "ending in .zip are used for point clouds, the others for renderings")
     p.add_argument("--gdrive-id", help="Google Drive file id of the point-cloud zip "
-                                       "(default: $LMNET_POINTCLOUDS_GDRIVE_ID)")
+                                       "(default: $LMNET_POINTCLOUDS_GDRIVE_ID, else the published 3D-LMNet file)")
     p.add_argument("--sha256", help="expected sha256 of the archive (only with a single --what)")
     p.add_argument("--size", type=positive_int, help="expected archive size in bytes (only with a single --what)")
     p.add_argument("--force", action="store_true", help="download and extract again even if installed")

@@ -43,11 +43,13 @@ from lmnet import atomic_io
 
 log = logging.getLogger("lmnet.data")
 
-DEFAULT_RENDERING_URLS: tuple[str, ...] = ("http://cvgl.stanford.edu/data2/ShapeNetRendering.tgz",)
-# The 3D-LMNet point-cloud zip on Google Drive. Only the start of its id is known here (docs/formats.md#downloads);
-# set the full id with --gdrive-id or the environment variable below.
+# the original 3D-R2N2 link (dead for many users), then the Stanford mirror of the same file
+DEFAULT_RENDERING_URLS: tuple[str, ...] = ("http://cvgl.stanford.edu/data2/ShapeNetRendering.tgz",
+                                           "http://ftp.cs.stanford.edu/cs/cvgl/ShapeNetRendering.tgz")
+# The 3D-LMNet point-cloud zip on Google Drive (docs/formats.md#downloads); --gdrive-id or the
+# environment variable below choose another copy.
 POINTCLOUDS_GDRIVE_ID_PREFIX = "1cfoe521"
-POINTCLOUDS_GDRIVE_ID: str | None = None
+POINTCLOUDS_GDRIVE_ID: str | None = "1cfoe521iTgcB_7-g_98GYAqO553W8Y0g"
 GDRIVE_ID_ENV = "LMNET_POINTCLOUDS_GDRIVE_ID"
 DOWNLOAD_DIRNAME = ".lmnet_downloads"
 MARKER_NAME = ".lmnet_download_complete.json"
@@ -295,8 +297,8 @@ def pointclouds_gdrive_id(explicit: str | None = None) -> str:
     gid = explicit or os.environ.get(GDRIVE_ID_ENV) or POINTCLOUDS_GDRIVE_ID
     if not gid:
         raise DownloadError(
-            f"the Google Drive id of the 3D-LMNet point-cloud zip is not configured (only its start, "
-            f"{POINTCLOUDS_GDRIVE_ID_PREFIX!r}, is known). Pass --gdrive-id ID or set {GDRIVE_ID_ENV}; "
+            f"the Google Drive id of the 3D-LMNet point-cloud zip is not configured (it starts with "
+            f"{POINTCLOUDS_GDRIVE_ID_PREFIX!r}). Pass --gdrive-id ID or set {GDRIVE_ID_ENV}; "
             f"or give an HTTP mirror with --url")
     if not re.fullmatch(r"[A-Za-z0-9_-]{20,}", gid):
         raise DownloadError(f"{gid!r} does not look like a Google Drive file id")
