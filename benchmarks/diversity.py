@@ -176,7 +176,7 @@ def diagnose(run: Path, lambda_div: float, steps: int = 540, log=print) -> dict:
     import numpy as np
     import torch
 
-    from lmnet.models import diversity_loss, diversity_target as target
+    from lmnet.losses import diversity_loss, diversity_target as target
     from lmnet.train.runs import load_model
 
     model, cfg = load_model(run, which="last", device="cpu")
