@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from lmnet.losses._kernels_nn import _grid_build, _grid_query_all
-from lmnet.losses._numba import HAVE_NUMBA, jit as _jit
+from lmnet.losses._numba import HAVE_NUMBA, jit as _jit  # noqa: F401  (HAVE_NUMBA: callers test it here)
 
 # --------------------------------------------------------------------------------------------
 # Rigid point-to-point ICP (evaluation protocol) on the grid nearest neighbours

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from lmnet.losses._numba import HAVE_NUMBA, jit as _jit
+from lmnet.losses._numba import HAVE_NUMBA, jit as _jit  # noqa: F401  (HAVE_NUMBA: callers test it here)
 
 # --------------------------------------------------------------------------------------------
 # Uniform-grid exact nearest neighbour
