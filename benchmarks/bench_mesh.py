@@ -3,7 +3,7 @@
 For each synthetic shape (``lmnet synth`` categories chair, table, airplane, car, lamp; 10 models
 each, seed 0; the clouds are regenerated exactly as ``lmnet synth`` writes them, without renders):
 
-- **mesh CD**: Chamfer ×100 (:func:`lmnet.eval.protocol.chamfer`: mean Euclidean NN distance each
+- **mesh CD**: Chamfer ×100 (:func:`lmnet.losses.chamfer_terms`: mean Euclidean NN distance each
   way, summed, not squared, raw frame: no normalisation or ICP) between 16,384 points sampled
   uniformly on the mesh of the 2,048-point cloud and the dense ``pointcloud_16384``;
 - **input CD**: the same number for the 2,048-point cloud itself; **ratio** = mesh CD / input CD
@@ -71,7 +71,7 @@ def mesh_with(method: str, points: np.ndarray):
 def measure(n_models: int, conditions=CONDITIONS, seed: int = 0) -> list[dict]:
     """One record per (condition, category, model, method)."""
     from lmnet.synthetic.generator import model_pointclouds
-    from lmnet.eval.protocol import chamfer
+    from lmnet.losses.chamfer_numpy import chamfer_terms as chamfer
     from lmnet.mesh import sample_mesh
 
     recs = []

@@ -21,7 +21,10 @@ import sys
 
 import torch
 
-from lmnet.train import silhouette as sil
+from lmnet.data.multiview import MultiViewDataset
+from lmnet.eval.pose import predict_poses
+from lmnet.losses.pose import pose_errors, select_pose_winner
+from lmnet.losses.silhouette import mask_coverage_loss, project_views
 
 try:
     from benchmarks._common import median_time
@@ -29,7 +32,7 @@ except ImportError:  # run as a script: python benchmarks/bench_<topic>.py
     from _common import median_time
 
 def _coverage_brute_force(points, masks, azimuth, elevation, distance_ratio, fov):
-    """:func:`lmnet.train.silhouette.mask_coverage_loss` written the direct way (autograd through the
+    """:func:`lmnet.losses.silhouette.mask_coverage_loss` written the direct way (autograd through the
     min of a full pixel × point distance matrix): the reference it is timed against."""
     from lmnet import camera
 
@@ -57,14 +60,14 @@ def run(quick: bool = False) -> dict:
         el, dr, fov = torch.full((B, V), 27.0), torch.full((B, V), 0.8), torch.full((B, V), 25.0)
 
         def known():
-            s = sil.project_views(pts, az, el, dr, fov, sigma=1.0, size=size, depth_bins=32)
+            s = project_views(pts, az, el, dr, fov, sigma=1.0, size=size, depth_bins=32)
             ((s - masks) ** 2).mean().backward()
 
         def unknown():
             rep = lambda t: t.unsqueeze(-1).expand(B, V, K).reshape(B, V * K)
-            s = sil.project_views(pts, rep(az) + torch.rand(B, V * K) * 90, rep(el), rep(dr), rep(fov), sigma=1.0,
+            s = project_views(pts, rep(az) + torch.rand(B, V * K) * 90, rep(el), rep(dr), rep(fov), sigma=1.0,
                                   size=size, depth_bins=32).view(B, V, K, size, size)
-            best, _ = sil.select_pose_winner(((s - masks.unsqueeze(2)) ** 2).flatten(3).mean(-1))
+            best, _ = select_pose_winner(((s - masks.unsqueeze(2)) ** 2).flatten(3).mean(-1))
             best.mean().backward()
 
         for name, fn, n_proj in (("known pose", known, B * V), (f"unknown pose (K={K})", unknown, B * V * K)):
@@ -78,7 +81,7 @@ def run(quick: bool = False) -> dict:
         cmasks = torch.zeros(B, V, size, size)
         cmasks[..., size // 5: 4 * size // 5, size // 4: 3 * size // 4] = 1.0
         times = {}
-        for name, fn in (("lmnet", sil.mask_coverage_loss), ("autograd min (reference)", _coverage_brute_force)):
+        for name, fn in (("lmnet", mask_coverage_loss), ("autograd min (reference)", _coverage_brute_force)):
             times[name] = median_time(lambda: fn(pts, cmasks, az, el, dr, fov).backward(), repeats, warmup=True)
             rows.append({"case": f"B={B} V={V} masks {size}x{size}", "impl": f"mask coverage: {name}",
                          "metric": "loss+backward", "value": times[name] * 1e3, "unit": "ms"})
@@ -108,10 +111,10 @@ def evaluate(run_dir: str, split: str = "test", emd: bool = False, workers: int 
         base = ShapeNetDataset(config["data_root"], split=resolve_split_file(config, split),
                                categories=config["categories"], views="all", n_points=1024,
                                image_cache=config["image_cache"], background=config["background"])
-        ds = sil.MultiViewDataset(base, n_views=1, input_views=None, pose_images=True,
+        ds = MultiViewDataset(base, n_views=1, input_views=None, pose_images=True,
                                   pose_image_size=config["pose_image_size"], mask_size=config["silhouette_size"])
-        pred, gt = sil.predict_poses(model, ds)
-        out["pose"] = {**sil.pose_errors(pred, gt), "n_views": int(len(pred))}
+        pred, gt = predict_poses(model, ds)
+        out["pose"] = {**pose_errors(pred, gt), "n_views": int(len(pred))}
     return out
 
 

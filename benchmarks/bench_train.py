@@ -76,7 +76,8 @@ def _image_step(device, batch, amp, channels_last=False, compile=False):
     """One Variant I step; ``amp``: autocast dtype (None = float32); ``channels_last``: NHWC
     activations (model and images converted once); ``compile``: the image encoder through
     ``torch.compile`` (inductor; the first step compiles, it is the warm-up)."""
-    from lmnet.models import ImageToPointCloud, PointAutoencoder, latent_loss
+    from lmnet.losses import latent_loss
+    from lmnet.models import ImageToPointCloud, PointAutoencoder
 
     torch.manual_seed(0)
     teacher = PointAutoencoder().to(device).eval()

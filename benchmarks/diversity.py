@@ -176,7 +176,7 @@ def diagnose(run: Path, lambda_div: float, steps: int = 540, log=print) -> dict:
     import numpy as np
     import torch
 
-    from lmnet.models import diversity_loss, diversity_target as target
+    from lmnet.losses import diversity_loss, diversity_target as target
     from lmnet.runs import load_model
 
     model, cfg = load_model(run, which="last", device="cpu")
@@ -227,7 +227,7 @@ def samples_figure(runs: dict[str, Path], names: list[str], path: Path, k: int =
     import torch
 
     from lmnet.analysis import sample_spread
-    from lmnet.models.pose import wrap_degrees
+    from lmnet.camera import wrap_degrees
     from lmnet.render.grids import make_grid, save_png
     from lmnet.runs import load_model
 

@@ -71,12 +71,13 @@ def steps(preds, gts, keys) -> dict[str, dict[str, np.ndarray]]:
     """Per-pair ``{"cd", "emd"}`` (raw) of steps A–F for one category's pairs (in order)."""
     from lmnet.eval import official as O
     from lmnet.eval import protocol as P
+    from lmnet.losses.chamfer_numpy import nn_distances
 
     res = {k: {"cd": [], "emd": []} for k in "ABCDEF"}
     stream = O.SubsetStream(O.SEED)
 
     def add(step, p, g):
-        d_gp, d_pg = P._nn_dist_fast(g, p), P._nn_dist_fast(p, g)
+        d_gp, d_pg = nn_distances(g, p), nn_distances(p, g)
         res[step]["cd"].append(d_gp.mean() + d_pg.mean())
         res[step]["emd"].append(P.emd(p, g))
 

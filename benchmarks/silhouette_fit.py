@@ -37,7 +37,7 @@ def _model_views(ds, key: str, size: int):
     import torch
 
     from lmnet import projection
-    from lmnet.train.silhouette import mask_distance_field
+    from lmnet.losses.silhouette import mask_distance_field
 
     items = [ds[i] for i in range(len(ds)) if ds.item_key(i)[0] == key]
     masks = projection.mask_to_grid_resolution(torch.stack([it["mask"] for it in items]), size)
@@ -52,7 +52,7 @@ def fit(make_cloud, params, masks, dist, cams, loss: str, steps: int, lr: float,
     import torch
 
     from lmnet import projection
-    from lmnet.train.silhouette import mask_coverage_loss, mask_distance_loss, project_views
+    from lmnet.losses.silhouette import mask_coverage_loss, mask_distance_loss, project_views
 
     opt = torch.optim.Adam(params, lr=lr)
     g = torch.Generator().manual_seed(seed)

@@ -134,3 +134,15 @@ def camera_position(azimuth_deg, elevation_deg, distance_ratio) -> torch.Tensor:
     """Camera centre ``(..., 3)`` in the 3D-LMNet frame."""
     R, t = r2n2_extrinsics(azimuth_deg, elevation_deg, distance_ratio)
     return -(R.transpose(-1, -2) @ t.unsqueeze(-1)).squeeze(-1)
+
+
+# ----------------------------------------------------------------------------- view angles (degrees)
+def wrap_degrees(delta: torch.Tensor) -> torch.Tensor:
+    """Angle differences in degrees wrapped to ``[-180, 180)``."""
+    return (delta + 180.0) % 360.0 - 180.0
+
+
+def azimuth_unit(az_deg: torch.Tensor) -> torch.Tensor:
+    """``(...)`` degrees → ``(..., 2)`` ``(cos, sin)``."""
+    a = torch.deg2rad(az_deg)
+    return torch.stack([torch.cos(a), torch.sin(a)], -1)

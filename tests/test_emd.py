@@ -171,7 +171,7 @@ def test_cuda_inputs():
 
 # ---- the exact solver's kernels against brute force -------------------------------------------
 
-from lmnet.losses import _kernels  # noqa: E402
+from lmnet.losses import _kernels_emd as _kernels  # noqa: E402
 
 needs_numba = pytest.mark.skipif(not _kernels.HAVE_NUMBA, reason="needs numba")
 

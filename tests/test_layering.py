@@ -25,7 +25,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "lmnet"
 LAYERS: list[set[str]] = [
     {"errors"},
     {"camera", "atomic_io", "config"},
-    {"losses", "projection"},
+    {"projection"},
+    {"losses"},
     {"models"},
     {"data"},
     {"render"},

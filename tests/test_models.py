@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lmnet.models import (ImageEncoder, ImageToPointCloud, PointAutoencoder, diversity_loss, latent_loss,
-                          reparameterize, scale_images)
+from lmnet.losses import diversity_loss, latent_loss
+from lmnet.models import ImageEncoder, ImageToPointCloud, PointAutoencoder, reparameterize, scale_images
 from lmnet.models.image_encoder import SameConv2d
 
 

@@ -8,9 +8,13 @@ import pytest
 import torch
 
 from lmnet import projection
+from lmnet.data.multiview import MultiViewDataset
 from lmnet.errors import ConfigError
+from lmnet.losses.pose import pose_errors, select_pose_winner, student_loss
+from lmnet.losses.silhouette import mask_coverage_loss, mask_distance_field, mask_distance_loss, project_views
 from lmnet.models import ImageToPointCloud
-from lmnet.models.pose import PoseNet, SilhouetteNetwork, wrap_degrees
+from lmnet.camera import wrap_degrees
+from lmnet.models.pose import PoseNet, SilhouetteNetwork
 from lmnet.train import silhouette as sil
 from lmnet.runs.config import resolve_train_config
 from lmnet.runs.defaults import AE_DEFAULTS, IMAGE_DEFAULTS
@@ -56,7 +60,7 @@ def test_multiview_items_are_seeded_input_first_and_distinct(tiny_shapenet):
     from lmnet.data.dataset import ShapeNetDataset
 
     base = ShapeNetDataset(tiny_shapenet.root, views="all", image_cache=False)
-    ds = sil.MultiViewDataset(base, n_views=4, input_views="random", seed=3, mask_size=16, pose_images=True,
+    ds = MultiViewDataset(base, n_views=4, input_views="random", seed=3, mask_size=16, pose_images=True,
                               pose_image_size=32)
     assert len(ds) == len(tiny_shapenet.keys)
     it = ds[1]
@@ -71,7 +75,7 @@ def test_multiview_items_are_seeded_input_first_and_distinct(tiny_shapenet):
     views_e0 = [ds.supervising_views(i) for i in range(len(ds))]
     ds.set_epoch(1)
     assert [ds.supervising_views(i) for i in range(len(ds))] != views_e0
-    fixed = sil.MultiViewDataset(base, n_views=2, input_views=[5, 7])
+    fixed = MultiViewDataset(base, n_views=2, input_views=[5, 7])
     assert len(fixed) == 2 * len(tiny_shapenet.keys) and {fixed[i]["view"] for i in range(len(fixed))} == {5, 7}
 
 
@@ -90,23 +94,23 @@ def _asymmetric_cloud(n=600, seed=0):
 def test_pose_winner_is_the_true_pose_and_only_it_gets_gradient():
     pts = _asymmetric_cloud()
     dr, fov = torch.tensor([[0.8]]), torch.tensor([[25.0]])
-    target = sil.project_views(pts, torch.tensor([[40.0]]), torch.tensor([[25.0]]), dr, fov, sigma=0.5, size=32,
+    target = project_views(pts, torch.tensor([[40.0]]), torch.tensor([[25.0]]), dr, fov, sigma=0.5, size=32,
                                depth_bins=32)  # (1, 1, 32, 32)
     cand = torch.tensor([[130.0, 25.0], [220.0, 25.0], [40.0, 25.0], [310.0, 25.0]], requires_grad=True)
-    sils = sil.project_views(pts, cand[None, :, 0], cand[None, :, 1], dr.expand(1, 4), fov.expand(1, 4),
+    sils = project_views(pts, cand[None, :, 0], cand[None, :, 1], dr.expand(1, 4), fov.expand(1, 4),
                              sigma=0.5, size=32, depth_bins=32)
     losses = ((sils - target) ** 2).flatten(2).mean(-1).view(1, 1, 4)  # (B, V, K)
     # brute force: the argmin of the per-candidate losses, and the true pose is it
-    best, idx = sil.select_pose_winner(losses)
+    best, idx = select_pose_winner(losses)
     assert int(idx) == 2 and int(losses[0, 0].argmin()) == 2 and float(best) < 1e-9
     losses2 = losses.detach().clone()
     losses2[0, 0, 0] = -1.0
-    assert int(sil.select_pose_winner(losses2)[1]) == 0
+    assert int(select_pose_winner(losses2)[1]) == 0
     # gradient through the min reaches the winner only (perturb the winner so it is non-zero)
     cand2 = torch.tensor([[130.0, 25.0], [220.0, 25.0], [47.0, 26.0], [310.0, 25.0]], requires_grad=True)
-    sils = sil.project_views(pts, cand2[None, :, 0], cand2[None, :, 1], dr.expand(1, 4), fov.expand(1, 4),
+    sils = project_views(pts, cand2[None, :, 0], cand2[None, :, 1], dr.expand(1, 4), fov.expand(1, 4),
                              sigma=0.5, size=32, depth_bins=32)
-    best, idx = sil.select_pose_winner(((sils - target) ** 2).flatten(2).mean(-1).view(1, 1, 4))
+    best, idx = select_pose_winner(((sils - target) ** 2).flatten(2).mean(-1).view(1, 1, 4))
     best.sum().backward()
     assert int(idx) == 2 and cand2.grad[2].abs().sum() > 0
     assert cand2.grad[[0, 1, 3]].abs().sum() == 0
@@ -115,9 +119,9 @@ def test_pose_winner_is_the_true_pose_and_only_it_gets_gradient():
 def test_pose_errors_wrap_and_align():
     gt = torch.tensor([[10.0, 25.0], [350.0, 30.0], [180.0, 27.0]])
     pred = torch.tensor([[350.0, 26.0], [10.0, 30.0], [190.0, 27.0]])
-    e = sil.pose_errors(pred, gt)
+    e = pose_errors(pred, gt)
     assert e["azimuth_mean_deg"] == pytest.approx(50 / 3) and e["elevation_mean_deg"] == pytest.approx(1 / 3)
-    shifted = sil.pose_errors(torch.stack([(gt[:, 0] + 90) % 360, gt[:, 1]], 1), gt)
+    shifted = pose_errors(torch.stack([(gt[:, 0] + 90) % 360, gt[:, 1]], 1), gt)
     assert shifted["azimuth_mean_deg"] == pytest.approx(90) and shifted["aligned_azimuth_mean_deg"] == pytest.approx(0)
     assert shifted["azimuth_offset_deg"] == 90
     assert torch.allclose(wrap_degrees(torch.tensor([190.0, -190.0, 180.0])), torch.tensor([-170.0, 170.0, -180.0]))
@@ -127,7 +131,7 @@ def test_student_loss_matches_reference_and_pose_net_shapes():
     st = torch.tensor([[0.0, 20.0], [90.0, 40.0]])
     tg = torch.tensor([[180.0, 20.0], [90.0, 10.0]])
     ref = ((4.0 + 0.0) + (0.0 + 1.0)) / 2  # |u(0)-u(180)|² = 4; (30/30)² = 1
-    assert float(sil.student_loss(st, tg)) == pytest.approx(ref, abs=1e-6)
+    assert float(student_loss(st, tg)) == pytest.approx(ref, abs=1e-6)
     net = PoseNet(n_candidates=4, image_size=32, elevation_range=(10, 50)).eval()
     cand, student = net(torch.rand(3, 3, 32, 32) * 255)
     assert cand.shape == (3, 4, 2) and student.shape == (3, 2)
@@ -146,15 +150,15 @@ def test_gradients_reach_encoder_decoder_and_pose_net():
     masks[..., 5:11, 6:10] = 1
     az = torch.tensor([[30.0, 200.0], [90.0, 300.0]])
     cams = dict(sigma=1.0, size=16, depth_bins=16)
-    loss_known = ((sil.project_views(pts, az, torch.full_like(az, 25.0), torch.full_like(az, 0.8),
+    loss_known = ((project_views(pts, az, torch.full_like(az, 25.0), torch.full_like(az, 0.8),
                                      torch.full_like(az, 25.0), **cams) - masks) ** 2).mean()
     cand, student = model.pose_net(torch.rand(4, 3, 32, 32) * 255)
     c = cand.view(2, 2, 2, 2)
-    s = sil.project_views(pts, c[..., 0].reshape(2, 4), c[..., 1].reshape(2, 4), torch.full((2, 4), 0.8),
+    s = project_views(pts, c[..., 0].reshape(2, 4), c[..., 1].reshape(2, 4), torch.full((2, 4), 0.8),
                           torch.full((2, 4), 25.0), **cams).view(2, 2, 2, 16, 16)
-    best, idx = sil.select_pose_winner(((s - masks.unsqueeze(2)) ** 2).flatten(3).mean(-1))
+    best, idx = select_pose_winner(((s - masks.unsqueeze(2)) ** 2).flatten(3).mean(-1))
     win = cand.view(2, 2, 2, 2).gather(2, idx[..., None, None].expand(2, 2, 1, 2)).reshape(-1, 2)
-    (loss_known + best.mean() + sil.student_loss(student, win)).backward()
+    (loss_known + best.mean() + student_loss(student, win)).backward()
     for name in ("encoder.convs.0.weight", "encoder.fc.weight", "decoder.mlp.0.weight", "decoder.mlp.6.weight",
                  "pose_net.convs.0.weight", "pose_net.candidates_head.weight", "pose_net.student_head.weight"):
         g = dict(model.named_parameters())[name].grad
@@ -220,14 +224,14 @@ def test_mask_distance_field_and_loss_against_brute_force():
     masks = (torch.rand(2, 8, 8, generator=g) > 0.85).float()
     masks[1] = 0.0
     masks[1, 2, 5] = 1.0
-    field = sil.mask_distance_field(masks)
+    field = mask_distance_field(masks)
     for v in range(2):
         on = torch.nonzero(masks[v] > 0.5).float()
         for i in range(8):
             for j in range(8):
                 ref = (on - torch.tensor([i, j], dtype=torch.float32)).norm(dim=1).min() / 8
                 assert abs(float(field[v, i, j]) - float(ref)) < 1e-6
-    assert float(sil.mask_distance_field(torch.zeros(1, 4, 4)).abs().sum()) == 0.0  # empty mask: no signal
+    assert float(mask_distance_field(torch.zeros(1, 4, 4)).abs().sum()) == 0.0  # empty mask: no signal
     # a point projecting to the centre of the crop samples the field at the centre (bilinear)
     from lmnet import camera
 
@@ -235,7 +239,7 @@ def test_mask_distance_field_and_loss_against_brute_force():
     cams = [torch.tensor([[30.0]]), torch.tensor([[25.0]]), torch.tensor([[0.8]]), torch.tensor([[25.0]])]
     uv, _ = camera.project_points(pts.detach(), *[c[0] for c in cams], crop_offset=camera.CROP_OFFSET)
     assert torch.allclose(uv, torch.full((1, 1, 2), 64.5), atol=1e-4)  # optical axis: 137/2 − 4 crop px
-    loss = sil.mask_distance_loss(pts, field[1:2].unsqueeze(1), *cams)
+    loss = mask_distance_loss(pts, field[1:2].unsqueeze(1), *cams)
     x = y = 64.5 * 8 / 128 - 0.5  # continuous pixel-centre coordinates on the 8×8 field
     i0, f = int(x), x - int(x)
     F_ = field[1]
@@ -256,7 +260,7 @@ def test_mask_coverage_loss_against_brute_force():
     masks[0, 1, 6, 1] = 0.9
     az, el = torch.tensor([[30.0, 140.0]]), torch.tensor([[25.0, 28.0]])
     dr, fov = torch.tensor([[0.8, 0.7]]), torch.tensor([[25.0, 25.0]])
-    loss = sil.mask_coverage_loss(pts, masks, az, el, dr, fov)
+    loss = mask_coverage_loss(pts, masks, az, el, dr, fov)
     per_view = []
     for v in range(2):
         uv, _ = camera.project_points(pts.detach()[0], az[0, v], el[0, v], dr[0, v], fov[0, v],
@@ -297,8 +301,8 @@ def test_mask_coverage_loss_batched_views_with_different_mask_sizes():
     az = torch.tensor([[10.0, 100.0, 200.0], [300.0, 45.0, 170.0]])
     el = torch.full((2, 3), 25.0)
     dr, fov = torch.full((2, 3), 0.8), torch.full((2, 3), 25.0)
-    both = sil.mask_coverage_loss(pts, masks, az, el, dr, fov)
-    singles = [sil.mask_coverage_loss(pts[b:b + 1], masks[b:b + 1, v:v + 1], az[b:b + 1, v:v + 1], el[b:b + 1, v:v + 1],
+    both = mask_coverage_loss(pts, masks, az, el, dr, fov)
+    singles = [mask_coverage_loss(pts[b:b + 1], masks[b:b + 1, v:v + 1], az[b:b + 1, v:v + 1], el[b:b + 1, v:v + 1],
                                       dr[b:b + 1, v:v + 1], fov[b:b + 1, v:v + 1]) for b in range(2) for v in range(3)]
     assert float(singles[2]) == 0.0 and float(singles[4]) == 0.0
     assert float(both) == pytest.approx(float(torch.stack(singles).mean()), rel=1e-5)

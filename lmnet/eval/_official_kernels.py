@@ -1,7 +1,7 @@
 """Numba kernels of the paper-faithful evaluation (:mod:`lmnet.eval.official`).
 
 - :func:`icp_gt_onto_pred`: the released ICP loop (the GT moves onto a fixed prediction), on the
-  exact uniform-grid nearest neighbours of :mod:`lmnet.losses._kernels`, built once on the fixed
+  exact uniform-grid nearest neighbours of :mod:`lmnet.losses._kernels_nn`, built once on the fixed
   cloud;
 - :func:`auction_match`: a sequential re-implementation of the released GPU auction's bidding
   schedule (one bidder at a time from a circular queue, ε from 1e-4, ×100 after every 40·n bids,
@@ -17,7 +17,10 @@ import math
 
 import numpy as np
 
-from lmnet.losses._kernels import HAVE_NUMBA, _bid_scan_f32, _grid_build, _grid_query_all, _jit, _kabsch_into
+from lmnet.losses._kernels_emd import _bid_scan_f32
+from lmnet.losses._kernels_icp import _apply_rigid, _kabsch_into, _mean_sqrt
+from lmnet.losses._kernels_nn import _grid_build, _grid_query_all
+from lmnet.losses._numba import HAVE_NUMBA, jit as _jit
 
 __all__ = ["HAVE_NUMBA", "icp_gt_onto_pred", "auction_match"]
 
@@ -30,7 +33,7 @@ def icp_gt_onto_pred(gt, pred, tol, max_iter, cells_per_point):
     ``err`` (measured *before* this iteration's update), the Kabsch fit moved GT → matched points,
     applied; stop when ``|prev - err| < tol`` (``prev`` starts at 0), after at most ``max_iter``.
     The final transform is a fresh Kabsch fit from the original GT to the moved GT (point i to
-    point i). This loop stays apart from :func:`lmnet.losses._kernels`'s ICP on purpose: its error
+    point i). This loop stays apart from :func:`lmnet.losses._kernels_icp.icp_grid` on purpose: its error
     is measured before the update, its stopping rule and final fit differ, and a shared kernel with
     a mode flag would branch inside the per-point loop that numba vectorises. Returns ``(R (3, 3), t (3,), iterations)`` with ``moved ≈ gt @ R.T + t``.
     """
@@ -41,26 +44,14 @@ def icp_gt_onto_pred(gt, pred, tol, max_iter, cells_per_point):
     d2 = np.empty(m)
     r = np.empty((3, 3))
     t = np.empty(3)
-    nxt = np.empty(3)
     prev = 0.0
     it = 0
     for k in range(max_iter):
         it = k + 1
         _grid_query_all(cur, lo, h, dims, start, order, pts, idx, d2)
-        s = 0.0
-        for i in range(m):
-            s += math.sqrt(d2[i])
-        err = s / m
+        err = _mean_sqrt(d2)
         _kabsch_into(cur, pred, idx, r, t)
-        for i in range(m):
-            a0 = cur[i, 0]
-            a1 = cur[i, 1]
-            a2 = cur[i, 2]
-            for a in range(3):
-                nxt[a] = r[a, 0] * a0 + r[a, 1] * a1 + r[a, 2] * a2 + t[a]
-            cur[i, 0] = nxt[0]
-            cur[i, 1] = nxt[1]
-            cur[i, 2] = nxt[2]
+        _apply_rigid(cur, r, t)
         if abs(prev - err) < tol:
             break
         prev = err

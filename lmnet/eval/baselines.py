@@ -21,6 +21,8 @@ from typing import Callable, Mapping
 import numpy as np
 import torch
 
+from lmnet.losses import chamfer_distance
+
 MEAN_LATENT_LABEL = "mean shape (decoded mean AE latent)"
 MEDOID_LABEL = "mean shape (medoid training shape)"
 NEAREST_LABEL = "nearest training shape (latent retrieval)"
@@ -45,15 +47,16 @@ def mean_latent_shapes(latents_by_category: Mapping[str, np.ndarray | torch.Tens
 
 
 def _pairwise_chamfer(clouds: torch.Tensor, batch: int = 16) -> torch.Tensor:
-    """``(n, P, 3)`` → ``(n, n)`` Chamfer (mean Euclidean NN distance both ways, summed)."""
+    """``(n, P, 3)`` → ``(n, n)`` Chamfer (:func:`lmnet.losses.chamfer_distance`: mean Euclidean
+    NN distance both ways, summed), by its brute-force ``cdist`` backend ``batch`` pairs at a time."""
     n = clouds.shape[0]
     out = torch.zeros(n, n, dtype=clouds.dtype)
     for i in range(n):
         a = clouds[i]
         for j0 in range(0, n, batch):
             b = clouds[j0:j0 + batch]
-            d = torch.cdist(a.expand(b.shape[0], -1, -1), b)  # (b, P, P)
-            out[i, j0:j0 + b.shape[0]] = d.min(dim=2).values.mean(dim=1) + d.min(dim=1).values.mean(dim=1)
+            out[i, j0:j0 + b.shape[0]] = chamfer_distance(a.expand(b.shape[0], -1, -1), b, reduction="none",
+                                                          backend="brute")
     return out
 
 

@@ -37,14 +37,13 @@ from scipy.spatial import cKDTree
 
 from lmnet.errors import ConfigError
 from lmnet.eval import _official_kernels as _k
-from lmnet.eval.protocol import _nn_dist_fast, emd, kabsch
+from lmnet.eval.protocol import emd, kabsch
+from lmnet.losses.chamfer_numpy import GRID_CELLS_PER_POINT, chamfer_terms
 
 SEED = 1024            #: the released script's np.random.seed
 N_GT = 1024            #: GT points (pointcloud_1024) = points kept of the prediction
 ICP_TOL = 1e-10        #: released ICP tolerance on the change of the mean NN distance
 ICP_MAX_ITER = 1000    #: released ICP iteration limit
-#: grid cells per point for the exact grid nearest neighbours (as in lmnet.eval.protocol)
-_GRID_CELLS_PER_POINT = 1.0
 
 #: record keys → table titles of the official tables (lmnet.eval.report)
 METRICS = ("cd", "emd_auction", "emd")
@@ -131,7 +130,7 @@ def icp_released(gt, pred, *, tol: float = ICP_TOL, max_iter: int = ICP_MAX_ITER
     p = np.ascontiguousarray(pred, dtype=np.float64)
     if not _k.HAVE_NUMBA:
         return _icp_numpy(g, p, tol, max_iter)
-    r, t, it = _k.icp_gt_onto_pred(g, p, float(tol), int(max_iter), _GRID_CELLS_PER_POINT)
+    r, t, it = _k.icp_gt_onto_pred(g, p, float(tol), int(max_iter), GRID_CELLS_PER_POINT)
     return r, t, int(it)
 
 
@@ -144,11 +143,8 @@ def apply_released_inverse(pred, rotation: np.ndarray, translation: np.ndarray) 
 def chamfer_released(pred, gt) -> tuple[float, float, float]:
     """``(cd, fwd, bwd)`` raw: ``fwd`` = mean over GT points of √(squared distance to the nearest
     prediction point), ``bwd`` = the same from the prediction to the GT, ``cd = fwd + bwd``."""
-    p = np.ascontiguousarray(pred, dtype=np.float64)
-    g = np.ascontiguousarray(gt, dtype=np.float64)
-    fwd = float(_nn_dist_fast(g, p).mean())
-    bwd = float(_nn_dist_fast(p, g).mean())
-    return fwd + bwd, fwd, bwd
+    c = chamfer_terms(pred, gt)
+    return c["cd"], c["cd_gt2pred"], c["cd_pred2gt"]
 
 
 def auction_emd(pred, gt) -> float:

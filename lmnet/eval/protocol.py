@@ -13,7 +13,8 @@ Steps, in order, for a prediction ``pred (N, 3)`` and its ground truth ``gt (M, 
    translation by SVD/Kabsch with the reflection fix, no scale),
    at most ``icp_max_iter`` iterations, stopping when the mean NN distance improves by less than
    ``icp_tol`` (absolute, in normalised units).
-4. **Chamfer** ``cd`` = mean Euclidean NN distance gt→pred + mean Euclidean NN distance pred→gt
+4. **Chamfer** (:func:`lmnet.losses.chamfer_terms`) ``cd`` = mean Euclidean NN distance gt→pred +
+   mean Euclidean NN distance pred→gt
    (a sum of two means, distances *not* squared). The two terms are kept as ``cd_gt2pred`` (how
    well the GT is covered) and ``cd_pred2gt`` (how precise the prediction is).
 5. **EMD** ``emd`` = mean Euclidean distance under the optimal one-to-one matching (exact linear
@@ -37,9 +38,9 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from lmnet.errors import ConfigError
-
-#: grid cells per target point for the exact grid nearest neighbours (as in lmnet.losses.chamfer)
-_GRID_CELLS_PER_POINT = 1.0
+from lmnet.losses import _kernels_icp
+from lmnet.losses.chamfer_numpy import GRID_CELLS_PER_POINT, chamfer_terms
+from lmnet.losses.emd import emd_exact
 
 
 @dataclass(frozen=True)
@@ -139,15 +140,6 @@ class IcpResult:
     mean_dist: float      #: final mean NN distance source→target (Euclidean)
 
 
-def _kernels_or_none():
-    """``lmnet.losses._kernels`` when numba is installed (the fast grid kernels), else ``None``."""
-    try:
-        from lmnet.losses import _kernels
-    except ImportError:  # pragma: no cover - torch missing
-        return None
-    return _kernels if _kernels.HAVE_NUMBA else None
-
-
 def icp_reference(source, target, *, max_iter: int = 50, tol: float = 1e-6,
                   target_tree: cKDTree | None = None) -> IcpResult:
     """Straightforward ICP (KD-tree + :func:`kabsch` per iteration): the definition that
@@ -174,17 +166,6 @@ def icp_reference(source, target, *, max_iter: int = 50, tol: float = 1e-6,
     return IcpResult(cur, r_tot, t_tot, it, converged, float(dist.mean()))
 
 
-def _icp_with_dists(src: np.ndarray, tgt: np.ndarray, max_iter: int, tol: float):
-    """(IcpResult, final NN distances aligned → tgt (N,)) by the grid kernel, or the reference."""
-    k = _kernels_or_none()
-    if k is None:
-        res = icp_reference(src, tgt, max_iter=max_iter, tol=tol)
-        return res, cKDTree(tgt).query(res.aligned)[0]
-    cur, r, t, it, conv, dist = k.icp_grid(np.ascontiguousarray(src), np.ascontiguousarray(tgt),
-                                           int(max_iter), float(tol), _GRID_CELLS_PER_POINT)
-    return IcpResult(cur, r, t, int(it), bool(conv), float(dist.mean())), dist
-
-
 def icp(source, target, *, max_iter: int = 50, tol: float = 1e-6, target_tree: cKDTree | None = None) -> IcpResult:
     """Rigid point-to-point ICP moving ``source (N, 3)`` onto ``target (M, 3)``.
 
@@ -197,46 +178,11 @@ def icp(source, target, *, max_iter: int = 50, tol: float = 1e-6, target_tree: c
     """
     src = _check_cloud("icp source", source)
     tgt = _check_cloud("icp target", target)
-    if _kernels_or_none() is None:
+    if not _kernels_icp.HAVE_NUMBA:
         return icp_reference(src, tgt, max_iter=max_iter, tol=tol, target_tree=target_tree)
-    return _icp_with_dists(src, tgt, max_iter, tol)[0]
-
-
-def _nn_dist_fast(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``(N,)`` Euclidean NN distances a → b (grid kernel, else KD-tree); float64 inputs."""
-    k = _kernels_or_none()
-    if k is None:
-        return cKDTree(b).query(a)[0]
-    idx = np.empty((1, a.shape[0]), np.int64)
-    d2 = np.empty((1, a.shape[0]))
-    k.grid_nn_serial(np.ascontiguousarray(a)[None], np.ascontiguousarray(b)[None],
-                     _GRID_CELLS_PER_POINT, idx, d2)
-    return np.sqrt(d2[0])
-
-
-def nn_distances(a, b, *, tree_b: cKDTree | None = None) -> np.ndarray:
-    """``(N,)`` Euclidean distance from each point of ``a (N, 3)`` to its nearest point of ``b (M, 3)``."""
-    tree = tree_b if tree_b is not None else cKDTree(np.asarray(b, dtype=np.float64))
-    return tree.query(np.asarray(a, dtype=np.float64))[0]
-
-
-def chamfer(pred, gt) -> dict[str, float]:
-    """Chamfer terms of one pair, raw units (not ×100).
-
-    - ``cd`` = mean_gt min_pred ||g - p|| + mean_pred min_gt ||p - g||  (Euclidean, a sum);
-    - ``cd_gt2pred``, ``cd_pred2gt``: the two terms;
-    - ``cd_sq`` = the same with squared distances (PyTorch3D-style ``chamfer_distance``).
-    """
-    p = _check_cloud("chamfer pred", pred)
-    g = _check_cloud("chamfer gt", gt)
-    d_gp = nn_distances(g, p)
-    d_pg = nn_distances(p, g)
-    return {
-        "cd": float(d_gp.mean() + d_pg.mean()),
-        "cd_gt2pred": float(d_gp.mean()),
-        "cd_pred2gt": float(d_pg.mean()),
-        "cd_sq": float((d_gp ** 2).mean() + (d_pg ** 2).mean()),
-    }
+    cur, r, t, it, conv, dist = _kernels_icp.icp_grid(np.ascontiguousarray(src), np.ascontiguousarray(tgt),
+                                                      int(max_iter), float(tol), GRID_CELLS_PER_POINT)
+    return IcpResult(cur, r, t, int(it), bool(conv), float(dist.mean()))
 
 
 def emd_scipy(a, b) -> float:
@@ -254,31 +200,18 @@ def emd_scipy(a, b) -> float:
     return float(cost[rows, cols].mean())
 
 
-def _lmnet_emd():
-    """``lmnet.losses.emd_exact`` when the losses package provides it, else ``None``."""
-    try:
-        from lmnet.losses import emd_exact  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    return emd_exact
-
-
 def emd(a, b, backend: str = "auto") -> float:
     """Exact EMD (mean matched Euclidean distance) of two ``(N, 3)`` clouds, raw units.
 
-    ``backend``: ``"lmnet"`` = :func:`lmnet.losses.emd_exact`; ``"scipy"`` = :func:`emd_scipy`;
-    ``"auto"`` = lmnet when importable, else scipy. Both are exact, so they agree to rounding.
+    ``backend``: ``"lmnet"`` or ``"auto"`` = :func:`lmnet.losses.emd.emd_exact`; ``"scipy"`` =
+    :func:`emd_scipy` (the independent reference). Both are exact, so they agree to rounding.
     """
     if backend in ("auto", "lmnet"):
-        fn = _lmnet_emd()
-        if fn is not None:
-            x = _check_cloud("emd a", a)
-            y = _check_cloud("emd b", b)
-            if x.shape[0] != y.shape[0]:
-                raise ValueError(f"EMD needs equal point counts, got {x.shape[0]} and {y.shape[0]}")
-            return float(fn(x, y))  # numpy (N, 3) in → numpy float64 out
-        if backend == "lmnet":
-            raise ConfigError("emd_backend 'lmnet' requested but lmnet.losses.emd_exact is not available")
+        x = _check_cloud("emd a", a)
+        y = _check_cloud("emd b", b)
+        if x.shape[0] != y.shape[0]:
+            raise ValueError(f"EMD needs equal point counts, got {x.shape[0]} and {y.shape[0]}")
+        return float(emd_exact(x, y))  # numpy (N, 3) in → numpy float64 out
     return emd_scipy(a, b)
 
 
@@ -297,19 +230,12 @@ def evaluate_pair(pred, gt, protocol: Protocol | None = None, key: str = "") -> 
         p, g = normalize_cloud(p), normalize_cloud(g)
     rec: dict[str, Any] = {"key": key}
     if proto.icp:
-        res, d_pg = _icp_with_dists(p, g, proto.icp_max_iter, proto.icp_tol)
+        res = icp(p, g, max_iter=proto.icp_max_iter, tol=proto.icp_tol)
         p = res.aligned
         rec.update(icp_iters=res.iterations, icp_converged=res.converged)
     else:
-        d_pg = _nn_dist_fast(p, g)
         rec.update(icp_iters=0, icp_converged="")
-    d_gp = _nn_dist_fast(g, p)
-    rec.update(
-        cd=float(d_gp.mean() + d_pg.mean()),
-        cd_gt2pred=float(d_gp.mean()),
-        cd_pred2gt=float(d_pg.mean()),
-        cd_sq=float((d_gp ** 2).mean() + (d_pg ** 2).mean()),
-    )
+    rec.update(chamfer_terms(p, g))
     if proto.emd:
         if p.shape[0] != g.shape[0]:
             raise ValueError(f"pair {key!r}: EMD needs equal point counts; prediction has {p.shape[0]} "

@@ -1,11 +1,20 @@
-"""Point-cloud losses and metrics: Chamfer distance, nearest neighbours, exact and approximate EMD.
+"""Every loss and point-cloud metric of lmnet, each defined once with its convention.
 
-Units and conventions live at each function: Chamfer is a sum of two mean Euclidean
-nearest-neighbour distances (``squared=True`` for the PyTorch3D-style squared variant); EMD is the
-mean Euclidean distance under the optimal one-to-one matching. Nothing here multiplies by 100.
+Units and conventions live at each function:
 
-The public names are loaded lazily, so ``from lmnet.losses import _kernels`` (numba kernels only,
-used by the evaluation protocol) does not import torch.
+- Chamfer (:mod:`~lmnet.losses.chamfer`, torch, batched, differentiable; and
+  :mod:`~lmnet.losses.chamfer_numpy`, one NumPy pair, for the evaluation): a **sum** of the two mean
+  Euclidean nearest-neighbour distances (``squared=True`` / ``cd_sq``: the PyTorch3D-style squared
+  variant, a different number);
+- EMD (:mod:`~lmnet.losses.emd`): the mean Euclidean distance under the optimal one-to-one matching;
+- latent L1 / L2 and the Variant II diversity loss (:mod:`~lmnet.losses.latent`): means over batch
+  and latent entries;
+- mask losses of the silhouette training (:mod:`~lmnet.losses.silhouette`): means, in image widths;
+- pose candidate / student losses and angle errors (:mod:`~lmnet.losses.pose`): degrees.
+
+Nothing here multiplies by 100. The public names are loaded lazily, so the numba kernel modules
+(``_kernels_nn``, ``_kernels_emd``, ``_kernels_icp``) and :mod:`~lmnet.losses.chamfer_numpy`, used
+by the evaluation protocol, do not import torch.
 """
 
 from importlib import import_module
@@ -13,12 +22,25 @@ from importlib import import_module
 _PUBLIC = {
     "chamfer_distance": "lmnet.losses.chamfer",
     "nearest_neighbors": "lmnet.losses.chamfer",
+    "chamfer_terms": "lmnet.losses.chamfer_numpy",
+    "nn_distances": "lmnet.losses.chamfer_numpy",
     "emd_exact": "lmnet.losses.emd",
     "emd_exact_matching": "lmnet.losses.emd",
     "emd_approx": "lmnet.losses.emd",
+    "latent_loss": "lmnet.losses.latent",
+    "diversity_loss": "lmnet.losses.latent",
+    "diversity_target": "lmnet.losses.latent",
+    "mask_distance_field": "lmnet.losses.silhouette",
+    "project_views": "lmnet.losses.silhouette",
+    "silhouette_l2": "lmnet.losses.silhouette",
+    "mask_distance_loss": "lmnet.losses.silhouette",
+    "mask_coverage_loss": "lmnet.losses.silhouette",
+    "select_pose_winner": "lmnet.losses.pose",
+    "student_loss": "lmnet.losses.pose",
+    "pose_errors": "lmnet.losses.pose",
 }
 
-__all__ = ["chamfer_distance", "nearest_neighbors", "emd_exact", "emd_exact_matching", "emd_approx"]
+__all__ = list(_PUBLIC)
 
 
 def __getattr__(name: str):

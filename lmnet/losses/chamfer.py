@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from torch.autograd.function import once_differentiable
 
-from lmnet.losses import _kernels
+from lmnet.losses import _kernels_nn
 
 BACKENDS = ("auto", "grid", "kdtree", "chunked", "brute")
 REDUCTIONS = ("mean", "sum", "none")
@@ -67,10 +67,10 @@ def _resolve_backend(backend: str, device: torch.device) -> str:
     if backend == "auto":
         if device.type != "cpu":
             return "chunked"
-        return "grid" if _kernels.HAVE_NUMBA else "kdtree"
+        return "grid" if _kernels_nn.HAVE_NUMBA else "kdtree"
     if backend in ("grid", "kdtree") and device.type != "cpu":
         raise ValueError(f"chamfer: backend {backend!r} runs on CPU only, inputs are on {device}")
-    if backend == "grid" and not _kernels.HAVE_NUMBA:
+    if backend == "grid" and not _kernels_nn.HAVE_NUMBA:
         raise ValueError("chamfer: backend 'grid' needs numba (pip install numba); use 'kdtree'")
     return backend
 
@@ -148,7 +148,7 @@ def _grid_nn(xn: np.ndarray, yn: np.ndarray, both: bool):
     jobs = []
 
     def job(q, r, io, do):
-        return lambda: _kernels.grid_nn_serial(q, r, cpp, io, do)
+        return lambda: _kernels_nn.grid_nn_serial(q, r, cpp, io, do)
 
     dirs = [(xn, yn, ixy, dxy)] + ([(yn, xn, iyx, dyx)] if both else [])
     if workers > 1 and b * len(dirs) < 2 * workers:  # few items: split the query points
@@ -170,7 +170,7 @@ def _grid_nn(xn: np.ndarray, yn: np.ndarray, both: bool):
 
 class _GridChamfer(torch.autograd.Function):
     """Per-item Chamfer values ``(B,)`` with analytic gradients, all in numba (see
-    :func:`lmnet.losses._kernels.chamfer_value_grad`); CPU tensors only."""
+    :func:`lmnet.losses._kernels_nn.chamfer_value_grad`); CPU tensors only."""
 
     @staticmethod
     def forward(ctx, x, y, squared: bool, w0: float, w1: float):
@@ -181,7 +181,7 @@ class _GridChamfer(torch.autograd.Function):
         per = np.empty(xn.shape[0])
         gx = np.empty(xn.shape, dt) if want else np.empty((0, 0, 3), dt)
         gy = np.empty(yn.shape, dt) if want else np.empty((0, 0, 3), dt)
-        _kernels.chamfer_value_grad(xn, yn, ixy, iyx, bool(squared), float(w0), float(w1), want,
+        _kernels_nn.chamfer_value_grad(xn, yn, ixy, iyx, bool(squared), float(w0), float(w1), want,
                                     per, gx, gy)
         ctx.grads = (gx, gy) if want else None
         ctx.dtypes = (x.dtype, y.dtype)

@@ -37,7 +37,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
-from lmnet.losses import _kernels
+from lmnet.losses import _kernels_emd
 from lmnet.losses import auction as _auction
 from lmnet.losses.chamfer import safe_norm
 
@@ -127,27 +127,27 @@ def _exact_perm(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
     Dense float64 cost (and a float32 copy for the auction), ε-scaling auction with SIMD bids from
     ε₀ = ``_EXACT_EPS_START_FRAC`` · max cost down to ``_EXACT_EPS_FRAC`` · mean cost, then the
-    exact finish (:func:`~lmnet.losses._kernels.dense_ssp_finish_simd`): duals made feasible on
+    exact finish (:func:`~lmnet.losses._kernels_emd.dense_ssp_finish_simd`): duals made feasible on
     all N² pairs, non-tight rows re-inserted by shortest augmenting paths — an optimal primal-dual
     pair in float64, so the matching is optimal whatever the auction's float32 rounding did.
     """
     n = x.shape[0]
-    if not _kernels.HAVE_NUMBA or n < 8:
+    if not _kernels_emd.HAVE_NUMBA or n < 8:
         from scipy.optimize import linear_sum_assignment
         from scipy.spatial.distance import cdist
 
         return linear_sum_assignment(cdist(x, y))[1].astype(np.int64)
     c = np.empty((n, n))
     c32 = np.empty((n, n), np.float32)
-    cmax, cmean = _kernels.dense_cost_into(x, y, c, c32)
+    cmax, cmean = _kernels_emd.dense_cost_into(x, y, c, c32)
     if cmax == 0.0:
         return np.arange(n, dtype=np.int64)
     # ε stays far above float32 resolution of the bid values (prices are O(cmax))
     eps_final = max(_EXACT_EPS_FRAC * cmean, _F32_EPS_FLOOR * cmax)
-    col4row, prices, _ = _kernels.auction_f32(c32, eps_final, _EXACT_EPS_START_FRAC * cmax,
+    col4row, prices, _ = _kernels_emd.auction_f32(c32, eps_final, _EXACT_EPS_START_FRAC * cmax,
                                               _EXACT_EPS_FACTOR)
     del c32
-    col4row, _, _ = _kernels.dense_ssp_finish_simd(c, col4row, -prices, 1e-13 * cmax)
+    col4row, _, _ = _kernels_emd.dense_ssp_finish_simd(c, col4row, -prices, 1e-13 * cmax)
     return col4row
 
 
@@ -206,15 +206,15 @@ def emd_exact(x, y, *, backend: str = "auto"):
 
 def _approx_perm(x: np.ndarray, y: np.ndarray, rel_eps: float) -> np.ndarray:
     n = x.shape[0]
-    if not _kernels.HAVE_NUMBA:
+    if not _kernels_emd.HAVE_NUMBA:
         return _exact_perm(x, y)
-    c = _kernels.dense_cost(x, y)
+    c = _kernels_emd.dense_cost(x, y)
     cmax = float(c.max())
     if cmax == 0.0:
         return np.arange(n, dtype=np.int64)
     lb = max(float(c.min(axis=1).mean()), float(c.min(axis=0).mean()))  # ≤ EMD
     eps = rel_eps * lb if lb > 0 else 1e-12 * cmax
-    col4row, _ = _kernels.auction(c, eps, _EPS_START_FRAC * cmax, _EPS_FACTOR)
+    col4row, _ = _kernels_emd.auction(c, eps, _EPS_START_FRAC * cmax, _EPS_FACTOR)
     return col4row
 
 

@@ -3,7 +3,7 @@
 The fit of a mesh to a cloud is the **Chamfer distance ×100** between ``FIT_SAMPLES`` (16,384)
 points drawn uniformly (area-weighted, seeded) on the mesh and the cloud: mean Euclidean
 nearest-neighbour distance samples → cloud plus mean cloud → samples (a sum, distances not
-squared; :func:`lmnet.eval.protocol.chamfer`), in the cloud's own frame (no normalisation, no
+squared; :func:`lmnet.losses.chamfer_terms`), in the cloud's own frame (no normalisation, no
 ICP), then ×100. Both failures of a mesh raise it: surface far from every point (a Poisson balloon)
 and points no triangle comes near (holes, dropped parts). A surface through the points themselves
 scores about the cloud's own sampling density; interpolating noise is not penalised, so the fit
@@ -19,7 +19,7 @@ import numpy as np
 
 from lmnet.synthetic.sampling import face_areas, sample_surface
 from lmnet.errors import LmnetError
-from lmnet.eval.protocol import chamfer
+from lmnet.losses.chamfer_numpy import chamfer_terms
 from lmnet.mesh import cloud, methods
 
 METHODS = ("auto", "bpa", "poisson", "alpha")
@@ -71,7 +71,7 @@ def mesh_fit(vertices, faces, points, *, n: int = FIT_SAMPLES, seed: int = 0) ->
         samples = sample_mesh(vertices, faces, n, seed)
     except MeshingError:
         return float("inf")
-    return 100.0 * chamfer(samples, np.asarray(points, dtype=np.float64))["cd"]
+    return 100.0 * chamfer_terms(samples, np.asarray(points, dtype=np.float64))["cd"]
 
 
 def _build(method: str, pts: np.ndarray, spacing: float, normals, *, depth: int, trim: float | None,

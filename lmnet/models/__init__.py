@@ -1,10 +1,8 @@
 """Networks: the point autoencoder, the image encoder and the image → point-cloud model (SPEC §2)."""
 
 from lmnet.models.image_encoder import IMAGE_SCALINGS, ImageEncoder, scale_images
-from lmnet.models.image_to_pointcloud import (VARIANTS, ImageToPointCloud, diversity_loss, diversity_target,
-                                              latent_loss, reparameterize)
+from lmnet.models.image_to_pointcloud import VARIANTS, ImageToPointCloud, reparameterize
 from lmnet.models.point_ae import PointAutoencoder, PointDecoder, PointEncoder
 
 __all__ = ["IMAGE_SCALINGS", "ImageEncoder", "scale_images", "VARIANTS", "ImageToPointCloud",
-           "diversity_loss", "diversity_target", "latent_loss", "reparameterize", "PointAutoencoder", "PointDecoder",
-           "PointEncoder"]
+           "reparameterize", "PointAutoencoder", "PointDecoder", "PointEncoder"]

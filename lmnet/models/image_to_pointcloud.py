@@ -6,14 +6,13 @@ Variants (SPEC §2), all regressing the image latent onto the frozen autoencoder
 - ``"l1"`` (Variant I, official): loss ``mean |z − z_pc|``;
 - ``"l2"`` (Variant I): loss ``mean (z − z_pc)²``;
 - ``"probabilistic"`` (Variant II): heads μ and log σ², ``z = μ + ε·σ`` with ``ε ~ N(0, I)``, loss
-  ``mean (z − z_pc)² + λ·L_div`` (:func:`diversity_loss`).
+  ``mean (z − z_pc)² + λ·L_div`` (:func:`lmnet.losses.diversity_loss`).
 
-"mean" is over the batch and the 512 latent entries (TensorFlow ``reduce_mean``).
+"mean" is over the batch and the 512 latent entries (TensorFlow ``reduce_mean``); the losses live
+in :mod:`lmnet.losses.latent`.
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 from torch import nn
@@ -90,33 +89,3 @@ class ImageToPointCloud(nn.Module):
 def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """``z = μ + ε·σ`` with ``σ = exp(logvar / 2)`` and ``ε ~ N(0, I)`` from the global torch RNG."""
     return mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
-
-
-def latent_loss(z: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
-    """Mean absolute (``"l1"``) or mean squared (``"l2"``) difference over batch and latent dims."""
-    if kind == "l1":
-        return (z - target).abs().mean()
-    if kind == "l2":
-        return (z - target).pow(2).mean()
-    raise ValueError(f"latent loss must be 'l1' or 'l2', got {kind!r}")
-
-
-def diversity_target(azimuth_rad: torch.Tensor, alpha: float = 0.2,
-                     theta_rad: float = math.radians(20.0)) -> torch.Tensor:
-    """The mean σ that :func:`diversity_loss` asks for: ``α·exp(−(azimuth − π)² / θ²)``, ``(B,)``
-    from azimuths ``(B,)`` in radians (α at a view from behind, ~0 elsewhere)."""
-    return alpha * torch.exp(-((azimuth_rad - math.pi) ** 2) / theta_rad ** 2)
-
-
-def diversity_loss(logvar: torch.Tensor, azimuth_rad: torch.Tensor, alpha: float = 0.2,
-                   theta_rad: float = math.radians(20.0)) -> torch.Tensor:
-    """Variant II view-dependent diversity loss (SPEC §2).
-
-    ``L_div = mean_b ( mean_j σ_bj − α·exp(−(azimuth_b − π)² / θ²) )²`` with ``σ = exp(logvar/2)``;
-    ``azimuth_rad`` ``(B,)`` in radians (column 0 of ``rendering_metadata.txt`` converted), ``θ`` in
-    radians. The target spread peaks (α) for a view from behind (azimuth π) where the object's
-    front is hidden, and falls to ~0 elsewhere.
-    """
-    sigma_mean = torch.exp(0.5 * logvar).mean(dim=1)
-    target = diversity_target(azimuth_rad.to(logvar.dtype), alpha, theta_rad)
-    return ((sigma_mean - target) ** 2).mean()

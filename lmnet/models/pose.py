@@ -90,15 +90,4 @@ class SilhouetteNetwork(ImageToPointCloud):
         return [p for p in self.parameters() if p.requires_grad]
 
 
-def wrap_degrees(delta: torch.Tensor) -> torch.Tensor:
-    """Angle differences in degrees wrapped to ``[-180, 180)``."""
-    return (delta + 180.0) % 360.0 - 180.0
-
-
-def azimuth_unit(az_deg: torch.Tensor) -> torch.Tensor:
-    """``(...)`` degrees → ``(..., 2)`` ``(cos, sin)``."""
-    a = torch.deg2rad(az_deg)
-    return torch.stack([torch.cos(a), torch.sin(a)], -1)
-
-
-__all__ = ["PoseNet", "SilhouetteNetwork", "wrap_degrees", "azimuth_unit", "AZIMUTH_SPREAD"]
+__all__ = ["PoseNet", "SilhouetteNetwork", "AZIMUTH_SPREAD"]
