@@ -131,7 +131,7 @@ def test_latent_and_diversity_losses():
     az_deg = torch.tensor([180.0, 90.0, 200.0])
     theta = math.radians(20.0)
     expected = 0.0
-    for b in range(3):  # scalar reference of SPEC §2
+    for b in range(3):  # scalar reference of docs/models.md#diversity-loss
         sigma_mean = sum(math.exp(0.5 * float(v)) for v in logvar[b]) / 512
         target = 0.2 * math.exp(-(math.radians(float(az_deg[b])) - math.pi) ** 2 / theta ** 2)
         expected += (sigma_mean - target) ** 2 / 3

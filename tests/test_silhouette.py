@@ -1,4 +1,4 @@
-"""Mask-supervised training (SPEC §5): projection vs real renders, multi-view items, pose winner
+"""Mask-supervised training (docs/training.md#mask-supervised-training): projection vs real renders, multi-view items, pose winner
 selection, gradients, config validation, and short end-to-end runs of both pose modes."""
 
 import json

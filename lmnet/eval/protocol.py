@@ -1,4 +1,4 @@
-"""The 3D-LMNet evaluation protocol (SPEC §4), one pair of clouds at a time.
+"""The 3D-LMNet evaluation protocol (docs/evaluation.md#the-lmnet-protocol-step-by-step), one pair of clouds at a time.
 
 Steps, in order, for a prediction ``pred (N, 3)`` and its ground truth ``gt (M, 3)``:
 

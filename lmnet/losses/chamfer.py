@@ -1,6 +1,6 @@
 """Chamfer distance and exact nearest neighbours with exact gradients and O(B·(N+M)) memory.
 
-Convention (the paper's, SPEC §4): for one item
+Convention (the paper's; docs/losses.md): for one item
 
     CD(x, y) = w0 · mean_i d(x_i, Y) + w1 · mean_j d(y_j, X)
 

@@ -24,7 +24,7 @@ def latent_loss(z: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tenso
 def diversity_target(azimuth_rad: torch.Tensor, alpha: float = 0.2,
                      theta_rad: float = math.radians(20.0)) -> torch.Tensor:
     """The mean σ that :func:`diversity_loss` asks for: ``α·exp(−(azimuth − π)² / θ²)``, ``(B,)``
-    from azimuths ``(B,)`` in radians (α at a view from behind, ~0 elsewhere)."""
+    from azimuths ``(B,)`` in radians (α at azimuth π, ~0 elsewhere)."""
     return alpha * torch.exp(-((azimuth_rad - math.pi) ** 2) / theta_rad ** 2)
 
 
@@ -34,8 +34,8 @@ def diversity_loss(logvar: torch.Tensor, azimuth_rad: torch.Tensor, alpha: float
 
     ``L_div = mean_b ( mean_j σ_bj − α·exp(−(azimuth_b − π)² / θ²) )²`` with ``σ = exp(logvar/2)``
     for ``logvar (B, D)``; ``azimuth_rad`` ``(B,)`` in radians (column 0 of
-    ``rendering_metadata.txt`` converted), ``θ`` in radians. The target spread peaks (α) for a view
-    from behind (azimuth π) where the object's front is hidden, and falls to ~0 elsewhere.
+    ``rendering_metadata.txt`` converted), ``θ`` in radians. The target spread peaks (α) at
+    azimuth π and falls to ~0 elsewhere.
     """
     sigma_mean = torch.exp(0.5 * logvar).mean(dim=1)
     target = diversity_target(azimuth_rad.to(logvar.dtype), alpha, theta_rad)

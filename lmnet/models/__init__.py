@@ -1,4 +1,4 @@
-"""Networks: the point autoencoder, the image encoder and the image → point-cloud model (SPEC §2)."""
+"""Networks: the point autoencoder, the image encoder and the image → point-cloud model (docs/models.md)."""
 
 from lmnet.models.image_encoder import IMAGE_SCALINGS, ImageEncoder, scale_images
 from lmnet.models.image_to_pointcloud import VARIANTS, ImageToPointCloud, reparameterize

@@ -1,4 +1,4 @@
-"""The 3D-LMNet image encoder (SPEC §2): 16 conv layers on a 3×128×128 image → FC → 512-d latent.
+"""The 3D-LMNet image encoder (docs/models.md#image-encoder): 16 conv layers on a 3×128×128 image → FC → 512-d latent.
 
 Layout (kernel, stride, out channels), every conv with TensorFlow-style "same" padding::
 

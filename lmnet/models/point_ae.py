@@ -1,4 +1,4 @@
-"""The point-cloud autoencoder of 3D-LMNet (SPEC §2), official geometry.
+"""The point-cloud autoencoder of 3D-LMNet (docs/models.md#point-autoencoder), official geometry.
 
 Encoder: a shared per-point MLP (``Conv1d`` with kernel 1) 3→64→128→128→256→512, each layer
 followed by BatchNorm and ReLU, then a max over the points → a 512-d latent. Because the last ReLU

@@ -1,4 +1,4 @@
-"""Networks of mask-supervised training (SPEC §5): the image → point-cloud network with a trainable
+"""Networks of mask-supervised training (docs/models.md#silhouette-network): the image → point-cloud network with a trainable
 decoder and, for unknown pose, a pose network with K candidates and a student head.
 
 Pose convention: an R2N2 view is ``(azimuth, elevation)`` in **degrees** exactly as in
