@@ -227,17 +227,21 @@ def ae_run_dir(config: Mapping[str, Any], *, say: bool = False) -> str:
     """
     shared = Path(run_dir(config, SHARED_AE))
     asked = int(config["ae_epochs"])
-    if not (shared / CONFIG_FILE).is_file():
-        return str(shared)
-    has = read_run_config(shared).get("epochs")
+    has = read_run_config(shared).get("epochs") if (shared / CONFIG_FILE).is_file() else None
     if has is None or int(has) == asked:
         return str(shared)
     own = run_dir(config, f"{SHARED_AE}_{asked}ep")
     if say:
         print(f"ae_epochs={asked}, but the shared autoencoder run {shared} has {int(has)} epochs: this notebook "
-              f"trains and uses its own run {own} instead (the shared run is left as it is; set ae_epochs="
-              f"{int(has)} to use it)")
+              f"trains and uses its own run {own} instead, and names the runs it trains on it *_ae{asked}ep "
+              f"(the shared run is left as it is; set ae_epochs={int(has)} to use it)")
     return own
+
+
+def _on_ae(config: Mapping[str, Any], name: str) -> str:
+    """``name``, or ``<name>_ae<N>ep`` for a run trained on a notebook's own autoencoder (:func:`ae_run_dir`)."""
+    own = Path(ae_run_dir(config)).name != SHARED_AE
+    return f"{name}_ae{int(config['ae_epochs'])}ep" if own else name
 
 
 def ae_config(config: Mapping[str, Any]) -> dict:
@@ -251,9 +255,9 @@ def ae_config(config: Mapping[str, Any]) -> dict:
 
 def image_config(config: Mapping[str, Any], variant: str, name: str, **extra) -> dict:
     """An image-encoder training config (Variant I ``"l1"``/``"l2"`` or ``"probabilistic"``) into
-    ``<run_root>/<name>`` on top of the autoencoder of :func:`ae_config`; ``extra`` overrides keys
-    (e.g. ``lambda_div``)."""
-    return {**_common_train(config), "run_dir": run_dir(config, name), "variant": variant,
+    ``<run_root>/<name>`` on top of the autoencoder of :func:`ae_config` (``<name>_ae<N>ep`` on a
+    notebook's own autoencoder); ``extra`` overrides keys (e.g. ``lambda_div``)."""
+    return {**_common_train(config), "run_dir": run_dir(config, _on_ae(config, name)), "variant": variant,
             "ae_run": ae_run_dir(config), "epochs": int(config["image_epochs"]),
             "batch_size": int(config["image_batch_size"]), "lr": float(config["image_lr"]),
             "views": config["views"], "val_views": config.get("val_views", [0]),
@@ -263,8 +267,10 @@ def image_config(config: Mapping[str, Any], variant: str, name: str, **extra) ->
 def silhouette_config(config: Mapping[str, Any]) -> dict:
     """The mask-supervised training config of notebook 06 (``lmnet.train.silhouette``) into
     ``<run_root>/silhouette_<pose>``; with ``init_from_ae`` its decoder starts from the
-    autoencoder of :func:`ae_config` (train that first)."""
+    autoencoder of :func:`ae_config` (train that first; on a notebook's own autoencoder the run
+    is ``silhouette_<pose>_ae<N>ep``)."""
     sp = split_files(config)
+    name = f"silhouette_{config['pose']}"
     out = {"data_root": config["data_root"], "train_split": sp["train"], "val_split": sp["val"],
            "categories": config["categories"], "epochs": config["sil_epochs"],
            "batch_size": config["sil_batch_size"], "lr": config["sil_lr"], "views": config["sil_views"],
@@ -272,7 +278,8 @@ def silhouette_config(config: Mapping[str, Any]) -> dict:
            "depth_bins": config["depth_bins"], "pose": config["pose"], "amp": config["amp"],
            "device": config["device"], "num_workers": config["num_workers"],
            "max_train_items": config["max_train_items"], "max_val_items": config["max_val_items"],
-           "run_dir": run_dir(config, f"silhouette_{config['pose']}"), "resume": True, "progress": False}
+           "run_dir": run_dir(config, _on_ae(config, name) if config["init_from_ae"] else name),
+           "resume": True, "progress": False}
     if config["init_from_ae"]:
         out["init_ae_run"] = ae_run_dir(config)
     return out

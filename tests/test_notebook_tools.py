@@ -4,6 +4,7 @@ and JSON helpers the tools use. The notebooks themselves run in tests/test_noteb
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -33,21 +34,21 @@ def test_defaults_fresh_and_every_key_documented():
 
 
 def test_every_config_cell_starts_from_the_defaults():
-    """The cell names where the rest comes from, and every notebook reads only keys it has."""
+    """The cell starts from defaults() and says so, shows literal keys only, keeps the default's value
+    for a default it shows (one place decides it), and every notebook reads only keys it has."""
     for p in NOTEBOOKS:
         code = [c.source for c in nbformat.read(str(p), as_version=4).cells if c.cell_type == "code"]
         cell = next(s for s in code if s.startswith("config = {"))
-        first = cell.splitlines()[1]
-        assert first.strip().startswith("**defaults(),") and "lmnet.notebook_tools.defaults()" in first, p.name
-        shown = set(re.findall(r'^\s*"(\w+)":', cell, flags=re.M))
-        ns: dict = {"defaults": nt.defaults}
-        exec(cell.split("config = with_overrides")[0], ns)
-        keys = set(ns["config"])
+        assert "lmnet.notebook_tools.defaults()" in cell.splitlines()[1], p.name
+        node = ast.parse(cell).body[0].value
+        assert isinstance(node, ast.Dict) and node.keys[0] is None, p.name
+        assert ast.unparse(node.values[0]) == "defaults()", p.name
+        shown = {ast.literal_eval(k): ast.literal_eval(v) for k, v in zip(node.keys[1:], node.values[1:])}
+        config = {**nt.defaults(), **shown}
+        other = sorted(k for k in shown if k in nt.defaults() and shown[k] != nt.defaults()[k])
+        assert not other, f"{p.name} shows other values than defaults() for {other}"
         used = set(re.findall(r"""(?<!\w)config\[["'](\w+)["']\]""", "\n".join(code)))
-        assert used <= keys, f"{p.name} reads keys it does not have: {sorted(used - keys)}"
-        # a default shown in a notebook keeps the default's value (one place decides it)
-        same = {k for k in shown & set(nt.defaults()) if ns["config"][k] != nt.defaults()[k]}
-        assert not same, f"{p.name} shows other values than defaults() for {sorted(same)}"
+        assert used <= set(config), f"{p.name} reads keys it does not have: {sorted(used - set(config))}"
 
 
 def test_overrides_reach_notebook_configs(monkeypatch):
@@ -84,10 +85,14 @@ def test_other_ae_epochs_get_their_own_run_and_say_so(tmp_path, capsys):
         assert ae["run_dir"] == own and ae["epochs"] == asked
         assert f"ae_epochs={asked}" in out and f"{shared} has 3 epochs" in out and own in out
         assert "left as it is" in out and out.count("\n") == 1
-        # the runs built on it use the same autoencoder, without repeating the line
-        assert nt.image_config(c, "l1", "variant1_l1")["ae_run"] == own
-        assert nt.silhouette_config(c)["init_ae_run"] == own
+        # the runs built on it use the same autoencoder and say so in their names, without repeating the line
+        img = nt.image_config(c, "l1", "variant1_l1")
+        assert img["ae_run"] == own and img["run_dir"] == str(tmp_path / f"variant1_l1_ae{asked}ep")
+        sil = nt.silhouette_config(c)
+        assert sil["init_ae_run"] == own and sil["run_dir"] == str(tmp_path / f"silhouette_known_ae{asked}ep")
+        assert nt.silhouette_config({**c, "init_from_ae": False})["run_dir"] == str(tmp_path / "silhouette_known")
         assert capsys.readouterr().out == ""
+    assert nt.image_config(cfg, "l1", "variant1_l1")["run_dir"] == str(tmp_path / "variant1_l1")
     assert json.loads((shared / "config.json").read_text())["epochs"] == 3
 
 
