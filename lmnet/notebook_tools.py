@@ -230,11 +230,11 @@ def ae_run_dir(config: Mapping[str, Any], *, say: bool = False) -> str:
     has = read_run_config(shared).get("epochs") if (shared / CONFIG_FILE).is_file() else None
     if has is None or int(has) == asked:
         return str(shared)
-    own = run_dir(config, f"{SHARED_AE}_{asked}ep")
+    own, has = run_dir(config, f"{SHARED_AE}_{asked}ep"), int(has)
     if say:
-        print(f"ae_epochs={asked}, but the shared autoencoder run {shared} has {int(has)} epochs: this notebook "
-              f"trains and uses its own run {own} instead, and names the runs it trains on it *_ae{asked}ep "
-              f"(the shared run is left as it is; set ae_epochs={int(has)} to use it)")
+        print(f"ae_epochs={asked}, but the shared autoencoder run {shared} has {has} epoch{'s' * (has != 1)}: "
+              f"this notebook trains and uses its own run {own} instead, and names the runs it trains on it *_ae{asked}ep "
+              f"(the shared run is left as it is; set ae_epochs={has} to use it)")
     return own
 
 
