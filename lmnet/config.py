@@ -118,17 +118,27 @@ def load_config_file(path: str | Path) -> dict:
     if path.is_dir():
         raise ConfigError(f"config file {path} is a folder; expected a JSON file (e.g. {path / 'config.json'})")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"config file {path} is not UTF-8 text (byte {exc.start}): expected a JSON file") from None
     except OSError as exc:
         raise ConfigError(f"config file {path} cannot be read ({exc.strerror or exc})") from None
+    return parse_json_object(text, f"config file {path}")
+
+
+def parse_json_object(text: str, source: str, error: type[Exception] = ConfigError,
+                      expected: str = "a JSON object") -> dict:
+    """``text`` parsed as a JSON object. Invalid JSON, or JSON that is not an object, raises
+    ``error`` with a message naming ``source`` (e.g. ``"split file a.json"``) and, for the latter,
+    what was ``expected`` and what came."""
+    try:
+        data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"config file {path} is not valid JSON: {exc}") from None
+        raise error(f"{source} is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"config file {path} must hold a JSON object, got {type(data).__name__}")
+        raise error(f"{source} must hold {expected}, got {type(data).__name__}")
     return data
 
 

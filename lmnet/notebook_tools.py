@@ -1,11 +1,17 @@
-"""Running the notebooks headlessly (CI, ``make demo``) and keeping them clean in git.
+"""The notebooks' configuration, and running them headlessly (CI, ``make demo``) and clean in git.
 
-Each notebook starts with one ``config = {...}`` cell followed by
-``config = lmnet.notebook_tools.with_overrides(config)``. Users edit the dict; automation injects
-overrides through the environment variable ``LMNET_NOTEBOOK_OVERRIDES`` (a JSON object), so CI can
-run every notebook with a tiny configuration and ``make demo`` with the demo one, without
-parameter cells or string templating. Overrides go through :func:`lmnet.config.resolve_config`, so
-an unknown key fails loudly instead of being ignored.
+Each notebook starts with one config cell: ``config = {**defaults(), ...the keys it is about...}``
+followed by ``config = lmnet.notebook_tools.with_overrides(config)``. :func:`defaults` holds every
+setting that several notebooks share (data, run folders, the autoencoder, the image runs,
+evaluation), documented once; a notebook's cell repeats only what that notebook is about. Users
+edit the dict; automation injects overrides through the environment variable
+``LMNET_NOTEBOOK_OVERRIDES`` (a JSON object), so CI can run every notebook with a tiny
+configuration and ``make demo`` with the demo one, without parameter cells or string templating.
+Overrides go through :func:`lmnet.config.resolve_config`, so an unknown key fails loudly instead
+of being ignored.
+
+The notebooks share one autoencoder run, ``<run_root>/autoencoder``: a notebook whose
+``ae_epochs`` differs from that run's never changes it (:func:`ae_run_dir`).
 """
 
 from __future__ import annotations
@@ -16,8 +22,10 @@ import time
 from pathlib import Path
 from typing import Any, Mapping
 
-from lmnet.config import resolve_config
-from lmnet.errors import ConfigError, LmnetError
+from lmnet.config import parse_json_object, resolve_config
+from lmnet.envvars import environ
+from lmnet.errors import LmnetError
+from lmnet.train.runs import CONFIG_FILE, read_run_config
 
 ENV_VAR = "LMNET_NOTEBOOK_OVERRIDES"
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -49,6 +57,68 @@ def _from_root(path: str) -> str:
     return path if Path(path).is_absolute() else str(REPO_ROOT / path)
 
 
+def defaults() -> dict:
+    """A fresh dict of the settings the notebooks share; a notebook's config cell adds or replaces
+    the keys it is about. Paths are relative to the repository root (:func:`resolve_paths`).
+
+    Data (the synthetic set by default; for real ShapeNet set ``data_root`` to the folder holding
+    ``ShapeNetRendering/`` and ``ShapeNet_pointclouds/``, ``synthetic_models`` to 0 and the three
+    split files):
+
+    - ``data_root``: ``"data/synthetic"``, the dataset folder.
+    - ``synthetic_models``: 40 models per category to generate there (0 = use ``data_root`` as it is).
+    - ``categories``: the five categories chair, table, airplane, car, lamp.
+    - ``train_split`` / ``val_split`` / ``test_split``: split files; None =
+      ``<data_root>/splits/synthetic_<split>_models.json`` (:func:`split_files`).
+    - ``seed``: 0, for generating the synthetic set and for training.
+
+    Run folders and compute:
+
+    - ``run_root``: ``"runs/notebooks"``, where every notebook's runs live (one folder per run,
+      :func:`run_dir`); notebooks 02-06 reuse notebook 01's autoencoder from here.
+    - ``figures_dir``: None = ``<run_root>/figures`` (:func:`figures_dir`).
+    - ``device``: ``"auto"`` = CUDA when available, else ``"cpu"``.
+    - ``num_workers``: 0 data-loader worker processes.
+    - ``max_train_items`` / ``max_val_items``: 0 = all; N = a seeded subset of N items (quick tries).
+
+    The point autoencoder (notebook 01 trains it, the others make sure it exists, :func:`ae_config`):
+
+    - ``ae_epochs``: 200 (~15 min on 2 CPU cores for 40 models per category).
+    - ``ae_batch_size``: 16.  ``ae_lr``: 1e-3.
+    - ``lr_schedule``: ``"cosine"`` (to 0 at the last epoch) or ``"none"`` (the official constant
+      rate), for every training run of the notebooks.
+
+    Image encoder runs (Variant I and II, :func:`image_config`), CPU-sized (the paper: lr 5e-5,
+    batch 32, all 24 views, 50 epochs):
+
+    - ``image_epochs``: 3 passes over all 24 views of every training model.
+    - ``image_batch_size``: 16.  ``image_lr``: 5e-4.
+    - ``views``: None = all 24 views per model per epoch; ``"random"`` = one.
+    - ``val_views``: ``[0, 6, 12, 18]``, the views validated each epoch.
+    - ``amp``: ``"auto"``, mixed precision where it is fast (bf16 on CPUs with native bf16, CUDA).
+
+    Evaluation (the paper protocol uses all 24 views; one keeps it quick), inference and meshes:
+
+    - ``eval_views``: ``[0]``.  ``eval_max_items``: 0 = every (shape, view) pair of the test split.
+    - ``model_run``: an image run folder or ``.pt``; None = ``<run_root>/variant1_l1`` (trained if missing).
+    - ``user_images``: paths of your images; ``[]`` = two stand-ins made from the test split.
+    - ``mesh_method``: ``"auto"`` (the best fit of ``"bpa"``, ``"poisson"`` and ``"alpha"``) or one of them.
+    - ``mesh_depth``: 8, the octree depth when Poisson is used.
+    """
+    return {
+        "data_root": "data/synthetic", "synthetic_models": 40,
+        "categories": ["chair", "table", "airplane", "car", "lamp"],
+        "train_split": None, "val_split": None, "test_split": None, "seed": 0,
+        "run_root": "runs/notebooks", "figures_dir": None, "device": "auto", "num_workers": 0,
+        "max_train_items": 0, "max_val_items": 0,
+        "ae_epochs": 200, "ae_batch_size": 16, "ae_lr": 1e-3, "lr_schedule": "cosine",
+        "image_epochs": 3, "image_batch_size": 16, "image_lr": 5e-4, "views": None,
+        "val_views": [0, 6, 12, 18], "amp": "auto",
+        "eval_views": [0], "eval_max_items": 0, "model_run": None, "user_images": [],
+        "mesh_method": "auto", "mesh_depth": 8,
+    }
+
+
 def with_overrides(config: Mapping[str, Any]) -> dict:
     """Return ``config`` updated with the JSON overrides in ``$LMNET_NOTEBOOK_OVERRIDES`` (if any),
     relative paths resolved against the repository root (:func:`resolve_paths`).
@@ -59,12 +129,7 @@ def with_overrides(config: Mapping[str, Any]) -> dict:
     raw = os.environ.get(ENV_VAR, "").strip()
     if not raw:
         return resolve_paths(config)
-    try:
-        overrides = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"${ENV_VAR} is not valid JSON: {exc}") from None
-    if not isinstance(overrides, dict):
-        raise ConfigError(f"${ENV_VAR} must be a JSON object, got {type(overrides).__name__}")
+    overrides = parse_json_object(raw, f"${ENV_VAR}")
     clean = {}
     for key, value in overrides.items():
         if key.startswith("?"):
@@ -146,24 +211,78 @@ def _common_train(config: Mapping[str, Any]) -> dict:
             "max_val_items": int(config.get("max_val_items", 0))}
 
 
+SHARED_AE = "autoencoder"
+
+
+def ae_run_dir(config: Mapping[str, Any], *, say: bool = False) -> str:
+    """The autoencoder run folder a notebook uses: the shared ``<run_root>/autoencoder``, unless
+    that run already exists for another number of epochs than ``config["ae_epochs"]``. Then the
+    notebook gets its own run ``<run_root>/autoencoder_<ae_epochs>ep`` (shared in turn by every
+    notebook asking for that many epochs), and the shared run is left as it is: extending it
+    would change the latent space under the image runs already trained on it. ``say``: print a
+    line saying so (:func:`ae_config` does; the other callers resolve the same folder quietly).
+
+    The shared run's epochs are those its ``config.json`` was started (or last resumed) with; a
+    run interrupted before them is the same run, and resuming it completes it.
+    """
+    shared = Path(run_dir(config, SHARED_AE))
+    asked = int(config["ae_epochs"])
+    has = read_run_config(shared).get("epochs") if (shared / CONFIG_FILE).is_file() else None
+    if has is None or int(has) == asked:
+        return str(shared)
+    own, has = run_dir(config, f"{SHARED_AE}_{asked}ep"), int(has)
+    if say:
+        print(f"ae_epochs={asked}, but the shared autoencoder run {shared} has {has} epoch{'s' * (has != 1)}: "
+              f"this notebook trains and uses its own run {own} instead, and names the runs it trains on it *_ae{asked}ep "
+              f"(the shared run is left as it is; set ae_epochs={has} to use it)")
+    return own
+
+
+def _on_ae(config: Mapping[str, Any], name: str) -> str:
+    """``name``, or ``<name>_ae<N>ep`` for a run trained on a notebook's own autoencoder (:func:`ae_run_dir`)."""
+    own = Path(ae_run_dir(config)).name != SHARED_AE
+    return f"{name}_ae{int(config['ae_epochs'])}ep" if own else name
+
+
 def ae_config(config: Mapping[str, Any]) -> dict:
-    """The autoencoder training config of the notebooks (run folder ``<run_root>/autoencoder``,
-    ``resume=True``: training an already finished run returns at once, which is how notebooks 02–06
-    make sure the AE of notebook 01 exists)."""
-    return {**_common_train(config), "run_dir": run_dir(config, "autoencoder"),
+    """The autoencoder training config of the notebooks (run folder :func:`ae_run_dir`, normally
+    ``<run_root>/autoencoder``; ``resume=True``: training an already finished run returns at once,
+    which is how notebooks 02–06 make sure the AE of notebook 01 exists)."""
+    return {**_common_train(config), "run_dir": ae_run_dir(config, say=True),
             "epochs": int(config["ae_epochs"]), "batch_size": int(config["ae_batch_size"]),
             "lr": float(config["ae_lr"])}
 
 
 def image_config(config: Mapping[str, Any], variant: str, name: str, **extra) -> dict:
     """An image-encoder training config (Variant I ``"l1"``/``"l2"`` or ``"probabilistic"``) into
-    ``<run_root>/<name>`` on top of the autoencoder of :func:`ae_config`; ``extra`` overrides keys
-    (e.g. ``lambda_div``)."""
-    return {**_common_train(config), "run_dir": run_dir(config, name), "variant": variant,
-            "ae_run": run_dir(config, "autoencoder"), "epochs": int(config["image_epochs"]),
+    ``<run_root>/<name>`` on top of the autoencoder of :func:`ae_config` (``<name>_ae<N>ep`` on a
+    notebook's own autoencoder); ``extra`` overrides keys (e.g. ``lambda_div``)."""
+    return {**_common_train(config), "run_dir": run_dir(config, _on_ae(config, name)), "variant": variant,
+            "ae_run": ae_run_dir(config), "epochs": int(config["image_epochs"]),
             "batch_size": int(config["image_batch_size"]), "lr": float(config["image_lr"]),
             "views": config["views"], "val_views": config.get("val_views", [0]),
             "amp": config.get("amp", "auto"), **extra}
+
+
+def silhouette_config(config: Mapping[str, Any]) -> dict:
+    """The mask-supervised training config of notebook 06 (``lmnet.train.silhouette``) into
+    ``<run_root>/silhouette_<pose>``; with ``init_from_ae`` its decoder starts from the
+    autoencoder of :func:`ae_config` (train that first; on a notebook's own autoencoder the run
+    is ``silhouette_<pose>_ae<N>ep``)."""
+    sp = split_files(config)
+    name = f"silhouette_{config['pose']}"
+    out = {"data_root": config["data_root"], "train_split": sp["train"], "val_split": sp["val"],
+           "categories": config["categories"], "epochs": config["sil_epochs"],
+           "batch_size": config["sil_batch_size"], "lr": config["sil_lr"], "views": config["sil_views"],
+           "n_views": config["n_views"], "silhouette_size": config["silhouette_size"],
+           "depth_bins": config["depth_bins"], "pose": config["pose"], "amp": config["amp"],
+           "device": config["device"], "num_workers": config["num_workers"],
+           "max_train_items": config["max_train_items"], "max_val_items": config["max_val_items"],
+           "run_dir": run_dir(config, _on_ae(config, name) if config["init_from_ae"] else name),
+           "resume": True, "progress": False}
+    if config["init_from_ae"]:
+        out["init_ae_run"] = ae_run_dir(config)
+    return out
 
 
 def has_outputs(path: str | Path) -> list[int]:
@@ -218,11 +337,8 @@ def run_notebook(path: str | Path, out_path: str | Path | None = None, *,
     env = {"MPLBACKEND": INLINE_BACKEND}
     if overrides is not None:
         env[ENV_VAR] = json.dumps(dict(overrides))
-    # the kernel inherits this process's environment: set it for the kernel's start, then restore
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
     t0 = time.perf_counter()
-    try:
+    with environ(env):  # the kernel inherits this process's environment when it starts
         client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
                                 resources={"metadata": {"path": str(Path(cwd) if cwd else REPO_ROOT)}})
         try:
@@ -232,10 +348,4 @@ def run_notebook(path: str | Path, out_path: str | Path | None = None, *,
         finally:
             if out_path is not None:
                 atomic_io.write_text(out_path, nbformat.writes(nb) + "\n")
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
     return time.perf_counter() - t0

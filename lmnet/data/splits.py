@@ -22,6 +22,7 @@ from typing import Iterable, Mapping
 import numpy as np
 
 from lmnet import atomic_io
+from lmnet.config import parse_json_object
 from lmnet.errors import DataError
 
 SPLIT_NAMES = ("train", "val", "test")
@@ -54,12 +55,8 @@ def load_split(path: str | Path) -> Split:
         raise DataError(f"split file {path} is not UTF-8 text") from None
     out: Split = {}
     if path.suffix == ".json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"split file {path} is not valid JSON: {exc}") from None
-        if not isinstance(data, dict):
-            raise DataError(f"split file {path}: expected {{synset: [\"synset/model\", ...]}}")
+        data = parse_json_object(text, f"split file {path}", DataError,
+                                 expected='{synset: ["synset/model", ...]}')
         for s, ms in data.items():
             if not isinstance(ms, list) or not all(isinstance(m, str) for m in ms):
                 raise DataError(f"split file {path}: the value of {s!r} must be a list of \"synset/model\" "

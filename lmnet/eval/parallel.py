@@ -8,32 +8,16 @@ do not depend on the number of workers or the chunking.
 
 from __future__ import annotations
 
-import contextlib
 import multiprocessing as mp
-import os
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
+from lmnet.envvars import environ
 from lmnet.eval.protocol import Protocol, evaluate_pair
 
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                 "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
-
-
-@contextlib.contextmanager
-def _single_thread_env() -> Iterator[None]:
-    """Set the thread-count variables to 1 while child processes are spawned (they read them at import)."""
-    saved = {k: os.environ.get(k) for k in _THREAD_VARS}
-    os.environ.update({k: "1" for k in _THREAD_VARS})
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def _init_worker() -> None:
@@ -87,7 +71,7 @@ class PairEvaluator:
     def __enter__(self) -> "PairEvaluator":
         if self.workers > 1:
             ctx = mp.get_context("spawn")
-            with _single_thread_env():
+            with environ({k: "1" for k in _THREAD_VARS}):  # child processes read them at import
                 self._pool = ctx.Pool(processes=self.workers, initializer=_init_worker)
         return self
 
