@@ -22,10 +22,12 @@ import time
 from pathlib import Path
 from typing import Any, Mapping
 
+from lmnet import atomic_io
 from lmnet.config import parse_json_object, resolve_config
 from lmnet.envvars import environ
-from lmnet.errors import LmnetError
-from lmnet.train.runs import CONFIG_FILE, read_run_config
+from lmnet.errors import DataError, LmnetError
+from lmnet.runs.folder import CONFIG_FILE, read_run_config
+from lmnet.synthetic import generate_dataset
 
 ENV_VAR = "LMNET_NOTEBOOK_OVERRIDES"
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -171,11 +173,9 @@ def ensure_data(config: Mapping[str, Any]) -> dict | None:
     """With ``config["synthetic_models"] > 0``: generate (or complete: it is resumable) the
     synthetic set under ``data_root`` for ``categories`` and return its summary; with 0 (real
     ShapeNet): only check that ``data_root`` and the three split files exist, return None."""
-    from lmnet.errors import DataError
 
     n = int(config.get("synthetic_models", 0))
     if n > 0:
-        from lmnet.data.synthetic import generate_dataset
 
         return generate_dataset(config["data_root"], categories=config["categories"], n_models=n,
                                 seed=int(config.get("seed", 0)), workers=config.get("workers"), progress=False)
@@ -298,7 +298,6 @@ def strip_outputs(path: str | Path) -> bool:
     """Remove outputs and execution counts in place; returns whether anything changed."""
     import nbformat
 
-    from lmnet import atomic_io
 
     nb = nbformat.read(str(path), as_version=4)
     changed = False
@@ -328,7 +327,6 @@ def run_notebook(path: str | Path, out_path: str | Path | None = None, *,
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
-    from lmnet import atomic_io
 
     path = Path(path)
     if not path.is_file():

@@ -24,7 +24,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "lmnet"
 #: lowest first; a name is the first component below ``lmnet`` ("" = the package root)
 LAYERS: list[set[str]] = [
     {"errors"},
-    {"camera", "atomic_io", "config"},
+    {"camera", "atomic_io", "config", "envvars"},
     {"projection"},
     {"losses"},
     {"models"},

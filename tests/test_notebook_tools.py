@@ -114,7 +114,7 @@ def test_more_ae_epochs_never_extend_the_shared_run(tiny_shapenet, tmp_path, cap
     """Real training: with lr_schedule="none" the trainer itself would resume the shared run for the
     extra epochs (epochs may change on resume); the notebook config trains its own run instead."""
     from lmnet.train import train_autoencoder
-    from lmnet.train.runs import checkpoint_path, read_history
+    from lmnet.runs import checkpoint_path, read_history
 
     torch = pytest.importorskip("torch")
     torch.set_num_threads(1)
