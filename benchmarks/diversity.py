@@ -55,10 +55,16 @@ QUICK = {"category": "chair", "models": 8, "ae_epochs": 4, "ae_batch": 16, "ae_l
 # (no log σ² head phase). ``official_*`` use the official image-encoder preset (no BatchNorm, the RGB
 # as stored, weight decay 0); ``wd0_lambda5.5`` keeps lmnet's encoder and only drops the decay, which
 # separates the effect of the decay from that of the architecture.
+# ``official_lr5e-5_*`` also take the official image learning rate (5e-5, lmnet's image default):
+# at the study's 5e-4 the official encoder, which has no BatchNorm, collapses to one output for
+# every image (the latent loss stays at the variance of the targets).
 OFFICIAL_RUNS = {"official_lambda0": {"lambda_div": 0.0, "arch": "official"},
                  "official_lambda0.5": {"lambda_div": 0.5, "arch": "official"},
                  "official_lambda5.5": {"lambda_div": 5.5, "arch": "official"},
-                 "wd0_lambda5.5": {"lambda_div": 5.5, "weight_decay_conv": 0.0, "weight_decay_fc": 0.0}}
+                 "wd0_lambda5.5": {"lambda_div": 5.5, "weight_decay_conv": 0.0, "weight_decay_fc": 0.0},
+                 "official_lr5e-5_lambda0": {"lambda_div": 0.0, "arch": "official", "lr": 5e-5},
+                 "official_lr5e-5_lambda0.5": {"lambda_div": 0.5, "arch": "official", "lr": 5e-5},
+                 "official_lr5e-5_lambda5.5": {"lambda_div": 5.5, "arch": "official", "lr": 5e-5}}
 STUDIES = {"lmnet": {"full": FULL, "quick": QUICK, "prefix": "diversity"},
            "official": {"full": {**FULL, "runs": OFFICIAL_RUNS},
                         "quick": {**QUICK, "runs": {n: OFFICIAL_RUNS[n] for n in ("official_lambda0", "official_lambda5.5")}},
@@ -99,9 +105,9 @@ def train_all(out: Path, size: dict, log=print) -> dict[str, Path]:
                 raise ValueError(f"run {name!r} extends {spec['from']!r}, which must come before it in 'runs'")
             shutil.copytree(runs[spec["from"]], runs[name])
         train_image_encoder({**common, "run_dir": str(runs[name]), "ae_run": str(ae_run),
-                             "variant": "probabilistic", **run_config(spec, size),
-                             "batch_size": size["image_batch"],
-                             "lr": size["image_lr"], "views": None, "val_views": [0, 6, 12, 18], "amp": "auto"})
+                             "variant": "probabilistic", "batch_size": size["image_batch"],
+                             "lr": size["image_lr"], "views": None, "val_views": [0, 6, 12, 18], "amp": "auto",
+                             **run_config(spec, size)})  # a run spec's keys (e.g. its own lr) win
         log(f"{name}: {runs[name]} ({time.perf_counter() - t0:.0f} s)")
     return runs
 
@@ -291,15 +297,18 @@ def to_markdown(res: dict, command: str, prefix: str = "diversity", title: str =
                          f"{s['sigma_elsewhere']:.4f} | {ratio:.2f} | {s['spread_near_180']:.5f} | "
                          f"{s['spread_elsewhere']:.5f} | {e['last'].get('train_latent_loss', float('nan')):.4f} | "
                          f"{e['last'].get('train_div_loss', float('nan')):.5f} |")
-    head = sorted((e["config"].get("lambda_div", 0.0), e["test"]) for e in res["variant2"].values()
-                  if e["config"].get("head"))
-    label = "Head-phase runs"
-    if not head:  # a joint-only study: compare the runs of the first run's preset across λ
-        arch = next(iter(res["variant2"].values()))["config"].get("arch") if res["variant2"] else None
-        head = sorted((e["config"].get("lambda_div", 0.0), e["test"]) for e in res["variant2"].values()
-                      if e["config"].get("arch") == arch and set(e["config"]) <= {"lambda_div", "arch"})
-        label = f"Joint runs ({arch or 'lmnet'} preset)"
-    if len(head) > 1:
+    groups: dict[str, list] = {}  # runs that differ only in λ: the head-phase runs, or each joint setting
+    for e in res["variant2"].values():
+        c = e["config"]
+        rest = {k: v for k, v in c.items() if k not in ("lambda_div", "from", "head")}
+        label = "Head-phase runs" if c.get("head") else (
+            "Joint runs (" + (", ".join(f"{k} {v}" for k, v in sorted(rest.items())) or "lmnet defaults") + ")")
+        if c.get("head") or not any(r.get("head") for r in res["size"]["runs"].values()):
+            groups.setdefault(label, []).append((c.get("lambda_div", 0.0), e["test"]))
+    for label, runs_ in groups.items():
+        head = sorted(runs_, key=lambda r: r[0])
+        if len(head) < 2:
+            continue
         near = [t["spread_near_180"] for _, t in head]
         grows = all(b > a for a, b in zip(near, near[1:]))
         listed = ", ".join(f"λ = {lam:g}: {v:.5f}" for (lam, _), v in zip(head, near))
@@ -355,7 +364,7 @@ def main(argv=None) -> int:
     runs = train_all(out, size)
     res, raw = measure(runs, size)
     joint = {n: c for n, c in size["runs"].items() if not c.get("head") and "weight_decay_fc" not in c}
-    diag_run = max(joint, key=lambda n: joint[n].get("lambda_div", 0), default=None)
+    diag_run = max(reversed(list(joint)), key=lambda n: joint[n].get("lambda_div", 0), default=None)  # the last of the largest λ
     diag_run = diag_run if diag_run and joint[diag_run].get("lambda_div", 0) > 0 else None
     if diag_run:
         lam = float(size["runs"][diag_run]["lambda_div"])
