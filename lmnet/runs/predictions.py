@@ -1,0 +1,140 @@
+"""The inference output folder (``lmnet infer --out DIR``): its writer and its reader.
+
+Output layout (``--out DIR``)::
+
+    DIR/index.csv              one row per input image: id, source, synset, model_id, view,
+                               image, gt, pred, samples   (file names relative to DIR; empty when absent)
+    DIR/<id>.image.npy         float32 (3, 128, 128): the exact network input, RGB 0–255 in the run's
+                               input convention: composited over its background (white, 255, by
+                               default), or the RGB as stored, alpha ignored (image_input
+                               "stored_rgb": the published models)
+    DIR/<id>.gt.npy            float32 (1024, 3): ground truth pointcloud_1024 (dataset inputs only)
+    DIR/<id>.pred.npy          float32 (2048, 3): the deterministic prediction (μ for Variant II)
+    DIR/<id>.samples.npy       float32 (K, 2048, 3): K samples z ~ N(μ, σ²) (Variant II, --samples K)
+
+``<id>`` is a running 6-digit number (``000000``, ``000001``, …) in input order. Point clouds are
+in the 3D-LMNet canonical frame (+x down, unit bounding-box diagonal), as the training data.
+Every file is written atomically; ``index.csv`` is written last.
+
+Outputs are never mixed: a non-empty ``DIR`` is refused unless ``overwrite``, which first deletes the
+previous ``index.csv`` and then every file this layout names; a folder that also holds other files
+is refused even then (nothing of the user's is deleted).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from lmnet import atomic_io
+from lmnet.errors import ConfigError, DataError, NonFiniteError
+
+INDEX_FIELDS = ("id", "source", "synset", "model_id", "view", "image", "gt", "pred", "samples")
+
+
+def check_finite(preds: np.ndarray, keys: Sequence[str], source: str) -> None:
+    """Raise :class:`NonFiniteError` naming the first input whose prediction ``(B, N, 3)`` is not finite."""
+    bad = ~np.isfinite(preds.reshape(len(preds), -1)).all(axis=1)
+    if bad.any():
+        raise NonFiniteError(f"{source} predicted NaN or infinite points for {keys[int(np.argmax(bad))]} "
+                             f"({int(bad.sum())} of {len(preds)} in this batch): its weights are not finite "
+                             f"(a diverged training run?)")
+
+
+_OUTPUT_NAME = re.compile(r"^(index\.csv|\d{6}\.(image|gt|pred|samples)\.npy|\.[^/]+\.tmp)$")
+
+
+def check_out(out: str | Path, overwrite: bool = False) -> list[Path]:
+    """The previous outputs in ``out`` that ``overwrite`` replaces; raises ConfigError when ``out``
+    cannot be used (rules in the module docstring). Deletes nothing."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file, expected a folder")
+    present = sorted(out.iterdir()) if out.is_dir() else []
+    if present and not overwrite:
+        raise ConfigError(f"--out {out} is not empty ({len(present)} entries, e.g. {present[0].name}): "
+                          f"choose another folder, or pass --overwrite to replace the previous outputs")
+    foreign = [p.name for p in present if not (p.is_file() and _OUTPUT_NAME.match(p.name))]
+    if foreign:
+        raise ConfigError(f"--out {out} holds files lmnet infer did not write ({', '.join(foreign[:5])}): "
+                          f"choose an empty folder")
+    return present
+
+
+def prepare_out(out: str | Path, overwrite: bool = False) -> Path:
+    """Make ``out`` an empty output folder: :func:`check_out`, then delete the previous outputs."""
+    out = Path(out)
+    present = check_out(out, overwrite)
+    index = out / "index.csv"
+    if index.exists():  # first: a run killed while clearing never leaves an index of missing files
+        index.unlink()
+    for p in present:
+        if p.exists():
+            p.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+class PredictionWriter:
+    """Writes one prediction per :meth:`add` (atomically, ids in order) and ``index.csv`` at
+    :meth:`close`, into a folder made empty by :func:`prepare_out`."""
+
+    def __init__(self, out: str | Path, overwrite: bool = False):
+        self.out = prepare_out(out, overwrite)
+        self.rows: list[dict[str, Any]] = []
+
+    def add(self, source: str, image: np.ndarray, pred: np.ndarray, samples: np.ndarray | None = None,
+            gt: np.ndarray | None = None, synset: str = "", model_id: str = "", view: int | str = "") -> None:
+        i = f"{len(self.rows):06d}"
+        row = {"id": i, "source": source, "synset": synset, "model_id": model_id, "view": view,
+               "image": f"{i}.image.npy", "pred": f"{i}.pred.npy", "gt": "", "samples": ""}
+        atomic_io.save_npy(self.out / row["image"], image.astype(np.float32))
+        atomic_io.save_npy(self.out / row["pred"], pred.astype(np.float32))
+        if gt is not None:
+            row["gt"] = f"{i}.gt.npy"
+            atomic_io.save_npy(self.out / row["gt"], gt.astype(np.float32))
+        if samples is not None:
+            row["samples"] = f"{i}.samples.npy"
+            atomic_io.save_npy(self.out / row["samples"], samples.astype(np.float32))
+        self.rows.append(row)
+
+    def close(self) -> Path:
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=INDEX_FIELDS, lineterminator="\n")
+        w.writeheader()
+        w.writerows(self.rows)
+        path = self.out / "index.csv"
+        atomic_io.write_text(path, buf.getvalue())
+        return path
+
+
+def load_predictions(out_dir, limit: int = 0) -> list[dict[str, Any]]:
+    """Read an output folder written by :class:`PredictionWriter` (``out_dir/index.csv`` + ``.npy``
+    files) → make_grid / Browser rows ``{"input" (3, 128, 128)
+    0–255, "prediction" (2048, 3), "gt" (1024, 3) when known, "samples" (K, 2048, 3) when written,
+    "category", "model_id", "view", "title"}``; ``limit`` > 0 keeps the first N."""
+    out_dir = Path(out_dir)
+    index = out_dir / "index.csv"
+    if not index.is_file():
+        raise DataError(f"{index} does not exist: not an lmnet inference output folder")
+    with open(index, newline="") as fh:
+        entries = list(csv.DictReader(fh))
+    if limit:
+        entries = entries[: int(limit)]
+    rows = []
+    for e in entries:
+        row: dict[str, Any] = {"input": np.load(out_dir / e["image"], allow_pickle=False), "prediction": np.load(out_dir / e["pred"], allow_pickle=False)}
+        for col, key in (("gt", "gt"), ("samples", "samples")):
+            if e.get(key):
+                row[col] = np.load(out_dir / e[key], allow_pickle=False)
+        if e.get("synset"):
+            row.update(category=e["synset"], model_id=e["model_id"], view=int(e["view"]))
+        else:
+            row.update(category="user image", title=Path(e["source"]).name)
+        rows.append(row)
+    return rows
