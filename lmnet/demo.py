@@ -23,6 +23,7 @@ import shutil
 import time
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
+
 from lmnet.notebook_tools import run_notebook
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"

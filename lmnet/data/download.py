@@ -34,12 +34,11 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Sequence
 
-from lmnet.data import layout
-from lmnet.data.fetch import (FORCE_HINT, SIDECAR_SUFFIX, USER_AGENT, download_first,  # noqa: F401
-                              http_download, read_sidecar, record_file, remove_with_sidecar, sha256_file,
-                              sidecar_path, verify_file)
-from lmnet.errors import DownloadError
 from lmnet import atomic_io
+from lmnet.data import layout
+from lmnet.data.fetch import (FORCE_HINT, SIDECAR_SUFFIX, USER_AGENT, download_first, http_download,  # noqa: F401
+                              read_sidecar, record_file, remove_with_sidecar, sha256_file, sidecar_path, verify_file)
+from lmnet.errors import DownloadError
 
 log = logging.getLogger("lmnet.data")
 

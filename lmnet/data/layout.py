@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lmnet.errors import CorruptFileError, DataError
 from lmnet.data.images import read_rgba
+from lmnet.errors import CorruptFileError, DataError
 
 RENDERING_DIR = "ShapeNetRendering"
 POINTCLOUD_DIR = "ShapeNet_pointclouds"

@@ -14,14 +14,16 @@ from typing import Any
 
 import torch
 
+from lmnet.data import pix3d
 from lmnet.data.pix3d import Pix3DDataset
 from lmnet.eval import official_run as orun
-from lmnet.eval.official import COLUMN_TITLES as OFFICIAL_TITLES, METRICS as OFFICIAL_METRICS, OfficialProtocol
+from lmnet.eval.official import COLUMN_TITLES as OFFICIAL_TITLES
+from lmnet.eval.official import METRICS as OFFICIAL_METRICS
+from lmnet.eval.official import OfficialProtocol
 from lmnet.eval.parallel import PairEvaluator
 from lmnet.eval.protocol import Protocol
 from lmnet.eval.report import write_report
 from lmnet.runs.load import load_model, require_kind
-from lmnet.data import pix3d
 
 MODEL_LABEL = "model"
 

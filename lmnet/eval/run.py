@@ -27,17 +27,19 @@ import torch
 
 from lmnet.data import layout
 from lmnet.data.categories import to_synsets
+from lmnet.data.dataset import ShapeNetDataset, run_background, select_keys
 from lmnet.errors import ConfigError, DataError
 from lmnet.eval import baselines as bl
 from lmnet.eval import official_run as orun
-from lmnet.eval.official import COLUMN_TITLES as OFFICIAL_TITLES, METRICS as OFFICIAL_METRICS, OfficialProtocol
+from lmnet.eval.official import COLUMN_TITLES as OFFICIAL_TITLES
+from lmnet.eval.official import METRICS as OFFICIAL_METRICS
+from lmnet.eval.official import OfficialProtocol
 from lmnet.eval.parallel import PairEvaluator
 from lmnet.eval.protocol import Protocol
 from lmnet.eval.report import write_report
 from lmnet.runs.load import load_model, require_kind
 from lmnet.runs.predictions import check_finite
 from lmnet.runs.splits import resolve_split_file
-from lmnet.data.dataset import ShapeNetDataset, run_background, select_keys
 
 MODEL_LABEL = "model"
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+
 from lmnet.losses.chamfer import nearest_neighbors
 
 HEIGHT_CMAP = "viridis"

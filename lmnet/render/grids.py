@@ -20,10 +20,9 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 
-from lmnet.render.colors import DEFAULT_ERROR_MAX
 from lmnet.atomic_io import atomic_path
 from lmnet.data.categories import name_of
-from lmnet.render.colors import ERROR_CMAP, colormap
+from lmnet.render.colors import DEFAULT_ERROR_MAX, ERROR_CMAP, colormap
 from lmnet.render.pointclouds import render_cloud, render_mesh_preview
 
 DEFAULT_COLUMNS = ("input", "gt", "prediction", "samples")

@@ -23,11 +23,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lmnet.atomic_io import atomic_path
 from lmnet.render.cameras import Camera, three_quarter_view, turntable
 from lmnet.render.colors import DEFAULT_ERROR_MAX, as_points, point_colors
-from lmnet.atomic_io import atomic_path
-from lmnet.render.rasterizer import DEFAULT_MESH_COLOR, composite, render_mesh_camera, render_points
 from lmnet.render.mpl_backend import render_points_mpl
+from lmnet.render.rasterizer import DEFAULT_MESH_COLOR, composite, render_mesh_camera, render_points
 
 BACKENDS = ("torch", "matplotlib")
 #: camera distance of ``view="three_quarter"``: closer than the rasteriser's 1.6 so the shape fills

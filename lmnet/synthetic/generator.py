@@ -25,14 +25,14 @@ from typing import Iterable
 import numpy as np
 
 from lmnet import atomic_io
+from lmnet.camera import LMNET_FROM_V1
 from lmnet.data import layout
 from lmnet.data.categories import name_of, to_synset
+from lmnet.data.splits import make_splits, write_splits
+from lmnet.errors import ConfigError
+from lmnet.render import render_mesh
 from lmnet.synthetic.sampling import normalize_unit_diagonal, sample_surface
 from lmnet.synthetic.shapes import BUILDERS
-from lmnet.errors import ConfigError
-from lmnet.camera import LMNET_FROM_V1
-from lmnet.data.splits import make_splits, write_splits
-from lmnet.render import render_mesh
 
 DEFAULT_CATEGORIES = ("chair", "table", "airplane", "car", "lamp")
 MARKER_DIR = ".synth_done"

@@ -38,12 +38,12 @@ from lmnet.errors import ConfigError, DataError, Interrupted, NonFiniteError
 from lmnet.runs.config import defaults_for, resolve_train_config, strip_meta
 from lmnet.runs.folder import git_commit
 from lmnet.train import resume
-from lmnet.train.param_groups import conv_fc_weight_decay_groups, weight_decay_groups  # noqa: F401 (re-export)
 from lmnet.train.data import build_dataset, set_dataset_epoch, train_loader, val_loader
+from lmnet.train.param_groups import conv_fc_weight_decay_groups, weight_decay_groups  # noqa: F401 (re-export)
 from lmnet.train.precision import resolve_precision
+from lmnet.train.runtime import capture_rng, init_distributed, pick_device, restore_rng, seed_everything
 from lmnet.train.step import optimizer_step
-from lmnet.train.runtime import (capture_rng, init_distributed, pick_device, restore_rng,
-                                 seed_everything)
+
 
 def default_run_dir(kind: str) -> str:
     return f"runs/{kind}-{time.strftime('%Y%m%d-%H%M%S')}"

@@ -63,17 +63,17 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from lmnet import projection
+from lmnet.camera import wrap_degrees
 from lmnet.errors import ConfigError
 from lmnet.losses import chamfer_distance
 from lmnet.losses.pose import select_pose_winner, student_loss
 from lmnet.losses.silhouette import mask_coverage_loss, mask_distance_loss, project_views, silhouette_l2
-from lmnet.camera import wrap_degrees
+from lmnet.models import PointAutoencoder
 from lmnet.models.pose import SilhouetteNetwork
+from lmnet.runs import load_model
 from lmnet.runs.config import resolve_train_config
 from lmnet.train.data import build_multiview_dataset, unwrap_subset
 from lmnet.train.loop import Trainer, conv_fc_weight_decay_groups
-from lmnet.models import PointAutoencoder
-from lmnet.runs import load_model
 
 INIT_RADIUS = 0.25  # radius of the uniform ball the from-scratch decoder starts from (unit-diagonal frame)
 

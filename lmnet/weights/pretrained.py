@@ -18,9 +18,9 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from lmnet import runs
 from lmnet.data.download import safe_extract
 from lmnet.errors import DataError, DownloadError
-from lmnet import runs
 from lmnet.weights import imported_run, port
 from lmnet.weights.official_tf import import_official
 from lmnet.weights.port import import_port
