@@ -141,11 +141,12 @@ def measure(runs: dict[str, Path], size: dict, log=print) -> tuple[dict, dict]:
 
 def _split_dataset(cfg: dict, split: str):
     """Every (shape, view) item, with images and 1024-point clouds, of ``split`` of the run config ``cfg``."""
-    from lmnet.data.dataset import ShapeNetDataset
+    from lmnet.data.dataset import ShapeNetDataset, run_background
     from lmnet.runs.splits import resolve_split_file
 
+    # run_background: the run's input convention (composite over its background, or the stored RGB)
     return ShapeNetDataset(Path(cfg["data_root"]), split=resolve_split_file(cfg, split), categories=cfg["categories"],
-                           views="all", n_points=1024, image_cache=True, background=cfg.get("background", 255.0))
+                           views="all", n_points=1024, image_cache=True, background=run_background(cfg))
 
 
 def _head_inputs(model, cfg: dict, split: str):
