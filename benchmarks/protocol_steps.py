@@ -36,7 +36,7 @@ def predictions(run: Path, views, max_items: int = 0, source: str = "model"):
     """``{synset: (preds (P, 2048, 3), gts (P, 1024, 3), keys)}`` in the released order."""
     import torch
 
-    from lmnet.data.dataset import ShapeNetDataset
+    from lmnet.data.dataset import ShapeNetDataset, run_background
     from lmnet.eval.official_run import released_order
     from lmnet.runs.splits import resolve_split_file
     from lmnet.runs import load_model
@@ -45,7 +45,7 @@ def predictions(run: Path, views, max_items: int = 0, source: str = "model"):
     model, cfg = load_model(run)
     split = resolve_split_file(cfg, "test")
     ds = ShapeNetDataset(cfg["data_root"], split=split, views=views, n_points=1024, image_cache=False,
-                         background=cfg.get("background", 255.0))
+                         background=run_background(cfg))
     order = released_order([ds.item_key(i) for i in range(len(ds))], split)
     if max_items:
         order = order[:max_items]
