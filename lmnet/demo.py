@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from lmnet.notebook_tools import run_notebook
+from lmnet import notebook_tools
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 
@@ -89,7 +89,8 @@ def run_notebooks(names: Sequence[str], out_dir: str | Path, overrides: Mapping[
     for name in names:
         log(f"running {name} ...")
         ov = {**overrides, **(per_notebook or {}).get(name, {})}
-        times[name] = run_notebook(Path(notebooks_dir) / name, out_dir / name, overrides=ov, timeout=timeout)
+        times[name] = notebook_tools.run_notebook(Path(notebooks_dir) / name, out_dir / name, overrides=ov,
+                                                  timeout=timeout)
         log(f"  done in {times[name]:.0f} s -> {out_dir / name}")
     return times
 
