@@ -32,8 +32,10 @@ from typing import Any, Sequence
 import numpy as np
 
 from lmnet import atomic_io
+from lmnet.data.layout import load_npy
 from lmnet.errors import ConfigError, DataError, NonFiniteError
 
+INDEX_FILE = "index.csv"
 INDEX_FIELDS = ("id", "source", "synset", "model_id", "view", "image", "gt", "pred", "samples")
 
 
@@ -70,7 +72,7 @@ def prepare_out(out: str | Path, overwrite: bool = False) -> Path:
     """Make ``out`` an empty output folder: :func:`check_out`, then delete the previous outputs."""
     out = Path(out)
     present = check_out(out, overwrite)
-    index = out / "index.csv"
+    index = out / INDEX_FILE
     if index.exists():  # first: a run killed while clearing never leaves an index of missing files
         index.unlink()
     for p in present:
@@ -108,18 +110,19 @@ class PredictionWriter:
         w = csv.DictWriter(buf, fieldnames=INDEX_FIELDS, lineterminator="\n")
         w.writeheader()
         w.writerows(self.rows)
-        path = self.out / "index.csv"
+        path = self.out / INDEX_FILE
         atomic_io.write_text(path, buf.getvalue())
         return path
 
 
 def load_predictions(out_dir, limit: int = 0) -> list[dict[str, Any]]:
     """Read an output folder written by :class:`PredictionWriter` (``out_dir/index.csv`` + ``.npy``
-    files) → make_grid / Browser rows ``{"input" (3, 128, 128)
-    0–255, "prediction" (2048, 3), "gt" (1024, 3) when known, "samples" (K, 2048, 3) when written,
-    "category", "model_id", "view", "title"}``; ``limit`` > 0 keeps the first N."""
+    files) → make_grid / Browser rows ``{"input" (3, 128, 128) 0–255, "prediction" (2048, 3), "gt"
+    (1024, 3) when known, "samples" (K, 2048, 3) when written, "category", "model_id", "view",
+    "title"}``; ``limit`` > 0 keeps the first N. A listed file that is missing or unreadable is a
+    :class:`~lmnet.errors.CorruptFileError` naming it."""
     out_dir = Path(out_dir)
-    index = out_dir / "index.csv"
+    index = out_dir / INDEX_FILE
     if not index.is_file():
         raise DataError(f"{index} does not exist: not an lmnet inference output folder")
     with open(index, newline="") as fh:
@@ -128,10 +131,11 @@ def load_predictions(out_dir, limit: int = 0) -> list[dict[str, Any]]:
         entries = entries[: int(limit)]
     rows = []
     for e in entries:
-        row: dict[str, Any] = {"input": np.load(out_dir / e["image"], allow_pickle=False), "prediction": np.load(out_dir / e["pred"], allow_pickle=False)}
-        for col, key in (("gt", "gt"), ("samples", "samples")):
+        row: dict[str, Any] = {"input": load_npy(out_dir / e["image"], "network input"),
+                               "prediction": load_npy(out_dir / e["pred"], "prediction")}
+        for key, what in (("gt", "ground truth"), ("samples", "samples")):
             if e.get(key):
-                row[col] = np.load(out_dir / e[key], allow_pickle=False)
+                row[key] = load_npy(out_dir / e[key], what)
         if e.get("synset"):
             row.update(category=e["synset"], model_id=e["model_id"], view=int(e["view"]))
         else:
