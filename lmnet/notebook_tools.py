@@ -269,17 +269,13 @@ def silhouette_config(config: Mapping[str, Any]) -> dict:
     ``<run_root>/silhouette_<pose>``; with ``init_from_ae`` its decoder starts from the
     autoencoder of :func:`ae_config` (train that first; on a notebook's own autoencoder the run
     is ``silhouette_<pose>_ae<N>ep``)."""
-    sp = split_files(config)
     name = f"silhouette_{config['pose']}"
-    out = {"data_root": config["data_root"], "train_split": sp["train"], "val_split": sp["val"],
-           "categories": config["categories"], "epochs": config["sil_epochs"],
-           "batch_size": config["sil_batch_size"], "lr": config["sil_lr"], "views": config["sil_views"],
-           "n_views": config["n_views"], "silhouette_size": config["silhouette_size"],
+    # the measured recipe keeps the silhouette defaults for seed and lr_schedule (constant rate)
+    common = {k: v for k, v in _common_train(config).items() if k not in ("seed", "lr_schedule")}
+    out = {**common, "epochs": config["sil_epochs"], "batch_size": config["sil_batch_size"], "lr": config["sil_lr"],
+           "views": config["sil_views"], "n_views": config["n_views"], "silhouette_size": config["silhouette_size"],
            "depth_bins": config["depth_bins"], "pose": config["pose"], "amp": config["amp"],
-           "device": config["device"], "num_workers": config["num_workers"],
-           "max_train_items": config["max_train_items"], "max_val_items": config["max_val_items"],
-           "run_dir": run_dir(config, _on_ae(config, name) if config["init_from_ae"] else name),
-           "resume": True, "progress": False}
+           "run_dir": run_dir(config, _on_ae(config, name) if config["init_from_ae"] else name)}
     if config["init_from_ae"]:
         out["init_ae_run"] = ae_run_dir(config)
     return out
@@ -297,7 +293,6 @@ def has_outputs(path: str | Path) -> list[int]:
 def strip_outputs(path: str | Path) -> bool:
     """Remove outputs and execution counts in place; returns whether anything changed."""
     import nbformat
-
 
     nb = nbformat.read(str(path), as_version=4)
     changed = False
@@ -326,7 +321,6 @@ def run_notebook(path: str | Path, out_path: str | Path | None = None, *,
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
-
 
     path = Path(path)
     if not path.is_file():
