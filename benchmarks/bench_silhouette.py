@@ -1,5 +1,6 @@
-"""Mask-supervised training (docs/training.md#mask-supervised-training): cost of one silhouette loss + backward per training step, and
-(``evaluate``) the 3D result of a trained silhouette run against the mean-shape baseline.
+"""Mask-supervised training (docs/training.md#mask-supervised-training): cost of one silhouette loss +
+backward per training step, and (``evaluate``) the 3D result of a trained silhouette run against the
+mean-shape baseline.
 
 ``run(quick)`` times, side by side on the same random cloud batch, the projection part of one
 training step in both pose modes: known pose (B items × V views) and unknown pose

@@ -1,7 +1,7 @@
 """Training throughput: optimizer steps/s and samples/s of the autoencoder and the image encoder.
 
-One step = forward, loss, then :func:`lmnet.train.step.optimizer_step` (the trainers' update), on synthetic tensors already on the device (no
-data loading; see bench_data for that):
+One step = forward, loss, then :func:`lmnet.train.step.optimizer_step` (the trainers' update), on synthetic
+tensors already on the device (no data loading; see bench_data for that):
 
 - ``ae_step``: PointAutoencoder on (B, 2048, 3) clouds, Chamfer loss (lmnet.losses, Euclidean);
   on CPU (full mode) also with ``backend="brute"`` (dense cdist) side by side;

@@ -71,7 +71,6 @@ STUDIES = {"lmnet": {"full": FULL, "quick": QUICK, "prefix": "diversity"},
                         "prefix": "diversity_official"}}
 
 
-
 def run_config(spec: dict, size: dict) -> dict:
     """The image-training overrides of one run spec: ``lambda_div`` and other config keys as given;
     ``"head": True`` adds ``size["head_epochs"]`` head-only epochs (lr ``size["head_lr"]``, no head

@@ -36,7 +36,8 @@ R2N2_DISTANCE_SCALE = 1.75
 R2N2_IMAGE_SIZE = 137
 R2N2_FOCAL_NDC = 2.1875
 R2N2_NOMINAL_FOV = 25.0
-#: the 137 px renders are centre-cropped ``[4:-5, 4:-5]`` to 128 px for the networks (docs/formats.md#network-input-crop-and-background)
+#: the 137 px renders are centre-cropped ``[4:-5, 4:-5]`` to 128 px for the networks
+#: (docs/formats.md#network-input-crop-and-background)
 CROP_OFFSET = 4
 CROP_SIZE = 128
 

@@ -46,7 +46,6 @@ def prepare_image(path: str | Path, background: float | None = 255.0) -> np.ndar
     the RGB as stored (a "stored_rgb" run)."""
     from PIL import Image
 
-
     path = Path(path)
     if not path.is_file():
         raise DataError(f"image {path} does not exist")

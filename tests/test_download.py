@@ -17,8 +17,6 @@ from lmnet.data.check import check_data
 from lmnet.errors import DownloadError
 
 
-
-
 @pytest.fixture(scope="module")
 def archives(tmp_path_factory):
     """(tgz bytes of ShapeNetRendering/, zip bytes of ShapeNet_pointclouds/, the TinyShapeNet)."""

@@ -1,5 +1,6 @@
-"""Mask-supervised training (docs/training.md#mask-supervised-training): projection vs real renders, multi-view items, pose winner
-selection, gradients, config validation, and short end-to-end runs of both pose modes."""
+"""Mask-supervised training (docs/training.md#mask-supervised-training): projection vs real renders,
+multi-view items, pose winner selection, gradients, config validation, and short end-to-end runs of both
+pose modes."""
 
 import json
 

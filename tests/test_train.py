@@ -73,8 +73,6 @@ def write_tiny_shapenet(root: Path, n_models: int = 6, n_points: int = 1024, see
     return out
 
 
-
-
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     root = tmp_path_factory.mktemp("shapenet")

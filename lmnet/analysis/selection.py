@@ -31,7 +31,8 @@ def round_robin(keys: Sequence[str], n: int) -> list[str]:
 
 
 def round_robin_rows(rows: Sequence[Mapping[str, Any]], n: int, key: str = "category") -> list:
-    """First ``n`` of ``rows`` (dicts, e.g. from :func:`lmnet.runs.predictions.load_predictions`) taken alternately from each
-    group of equal ``row[key]`` (groups in sorted order, rows in their order within a group)."""
+    """First ``n`` of ``rows`` (dicts, e.g. from :func:`lmnet.runs.predictions.load_predictions`) taken
+    alternately from each group of equal ``row[key]`` (groups in sorted order, rows in their order
+    within a group)."""
     picked = round_robin([f"{r[key]}/{i}" for i, r in enumerate(rows)], n)
     return [rows[int(k.rsplit("/", 1)[1])] for k in picked]

@@ -4,8 +4,8 @@
 Renderings come over HTTP(S): each --url is tried in turn (default: the original cvgl link, often
 dead, then the ftp.cs.stanford.edu mirror), partial downloads resume from a .part file. Point
 clouds come from the published Google Drive file (another id with --gdrive-id or
-LMNET_POINTCLOUDS_GDRIVE_ID) or from --url mirrors when given. An installed tree is skipped unless --force. Check the result with
-`lmnet check-data --root DIR`.
+LMNET_POINTCLOUDS_GDRIVE_ID) or from --url mirrors when given. An installed tree is skipped unless
+--force. Check the result with `lmnet check-data --root DIR`.
 
 Pix3D (the paper's real-photo test): ``--what pix3d`` fetches the Pix3D release zip by URL
 (default http://pix3d.csail.mit.edu/data/pix3d.zip, or --url), ``--what pix3d-pointclouds``

@@ -1,8 +1,8 @@
 """Aggregate per-pair records into the paper's tables and write them atomically.
 
-Convention (docs/evaluation.md#averaging-and-units): a category's number is the **mean over every pair** of that category (one
-pair = one test shape × one chosen view), the class mean is the **unweighted mean of the category
-means**, and every table value is **×100**. Files written into a run folder:
+Convention (docs/evaluation.md#averaging-and-units): a category's number is the **mean over every pair** of
+that category (one pair = one test shape × one chosen view), the class mean is the **unweighted mean of
+the category means**, and every table value is **×100**. Files written into a run folder:
 
 - ``eval_<split>.csv``  — one row per (method, category) plus a ``mean`` row per method;
   columns ``protocol, method, category, synset, n_pairs, cd_x100, emd_x100, cd_sq_x100`` (the

@@ -1,8 +1,9 @@
 """Earth mover's distance between equal-size point clouds: exact (evaluation) and approximate
 (training).
 
-Convention (docs/evaluation.md#the-lmnet-protocol-step-by-step): EMD(x, y) = min over one-to-one matchings π of mean_i |x_i − y_π(i)|, the
-**mean Euclidean** (not squared) distance under the optimal matching, raw units (not ×100).
+Convention (docs/evaluation.md#the-lmnet-protocol-step-by-step): EMD(x, y) = min over one-to-one matchings
+π of mean_i |x_i − y_π(i)|, the **mean Euclidean** (not squared) distance under the optimal matching,
+raw units (not ×100).
 
 - :func:`emd_exact` / :func:`emd_exact_matching`: exact optimum (equal to
   ``scipy.optimize.linear_sum_assignment`` on the Euclidean cost matrix up to float rounding).

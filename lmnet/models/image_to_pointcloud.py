@@ -1,7 +1,7 @@
 """Image → point cloud: the image encoder (+ a log σ² head for Variant II) and a frozen AE decoder.
 
-Variants (docs/models.md#variant-i-latent-regression), all regressing the image latent onto the frozen autoencoder latent
-``z_pc = AE.encode(gt_points)``:
+Variants (docs/models.md#variant-i-latent-regression), all regressing the image latent onto the frozen
+autoencoder latent ``z_pc = AE.encode(gt_points)``:
 
 - ``"l1"`` (Variant I, official): loss ``mean |z − z_pc|``;
 - ``"l2"`` (Variant I): loss ``mean (z − z_pc)²``;

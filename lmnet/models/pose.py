@@ -1,5 +1,6 @@
-"""Networks of mask-supervised training (docs/models.md#silhouette-network): the image → point-cloud network with a trainable
-decoder and, for unknown pose, a pose network with K candidates and a student head.
+"""Networks of mask-supervised training (docs/models.md#silhouette-network): the image → point-cloud
+network with a trainable decoder and, for unknown pose, a pose network with K candidates and a student
+head.
 
 Pose convention: an R2N2 view is ``(azimuth, elevation)`` in **degrees** exactly as in
 ``rendering_metadata.txt`` (:mod:`lmnet.camera`); the distance ratio and fov are always taken from

@@ -207,7 +207,6 @@ def error_legend(width: int, cell: int, error_max=DEFAULT_ERROR_MAX):
     with its meaning (Euclidean NN distance to the GT, unit-diagonal frame)."""
     from PIL import Image, ImageDraw
 
-
     h = grid_legend_height(cell)
     out = Image.new("RGB", (width, h), _BG)
     draw = ImageDraw.Draw(out)

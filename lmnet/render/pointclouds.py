@@ -195,7 +195,6 @@ def turntable_gif(points, path, n_frames: int = 36, image_size: int = 320, color
     """
     from PIL import Image
 
-
     p = as_points(points)
     if p.dim() != 2:
         raise ValueError(f"turntable_gif renders one cloud (N, 3), got shape {tuple(p.shape)}")

@@ -22,7 +22,6 @@ def _check_views(cfg: dict, key: str) -> None:
     raise ConfigError(f"config key {key!r} must be None/'all', 'random' or a list of view indices 0-23, got {v!r}")
 
 
-
 def check_image(cfg: dict) -> None:
     check_choice(cfg, "variant", ("l1", "l2", "probabilistic"))
     check_choice(cfg, "image_scaling", ("raw255", "unit", "standardize"))
@@ -54,7 +53,6 @@ def _check_logvar_head(cfg: dict) -> None:
     if wd is not None and (isinstance(wd, bool) or not isinstance(wd, (int, float)) or wd < 0):
         raise ConfigError(f"config key 'weight_decay_logvar' must be None (= weight_decay_fc) or a number >= 0, "
                           f"got {wd!r}")
-
 
 
 def check_silhouette(cfg: dict) -> None:

@@ -8,7 +8,8 @@ Conventions fixed here once:
 - ``batch_size`` is **per process**; under ``torchrun --nproc_per_node=K`` the global batch is K×.
 - ``chamfer_weights`` = (pred→gt, gt→pred) weights of the training Chamfer (Euclidean, i.e.
   square-rooted NN distances, each direction a mean over points); ``[1.0, 1.0]`` is the symmetric
-  default, ``[1.0, 0.5]`` reproduces the original code's operator-precedence slip (docs/training.md#chamfer-weights-of-the-original-code).
+  default, ``[1.0, 0.5]`` reproduces the original code's operator-precedence slip
+  (docs/training.md#chamfer-weights-of-the-original-code).
 - Validation Chamfer is always symmetric, Euclidean, sum of the two directional means, ×100, in the
   dataset frame (no re-normalisation, no ICP: it is a training monitor, not the paper protocol).
 - ``categories`` / ``views`` / ``val_views``: ``None`` means all; categories accept "chair,car" or
@@ -113,9 +114,10 @@ ARCH_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 IMAGE_INPUTS = ("composite", "stored_rgb")
 
-# Mask-supervised image → point cloud (docs/training.md#mask-supervised-training, lmnet.train.silhouette). The training loss uses
-# masks only (+ an optional 3D Chamfer term, weight_chamfer, 0 by default); val_chamfer_x100 is a
-# monitor against the GT clouds and is never optimised (best_metric defaults to the mask loss).
+# Mask-supervised image → point cloud (docs/training.md#mask-supervised-training, lmnet.train.silhouette).
+# The training loss uses masks only (+ an optional 3D Chamfer term, weight_chamfer, 0 by default);
+# val_chamfer_x100 is a monitor against the GT clouds and is never optimised (best_metric defaults to
+# the mask loss).
 SILHOUETTE_DEFAULTS: dict[str, Any] = {
     **COMMON_DEFAULTS,
     "lr": 1e-4,

@@ -115,7 +115,6 @@ def generate_model(out_dir: str | Path, category: str, index: int, seed: int = 0
     """Write one model (skipped if already complete). Returns ``(synset, model_id, generated)``."""
     import torch
 
-
     out_dir = Path(out_dir)
     synset = to_synset(category)
     mid = model_id(seed, synset, index)

@@ -77,7 +77,6 @@ def _photo(rng: np.random.Generator, v_lmnet, f, colors, truncated: bool, occlud
     """``(rgb uint8 (H, W, 3), mask uint8 (H, W), bbox [x0, y0, x1, y1])`` of one photograph."""
     import torch
 
-
     size = int(rng.integers(96, 260))
     rgba = render_mesh(torch.from_numpy(v_lmnet).float(), torch.from_numpy(f),
                        torch.tensor([rng.uniform(0, 360)]), torch.tensor([rng.uniform(5, 35)]),
@@ -119,7 +118,6 @@ def generate_pix3d(out_dir: str | Path, categories: Sequence[str] = pix3d.CATEGO
                    n_photos: int = 4, seed: int = 0) -> dict:
     """Write the set under ``out_dir``; returns ``{"out_dir", "entries", "used", "models"}`` (counts)."""
     import torch
-
 
     out = Path(out_dir)
     cats = pix3d.parse_categories(list(categories))

@@ -1,4 +1,5 @@
-"""Training the point-cloud autoencoder (docs/training.md#defaults-per-kind): Adam 5e-4, batch 32, Euclidean Chamfer 2048↔N.
+"""Training the point-cloud autoencoder (docs/training.md#defaults-per-kind): Adam 5e-4, batch 32,
+Euclidean Chamfer 2048↔N.
 
 Loss: ``chamfer_distance(pred, gt, weights=chamfer_weights)`` — mean Euclidean (not squared) NN
 distance pred→gt plus gt→pred, averaged over the batch. Validation column ``val_chamfer_x100``:

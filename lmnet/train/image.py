@@ -1,4 +1,5 @@
-"""Training the image encoder against a frozen autoencoder (Variant I and II; docs/models.md, docs/training.md#image-runs-latent-losses).
+"""Training the image encoder against a frozen autoencoder (Variant I and II; docs/models.md,
+docs/training.md#image-runs-latent-losses).
 
 The autoencoder comes from ``ae_run`` (run folder or ``.pt``; ``ae_which`` best/last). Its encoder
 gives the latent targets ``z_pc = AE.encode(gt_points)`` under ``no_grad`` in eval mode; a copy of

@@ -1,4 +1,5 @@
-"""Reconstruction without rendering (docs/training.md#mask-supervised-training): image → point cloud trained from silhouettes only.
+"""Reconstruction without rendering (docs/training.md#mask-supervised-training): image → point cloud
+trained from silhouettes only.
 
 ``train_silhouette(config) -> run_dir`` (kind ``"silhouette"``, config :data:`~lmnet.runs.defaults.
 SILHOUETTE_DEFAULTS`). The network (:class:`~lmnet.models.pose.SilhouetteNetwork`) is the 3D-LMNet
