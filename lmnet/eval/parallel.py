@@ -21,8 +21,8 @@ _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
 
 
 def _init_worker() -> None:
-    """torch (imported lazily, only by the lmnet EMD backend) reads OMP_NUM_THREADS=1 at import;
-    if it is already loaded, pin it explicitly."""
+    """The protocols do not import torch; should anything else have loaded it, pin it to one thread
+    (it reads OMP_NUM_THREADS=1 only at import)."""
     import sys
 
     if "torch" in sys.modules:

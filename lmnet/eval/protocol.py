@@ -40,7 +40,7 @@ from scipy.spatial import cKDTree
 from lmnet.errors import ConfigError
 from lmnet.losses import _kernels_icp
 from lmnet.losses.chamfer_numpy import GRID_CELLS_PER_POINT, chamfer_terms
-from lmnet.losses.emd import emd_exact
+from lmnet.losses.emd_numpy import emd_exact_pair
 
 
 @dataclass(frozen=True)
@@ -203,15 +203,16 @@ def emd_scipy(a, b) -> float:
 def emd(a, b, backend: str = "auto") -> float:
     """Exact EMD (mean matched Euclidean distance) of two ``(N, 3)`` clouds, raw units.
 
-    ``backend``: ``"lmnet"`` or ``"auto"`` = :func:`lmnet.losses.emd.emd_exact`; ``"scipy"`` =
-    :func:`emd_scipy` (the independent reference). Both are exact, so they agree to rounding.
+    ``backend``: ``"lmnet"`` or ``"auto"`` = :func:`lmnet.losses.emd_numpy.emd_exact_pair` (the
+    solver of :func:`lmnet.losses.emd.emd_exact`, without torch); ``"scipy"`` = :func:`emd_scipy`
+    (the independent reference). Both are exact, so they agree to rounding.
     """
     if backend in ("auto", "lmnet"):
         x = _check_cloud("emd a", a)
         y = _check_cloud("emd b", b)
         if x.shape[0] != y.shape[0]:
             raise ValueError(f"EMD needs equal point counts, got {x.shape[0]} and {y.shape[0]}")
-        return float(emd_exact(x, y))  # numpy (N, 3) in → numpy float64 out
+        return emd_exact_pair(x, y)
     return emd_scipy(a, b)
 
 
