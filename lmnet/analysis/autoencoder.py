@@ -10,7 +10,8 @@ import numpy as np
 import torch
 
 from lmnet.analysis.metrics import chamfer_x100
-from lmnet.analysis.selection import gt_points, round_robin
+from lmnet.analysis.selection import round_robin
+from lmnet.data import layout
 from lmnet.data.categories import name_of
 from lmnet.data.dataset import select_keys
 from lmnet.errors import ConfigError, DataError
@@ -32,7 +33,7 @@ def autoencoder_rows(run_dir, data_root=None, split: str = "val", n: int = 6, wh
     keys = select_keys(root, split_file, cfg.get("categories"), point_clouds_only=True)
     keys = round_robin(keys, n)
     npts = int(cfg.get("n_points", 2048))
-    gt = np.stack([gt_points(root, k, npts) for k in keys])
+    gt = np.stack([layout.read_model_pointcloud(root, k, npts) for k in keys])
     with torch.no_grad():
         pred = model(torch.from_numpy(gt).to(device)).cpu().numpy()
     cd = chamfer_x100(pred, gt)
@@ -68,7 +69,7 @@ def autoencoder_vs_mean_shape(run_dir, data_root=None, split: str = "val", which
     if not eval_keys or not train_keys:
         raise DataError(f"{root}: need shapes in both the training split and {split!r} "
                         f"(found {len(train_keys)} and {len(eval_keys)})")
-    train = np.stack([gt_points(root, k, npts) for k in train_keys])
+    train = np.stack([layout.read_model_pointcloud(root, k, npts) for k in train_keys])
     train_cat = np.array([k.split("/", 1)[0] for k in train_keys])
     medoid_all = train[medoid_index(train, max_shapes=medoid_max_shapes)]
     medoid_cat = {s: train[train_cat == s][medoid_index(train[train_cat == s], max_shapes=medoid_max_shapes)]
@@ -76,7 +77,7 @@ def autoencoder_vs_mean_shape(run_dir, data_root=None, split: str = "val", which
     per: dict[str, dict[str, list[float]]] = {}
     for i in range(0, len(eval_keys), batch_size):
         keys = eval_keys[i:i + batch_size]
-        gt = np.stack([gt_points(root, k, npts) for k in keys])
+        gt = np.stack([layout.read_model_pointcloud(root, k, npts) for k in keys])
         with torch.no_grad():
             pred = model(torch.from_numpy(gt).to(device)).cpu().numpy()
         cats = [k.split("/", 1)[0] for k in keys]

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from lmnet.analysis.selection import gt_points, round_robin
+from lmnet.analysis.selection import round_robin
 from lmnet.data import layout
 from lmnet.data.dataset import composite, run_background, select_keys
 from lmnet.data.image_cache import crop
@@ -33,7 +33,7 @@ def case_rows(run_dir, records: Sequence[Mapping[str, Any]], data_root=None, whi
         img = np.asarray(img, dtype=np.float32)
         with torch.no_grad():
             pred = model(torch.from_numpy(img)[None].to(device))[0].cpu().numpy()
-        rows.append({"input": img, "gt": gt_points(root, f"{s}/{m}", 1024), "prediction": pred,
+        rows.append({"input": img, "gt": layout.read_model_pointcloud(root, f"{s}/{m}", 1024), "prediction": pred,
                      "category": s, "model_id": m, "view": v,
                      "metrics": {"prediction": f"{metric.upper()}×100 {100 * float(r[metric]):.2f}"}})
     return rows

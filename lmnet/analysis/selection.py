@@ -1,20 +1,8 @@
-"""Which shapes an analysis shows, and their ground-truth clouds: round-robin over categories so
-every category appears."""
+"""Which shapes an analysis shows: round-robin over categories so every category appears."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Mapping, Sequence
-
-import numpy as np
-
-from lmnet.data import layout
-
-
-def gt_points(root: Path, key: str, n_points: int) -> np.ndarray:
-    """The ground-truth cloud ``(n_points, 3)`` of ``key`` = ``"synset/model_id"`` under ``root``."""
-    s, m = key.split("/", 1)
-    return layout.read_pointcloud(layout.pointcloud_path(root, s, m, n_points), n_points)
 
 
 def round_robin(keys: Sequence[str], n: int) -> list[str]:

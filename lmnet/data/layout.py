@@ -132,6 +132,13 @@ def read_pointcloud(path: str | Path, n_points: int | None = None) -> np.ndarray
     return arr.astype(np.float32, copy=False)
 
 
+def read_model_pointcloud(root: str | Path, key: str, n_points: int) -> np.ndarray:
+    """The ground-truth cloud of ``key`` = ``"synset/model_id"`` under ``root``: its
+    ``pointcloud_<n_points>.npy`` read by :func:`read_pointcloud` → ``float32 (n_points, 3)``."""
+    synset, model = key.split("/", 1)
+    return read_pointcloud(pointcloud_path(Path(root), synset, model, n_points), n_points)
+
+
 def list_models(root: str | Path, synset: str) -> list[str]:
     """Model ids present for ``synset`` in either tree, sorted."""
     ids: set[str] = set()

@@ -47,8 +47,7 @@ MODEL_LABEL = "model"
 def _encode_training_shapes(ae, root: Path, keys: Sequence[str], n_points: int, device, batch: int = 64):
     lat = []
     for i in range(0, len(keys), batch):
-        pts = np.stack([layout.read_pointcloud(layout.pointcloud_path(root, *k.split("/", 1), n_points), n_points)
-                        for k in keys[i:i + batch]])
+        pts = np.stack([layout.read_model_pointcloud(root, k, n_points) for k in keys[i:i + batch]])
         with torch.no_grad():
             lat.append(ae.encode(torch.from_numpy(pts).to(device)).cpu())
     return torch.cat(lat).numpy()
@@ -65,8 +64,7 @@ class _CloudCache:
         if key in self._d:
             self._d.move_to_end(key)
             return self._d[key]
-        arr = layout.read_pointcloud(layout.pointcloud_path(self.root, *key.split("/", 1), self.n_points),
-                                     self.n_points)
+        arr = layout.read_model_pointcloud(self.root, key, self.n_points)
         self._d[key] = arr
         if len(self._d) > self.size:
             self._d.popitem(last=False)
