@@ -22,10 +22,10 @@ import sys
 
 import torch
 
-from lmnet.data.multiview import MultiViewDataset
-from lmnet.eval.pose import predict_poses
-from lmnet.losses.pose import pose_errors, select_pose_winner
-from lmnet.losses.silhouette import mask_coverage_loss, project_views
+from lmnet.methods.silhouette.data import MultiViewDataset
+from lmnet.methods.silhouette.evaluate import predict_poses
+from lmnet.methods.silhouette.pose_losses import pose_errors, select_pose_winner
+from lmnet.methods.silhouette.losses import mask_coverage_loss, project_views
 
 try:
     from benchmarks._common import median_time
@@ -33,7 +33,7 @@ except ImportError:  # run as a script: python benchmarks/bench_<topic>.py
     from _common import median_time
 
 def _coverage_brute_force(points, masks, azimuth, elevation, distance_ratio, fov):
-    """:func:`lmnet.losses.silhouette.mask_coverage_loss` written the direct way (autograd through the
+    """:func:`lmnet.methods.silhouette.losses.mask_coverage_loss` written the direct way (autograd through the
     min of a full pixel × point distance matrix): the reference it is timed against."""
     from lmnet import camera
 
@@ -101,7 +101,7 @@ def evaluate(run_dir: str, split: str = "test", emd: bool = False, workers: int 
     from lmnet.eval.protocol import Protocol
     from lmnet.eval.run import evaluate_run
     from lmnet.runs.splits import resolve_split_file
-    from lmnet.runs import load_model
+    from lmnet.registry import load_model
 
     res = evaluate_run(run_dir, split=split, protocol=Protocol(emd=emd), workers=workers)
     out = {"tables": res["tables"], "notes": res["notes"], "n_pairs": res["n_pairs"]}

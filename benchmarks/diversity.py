@@ -4,7 +4,7 @@ The paper studies the diversity loss on chairs; so does this script. It trains a
 autoencoder, then Variant II image encoders with several λ on the same data and seed (joint
 training, as published), then extends each of λ = 0, 0.5, 5.5 by ``head_epochs`` epochs that fit
 the log σ² head alone on the frozen best trunk without weight decay (``logvar_head_epochs``,
-:mod:`lmnet.train.image`; the ``+head`` runs), and measures
+:mod:`lmnet.methods.image.trainer`; the ``+head`` runs), and measures
 for every (shape, view) of the training and test splits the mean predicted σ and the spread of K
 decoded samples (:func:`lmnet.analysis.spread_vs_azimuth`, last checkpoint: the best-by-Chamfer
 checkpoint judges μ only), split into views within θ of azimuth 180° (where L_div asks for
@@ -42,7 +42,7 @@ FULL = {"category": "chair", "models": 40, "ae_epochs": 150, "ae_batch": 16, "ae
         "head_epochs": 40, "head_lr": 1e-4,
         "runs": {"lambda0": {"lambda_div": 0.0}, "lambda0.5": {"lambda_div": 0.5}, "lambda5.5": {"lambda_div": 5.5},
                  "lambda5.5_no_fc_decay": {"lambda_div": 5.5, "weight_decay_fc": 0.0},
-                 # the same joint runs extended by a log σ² head phase (lmnet.train.image), no head decay
+                 # the same joint runs extended by a log σ² head phase (lmnet.methods.image.trainer), no head decay
                  "lambda0+head": {"from": "lambda0", "lambda_div": 0.0, "head": True},
                  "lambda0.5+head": {"from": "lambda0.5", "lambda_div": 0.5, "head": True},
                  "lambda5.5+head": {"from": "lambda5.5", "lambda_div": 5.5, "head": True}}}
@@ -90,7 +90,7 @@ def train_all(out: Path, size: dict, log=print) -> dict[str, Path]:
     returns ``{name: run_dir}``."""
     import shutil
 
-    from lmnet.train import train_image_encoder
+    from lmnet.methods.image import train_image_encoder
 
     from benchmarks.learning import data_and_autoencoder
 
@@ -183,7 +183,7 @@ def diagnose(run: Path, lambda_div: float, steps: int = 540, log=print) -> dict:
     import torch
 
     from lmnet.losses import diversity_loss, diversity_target as target
-    from lmnet.runs import load_model
+    from lmnet.registry import load_model
 
     model, cfg = load_model(run, which="last", device="cpu")
     f_tr, a_tr = _head_inputs(model, cfg, "train")
@@ -235,7 +235,7 @@ def samples_figure(runs: dict[str, Path], names: list[str], path: Path, k: int =
     from lmnet.analysis import sample_spread
     from lmnet.camera import wrap_degrees
     from lmnet.render.grids import make_grid, save_png
-    from lmnet.runs import load_model
+    from lmnet.registry import load_model
 
     _, cfg = load_model(runs[names[0]], which="last")
     ds = _split_dataset(cfg, "test")

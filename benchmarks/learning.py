@@ -63,7 +63,7 @@ def data_and_autoencoder(out: Path, categories: list[str], size: dict, log=print
     """Generate the synthetic set (``size["models"]`` per category) under ``out/data`` and train (or
     resume) the autoencoder ``out/runs/autoencoder``; returns ``(common training config, AE run)``."""
     from lmnet.synthetic import generate_dataset
-    from lmnet.train import train_autoencoder
+    from lmnet.methods.autoencoder import train_autoencoder
 
     data = out / "data"
     t0 = time.perf_counter()
@@ -83,7 +83,7 @@ def data_and_autoencoder(out: Path, categories: list[str], size: dict, log=print
 
 def train_all(out: Path, size: dict, log=print) -> dict[str, Path]:
     """Generate the data and train every run (skipping finished ones); returns ``{name: run_dir}``."""
-    from lmnet.train import train_image_encoder
+    from lmnet.methods.image import train_image_encoder
 
     common, ae_run = data_and_autoencoder(out, CATEGORIES, size, log)
     runs = {"autoencoder": ae_run}

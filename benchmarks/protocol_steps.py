@@ -39,7 +39,7 @@ def predictions(run: Path, views, max_items: int = 0, source: str = "model"):
     from lmnet.data.dataset import ShapeNetDataset, run_background
     from lmnet.eval.official_run import released_order
     from lmnet.runs.splits import resolve_split_file
-    from lmnet.runs import load_model
+    from lmnet.registry import load_model
 
     torch.set_num_threads(1)
     model, cfg = load_model(run)

@@ -1,7 +1,7 @@
 """How far can masks alone take one shape? Per-shape fits with the silhouette losses (issue #6).
 
 Before asking a network to learn shapes from masks, this measures what the mask losses of
-:mod:`lmnet.train.silhouette` recover when there is no network at all: for a few test models of a
+:mod:`lmnet.methods.silhouette` recover when there is no network at all: for a few test models of a
 synthetic set, a cloud is fitted to the model's own 24 masks (known cameras, 4 random views per
 Adam step, the training's σ schedule) and scored with the paper protocol (Chamfer ×100, Euclidean,
 per-cloud normalisation + ICP) against the ground truth, next to the category medoid (the
@@ -37,7 +37,7 @@ def _model_views(ds, key: str, size: int):
     import torch
 
     from lmnet import projection
-    from lmnet.losses.silhouette import mask_distance_field
+    from lmnet.methods.silhouette.losses import mask_distance_field
 
     items = [ds[i] for i in range(len(ds)) if ds.item_key(i)[0] == key]
     masks = projection.mask_to_grid_resolution(torch.stack([it["mask"] for it in items]), size)
@@ -52,7 +52,7 @@ def fit(make_cloud, params, masks, dist, cams, loss: str, steps: int, lr: float,
     import torch
 
     from lmnet import projection
-    from lmnet.losses.silhouette import mask_coverage_loss, mask_distance_loss, project_views
+    from lmnet.methods.silhouette.losses import mask_coverage_loss, mask_distance_loss, project_views
 
     opt = torch.optim.Adam(params, lr=lr)
     g = torch.Generator().manual_seed(seed)
@@ -105,7 +105,7 @@ def main(argv=None) -> int:
     medoid = train_clouds[medoid_index(train_clouds)]
     ae = None
     if a.ae_run:
-        from lmnet.runs import load_model
+        from lmnet.registry import load_model
 
         ae, _ = load_model(a.ae_run, which="best")
         with torch.no_grad():

@@ -24,6 +24,6 @@ def load_model(run_dir, which: str = "best", device="cpu"):
     ``(mu, logvar or None)``. An autoencoder run's model maps ``(B, N, 3)`` to ``(B, 2048, 3)``.
     See :func:`lmnet.runs.load.load_model`.
     """
-    from lmnet.runs.load import load_model as _load
+    from lmnet.registry import load_model as _load
 
     return _load(run_dir, which=which, device=device)

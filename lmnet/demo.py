@@ -24,16 +24,16 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from lmnet import notebook_tools
-
-NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+from lmnet.errors import DataError
+from lmnet.notebook import runner
+from lmnet.notebook.settings import project_root
 
 # The notebooks `make demo` runs, in order (00 data, 01 AE, 02 Variant I, 03 Variant II,
 # 04 inference + evaluation, 05 rendering). 06 (silhouettes) is not part of the demo.
 DEMO_NOTEBOOKS = ("00_data.ipynb", "01_autoencoder.ipynb", "02_variant_I.ipynb", "03_variant_II.ipynb",
                   "04_inference_and_evaluation.ipynb", "05_rendering.ipynb")
 
-# "?key": applied only to notebooks whose config has that key (lmnet.notebook_tools.with_overrides).
+# "?key": applied only to notebooks whose config has that key (lmnet.notebook.with_overrides).
 # Paths under --out are filled in by demo_overrides().
 DEMO_OVERRIDES: dict[str, Any] = {
     "?categories": ["chair", "table", "airplane", "car", "lamp"],
@@ -67,6 +67,17 @@ DEMO_NOTEBOOK_OVERRIDES: dict[str, dict[str, Any]] = {
 }
 
 
+def notebooks_dir(given: str | Path | None = None) -> Path:
+    """The folder of the notebooks the demo runs: ``given``, else ``notebooks/`` under the project
+    root (:func:`~lmnet.notebook.settings.project_root`: an lmnet checkout you run from). Raises
+    :class:`DataError` when it holds no ``00_data.ipynb``."""
+    folder = Path(given) if given else project_root() / "notebooks"
+    if not (folder / DEMO_NOTEBOOKS[0]).is_file():
+        raise DataError(f"the demo runs the notebooks of {folder}, which holds no {DEMO_NOTEBOOKS[0]}: run it from an "
+                        f"lmnet checkout or pass --notebooks DIR (the notebooks/ folder of the lmnet repository)")
+    return folder
+
+
 def demo_overrides(out: str | Path, **extra) -> dict[str, Any]:
     """:data:`DEMO_OVERRIDES` with the data / run / figure folders under ``out`` (absolute paths)."""
     out = Path(out).resolve()
@@ -75,7 +86,7 @@ def demo_overrides(out: str | Path, **extra) -> dict[str, Any]:
 
 
 def run_notebooks(names: Sequence[str], out_dir: str | Path, overrides: Mapping[str, Any], *,
-                  notebooks_dir: str | Path = NOTEBOOKS_DIR, timeout: int = 1800,
+                  notebooks_dir: str | Path, timeout: int = 1800,
                   per_notebook: Mapping[str, Mapping[str, Any]] | None = None,
                   log: Callable[[str], None] = print) -> dict[str, float]:
     """Execute ``names`` (files in ``notebooks_dir``) in order with ``overrides`` (plus
@@ -89,23 +100,26 @@ def run_notebooks(names: Sequence[str], out_dir: str | Path, overrides: Mapping[
     for name in names:
         log(f"running {name} ...")
         ov = {**overrides, **(per_notebook or {}).get(name, {})}
-        times[name] = notebook_tools.run_notebook(Path(notebooks_dir) / name, out_dir / name, overrides=ov,
+        times[name] = runner.run_notebook(Path(notebooks_dir) / name, out_dir / name, overrides=ov,
                                                   timeout=timeout)
         log(f"  done in {times[name]:.0f} s -> {out_dir / name}")
     return times
 
 
 def run_demo(out: str | Path, *, overrides: Mapping[str, Any] | None = None,
-             notebooks: Sequence[str] = DEMO_NOTEBOOKS, log: Callable[[str], None] = print) -> dict[str, Any]:
+             notebooks: Sequence[str] = DEMO_NOTEBOOKS, notebooks_from: str | Path | None = None,
+             log: Callable[[str], None] = print) -> dict[str, Any]:
     """Run the demo into ``out`` (see the module docstring); ``overrides`` are added on top of
-    :func:`demo_overrides`. Returns ``{"seconds", "times": {notebook: s}, "paths": {...}}``."""
+    :func:`demo_overrides`; the notebooks come from ``notebooks_from`` (:func:`notebooks_dir`).
+    Returns ``{"seconds", "times": {notebook: s}, "paths": {...}}``."""
+    folder = notebooks_dir(notebooks_from)
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     ov = demo_overrides(out, **dict(overrides or {}))
     t0 = time.perf_counter()
     # per notebook: demo defaults < that notebook's demo overrides < the caller's overrides (--set)
     per_notebook = {name: {**extra, **dict(overrides or {})} for name, extra in DEMO_NOTEBOOK_OVERRIDES.items()}
-    times = run_notebooks(notebooks, out / "notebooks", ov, per_notebook=per_notebook, log=log)
+    times = run_notebooks(notebooks, out / "notebooks", ov, notebooks_dir=folder, per_notebook=per_notebook, log=log)
     paths = collect_results(out)
     return {"seconds": time.perf_counter() - t0, "times": times, "paths": paths}
 

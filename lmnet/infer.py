@@ -32,7 +32,7 @@ from lmnet.data.dataset import ShapeNetDataset, composite, run_background
 from lmnet.data.images import read_rgba
 from lmnet.errors import ConfigError, DataError
 from lmnet.runs.folder import CONFIG_FILE, read_run_config
-from lmnet.runs.load import load_model, require_kind
+from lmnet.registry import load_model, require_kind
 from lmnet.runs.predictions import PredictionWriter, check_finite, check_out
 from lmnet.runs.splits import resolve_split_file
 

@@ -116,7 +116,7 @@ def server():
 
 def scripted_validation(monkeypatch, values):
     """Make autoencoder validation report ``values[i]`` as ``val_chamfer_x100`` at its i-th call."""
-    from lmnet.train.autoencoder import AutoencoderTrainer
+    from lmnet.methods.autoencoder import AutoencoderTrainer
 
     scripted = iter(values)
 

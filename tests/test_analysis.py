@@ -90,8 +90,8 @@ def test_autoencoder_vs_mean_shape(tiny_shapenet_factory, tmp_path):
 
     from lmnet.data import layout
     from lmnet.eval.baselines import medoid_index
-    from lmnet.train import train_autoencoder
-    from lmnet.runs import load_model
+    from lmnet.methods.autoencoder import train_autoencoder
+    from lmnet.registry import load_model
 
     t = tiny_shapenet_factory(n_models=4, point_counts=(1024,))
     train = {s: ms[:3] for s, ms in t.models.items()}

@@ -12,9 +12,9 @@ from test_train import ae_run, tiny  # noqa: F401  (module fixtures)
 from lmnet.errors import ConfigError
 from lmnet.models import ImageToPointCloud
 from lmnet.models.image_encoder import CONV_LAYOUT, ImageEncoder
-from lmnet import runs
-from lmnet.runs.config import resolve_train_config
-from lmnet.train.image import train_image_encoder
+from lmnet import registry
+from lmnet.registry import resolve_train_config
+from lmnet.methods.image import train_image_encoder
 
 
 def _maps(enc: ImageEncoder, x: torch.Tensor) -> list[tuple[int, int]]:
@@ -91,7 +91,7 @@ def test_train_official_preset_resumes_bit_exactly(tiny, ae_run, tmp_path):  # n
     assert_same_weights(state(full)["model"], state(tmp_path / "part")["model"])
     assert state(full)["model_config"]["arch"] == "official"
     assert state(full, "best")["model_config"]["arch"] == "official"
-    model, config = runs.load_model(full)
+    model, config = registry.load_model(full)
     assert isinstance(model, ImageToPointCloud) and model.encoder.arch == "official"
     assert config["arch"] == "official" and config["image_input"] == "stored_rgb"
     assert config["weight_decay_conv"] == 0.0
@@ -100,6 +100,6 @@ def test_train_official_preset_resumes_bit_exactly(tiny, ae_run, tmp_path):  # n
 
 def test_train_port_preset_runs(tiny, ae_run, tmp_path):  # noqa: F811
     run = train_image_encoder(image_config(tiny, ae_run, tmp_path / "port", arch="port"))
-    model, _ = runs.load_model(run)
+    model, _ = registry.load_model(run)
     assert model.encoder.fc.in_features == 2048
     assert model(torch.zeros(1, 3, 128, 128)).shape == (1, 2048, 3)

@@ -11,7 +11,7 @@ from lmnet import demo
 
 
 def _config_keys(name: str) -> set[str]:
-    nb = json.loads((demo.NOTEBOOKS_DIR / name).read_text())
+    nb = json.loads((demo.notebooks_dir() / name).read_text())
     for cell in nb["cells"]:
         src = "".join(cell["source"])
         if cell["cell_type"] == "code" and src.lstrip().startswith("config = {"):
@@ -32,7 +32,7 @@ def test_every_demo_override_reaches_a_notebook():
 
 
 def test_per_notebook_overrides_apply_to_their_notebook_and_set_wins(tmp_path, monkeypatch):
-    import lmnet.notebook_tools as nt
+    import lmnet.notebook.runner as nt
 
     seen = {}
 

@@ -302,7 +302,7 @@ def tiny_project(tmp_path_factory):
 
 def test_evaluate_run_end_to_end(tmp_path, tiny_project):
     from lmnet.eval.run import evaluate_run
-    from lmnet.runs import load_model
+    from lmnet.registry import load_model
 
     data, run, _ = tiny_project
     res = evaluate_run(run, split="test", views=[0, 1], workers=1, protocol=Protocol(icp_max_iter=10))

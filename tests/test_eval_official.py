@@ -27,7 +27,7 @@ def _direct_official(run, data, views=(0, 1)):
     evaluate_pairs call per category (seeded once)."""
     from lmnet.data.dataset import ShapeNetDataset
     from lmnet.data.splits import load_split
-    from lmnet.runs import load_model
+    from lmnet.registry import load_model
 
     model, _ = load_model(run)
     split = run.parent.parent / "splits" / "tiny_test_models.json"

@@ -15,7 +15,7 @@ from test_train import ae_config, assert_same_weights, state, write_tiny_shapene
 from lmnet.cli import main as cli_main
 from lmnet.errors import ConfigError
 from lmnet import runs
-from lmnet.train.autoencoder import train_autoencoder
+from lmnet.methods.autoencoder import train_autoencoder
 
 
 @pytest.fixture(scope="module")
@@ -189,7 +189,7 @@ def _finite(sd):
 
 def test_non_finite_loss_stops_at_once_and_keeps_the_last_good_checkpoint(tiny, tmp_path, monkeypatch):
     from lmnet.errors import NonFiniteError
-    from lmnet.train.autoencoder import AutoencoderTrainer
+    from lmnet.methods.autoencoder import AutoencoderTrainer
 
     calls = []
     orig = AutoencoderTrainer.compute_losses
@@ -255,7 +255,7 @@ def _temporaries(folder):
 
 
 def test_ctrl_c_prints_one_line_and_leaves_no_temporary_files(tiny, tmp_path, monkeypatch, capsys):
-    from lmnet.train.autoencoder import AutoencoderTrainer
+    from lmnet.methods.autoencoder import AutoencoderTrainer
 
     root, splits = tiny
     run = tmp_path / "run"
@@ -292,7 +292,7 @@ def fsync_then_die(fd):
     real_fsync(fd)
 
 atomic_io.os.fsync = fsync_then_die
-from lmnet.train.autoencoder import train_autoencoder
+from lmnet.methods.autoencoder import train_autoencoder
 train_autoencoder({config!r})
 """
 

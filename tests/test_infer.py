@@ -58,7 +58,7 @@ def test_predict_split_layout(tmp_path, tiny_project):
     np.testing.assert_array_equal(gt, np.load(data.root / "ShapeNet_pointclouds" / r["synset"] / r["model_id"]
                                               / "pointcloud_1024.npy"))
     pred = np.load(tmp_path / "out" / r["pred"])
-    from lmnet.runs import load_model
+    from lmnet.registry import load_model
 
     model, _ = load_model(run)
     with torch.no_grad():

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from lmnet.notebook_tools import TINY_OVERRIDES as TINY
+from lmnet.notebook import TINY_OVERRIDES as TINY
 
 REPO = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -1,4 +1,4 @@
-"""The notebooks' one shared config (``lmnet.notebook_tools.defaults``), the autoencoder run they
+"""The notebooks' one shared config (``lmnet.notebook.defaults``), the autoencoder run they
 share (a notebook asking for other ``ae_epochs`` gets its own run and says so), the environment
 and JSON helpers the tools use. The notebooks themselves run in tests/test_notebooks.py."""
 
@@ -14,7 +14,7 @@ import nbformat
 import pytest
 
 from lmnet import atomic_io
-from lmnet import notebook_tools as nt
+from lmnet import notebook as nt
 from lmnet.config import parse_json_object
 from lmnet.envvars import environ
 from lmnet.errors import ConfigError, DataError
@@ -39,7 +39,7 @@ def test_every_config_cell_starts_from_the_defaults():
     for p in NOTEBOOKS:
         code = [c.source for c in nbformat.read(str(p), as_version=4).cells if c.cell_type == "code"]
         cell = next(s for s in code if s.startswith("config = {"))
-        assert "lmnet.notebook_tools.defaults()" in cell.splitlines()[1], p.name
+        assert "lmnet.notebook.defaults()" in cell.splitlines()[1], p.name
         node = ast.parse(cell).body[0].value
         assert isinstance(node, ast.Dict) and node.keys[0] is None, p.name
         assert ast.unparse(node.values[0]) == "defaults()", p.name
@@ -113,7 +113,7 @@ def _tiny_notebook_config(tiny_shapenet, tmp_path, **kw) -> dict:
 def test_more_ae_epochs_never_extend_the_shared_run(tiny_shapenet, tmp_path, capsys):
     """Real training: with lr_schedule="none" the trainer itself would resume the shared run for the
     extra epochs (epochs may change on resume); the notebook config trains its own run instead."""
-    from lmnet.train import train_autoencoder
+    from lmnet.methods.autoencoder import train_autoencoder
     from lmnet.runs import checkpoint_path, read_history
 
     torch = pytest.importorskip("torch")

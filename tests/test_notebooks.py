@@ -2,7 +2,7 @@
 committed notebooks carry no outputs.
 
 The tiny configuration is injected through ``$LMNET_NOTEBOOK_OVERRIDES`` (see
-:mod:`lmnet.notebook_tools`): 2 categories × 5 synthetic models, 1 epoch, batch 4, a few items.
+:mod:`lmnet.notebook`): 2 categories × 5 synthetic models, 1 epoch, batch 4, a few items.
 The notebooks run one after the other in ONE test (they share the data and the autoencoder run,
 as they do for a user, and this keeps them off the other xdist worker's core).
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from lmnet.notebook_tools import TINY_OVERRIDES, has_outputs, run_notebook, with_overrides
+from lmnet.notebook import TINY_OVERRIDES, has_outputs, run_notebook, with_overrides
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
 
@@ -28,7 +28,7 @@ def test_notebooks_exist_and_are_stripped():
                  "05_rendering", "06_silhouette"):
         assert f"{want}.ipynb" in names
     dirty = {p.name: has_outputs(p) for p in NOTEBOOKS if has_outputs(p)}
-    assert not dirty, f"notebooks with outputs (run lmnet.notebook_tools.strip_outputs): {dirty}"
+    assert not dirty, f"notebooks with outputs (run lmnet.notebook.strip_outputs): {dirty}"
 
 
 def test_notebooks_have_one_config_cell():
@@ -46,7 +46,7 @@ def test_with_overrides(monkeypatch):
     monkeypatch.setenv("LMNET_NOTEBOOK_OVERRIDES", json.dumps({"a": 2, "?b": 3, "?zz": 1}))
     assert with_overrides({"a": 1, "b": 1, "c": 0}) == {"a": 2, "b": 3, "c": 0}
     # relative paths are the repository's (JupyterLab runs a notebook's kernel in notebooks/)
-    from lmnet.notebook_tools import REPO_ROOT
+    REPO_ROOT = Path(__file__).resolve().parent.parent  # the checkout the tests run in: its project root
 
     monkeypatch.setenv("LMNET_NOTEBOOK_OVERRIDES", json.dumps({"?run_root": "runs/x"}))
     got = with_overrides({"data_root": "data/synthetic", "run_root": "runs", "user_images": ["a.png", "/b.png"]})
@@ -67,11 +67,11 @@ def test_run_notebook_inline_backend_and_cwd(tmp_path, monkeypatch):
     from nbformat.v4 import new_code_cell, new_notebook
 
     from lmnet.errors import LmnetError
-    from lmnet.notebook_tools import REPO_ROOT
+    REPO_ROOT = Path(__file__).resolve().parent.parent  # the checkout the tests run in: its project root
 
     monkeypatch.setenv("MPLBACKEND", "Agg")
     nb = new_notebook(cells=[
-        new_code_cell("from lmnet.notebook_tools import with_overrides\nconfig = with_overrides({'x': 1})"),
+        new_code_cell("from lmnet.notebook import with_overrides\nconfig = with_overrides({'x': 1})"),
         new_code_cell("import os, matplotlib\nprint(matplotlib.get_backend(), os.getcwd(), config['x'])"),
         new_code_cell("import matplotlib.pyplot as plt\nplt.plot([0, 1])")])
     src = tmp_path / "t.ipynb"

@@ -9,7 +9,7 @@ import torch
 
 from lmnet.errors import ConfigError
 from lmnet.train import precision
-from lmnet.runs.config import resolve_train_config
+from lmnet.registry import resolve_train_config
 from lmnet.train.precision import cpu_bf16_support, resolve_precision
 
 
@@ -131,7 +131,7 @@ def test_config_accepts_auto_and_bools_only():
 
 
 def test_run_records_the_precision(monkeypatch, tiny_shapenet, tmp_path):
-    from lmnet.train.autoencoder import train_autoencoder
+    from lmnet.methods.autoencoder import train_autoencoder
 
     mock_cpu(monkeypatch, flags={"avx2"})
     cfg = {"data_root": str(tiny_shapenet.root), "n_points": 1024, "batch_size": 4, "epochs": 1,

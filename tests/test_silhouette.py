@@ -9,16 +9,17 @@ import pytest
 import torch
 
 from lmnet import projection
-from lmnet.data.multiview import MultiViewDataset
+from lmnet.methods.silhouette.data import MultiViewDataset
 from lmnet.errors import ConfigError
-from lmnet.losses.pose import pose_errors, select_pose_winner, student_loss
-from lmnet.losses.silhouette import mask_coverage_loss, mask_distance_field, mask_distance_loss, project_views
+from lmnet.methods.silhouette.pose_losses import pose_errors, select_pose_winner, student_loss
+from lmnet.methods.silhouette.losses import mask_coverage_loss, mask_distance_field, mask_distance_loss, project_views
 from lmnet.models import ImageToPointCloud
 from lmnet.camera import wrap_degrees
-from lmnet.models.pose import PoseNet, SilhouetteNetwork
-from lmnet.train import silhouette as sil
-from lmnet.runs.config import resolve_train_config
-from lmnet.runs.defaults import AE_DEFAULTS, IMAGE_DEFAULTS
+from lmnet.methods.silhouette.model import PoseNet, SilhouetteNetwork
+from lmnet.methods import silhouette as sil
+from lmnet.registry import resolve_train_config
+from lmnet.methods.autoencoder import DEFAULTS as AE_DEFAULTS
+from lmnet.methods.image import DEFAULTS as IMAGE_DEFAULTS
 
 
 @pytest.fixture(scope="module")
@@ -192,7 +193,8 @@ def test_config_validation_and_existing_kinds_unchanged():
 # --------------------------------------------------------------------- end to end, both modes
 @pytest.mark.parametrize("pose", ["known", "unknown"])
 def test_end_to_end_run_loads_as_image_model(tiny_shapenet, tmp_path, pose):
-    from lmnet.runs import load_model, read_history
+    from lmnet.registry import load_model
+    from lmnet.runs import read_history
 
     split = _tiny_split(tiny_shapenet, tmp_path / "split.json")
     cfg = {"data_root": str(tiny_shapenet.root), "train_split": split, "val_split": split, "epochs": 2,

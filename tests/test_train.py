@@ -20,10 +20,10 @@ from lmnet.commands.train import resolve_cli_config
 from lmnet.data import layout
 from lmnet.errors import ConfigError
 from lmnet.models import ImageToPointCloud, PointAutoencoder
-from lmnet import runs
-from lmnet.train.autoencoder import train_autoencoder
-from lmnet.runs.config import resolve_train_config
-from lmnet.train.image import train_image_encoder
+from lmnet import registry, runs
+from lmnet.methods.autoencoder import train_autoencoder
+from lmnet.registry import resolve_train_config
+from lmnet.methods.image import train_image_encoder
 
 SYNSET = "03001627"  # chair
 
@@ -167,7 +167,7 @@ def test_best_checkpoint_is_lowest_val_chamfer(tiny, tmp_path, monkeypatch):
     best, last = state(run, "best"), state(run, "last")
     assert best["epoch"] == 2 and best["best_metric"] == 1.0 and last["best_epoch"] == 2
     assert "optimizer" not in best and last["epoch"] == 3
-    model, _ = runs.load_model(run, "best")
+    model, _ = registry.load_model(run, "best")
     assert_same_weights(model.state_dict(), best["model"])
     assert not torch.equal(best["model"]["decoder.mlp.6.weight"], last["model"]["decoder.mlp.6.weight"])
 
@@ -175,8 +175,8 @@ def test_best_checkpoint_is_lowest_val_chamfer(tiny, tmp_path, monkeypatch):
 # --- DDP on gloo -----------------------------------------------------------------------------------
 DDP_SCRIPT = """
 import os, sys, torch
-from lmnet.train.autoencoder import AutoencoderTrainer
-trainer = AutoencoderTrainer({config!r})
+from lmnet.methods.autoencoder import METHOD, AutoencoderTrainer
+trainer = AutoencoderTrainer(METHOD.resolve({config!r}))
 trainer.fit()
 torch.save(trainer.model.state_dict(), os.path.join({out!r}, f"rank{{os.environ['RANK']}}.pt"))
 """
@@ -278,7 +278,7 @@ def test_end_to_end_ae_variant1_variant2(tiny, ae_run, tmp_path):
         assert (ae_run / name).is_file(), name
     saved_cfg = json.loads((ae_run / "config.json").read_text())
     assert saved_cfg["kind"] == "autoencoder" and saved_cfg["git_commit"] and saved_cfg["chamfer_weights"] == [1.0, 0.5]
-    ae, cfg = runs.load_model(ae_run, "last")
+    ae, cfg = registry.load_model(ae_run, "last")
     assert isinstance(ae, PointAutoencoder) and not ae.training and cfg["n_points"] == 1024
     # the logged validation Chamfer equals a brute-force recomputation with the saved weights
     from lmnet.data.dataset import ShapeNetDataset
@@ -298,10 +298,10 @@ def test_end_to_end_ae_variant1_variant2(tiny, ae_run, tmp_path):
             assert hist[0]["train_div_loss"] > 0
             assert math.isclose(hist[0]["train_loss"],
                                 hist[0]["train_latent_loss"] + 5.5 * hist[0]["train_div_loss"], rel_tol=1e-5)
-        model, cfg = runs.load_model(run, "best")
+        model, cfg = registry.load_model(run, "best")
         assert isinstance(model, ImageToPointCloud) and model.variant == variant and cfg["kind"] == "image"
         # the frozen decoder is exactly the autoencoder's (weights and BatchNorm statistics)
-        ae_best, _ = runs.load_model(ae_run, "best")
+        ae_best, _ = registry.load_model(ae_run, "best")
         assert_same_weights(model.decoder.state_dict(), ae_best.decoder.state_dict())
         x = torch.rand(2, 3, 128, 128) * 255
         with torch.no_grad():

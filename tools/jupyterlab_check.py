@@ -126,7 +126,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--notebook", help="notebook to open and run (default: a small browser check notebook)")
     ap.add_argument("--overrides", help="JSON object passed to the kernel as $LMNET_NOTEBOOK_OVERRIDES "
-                    "(lmnet.notebook_tools.with_overrides), e.g. a tiny configuration")
+                    "(lmnet.notebook.with_overrides), e.g. a tiny configuration")
     ap.add_argument("--out", default="runs/lab_check.png", help="screenshot PNG to write")
     ap.add_argument("--timeout", type=float, default=600, help="seconds to wait for the cells to finish")
     ap.add_argument("--chromium", default=shutil.which("chromium") or shutil.which("chromium-browser") or "chromium")

@@ -16,7 +16,7 @@ from lmnet.data.categories import name_of
 from lmnet.data.dataset import select_keys
 from lmnet.errors import ConfigError, DataError
 from lmnet.eval.baselines import medoid_index
-from lmnet.runs.load import load_model, require_kind
+from lmnet.registry import load_model, require_kind
 
 
 def autoencoder_rows(run_dir, data_root=None, split: str = "val", n: int = 6, which: str = "best",

@@ -14,7 +14,7 @@ from lmnet.analysis.selection import round_robin
 from lmnet.data import layout
 from lmnet.data.dataset import composite, run_background, select_keys
 from lmnet.data.image_cache import crop
-from lmnet.runs.load import load_model
+from lmnet.registry import load_model
 
 
 def case_rows(run_dir, records: Sequence[Mapping[str, Any]], data_root=None, which: str = "best",

@@ -13,7 +13,7 @@ import torch
 from lmnet.analysis.metrics import sample_spread
 from lmnet.data.dataset import ShapeNetDataset, run_background
 from lmnet.errors import ConfigError
-from lmnet.runs.load import load_model
+from lmnet.registry import load_model
 from lmnet.runs.splits import resolve_split_file
 
 

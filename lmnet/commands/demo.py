@@ -13,6 +13,8 @@ HELP = "run the whole pipeline on the synthetic set (executes the notebooks) int
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
+    p.add_argument("--notebooks", metavar="DIR", help="the folder of the lmnet notebooks (default: notebooks/ of "
+                                                       "the lmnet checkout you run from)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
                    help="extra notebook config override, e.g. --set ae_epochs=5 (repeatable; applied to "
                         "the notebooks that have the key)")
@@ -31,7 +33,7 @@ def run(args) -> int:
             extra["?" + key] = json.loads(value)
         except json.JSONDecodeError:
             extra["?" + key] = value
-    res = run_demo(args.out, overrides=extra)
+    res = run_demo(args.out, overrides=extra, notebooks_from=args.notebooks)
     print(f"\ndemo finished in {res['seconds'] / 60:.1f} min; outputs in {args.out}/")
     for name, path in res["paths"].items():
         print(f"  {name:18s} {path}")

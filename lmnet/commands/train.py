@@ -5,7 +5,7 @@
                                                                     (--set variant=l2 for L2)
   lmnet train variant2  --config img.json --set ae_run=runs/ae1     probabilistic (Variant II)
   lmnet train silhouette --config sil.json [--set pose=unknown]     image → cloud from masks only
-                                                                    (docs/training.md, lmnet.train.silhouette)
+                                                                    (docs/training.md, lmnet.methods.silhouette)
 
 --config takes a JSON object of settings, or a run's config.json (its metadata keys are ignored);
 --set overrides single keys (values parsed as Python literals: lr=1e-4, categories=['chair']).
@@ -20,13 +20,14 @@ from __future__ import annotations
 import argparse
 import json
 
-HELP = "train the autoencoder (ae), the image encoder (variant1 / variant2) or the mask-supervised network (silhouette)"
-
-MODELS = ("ae", "variant1", "variant2", "silhouette")
+HELP = "train a method: the autoencoder (ae), the image encoder (variant1 / variant2) or the mask-supervised network (silhouette)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", choices=MODELS, help="ae, variant1 (L1/L2 latent), variant2 (probabilistic) or silhouette (masks)")
+    # the names come from lmnet.registry when the command runs (importing it here would load torch
+    # for every `lmnet --help`); an unknown name is an error listing them
+    p.add_argument("model", metavar="METHOD", help="the method to train: ae, variant1, variant2, silhouette "
+                                                   "(or another registered method's name)")
     p.add_argument("--config", help="JSON file of settings (e.g. a previous run's config.json)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one setting (repeatable)")
@@ -34,29 +35,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def resolve_cli_config(model: str, config_file: str | None, overrides: list[str]) -> tuple[str, dict]:
-    """``(kind, resolved config)`` from the CLI arguments (exposed for tests)."""
+    """``(kind, resolved config)`` from the CLI arguments (exposed for tests): the method that
+    ``model`` names adjusts the raw config (e.g. ``variant1`` sets ``variant``), then it is resolved once."""
     from lmnet.config import load_config_file, merge_overrides, parse_set_args
     from lmnet.errors import ConfigError
-    from lmnet.runs.config import resolve_train_config, strip_meta
+    from lmnet.registry import cli_names
+    from lmnet.runs.config import strip_meta
 
     sets = parse_set_args(overrides)
     raw = merge_overrides(strip_meta(load_config_file(config_file)) if config_file else {}, sets)
-    kind = "autoencoder" if model == "ae" else "silhouette" if model == "silhouette" else "image"
-    # The sub-command decides the variant; a file's value is overridden, a conflicting --set is an error.
-    if model == "variant1":
-        variant = raw.get("variant", "l1")
-        if variant not in ("l1", "l2"):
-            if "variant" in sets:
-                raise ConfigError(f"variant1 takes variant=l1 or variant=l2, got {variant!r} "
-                                  f"(use 'lmnet train variant2' for the probabilistic model)")
-            variant = "l1"
-        raw["variant"] = variant
-    elif model == "variant2":
-        if sets.get("variant", "probabilistic") != "probabilistic":
-            raise ConfigError(f"variant2 is the probabilistic model; got variant={sets['variant']!r} "
-                              f"(use 'lmnet train variant1' for l1 / l2)")
-        raw["variant"] = "probabilistic"
-    return kind, resolve_train_config(kind, raw)
+    names = cli_names()
+    if model not in names:
+        raise ConfigError("lmnet train: METHOD must be one of " + ", ".join(
+            f"{n} ({m.summary})" for n, (m, _) in names.items()) + f"; got {model!r}")
+    method, adjust = names[model]
+    return method.name, method.resolve(adjust(raw, sets))
 
 
 def run(args) -> int:
@@ -84,6 +77,7 @@ def run(args) -> int:
 
 
 def _train(kind: str, config: dict):
-    from lmnet.train import train
+    """Train the **resolved** ``config`` of the method ``kind``."""
+    from lmnet.registry import get_method
 
-    return train(kind, config)
+    return get_method(kind).fit(config)

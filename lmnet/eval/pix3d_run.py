@@ -23,7 +23,7 @@ from lmnet.eval.official import OfficialProtocol
 from lmnet.eval.parallel import PairEvaluator
 from lmnet.eval.protocol import Protocol
 from lmnet.eval.report import write_report
-from lmnet.runs.load import load_model, require_kind
+from lmnet.registry import load_model, require_kind
 
 MODEL_LABEL = "model"
 

@@ -1,7 +1,7 @@
 """Evaluate a trained image → point-cloud run folder with the paper's protocol, end to end.
 
 :func:`evaluate_run` loads ``checkpoints/<which>.pt`` and ``config.json`` of an image run
-(:func:`lmnet.runs.load_model`), predicts every (test shape × chosen view), evaluates each pair
+(:func:`lmnet.registry.load_model`), predicts every (test shape × chosen view), evaluates each pair
 with :mod:`lmnet.eval.protocol` in worker processes while the network keeps predicting, adds the
 baselines of :mod:`lmnet.eval.baselines` as extra rows, and writes into the run folder
 (atomically, see :mod:`lmnet.eval.report`): ``eval_<split>.csv``, ``eval_<split>.md``,
@@ -37,7 +37,7 @@ from lmnet.eval.official import OfficialProtocol
 from lmnet.eval.parallel import PairEvaluator
 from lmnet.eval.protocol import Protocol
 from lmnet.eval.report import write_report
-from lmnet.runs.load import load_model, require_kind
+from lmnet.registry import load_model, require_kind
 from lmnet.runs.predictions import check_finite
 from lmnet.runs.splits import resolve_split_file
 

@@ -9,8 +9,7 @@ Units and conventions live at each function:
 - EMD (:mod:`~lmnet.losses.emd`): the mean Euclidean distance under the optimal one-to-one matching;
 - latent L1 / L2 and the Variant II diversity loss (:mod:`~lmnet.losses.latent`): means over batch
   and latent entries;
-- mask losses of the silhouette training (:mod:`~lmnet.losses.silhouette`): means, in image widths;
-- pose candidate / student losses and angle errors (:mod:`~lmnet.losses.pose`): degrees.
+- the silhouette method's mask and pose losses live in its folder (:mod:`lmnet.methods.silhouette`).
 
 Nothing here multiplies by 100. The public names are loaded lazily, so the numba kernel modules
 (``_kernels_nn``, ``_kernels_emd``, ``_kernels_icp``) and :mod:`~lmnet.losses.chamfer_numpy`, used
@@ -30,14 +29,6 @@ _PUBLIC = {
     "latent_loss": "lmnet.losses.latent",
     "diversity_loss": "lmnet.losses.latent",
     "diversity_target": "lmnet.losses.latent",
-    "mask_distance_field": "lmnet.losses.silhouette",
-    "project_views": "lmnet.losses.silhouette",
-    "silhouette_l2": "lmnet.losses.silhouette",
-    "mask_distance_loss": "lmnet.losses.silhouette",
-    "mask_coverage_loss": "lmnet.losses.silhouette",
-    "select_pose_winner": "lmnet.losses.pose",
-    "student_loss": "lmnet.losses.pose",
-    "pose_errors": "lmnet.losses.pose",
 }
 
 __all__ = list(_PUBLIC)

@@ -74,3 +74,8 @@ class PointAutoencoder(nn.Module):
 
     def forward(self, points: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.encoder(points))
+
+
+def build_point_autoencoder(model_config) -> PointAutoencoder:
+    """The :class:`PointAutoencoder` a checkpoint's ``model_config`` describes (``n_points``)."""
+    return PointAutoencoder(n_points=model_config["n_points"])

@@ -71,6 +71,27 @@ def load_checkpoint(path: str | Path) -> dict:
     return ckpt
 
 
+def load_run(run: str | Path, which: str = "best") -> tuple[dict, dict]:
+    """A run's checkpoint and config → ``(checkpoint, config)``, whatever method wrote it.
+
+    ``run``: a run folder (``which`` picks ``checkpoints/best.pt`` or ``last.pt``) or a checkpoint
+    ``.pt`` file directly (then ``config`` comes from the folder above ``checkpoints/`` when
+    present). ``config`` is that ``config.json`` dict, ``{}`` when there is none, with ``kind``
+    set from the checkpoint when it lacks one."""
+    run = Path(run)
+    if run.is_file():
+        ckpt_file = run
+        folder = run.parent.parent if run.parent.name == CHECKPOINT_DIR else None
+    else:
+        if not run.is_dir():
+            raise DataError(f"run folder {run} does not exist")
+        ckpt_file, folder = checkpoint_path(run, which), run
+    ckpt = load_checkpoint(ckpt_file)
+    config = read_run_config(folder) if folder is not None and (folder / CONFIG_FILE).is_file() else {}
+    config.setdefault("kind", ckpt["kind"])
+    return ckpt, config
+
+
 def git_commit() -> str:
     """``git rev-parse HEAD`` of the repository holding this package, or ``"unknown"`` (config.json's
     ``git_commit``)."""

@@ -17,7 +17,6 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, Subset
 
 from lmnet.data.dataset import ShapeNetDataset, run_background
-from lmnet.data.multiview import MultiViewDataset
 from lmnet.errors import DataError
 from lmnet.train.runtime import Dist, seed_worker
 
@@ -44,23 +43,6 @@ def limit_items(ds: Dataset, max_items: int, seed: int) -> Dataset:
         return ds
     idx = np.sort(np.random.default_rng([seed, 7919]).choice(len(ds), size=max_items, replace=False))
     return Subset(ds, idx.tolist())
-
-
-def build_multiview_dataset(config: dict, which: str) -> Dataset | None:
-    """The ``which`` ("train" / "val") :class:`~lmnet.data.multiview.MultiViewDataset` of a resolved
-    silhouette config (None for "val" without ``val_split``); ``max_<which>_items`` limits it like
-    the other kinds."""
-    split = config[f"{which}_split"]
-    if which == "val" and split is None:
-        return None
-    base = ShapeNetDataset(config["data_root"], split=split, categories=config["categories"], views="all",
-                           n_points=config["n_points"], load_images=True, image_cache=config["image_cache"],
-                           skip_bad=config["skip_bad"], seed=config["seed"], background=config["background"])
-    views = config["views"] if which == "train" else config["val_views"]
-    ds = MultiViewDataset(base, n_views=config["n_views"], input_views=views, seed=config["seed"],
-                          mask_size=config["silhouette_size"], pose_images=config["pose"] == "unknown",
-                          pose_image_size=config["pose_image_size"])
-    return limit_items(ds, config[f"max_{which}_items"], config["seed"])
 
 
 def unwrap_subset(ds: Dataset | None) -> Dataset | None:

@@ -1,9 +1,11 @@
-"""The training loop shared by the autoencoder and the image networks.
+"""The training loop every method shares.
 
 :class:`Trainer` owns everything generic — device, seeding, DDP, optimizer, AMP, checkpoints,
-resume, history, progress bars — and a subclass says what the model is and how a batch becomes a
-loss (:mod:`lmnet.train.autoencoder`, :mod:`lmnet.train.image`). ``Trainer(config).fit()`` runs
-epochs ``[start, epochs)`` and returns the run folder; per epoch:
+resume, history, progress bars — and a method's subclass (``lmnet/methods/<name>/trainer.py``) says
+what the model is and how a batch becomes a loss. It knows no method by name: a subclass sets
+``spec``, its method's :class:`~lmnet.runs.config.ConfigSpec`, and the loop is handed a config
+already resolved against it. ``Trainer(config).fit()`` runs epochs ``[start, epochs)`` and returns
+the run folder; per epoch:
 
 1. train: for each batch, ``compute_losses`` → backward → (clip) → Adam step;
 2. validate (every ``val_every`` epochs and at the last one): ``validation_sums`` over the val set;
@@ -35,11 +37,10 @@ from torch.utils.data import Dataset
 import lmnet
 from lmnet import atomic_io, runs
 from lmnet.errors import ConfigError, DataError, Interrupted, NonFiniteError
-from lmnet.runs.config import defaults_for, resolve_train_config, strip_meta
+from lmnet.runs.config import ConfigSpec, strip_meta
 from lmnet.runs.folder import git_commit
 from lmnet.train import resume
 from lmnet.train.data import build_dataset, set_dataset_epoch, train_loader, val_loader
-from lmnet.train.param_groups import conv_fc_weight_decay_groups, weight_decay_groups  # noqa: F401 (re-export)
 from lmnet.train.precision import resolve_precision
 from lmnet.train.runtime import capture_rng, init_distributed, pick_device, restore_rng, seed_everything
 from lmnet.train.step import optimizer_step
@@ -50,19 +51,20 @@ def default_run_dir(kind: str) -> str:
 
 
 class Trainer(abc.ABC):
-    """Generic loop; subclasses set ``kind``, ``uses_images``, ``train_columns`` and implement
+    """Generic loop; subclasses set ``spec``, ``uses_images``, ``train_columns`` and implement
     ``build_model``, ``model_config``, ``param_groups``, ``compute_losses``, ``validation_sums``
     (and may override ``trainable_module``, what DDP wraps)."""
 
-    kind = ""
+    spec: ConfigSpec
     uses_images = False
     train_columns: tuple[str, ...] = ("train_loss",)
 
     def __init__(self, config: dict, *, train_set: Dataset | None = None, val_set: Dataset | None = None):
-        """``train_set`` / ``val_set`` replace the ShapeNetDatasets built from ``config`` (notebooks,
+        """``config``: resolved against :attr:`spec` (:meth:`lmnet.train.method.Method.resolve`).
+        ``train_set`` / ``val_set`` replace the ShapeNetDatasets built from ``config`` (notebooks,
         tests); they must yield the same item dicts. With an injected ``train_set`` and no
         ``val_set`` there is no validation."""
-        self.config = cfg = resolve_train_config(self.kind, config)
+        self.config = cfg = dict(config)
         self.dist = init_distributed(cfg["device"])
         self.device = pick_device(cfg["device"], self.dist.local_rank)
         # what amp ("auto", True, False) means on this device: lmnet.train.precision
@@ -96,7 +98,7 @@ class Trainer(abc.ABC):
         self.generator.manual_seed(cfg["seed"])
         seed_everything(cfg["seed"] + self.dist.rank)  # per-rank streams (e.g. Variant II's ε)
 
-        self.val_columns = list(runs.get_kind(self.kind).val_metrics) if self.val_set is not None else []
+        self.val_columns = list(self.spec.val_metrics) if self.val_set is not None else []
         self.columns = ["epoch", *self.train_columns, *self.val_columns, "lr", "epoch_time_s"]
         self.best_metric_name = cfg["best_metric"] if self.val_set is not None else "train_loss"
         if self.best_metric_name != cfg["best_metric"]:
@@ -104,6 +106,11 @@ class Trainer(abc.ABC):
         self.best_metric, self.best_epoch = math.inf, 0
         self.history: list[dict] = []
         self._change_log: list[dict] = []  # config.json "resume_changes"
+
+    @property
+    def kind(self) -> str:
+        """The run kind this trainer writes (its method's name)."""
+        return self.spec.name
 
     # -- provided by subclasses ------------------------------------------------------------
     @abc.abstractmethod
@@ -362,7 +369,7 @@ class Trainer(abc.ABC):
             return
         except ValueError:
             pass
-        old_cfg = {**defaults_for(self.kind), **strip_meta(runs.read_run_config(self.run_dir))}
+        old_cfg = {**self.spec.defaults, **strip_meta(runs.read_run_config(self.run_dir))}
         old_params = [p for g in self.param_groups(old_cfg) for p in g["params"]]
         saved_ids = [i for g in saved["param_groups"] for i in g["params"]]
         if len(old_params) != len(saved_ids):

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import torch
 
-from lmnet.runs.defaults import AMP_CHOICES
+from lmnet.runs.config import AMP_CHOICES
 
 
 # x86 / Arm CPU flags that mean bfloat16 arithmetic in hardware.

@@ -6,7 +6,7 @@ of the run's kind describing what the original code trained (``arch``, ``variant
 the official split files, the input convention) plus ``kind``, ``lmnet_version``, ``created``,
 ``git_commit`` and ``source``: where the weights came from (format, files, their sha256) and how
 they were converted. ``best.pt`` is a regular lmnet checkpoint (``format``, ``kind``,
-``model_config``, ``model``; ``epoch`` 0), so :func:`lmnet.runs.load_model`, ``lmnet infer``,
+``model_config``, ``model``; ``epoch`` 0), so :func:`lmnet.registry.load_model`, ``lmnet infer``,
 ``lmnet eval`` and the notebooks use it like any trained run.
 """
 
@@ -21,7 +21,8 @@ import torch
 import lmnet
 from lmnet import atomic_io, runs
 from lmnet.errors import ConfigError
-from lmnet.runs.config import resolve_train_config
+from lmnet.methods import autoencoder, image
+from lmnet.registry import build_model, resolve_train_config
 from lmnet.runs.folder import git_commit
 
 OFFICIAL_SPLITS = {"train_split": "splits/lmnet_official_train_models.json",
@@ -37,12 +38,13 @@ def sha256_of(path: str | Path) -> str:
 
 
 def image_model_config(variant: str, arch: str) -> dict:
-    return {"kind": "image", "variant": variant, "image_scaling": "raw255", "latent_dim": 512, "n_points": 2048,
-            "arch": arch}
+    """The ``model_config`` of a published image network (raw 0–255 input, as both codes fed it)."""
+    return image.model_config({"variant": variant, "image_scaling": "raw255", "arch": arch})
 
 
 def ae_model_config() -> dict:
-    return {"kind": "autoencoder", "n_points": 2048, "latent_dim": 512}
+    """The ``model_config`` of a published point autoencoder."""
+    return autoencoder.model_config({})
 
 
 def write_run(out: str | Path, model_config: dict, state: dict[str, torch.Tensor], train_config: dict,
@@ -57,7 +59,7 @@ def write_run(out: str | Path, model_config: dict, state: dict[str, torch.Tensor
     if (best.exists() or runs.checkpoint_path(out, "last").exists()) and not overwrite:
         raise ConfigError(f"{out} already holds a run ({best.parent}); choose another --out or pass --force")
     kind = model_config["kind"]
-    model = runs.build_model(model_config)
+    model = build_model(model_config)
     model.load_state_dict(state, strict=True)  # a converter bug fails here, not at the user's first load
     cfg = resolve_train_config(kind, {**train_config, "run_dir": str(out)} if kind == "autoencoder"
                                else {**train_config, "run_dir": str(out), "ae_run": train_config.get("ae_run") or "-"})

@@ -17,10 +17,13 @@ the metadata (known), so the scale of the predicted cloud is fixed by the camera
 
 from __future__ import annotations
 
+from typing import Any, Mapping
+
 import torch
 from torch import nn
 
 from lmnet.models.image_to_pointcloud import ImageToPointCloud
+from lmnet.models.point_ae import N_OUTPUT_POINTS
 
 AZIMUTH_SPREAD = 60.0  # degrees per unit of the raw azimuth output of a candidate
 
@@ -91,4 +94,51 @@ class SilhouetteNetwork(ImageToPointCloud):
         return [p for p in self.parameters() if p.requires_grad]
 
 
-__all__ = ["PoseNet", "SilhouetteNetwork", "AZIMUTH_SPREAD"]
+LATENT_DIM = 512
+INIT_RADIUS = 0.25  # radius of the uniform ball the from-scratch decoder starts from (unit-diagonal frame)
+
+
+def build_model(model_config: Mapping[str, Any]) -> SilhouetteNetwork:
+    """The network of a checkpoint's ``model_config``."""
+    mc = model_config
+    return SilhouetteNetwork(image_scaling=mc["image_scaling"], latent_dim=mc["latent_dim"], n_points=mc["n_points"],
+                             n_pose_candidates=mc["n_pose_candidates"], pose_image_size=mc["pose_image_size"],
+                             elevation_range=mc["elevation_range"])
+
+
+def model_config(config: Mapping[str, Any]) -> dict:
+    """The ``model_config`` a checkpoint of a run with ``config`` stores (no pose network with known poses)."""
+    return {"kind": "silhouette", "image_scaling": config["image_scaling"], "latent_dim": LATENT_DIM,
+            "n_points": N_OUTPUT_POINTS,
+            "n_pose_candidates": config["n_pose_candidates"] if config["pose"] == "unknown" else 0,
+            "pose_image_size": config["pose_image_size"], "elevation_range": list(config["elevation_range"])}
+
+
+def new_model(config: Mapping[str, Any], init_decoder: nn.Module | None = None) -> SilhouetteNetwork:
+    """A fresh network for a run with ``config``; its decoder starts as ``init_decoder`` (an
+    autoencoder's) when given, else spread for mask training (:func:`spread_decoder_init`)."""
+    model = build_model(model_config(config))
+    if init_decoder is not None:
+        model.decoder.load_state_dict(init_decoder.state_dict())
+    else:
+        spread_decoder_init(model, config["seed"], config["decoder_init_scale"])
+    return model
+
+
+def spread_decoder_init(model: SilhouetteNetwork, seed: int, scale: float) -> None:
+    """Start the decoder from a spread, compact cloud. The occupancy is clamped at 1, so points in a
+    saturated voxel get no gradient: the default init (a cloud covering the whole image at σ≈3) has
+    no gradient anywhere, and a merely shrunk one piles every point into a few central voxels that
+    never move. So the last layer's weights are scaled by ``scale`` and its bias set to a seeded
+    uniform ball of radius :data:`INIT_RADIUS`: the first cloud is spread, compact and only slightly
+    image-dependent."""
+    last = model.decoder.mlp[-1]
+    g = torch.Generator().manual_seed(seed)
+    d = torch.randn(model.decoder.n_points, 3, generator=g)
+    r = INIT_RADIUS * torch.rand(model.decoder.n_points, 1, generator=g) ** (1 / 3)
+    with torch.no_grad():
+        last.weight.mul_(scale)
+        last.bias.copy_((r * d / d.norm(dim=1, keepdim=True)).reshape(-1))
+
+
+__all__ = ["PoseNet", "SilhouetteNetwork", "AZIMUTH_SPREAD", "INIT_RADIUS", "build_model", "model_config", "new_model"]

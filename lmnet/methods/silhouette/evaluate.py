@@ -1,5 +1,5 @@
 """The pose student of a silhouette model (``pose="unknown"``) run over a multi-view dataset, for
-:func:`lmnet.losses.pose.pose_errors`."""
+:func:`lmnet.methods.silhouette.pose_losses.pose_errors`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import torch
 from torch.utils.data import Dataset
 
 from lmnet.errors import ConfigError
-from lmnet.models.pose import SilhouetteNetwork
+from lmnet.methods.silhouette.model import SilhouetteNetwork
 
 
 @torch.no_grad()

@@ -11,7 +11,9 @@ from torch.utils.data import Dataset
 
 from lmnet import projection
 from lmnet.errors import ConfigError, DataError
-from lmnet.losses.silhouette import mask_distance_field
+from lmnet.data.dataset import ShapeNetDataset
+from lmnet.methods.silhouette.losses import mask_distance_field
+from lmnet.train.data import limit_items
 
 
 class MultiViewDataset(Dataset):
@@ -99,3 +101,20 @@ class MultiViewDataset(Dataset):
             imgs = torch.stack([s["image"] for s in sub])
             item["sup_image"] = F.adaptive_avg_pool2d(imgs, self.pose_image_size)
         return item
+
+
+def build_multiview_dataset(config: dict, which: str) -> Dataset | None:
+    """The ``which`` ("train" / "val") :class:`MultiViewDataset` of a resolved
+    silhouette config (None for "val" without ``val_split``); ``max_<which>_items`` limits it like
+    the other kinds."""
+    split = config[f"{which}_split"]
+    if which == "val" and split is None:
+        return None
+    base = ShapeNetDataset(config["data_root"], split=split, categories=config["categories"], views="all",
+                           n_points=config["n_points"], load_images=True, image_cache=config["image_cache"],
+                           skip_bad=config["skip_bad"], seed=config["seed"], background=config["background"])
+    views = config["views"] if which == "train" else config["val_views"]
+    ds = MultiViewDataset(base, n_views=config["n_views"], input_views=views, seed=config["seed"],
+                          mask_size=config["silhouette_size"], pose_images=config["pose"] == "unknown",
+                          pose_image_size=config["pose_image_size"])
+    return limit_items(ds, config[f"max_{which}_items"], config["seed"])

@@ -8,26 +8,26 @@ the same with weights (1, 1), ×100, averaged over validation clouds.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 from torch import nn
 
 from lmnet.losses import chamfer_distance
-from lmnet.models import PointAutoencoder
-from lmnet.train.loop import Trainer, weight_decay_groups
+from lmnet.methods.autoencoder import model as network
+from lmnet.methods.autoencoder.config import CONFIG
+from lmnet.train.param_groups import weight_decay_groups
+from lmnet.train.loop import Trainer
 
 
 class AutoencoderTrainer(Trainer):
-    kind = "autoencoder"
+    spec = CONFIG
     uses_images = False
     train_columns = ("train_loss",)
 
     def build_model(self) -> nn.Module:
-        return PointAutoencoder(n_points=2048)
+        return network.new_model(self.config)
 
     def model_config(self) -> dict:
-        return {"kind": "autoencoder", "n_points": 2048, "latent_dim": 512}
+        return network.model_config(self.config)
 
     def param_groups(self, config: dict) -> list[dict]:
         wd = config["weight_decay"]
@@ -47,8 +47,3 @@ class AutoencoderTrainer(Trainer):
         cd = chamfer_distance(pred.float(), points)  # symmetric, Euclidean, mean over the batch
         return {"val_chamfer_x100": 100.0 * float(cd) * points.shape[0]}
 
-
-def train_autoencoder(config: dict, **datasets) -> Path:
-    """Train a :class:`PointAutoencoder` with ``config`` (see :mod:`lmnet.runs.defaults`); returns the
-    run folder. ``datasets``: optional ``train_set=`` / ``val_set=`` replacing the ShapeNet ones."""
-    return AutoencoderTrainer(config, **datasets).fit()

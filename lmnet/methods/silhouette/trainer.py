@@ -1,12 +1,12 @@
 """Reconstruction without rendering (docs/training.md#mask-supervised-training): image → point cloud
 trained from silhouettes only.
 
-``train_silhouette(config) -> run_dir`` (kind ``"silhouette"``, config :data:`~lmnet.runs.defaults.
-SILHOUETTE_DEFAULTS`). The network (:class:`~lmnet.models.pose.SilhouetteNetwork`) is the 3D-LMNet
+``train_silhouette(config) -> run_dir`` (kind ``"silhouette"``, config :data:`~lmnet.methods.silhouette.config.
+DEFAULTS`). The network (:class:`~lmnet.methods.silhouette.model.SilhouetteNetwork`) is the 3D-LMNet
 ImageEncoder + a PointDecoder that trains (from scratch, or initialised from the decoder of
 ``init_ae_run``); it predicts the cloud ``(B, 2048, 3)`` in the **canonical 3D-LMNet frame**.
 
-Supervision, per training item (:class:`~lmnet.data.multiview.MultiViewDataset`): the input image of one view of a model
+Supervision, per training item (:class:`~lmnet.methods.silhouette.data.MultiViewDataset`): the input image of one view of a model
 and the masks + metadata cameras of ``n_views`` views of the same model — the input view itself
 first, then ``n_views − 1`` other views drawn at random (seeded by ``(seed, epoch, item)``). The
 cloud is projected into each of them with :func:`lmnet.projection.soft_silhouette` (grid
@@ -15,12 +15,12 @@ cloud is projected into each of them with :func:`lmnet.projection.soft_silhouett
 ``silhouette_size`` (:func:`~lmnet.projection.mask_to_grid_resolution`):
 
 ``silhouette_loss`` = mean over items and views of the per-pixel mean squared difference (L2,
-:func:`~lmnet.losses.silhouette.silhouette_l2`);
-``mask_distance_loss`` (:func:`~lmnet.losses.silhouette.mask_distance_loss`) = mean distance-to-mask (in image widths) of
+:func:`~lmnet.methods.silhouette.losses.silhouette_l2`);
+``mask_distance_loss`` (:func:`~lmnet.methods.silhouette.losses.mask_distance_loss`) = mean distance-to-mask (in image widths) of
 every point's projection in every view, from the masks' distance transforms; it pulls stray points
 into the silhouettes, which the clamped occupancy of the soft silhouette cannot do (a lone point
 outside every mask gets no useful gradient from the L2);
-``mask_coverage_loss`` (:func:`~lmnet.losses.silhouette.mask_coverage_loss`) = mean distance from each foreground mask pixel
+``mask_coverage_loss`` (:func:`~lmnet.methods.silhouette.losses.mask_coverage_loss`) = mean distance from each foreground mask pixel
 to the nearest projected point (the other direction of that 2D Chamfer): it spreads points over the
 whole silhouette, which the L2 alone fails to do for points piled in saturated voxels;
 ``loss = weight_silhouette · silhouette_loss + weight_mask_distance · mask_distance_loss +
@@ -32,16 +32,16 @@ Pose modes (``pose``):
 - ``"known"``: each view is projected with its metadata camera (azimuth, elevation, distance ratio,
   fov).
 - ``"unknown"``: azimuth and elevation of **every** supervising view are unknown; a
-  :class:`~lmnet.models.pose.PoseNet` sees that view's RGB image (``pose_image_size``²) and proposes
+  :class:`~lmnet.methods.silhouette.model.PoseNet` sees that view's RGB image (``pose_image_size``²) and proposes
   K = ``n_pose_candidates`` (azimuth, elevation) pairs. The canonical-frame cloud is projected with
   each candidate, the candidate with the lowest silhouette loss wins (min over K; only the winner
-  gets the gradient) and a student head regresses the winner (:func:`~lmnet.losses.pose.student_loss` = squared distance of
+  gets the gradient) and a student head regresses the winner (:func:`~lmnet.methods.silhouette.pose_losses.student_loss` = squared distance of
   the azimuth unit vectors + ((Δelevation) / 30°)², detached target). Distance ratio and fov stay
   known (from the metadata): they fix the scale of the cloud, which would otherwise trade off with
   the camera distance. Because the cloud frame is canonical and the poses are absolute, the
   student's angles are directly comparable with ``rendering_metadata.txt``; whether the learned
   frame coincides with the dataset frame is up to the data (a frame rotated about the vertical is
-  an equally good solution), so :func:`~lmnet.losses.pose.pose_errors` also reports the error after the best global
+  an equally good solution), so :func:`~lmnet.methods.silhouette.pose_losses.pose_errors` also reports the error after the best global
   azimuth offset.
 
 Validation columns: ``val_silhouette_loss`` (σ = ``sigma_end``; known cameras, or the winning
@@ -51,13 +51,11 @@ to ``val_silhouette_loss`` so model selection is mask-only too) and, with ``pose
 ``val_azimuth_err_deg`` / ``val_elevation_err_deg`` (student vs metadata, mean absolute wrapped
 error in degrees over the supervising views).
 
-:func:`lmnet.runs.load_model` loads a silhouette run as an :class:`ImageToPointCloud`
+:func:`lmnet.registry.load_model` loads a silhouette run as an :class:`ImageToPointCloud`
 (``forward(images) -> (B, 2048, 3)``), so ``lmnet eval`` / ``lmnet infer`` use it unchanged.
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -65,18 +63,17 @@ from torch.utils.data import Dataset
 
 from lmnet import projection
 from lmnet.camera import wrap_degrees
-from lmnet.errors import ConfigError
 from lmnet.losses import chamfer_distance
-from lmnet.losses.pose import select_pose_winner, student_loss
-from lmnet.losses.silhouette import mask_coverage_loss, mask_distance_loss, project_views, silhouette_l2
-from lmnet.models import PointAutoencoder
-from lmnet.models.pose import SilhouetteNetwork
-from lmnet.runs import load_model
-from lmnet.runs.config import resolve_train_config
-from lmnet.train.data import build_multiview_dataset, unwrap_subset
-from lmnet.train.loop import Trainer, conv_fc_weight_decay_groups
-
-INIT_RADIUS = 0.25  # radius of the uniform ball the from-scratch decoder starts from (unit-diagonal frame)
+from lmnet.methods.silhouette import model as network
+from lmnet.methods.silhouette.model import SilhouetteNetwork
+from lmnet.methods.silhouette.config import CONFIG
+from lmnet.methods.silhouette.data import build_multiview_dataset
+from lmnet.methods.silhouette.losses import mask_coverage_loss, mask_distance_loss, project_views, silhouette_l2
+from lmnet.methods.silhouette.pose_losses import select_pose_winner, student_loss
+from lmnet.train.data import unwrap_subset
+from lmnet.train.loop import Trainer
+from lmnet.train.param_groups import conv_fc_weight_decay_groups
+from lmnet.train.teacher import load_autoencoder
 
 
 # ------------------------------------------------------------------------------------------ trainer
@@ -96,11 +93,11 @@ class _Forward(nn.Module):
 
 
 class SilhouetteTrainer(Trainer):
-    kind = "silhouette"
+    spec = CONFIG
     uses_images = True
 
     def __init__(self, config: dict, *, train_set: Dataset | None = None, val_set: Dataset | None = None):
-        cfg = resolve_train_config(self.kind, config)
+        cfg = config
         self.unknown = cfg["pose"] == "unknown"
         self.train_columns = ("train_loss", "train_silhouette_loss", "train_mask_distance_loss",
                               "train_mask_coverage_loss", "train_chamfer_loss", "train_sigma") + (
@@ -120,35 +117,11 @@ class SilhouetteTrainer(Trainer):
     # -- model ------------------------------------------------------------------------------------
     def build_model(self) -> nn.Module:
         cfg = self.config
-        model = SilhouetteNetwork(image_scaling=cfg["image_scaling"],
-                                  n_pose_candidates=cfg["n_pose_candidates"] if cfg["pose"] == "unknown" else 0,
-                                  pose_image_size=cfg["pose_image_size"], elevation_range=cfg["elevation_range"])
-        if cfg["init_ae_run"]:
-
-            ae, _ = load_model(cfg["init_ae_run"], which=cfg["init_ae_which"])
-            if not isinstance(ae, PointAutoencoder):
-                raise ConfigError(f"config key 'init_ae_run' must point to an autoencoder run, got {cfg['init_ae_run']!r}")
-            model.decoder.load_state_dict(ae.decoder.state_dict())
-        else:
-            # The occupancy is clamped at 1, so points in a saturated voxel get no gradient. The default
-            # init (a cloud covering the whole image at σ≈3) has no gradient anywhere, and a merely
-            # shrunk one piles every point into a few central voxels that never move. So: last-layer
-            # weights scaled by decoder_init_scale and its bias set to a seeded uniform ball of radius
-            # INIT_RADIUS — the first cloud is spread, compact and image-dependent only slightly.
-            last = model.decoder.mlp[-1]
-            g = torch.Generator().manual_seed(cfg["seed"])
-            d = torch.randn(model.decoder.n_points, 3, generator=g)
-            r = INIT_RADIUS * torch.rand(model.decoder.n_points, 1, generator=g) ** (1 / 3)
-            with torch.no_grad():
-                last.weight.mul_(cfg["decoder_init_scale"])
-                last.bias.copy_((r * d / d.norm(dim=1, keepdim=True)).reshape(-1))
-        return model
+        ae = load_autoencoder(cfg["init_ae_run"], cfg["init_ae_which"], "init_ae_run") if cfg["init_ae_run"] else None
+        return network.new_model(cfg, None if ae is None else ae.decoder)
 
     def model_config(self) -> dict:
-        cfg = self.config
-        return {"kind": "silhouette", "image_scaling": cfg["image_scaling"], "latent_dim": 512, "n_points": 2048,
-                "n_pose_candidates": cfg["n_pose_candidates"] if self.unknown else 0,
-                "pose_image_size": cfg["pose_image_size"], "elevation_range": list(cfg["elevation_range"])}
+        return network.model_config(self.config)
 
     def trainable_module(self) -> nn.Module:
         return _Forward(self.model)
@@ -259,11 +232,4 @@ class SilhouetteTrainer(Trainer):
             out["val_azimuth_err_deg"] = float(wrap_degrees(st[..., 0] - az).abs().mean(1).sum())
             out["val_elevation_err_deg"] = float((st[..., 1] - el).abs().mean(1).sum())
         return out
-
-
-def train_silhouette(config: dict, **datasets) -> Path:
-    """Train a :class:`~lmnet.models.pose.SilhouetteNetwork` from masks (see the module docstring);
-    ``datasets``: optional ``train_set`` / ``val_set`` (:class:`~lmnet.data.multiview.MultiViewDataset`-like items).
-    Returns the run folder."""
-    return SilhouetteTrainer(config, **datasets).fit()
 

@@ -5,7 +5,7 @@ The autoencoder comes from ``ae_run`` (run folder or ``.pt``; ``ae_which`` best/
 gives the latent targets ``z_pc = AE.encode(gt_points)`` under ``no_grad`` in eval mode; a copy of
 its decoder becomes the frozen decoder of the :class:`ImageToPointCloud` being trained, so image
 runs are self-contained. Only the image encoder (+ the log σ² head) trains, with Adam and the
-official L2 weight decay (1e-5 conv weights, 1e-3 FC weights; see :mod:`lmnet.runs.defaults`).
+official L2 weight decay (1e-5 conv weights, 1e-3 FC weights; see :mod:`lmnet.methods.image.config`).
 
 Variant II option (not in the official code, off by default): with ``logvar_head_epochs = n > 0``
 the last ``n`` of ``epochs`` train the log σ² head **alone**. At the first of them the weights of
@@ -37,16 +37,18 @@ from __future__ import annotations
 
 import copy
 import math
-from pathlib import Path
 
 import torch
 from torch import nn
 
-from lmnet.errors import ConfigError
 from lmnet.losses import chamfer_distance, diversity_loss, latent_loss
-from lmnet.models import ImageToPointCloud, PointAutoencoder, reparameterize
-from lmnet.train.loop import Trainer, conv_fc_weight_decay_groups
-from lmnet.runs import checkpoint_path, load_checkpoint, load_model
+from lmnet.methods.image import model as network
+from lmnet.methods.image.config import CONFIG
+from lmnet.models.image_to_pointcloud import ImageToPointCloud, reparameterize
+from lmnet.runs.folder import checkpoint_path, load_checkpoint
+from lmnet.train.loop import Trainer
+from lmnet.train.param_groups import conv_fc_weight_decay_groups
+from lmnet.train.teacher import load_autoencoder
 
 
 class _ImageLatents(nn.Module):
@@ -70,24 +72,20 @@ class _ImageLatents(nn.Module):
 
 
 class ImageTrainer(Trainer):
-    kind = "image"
+    spec = CONFIG
     uses_images = True
     train_columns = ("train_loss", "train_latent_loss", "train_div_loss")
 
     def build_model(self) -> nn.Module:
         cfg = self.config
-        ae, _ = load_model(cfg["ae_run"], which=cfg["ae_which"])
-        if not isinstance(ae, PointAutoencoder):
-            raise ConfigError(f"config key 'ae_run' must point to an autoencoder run, got {cfg['ae_run']!r}")
+        ae = load_autoencoder(cfg["ae_run"], cfg["ae_which"], "ae_run")
         self.teacher = ae.to(self.device).eval()
         for p in self.teacher.parameters():
             p.requires_grad_(False)
-        return ImageToPointCloud(variant=cfg["variant"], image_scaling=cfg["image_scaling"],
-                                 decoder=copy.deepcopy(ae.decoder), arch=cfg["arch"])
+        return network.new_model(cfg, copy.deepcopy(ae.decoder))
 
     def model_config(self) -> dict:
-        return {"kind": "image", "variant": self.config["variant"], "image_scaling": self.config["image_scaling"],
-                "latent_dim": 512, "n_points": 2048, "arch": self.config["arch"]}
+        return network.model_config(self.config)
 
     def trainable_module(self) -> nn.Module:
         self.latents = _ImageLatents(self.model)
@@ -170,8 +168,3 @@ class ImageTrainer(Trainer):
         cd = chamfer_distance(pred.float(), points)
         return {"val_latent_loss": float(lat) * b, "val_chamfer_x100": 100.0 * float(cd) * b}
 
-
-def train_image_encoder(config: dict, **datasets) -> Path:
-    """Train an :class:`ImageToPointCloud` (``variant`` l1 / l2 / probabilistic) on top of the
-    frozen autoencoder ``config["ae_run"]``; returns the run folder."""
-    return ImageTrainer(config, **datasets).fit()
