@@ -59,7 +59,7 @@ DEMO_OVERRIDES: dict[str, Any] = {
 
 # Applied on top of DEMO_OVERRIDES for one notebook. Variant II trains one run per λ, so at demo
 # size it sees one pass over 4 of the 24 views (18 steps per λ): enough to draw and plot samples,
-# not to learn a view-dependent spread (benchmarks/diversity.py measures that on a longer run).
+# not to learn a view-dependent spread (studies/diversity.py measures that on a longer run).
 DEMO_NOTEBOOK_OVERRIDES: dict[str, dict[str, Any]] = {
     # no head-only epochs: the 15-minute budget has no room for them (README "Does it learn?")
     "03_variant_II.ipynb": {"?image_epochs": 1, "?views": [0, 6, 12, 18], "?spread_items": 240,
