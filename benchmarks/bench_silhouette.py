@@ -7,7 +7,7 @@ training step in both pose modes: known pose (B items × V views) and unknown po
 (B × V views × K candidates, min over K). Each value is the median of several repeats; the 2 CPU
 cores are shared, so timings are "as measured under load".
 
-``evaluate(run_dir, split="test")`` (used for benchmarks/results/silhouette.md) runs the paper protocol
+``evaluate(run_dir, split="test")`` (used for studies/results/silhouette.md) runs the paper protocol
 (``lmnet.eval.run.evaluate_run``: subsample 1024, per-cloud normalisation, ICP, Euclidean CD ×100,
 EMD off unless asked) with the medoid mean-shape baseline, and for an unknown-pose run the student's
 pose error in degrees on the same split (every view as input, 24 supervising views per model).

@@ -8,13 +8,10 @@ executed notebooks, outputs included), ``figures/`` (the PNG/GIF figures of the 
 the top, ``results_grid.png`` and ``eval_test.md`` / ``eval_test.csv`` (the evaluation of the
 Variant I L1 run with the baselines, copied from its run folder).
 
-Sizes are chosen so the demo finishes in under 15 minutes on a 2-core CPU (measured on 2026-12-01
-from a fresh clone: 7.3 min where the CPU computes bfloat16 natively, 14.0 min in float32 on the
-same CPU restricted to AVX2; ``amp="auto"`` decides, see :mod:`lmnet.train.precision`). At this size
-the autoencoder learns (validation Chamfer ×100 13.81 → 4.77, against 18.71 for one mean training
-shape) and Variant I L1 reaches the per-category mean-shape baseline on the test images (7.92 vs
-7.75, a class oracle) but not beyond it; longer runs
-(``python -m benchmarks.learning``) beat it. See :data:`DEMO_OVERRIDES`.
+Sizes are chosen so the demo finishes in under 15 minutes on a 2-core CPU, in bfloat16 or float32
+as ``amp="auto"`` decides (:mod:`lmnet.train.precision`). How long it took and what it learns at
+this size, against the input-blind baselines: docs/results.md#make-demo-how-long-it-takes-and-what-it-learns
+(with the longer runs of ``python -m studies.learning``). See :data:`DEMO_OVERRIDES`.
 """
 
 from __future__ import annotations
@@ -59,9 +56,9 @@ DEMO_OVERRIDES: dict[str, Any] = {
 
 # Applied on top of DEMO_OVERRIDES for one notebook. Variant II trains one run per λ, so at demo
 # size it sees one pass over 4 of the 24 views (18 steps per λ): enough to draw and plot samples,
-# not to learn a view-dependent spread (benchmarks/diversity.py measures that on a longer run).
+# not to learn a view-dependent spread (studies/diversity.py measures that on a longer run).
 DEMO_NOTEBOOK_OVERRIDES: dict[str, dict[str, Any]] = {
-    # no head-only epochs: the 15-minute budget has no room for them (README "Does it learn?")
+    # no head-only epochs: the 15-minute budget has no room for them (docs/results.md#does-it-learn-measured)
     "03_variant_II.ipynb": {"?image_epochs": 1, "?views": [0, 6, 12, 18], "?spread_items": 240,
                             "?logvar_head_epochs": 0},
 }

@@ -1,6 +1,6 @@
 """`make demo` wiring (lmnet.demo): every demo override reaches a notebook, per-notebook overrides
 apply to their notebook only, and the user's --set wins. The notebooks themselves are executed by
-tests/test_notebooks.py; the full-size demo is timed by hand (README)."""
+tests/test_notebooks.py; the full-size demo is timed by hand (docs/results.md)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Print what lmnet will run on here: versions, devices, CPU threads and what amp="auto" picks (the
 CPU's bfloat16 support decides whether training uses bfloat16 autocast or float32, and so how long
-`make demo` takes: see the README).
+`make demo` takes: see docs/results.md).
 
 Example:  lmnet info
 """

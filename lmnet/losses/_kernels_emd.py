@@ -62,7 +62,7 @@ def auction(c, eps_final, eps_start, factor):
     Kept apart from :func:`auction_f32` on purpose: this one bids on float64 costs, so the
     ``N · eps_final`` bound of :func:`lmnet.losses.emd_approx` holds exactly; the float32 SIMD scan
     of :func:`auction_f32` loosens it by float32 rounding, and a shared loop with a float64 scan
-    would make the exact EMD's auction 3.3× slower (4.5 vs 14.7 ms, 1024 points, shared machine).
+    would make the exact EMD's auction slower (measured: docs/results.md#kernel-tuning).
     """
     n = c.shape[0]
     p = np.zeros(n)
@@ -92,7 +92,7 @@ def auction(c, eps_final, eps_start, factor):
                 w2 = w1
             p[j1] += w2 - w1 + eps
             # the assignment below is written again in auction_f32 on purpose: as a shared helper
-            # it made both auctions 5 % (numba-inlined) to 35-80 % (a call) slower per bid
+            # it made both auctions slower per bid (docs/results.md#kernel-tuning)
             old = row4col[j1]
             row4col[j1] = i
             col4row[i] = j1
@@ -204,8 +204,8 @@ def auction_f32(c32, eps_final, eps_start, factor):
     Returns ``(col4row (N,), prices (N,) float64, n_bids)``.
 
     Kept apart from :func:`auction` for speed: the int32-bit-pattern scan :func:`_bid_scan_f32`
-    makes it 3.3× faster than :func:`auction`'s float64 scan on the same cost (4.5 vs 14.7 ms at
-    1024 points, measured on a shared machine), and :func:`auction` must stay float64 (its bound).
+    makes it faster than :func:`auction`'s float64 scan on the same cost (measured:
+    docs/results.md#kernel-tuning), and :func:`auction` must stay float64 (its bound).
     """
     n = c32.shape[0]
     p = np.zeros(n)
@@ -228,7 +228,7 @@ def auction_f32(c32, eps_final, eps_start, factor):
             p[j1] += (np.float64(w2) - np.float64(w1)) + eps
             p32[j1] = np.float32(p[j1])
             # written again from auction(), on purpose: a shared helper for this per-bid assignment
-            # made both auctions 5 % (numba-inlined) to 35-80 % (a call) slower
+            # made both auctions slower (docs/results.md#kernel-tuning)
             old = row4col[j1]
             row4col[j1] = i
             col4row[i] = j1

@@ -31,7 +31,7 @@ mean nearest-neighbour distance, so EMD ≤ value ≤ EMD + q·(1 + E) ≤ (1 + 
 Memory, for ``(B, N, 3)`` inputs: the quantised cost, B·N² float64, quantised in place (items are
 solved in groups of at most ``_COST_ENTRIES`` = 2^27 entries: 1 GiB, i.e. 32 items of 2048 points
 in one group), plus temporaries of at most ``_CHUNK_ENTRIES`` = 2^23 float64 entries (64 MiB) each,
-a few at a time, and O(B·N) state: about 1.3 GiB at 32 × 2048 (measured figures in benchmarks/).
+a few at a time, and O(B·N) state (measured at 32 × 2048: docs/gpu.md#the-torch-auction-lmnetlossesauctionpy).
 """
 
 from __future__ import annotations
@@ -162,7 +162,7 @@ def auction(a: torch.Tensor, eps_start: torch.Tensor, eps_final: torch.Tensor,
     sink = b * n  # updates of losing bids are written to this extra slot and never read
     p_flat = torch.zeros(sink + 1, dtype=a.dtype, device=dev)
     p = p_flat[:sink].view(b, n)
-    p.sub_(a.amin(1))  # start from the column-reduction duals (~35 % fewer rounds than from 0)
+    p.sub_(a.amin(1))  # start from the column-reduction duals (fewer rounds: docs/results.md#kernel-tuning)
     p.sub_(p.amin(1, keepdim=True))
     c4r = torch.full((sink + 1,), -1, dtype=torch.long, device=dev)
     r4c = torch.full((sink + 1,), -1, dtype=torch.long, device=dev)

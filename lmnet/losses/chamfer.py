@@ -39,7 +39,7 @@ from lmnet.losses import _kernels_nn
 BACKENDS = ("auto", "grid", "kdtree", "chunked", "brute")
 REDUCTIONS = ("mean", "sum", "none")
 
-#: grid cells per reference point (tuned on 32 × 2048 clouds; 0.5–4 all within 10 %)
+#: grid cells per reference point (tuned on 32 × 2048 clouds: docs/results.md#kernel-tuning)
 _GRID_CELLS_PER_POINT = 1.0
 #: budget for one block of the chunked backend, in distance entries (~64 MB of float32)
 _CHUNK_ENTRIES = 1 << 24

@@ -26,8 +26,8 @@ mean cost); ``"auto"`` — numba for numpy input and CPU tensors (faster there: 
 leaves the device.
 
 Memory: numba — per worker thread one dense float64 N × N cost matrix plus, for the exact solver,
-its float32 copy (12 MB at 1024, 48 MB at 2048); torch — see :mod:`lmnet.losses.auction` (about
-1.3 GiB at 32 × 2048).
+its float32 copy (12 MB at 1024, 48 MB at 2048); torch — see :mod:`lmnet.losses.auction` (measured:
+docs/gpu.md#the-torch-auction-lmnetlossesauctionpy).
 """
 
 from __future__ import annotations

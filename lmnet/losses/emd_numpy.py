@@ -17,8 +17,8 @@ from lmnet.losses import _kernels_emd
 _EXACT_EPS_FRAC = 4e-5
 #: exact mode: first ε as a fraction of the largest cost (a few NN spacings of a 1024-point shape;
 #: starting at 0.25 only adds phases) and the ε reduction factor per phase. Tuned on chair-like
-#: pairs at 1024 points (noisy resample / other chair): 0.02–0.1 and factors 3–8 are all within
-#: ~15 % of each other; the exact finish makes the result independent of these.
+#: pairs at 1024 points (noisy resample / other chair; docs/results.md#kernel-tuning); the exact
+#: finish makes the result independent of these.
 _EXACT_EPS_START_FRAC = 0.05
 _EXACT_EPS_FACTOR = 4.0
 #: exact mode: the float32 auction keeps ε >= this fraction of the largest cost (~64 float32 ulps

@@ -8,8 +8,8 @@
   ``trim × s`` (2) from all input points is removed. Poisson closes a smooth surface around the
   points; on parts thinner than its octree cells that surface is a balloon or a sheet far from any
   point, which the distance trim cuts away. (Poisson's own density trimming, ``density_quantile``,
-  removes too little of it: with 2 % / 10 % of vertices trimmed, synthetic airplanes, chairs and
-  lamps kept 5-8× / 2-3.4× the input cloud's Chamfer to the true surface.)
+  removes too little of it on synthetic airplanes, chairs and lamps, measured in
+  docs/meshing.md#steps.)
 - ``alpha``: **alpha shape** with ``alpha = 4 × s``: the boundary of the Delaunay tetrahedra that
   fit in that ball; no normals needed, but noisy clouds give a rough, doubled surface.
 

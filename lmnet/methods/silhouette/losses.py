@@ -95,7 +95,7 @@ def mask_coverage_loss(points: torch.Tensor, masks: torch.Tensor, azimuth: torch
     # exact nearest-neighbour search (pixels and points lifted to z = 0); the distances to those
     # points are then recomputed with autograd: the same value and gradient as autograd through a
     # full (pixels × points) cdist + min (ties aside), which kept that whole tensor per view for the
-    # backward (2.7 s per step at 8 × 4 views of 64²). Pixels are packed foreground first, padded
+    # backward (most of a step's time: studies/results/silhouette.md). Pixels are packed foreground first, padded
     # to the largest foreground count; padding never counts.
     n_fg = fg.sum(1)
     P = max(int(n_fg.max()), 1)

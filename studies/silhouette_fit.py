@@ -14,10 +14,10 @@ mean-shape baseline of the evaluation). Two parameterisations:
 and three losses: ``all`` (soft-silhouette L2 + mask distance + mask coverage, the trainer's
 defaults), ``l2`` (soft-silhouette L2 alone) and ``2d`` (the two 2D-Chamfer terms alone).
 
-    python -m benchmarks.silhouette_fit --data /tmp/lmnet-diversity/data --category chair \\
+    python -m studies.silhouette_fit --data /tmp/lmnet-diversity/data --category chair \\
         --ae-run /tmp/lmnet-diversity/runs/autoencoder --models 3
 
-Writes ``benchmarks/results/silhouette_fit.{md,json}``. No timing target.
+Writes ``studies/results/silhouette_fit.{md,json}``. No timing target.
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ def main(argv=None) -> int:
     from lmnet.eval.baselines import medoid_index
     from lmnet.eval.protocol import Protocol, evaluate_pair
 
-    p = argparse.ArgumentParser(prog="python -m benchmarks.silhouette_fit", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m studies.silhouette_fit", description=__doc__.split("\n\n")[0])
     p.add_argument("--data", required=True, help="a synthetic data root with splits/synthetic_{train,test}_models.json")
     p.add_argument("--category", default="chair")
     p.add_argument("--ae-run", default=None, help="autoencoder run for the 'latent' fits (skipped without)")
@@ -137,7 +137,7 @@ def main(argv=None) -> int:
         res["models"][key] = entry
         print(key, json.dumps(entry), flush=True)
     res["minutes"] = (time.perf_counter() - t0) / 60
-    md = to_markdown(res, "python -m benchmarks.silhouette_fit " + " ".join(argv if argv is not None else sys.argv[1:]))
+    md = to_markdown(res, "python -m studies.silhouette_fit " + " ".join(argv if argv is not None else sys.argv[1:]))
     out = Path(a.out)
     from lmnet.atomic_io import write_text
 
@@ -152,7 +152,7 @@ def to_markdown(res: dict, command: str) -> str:
 
     models = list(res["models"].values())
     methods = [m for m in models[0] if isinstance(models[0][m], dict)]
-    lines = ["# Per-shape mask fits (`python -m benchmarks.silhouette_fit`)", "",
+    lines = ["# Per-shape mask fits (`python -m studies.silhouette_fit`)", "",
              f"Command: `{command}` ({res['minutes']:.1f} min). Chamfer ×100 (paper protocol) against each "
              "test model's ground truth, mean over the models fitted; the cloud is fitted to that model's "
              "own 24 masks (known cameras), so this is an upper bound of what the losses can recover, "

@@ -8,18 +8,18 @@ the log σ² head alone on the frozen best trunk without weight decay (``logvar_
 for every (shape, view) of the training and test splits the mean predicted σ and the spread of K
 decoded samples (:func:`lmnet.analysis.spread_vs_azimuth`, last checkpoint: the best-by-Chamfer
 checkpoint judges μ only), split into views within θ of azimuth 180° (where L_div asks for
-σ ≈ α) and the rest (target ≈ 0). Writes ``benchmarks/results/diversity.{md,json}`` and a
+σ ≈ α) and the rest (target ≈ 0). Writes ``studies/results/diversity.{md,json}`` and a
 spread-vs-azimuth plot ``diversity_spread_vs_azimuth.png``, and ``diversity_samples.png`` (samples of
 the ``+head`` runs for one test chair). ``diagnose`` explains why the joint runs alone do not
 show a view-dependent spread.
 
 ``--study official`` (issue #14) trains as the official code did: weight decay 0 everywhere and
 joint training only, no head phase (``official_*``: the official encoder preset; ``wd0_lambda5.5``:
-lmnet's encoder without decay), and writes ``benchmarks/results/diversity_official.*``.
+lmnet's encoder without decay), and writes ``studies/results/diversity_official.*``.
 
-    python -m benchmarks.diversity --out /tmp/lmnet-diversity            # the recorded run (2 cores)
-    python -m benchmarks.diversity --out /tmp/lmnet-diversity --study official  # same data and autoencoder
-    python -m benchmarks.diversity --out /tmp/lmnet-diversity-q --quick  # smoke run (~2 min)
+    python -m studies.diversity --out /tmp/lmnet-diversity            # the recorded run (2 cores)
+    python -m studies.diversity --out /tmp/lmnet-diversity --study official  # same data and autoencoder
+    python -m studies.diversity --out /tmp/lmnet-diversity-q --quick  # smoke run (~2 min)
 
 Resumable: rerunning skips finished training runs. No timing target; wall times are printed.
 """
@@ -92,7 +92,7 @@ def train_all(out: Path, size: dict, log=print) -> dict[str, Path]:
 
     from lmnet.methods.image import train_image_encoder
 
-    from benchmarks.learning import data_and_autoencoder
+    from studies.learning import data_and_autoencoder
 
     common, ae_run = data_and_autoencoder(out, [size["category"]], size, log)
     runs = {"autoencoder": ae_run}
@@ -272,7 +272,7 @@ def plot(raw: dict, path: Path) -> None:
 
 def to_markdown(res: dict, command: str, prefix: str = "diversity", title: str = "Variant II diversity study") -> str:
     size = res["size"]
-    lines = [f"# {title} (`python -m benchmarks.diversity`)", "",
+    lines = [f"# {title} (`python -m studies.diversity`)", "",
              f"Command: `{command}` — commit {res['commit']}, {res['date']}, {res['machine']}; "
              f"{res['total_minutes']:.1f} min for this invocation (finished runs are reused); training time "
              f"from the run histories: autoencoder {res['autoencoder_train_minutes']:.1f} min, "
@@ -323,7 +323,7 @@ def to_markdown(res: dict, command: str, prefix: str = "diversity", title: str =
         d = res["diagnosis"]
         lines += ["", f"## Diagnosis ({d['run']}, trunk frozen at its last checkpoint)", "",
                   "Does the trunk carry the view, and can the logvar head use it "
-                  "(`benchmarks.diversity.diagnose`)? A ridge probe of the L_div target t(azimuth) on the "
+                  "(`studies.diversity.diagnose`)? A ridge probe of the L_div target t(azimuth) on the "
                   "features the logvar head sees, fit on the train views, correlates "
                   f"**{d['probe_corr_test']:.2f}** with t on the test views. The head itself:", "",
                   "| logvar head | σ near 180° (test) | σ elsewhere (test) | corr(σ, t) (test) |",
@@ -337,9 +337,9 @@ def to_markdown(res: dict, command: str, prefix: str = "diversity", title: str =
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.diversity", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m studies.diversity", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", required=True, help="work folder (data + runs); reruns resume in it")
-    p.add_argument("--quick", action="store_true", help="tiny sizes (results not written to benchmarks/results)")
+    p.add_argument("--quick", action="store_true", help="tiny sizes (results not written to studies/results)")
     p.add_argument("--epochs", type=int, default=None, help="override image_epochs")
     p.add_argument("--study", choices=sorted(STUDIES), default="lmnet",
                    help="lmnet: lmnet's encoder and decay, joint runs and log σ² head phases (diversity.md); "
@@ -371,12 +371,12 @@ def main(argv=None) -> int:
         steps = 540 if not a.quick else 20
         res["diagnosis"] = {"run": diag_run, "lambda_div": lam, "steps": steps,
                             **diagnose(runs[diag_run], lam, steps=steps)}
-    from benchmarks.learning import _git_commit
+    from studies.learning import _git_commit
 
     res.update({"commit": _git_commit(), "date": time.strftime("%Y-%m-%d"),
                 "total_minutes": (time.perf_counter() - t0) / 60,
                 "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch CPU"})
-    command = "python -m benchmarks.diversity --out " + str(a.out) + (" --quick" if a.quick else "") \
+    command = "python -m studies.diversity --out " + str(a.out) + (" --quick" if a.quick else "") \
         + (f" --epochs {a.epochs}" if a.epochs else "") + (f" --runs {a.runs}" if a.runs else "") \
         + (f" --study {a.study}" if a.study != "lmnet" else "")
     title = "Variant II diversity study" + (", trained as the official code did" if a.study == "official" else "")

@@ -1,6 +1,6 @@
 """What each difference between lmnet's protocol and the released one weighs, measured on a run.
 
-    python -m benchmarks.protocol_steps --run RUN [--views 0,6,12,18] [--max-items N] [--pred gt2048]
+    python -m studies.protocol_steps --run RUN [--views 0,6,12,18] [--max-items N] [--pred gt2048]
 
 Predicts the run's test split (the split file's order × the chosen views) — or, with ``--pred
 gt2048``, takes each test shape's own ``pointcloud_2048`` (another sample of the same surface: a
@@ -18,7 +18,7 @@ E. + the released map ``pred @ R − t`` instead: this is the official protocol'
 F. EMD from the released auction schedule instead of the exact one (on E's pairs).
 
 Prints a markdown table (means ×100 over all pairs, the change from the step before, and the
-largest per-pair change). Measured figures live in the README section "Reproducing the paper".
+largest per-pair change). Measured figures: docs/results.md#how-the-two-protocols-differ.
 """
 
 from __future__ import annotations
@@ -132,7 +132,7 @@ def table(per_cat: dict[str, dict]) -> str:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.protocol_steps", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m studies.protocol_steps", description=__doc__.split("\n\n")[0])
     p.add_argument("--run", required=True, help="image run folder")
     p.add_argument("--views", default="0,6,12,18", help="views per test shape (default 0,6,12,18; 'all' = 24)")
     p.add_argument("--max-items", type=int, default=0)

@@ -1,9 +1,9 @@
 """Proof that the networks learn (issue #3): one command trains the autoencoder, Variant I (L1, L2)
 and Variant II (several λ) on the synthetic set and writes the figures to
-``benchmarks/results/learning.{json,md}``.
+``studies/results/learning.{json,md}``.
 
-    python -m benchmarks.learning --out /tmp/lmnet-learning            # the recorded run (~45 min, 2 cores)
-    python -m benchmarks.learning --out /tmp/lmnet-learning-q --quick  # a small smoke run (~3 min)
+    python -m studies.learning --out /tmp/lmnet-learning            # the recorded run (duration: studies/README.md)
+    python -m studies.learning --out /tmp/lmnet-learning-q --quick  # a small smoke run (~3 min)
 
 Every stage is resumable: rerunning the command skips finished runs (``resume=True``) and
 re-measures. Nothing here is timed against a target; wall times are printed for information.
@@ -143,7 +143,7 @@ def _class_mean(rows: list[dict], key: str = "cd_x100") -> float:
 
 def to_markdown(res: dict, command: str) -> str:
     ae = res["autoencoder"]
-    lines = ["# Does it learn? (`python -m benchmarks.learning`)", "",
+    lines = ["# Does it learn? (`python -m studies.learning`)", "",
              f"Command: `{command}` — commit {res['commit']}, {res['date']}, {res['machine']}.", "",
              f"Synthetic set: {len(CATEGORIES)} categories × {res['size']['models']} models "
              "(60/20/20 train/val/test per category, seeded), 24 views each. Sizes: "
@@ -197,11 +197,11 @@ def to_markdown(res: dict, command: str) -> str:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.learning", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m studies.learning", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", required=True, help="work folder (data + runs); reruns resume in it")
     p.add_argument("--quick", action="store_true", help="tiny sizes (smoke test, results not written to "
-                   "benchmarks/results unless --write)")
-    p.add_argument("--write", action="store_true", help="with --quick: still write benchmarks/results/learning.*")
+                   "studies/results unless --write)")
+    p.add_argument("--write", action="store_true", help="with --quick: still write studies/results/learning.*")
     a = p.parse_args(argv)
     size = dict(QUICK if a.quick else FULL)
     out = Path(a.out).resolve()
@@ -210,7 +210,7 @@ def main(argv=None) -> int:
     res = measure(runs, size)
     res.update({"commit": _git_commit(), "date": time.strftime("%Y-%m-%d"), "total_minutes": (time.perf_counter() - t0) / 60,
                 "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch CPU"})
-    command = "python -m benchmarks.learning --out " + str(a.out) + (" --quick" if a.quick else "")
+    command = "python -m studies.learning --out " + str(a.out) + (" --quick" if a.quick else "")
     md = to_markdown(res, command)
     (out / "learning.json").write_text(json.dumps(res, indent=1, default=str))
     (out / "learning.md").write_text(md)
