@@ -3,7 +3,7 @@
 Inputs
 ------
 - a run folder (``config.json`` + ``checkpoints/best.pt``) or a checkpoint ``.pt`` file
-  (:func:`lmnet.runs.load.load_model`);
+  (:func:`lmnet.registry.load_model`);
 - either a dataset split (:func:`predict_split`; the split file is resolved like
   ``lmnet eval``: ``--split test|val|train`` or ``--split-file``) or user images
   (:func:`predict_images`; any size PNG/JPG, see :func:`prepare_image`).

@@ -25,7 +25,7 @@ Without decay the 8192-wide head can make log σ² steep in the features: on cha
 blew up after ~400 steps (one batch with σ ≫ 1, then σ → 0 for good), at 1e-4 it stayed bounded.
 Why the phase: trained jointly for a few hundred steps the head ignores the view although the
 features carry it, and the official 1e-3 FC decay keeps it from using it; fitted alone without
-decay it does (``benchmarks/results/diversity.md``).
+decay it does (``studies/results/diversity.md``).
 
 Training columns: ``train_loss`` (what is optimised), ``train_latent_loss`` (L1 / L2 to ``z_pc``;
 for Variant II the L2 of the sampled ``z``), ``train_div_loss`` (Variant II ``L_div``, else 0).

@@ -25,7 +25,7 @@ class MultiViewDataset(Dataset):
     Extra keys of an item (``V = n_views``; the input view is supervising view 0):
 
     - ``"sup_mask"`` float32 ``(V, S, S)`` with ``S = mask_size`` (alpha, area-downsampled);
-    - ``"sup_dist"`` float32 ``(V, S, S)``: :func:`~lmnet.losses.silhouette.mask_distance_field` of ``sup_mask``;
+    - ``"sup_dist"`` float32 ``(V, S, S)``: :func:`~lmnet.methods.silhouette.losses.mask_distance_field` of ``sup_mask``;
     - ``"sup_azimuth"``, ``"sup_elevation"`` (degrees), ``"sup_distance_ratio"``, ``"sup_fov"``
       float32 ``(V,)``; ``"sup_view"`` int64 ``(V,)``;
     - with ``pose_images=True``: ``"sup_image"`` float32 ``(V, 3, P, P)``, ``P = pose_image_size``
