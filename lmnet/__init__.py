@@ -1,16 +1,18 @@
-"""lmnet: single-image 3D point-cloud reconstruction (3D-LMNet) as a PyTorch experiment suite.
+"""lmnet: single-image 3D reconstruction (3D-LMNet, Zubić & Liò) as a PyTorch experiment suite.
 
-Sub-packages keep data, models, losses, training, evaluation and rendering apart:
+The front door::
 
-- ``lmnet.data``      ShapeNet on-disk format, synthetic ShapeNet, splits, downloads
-- ``lmnet.camera``    the one place that defines frames, R2N2 cameras and projection
-- ``lmnet.render``    torch z-buffer rasteriser (triangles, point splats)
-- ``lmnet.models``    point autoencoder, image encoder, Variant I / II heads
-- ``lmnet.losses``    Chamfer / EMD
-- ``lmnet.runs``      run folders: configs, checkpoints, run kinds, load_model, predictions
-- ``lmnet.train``     training loops
-- ``lmnet.eval``      the paper's evaluation protocol
-- ``lmnet.weights``   published weights: TF checkpoint reader (no TensorFlow), converters, catalogue
+    import lmnet
+    model, config = lmnet.load_model("trained_models/lm-chair")         # any run folder, trained or imported
+    clouds = lmnet.reconstruct(["chair.png"], "trained_models/lm-chair")  # (N, 2048, 3) float32
+    run = lmnet.train("autoencoder", {"data_root": "data/synthetic", "epochs": 10})
+    table = lmnet.evaluate(run_dir, data_root="data/synthetic", split_file=..., out_dir=...)
+    dataset = lmnet.dataset("data/synthetic", split="splits/...json")   # a torch Dataset of ShapeNet items
+    lmnet.synthesize("data/synthetic", n_models=40)                     # the synthetic ShapeNet
+
+Behind it, one folder per method (``lmnet.methods``), the registry that lists them
+(``lmnet.registry``), and the layers they share (docs/architecture.md). These functions import what
+they run when they run, so ``import lmnet`` stays fast.
 """
 
 __version__ = "0.1.0"
@@ -22,8 +24,53 @@ def load_model(run_dir, which: str = "best", device="cpu"):
     An image run's model maps ``(B, 3, 128, 128)`` float RGB 0–255 (in the run's input convention,
     ``config["image_input"]``) to ``(B, 2048, 3)``; ``model.encode_image(images)`` gives
     ``(mu, logvar or None)``. An autoencoder run's model maps ``(B, N, 3)`` to ``(B, 2048, 3)``.
-    See :func:`lmnet.runs.load.load_model`.
+    See :func:`lmnet.registry.load_model`.
     """
     from lmnet.registry import load_model as _load
 
     return _load(run_dir, which=which, device=device)
+
+
+def reconstruct(images, run, *, which: str = "best", device="cpu", batch_size: int = 16):
+    """Image files (paths) or arrays → predicted point clouds ``(N, 2048, 3)`` float32, in the
+    3D-LMNet frame, with the image run ``run`` (a run folder or ``.pt``). Arrays are ``(H, W, 3)`` or
+    ``(H, W, 4)`` uint8, prepared exactly like files. See :func:`lmnet.infer.reconstruct`."""
+    from lmnet.infer import reconstruct as _reconstruct
+
+    return _reconstruct(images, run, which=which, device=device, batch_size=batch_size)
+
+
+def train(method: str, config=None, **datasets):
+    """Train (or resume) a run of ``method`` (``"autoencoder"``, ``"image"``, ``"silhouette"`` or a
+    registered one) with ``config`` (resolved once against its defaults); returns the run folder.
+    See :func:`lmnet.registry.train`."""
+    from lmnet.registry import train as _train
+
+    return _train(method, config, **datasets)
+
+
+def evaluate(run_dir, **kwargs):
+    """Evaluate an image run on a ShapeNet split with the paper's protocol, with baselines; see
+    :func:`lmnet.eval.run.evaluate_run` for the keyword arguments and what it returns."""
+    from lmnet.eval.run import evaluate_run
+
+    return evaluate_run(run_dir, **kwargs)
+
+
+def dataset(root, **kwargs):
+    """A ShapeNet dataset in the 3D-R2N2 + 3D-LMNet layout (real or synthetic) as a torch ``Dataset``;
+    see :class:`lmnet.data.dataset.ShapeNetDataset` for the keyword arguments."""
+    from lmnet.data.dataset import ShapeNetDataset
+
+    return ShapeNetDataset(root, **kwargs)
+
+
+def synthesize(out_dir, **kwargs):
+    """Generate (or complete) the synthetic ShapeNet under ``out_dir``; see
+    :func:`lmnet.synthetic.generate_dataset`."""
+    from lmnet.synthetic import generate_dataset
+
+    return generate_dataset(out_dir, **kwargs)
+
+
+__all__ = ["__version__", "load_model", "reconstruct", "train", "evaluate", "dataset", "synthesize"]

@@ -167,3 +167,26 @@ def test_heavy_optional_dependencies_may_load_late():
     after = set(check_layering(sources))
     assert {b for b in after - before if not b.startswith("lmnet.infer:")} == set()
     assert not any("plot3d" in b for b in after)
+
+
+def _function_level_lmnet_imports(folder: Path, heavy: set[str], modules: set[str]) -> list[str]:
+    bad = []
+    for path in sorted(folder.rglob("*.py")):
+        for target, line, fn in _imports(path.stem, path.read_text(), modules):
+            if fn and (target == "lmnet" or target.startswith("lmnet.")) and target not in heavy:
+                bad.append(f"{path.relative_to(folder.parent)}:{line} imports {target} inside a function")
+    return bad
+
+
+def test_tests_benchmarks_and_studies_follow_the_import_rule():
+    """The rule of function-level imports holds outside the package too: ``tests/``, ``benchmarks/``
+    and ``studies/`` import lmnet modules at module level, except those that need a heavy optional
+    dependency."""
+    sources = read_sources()
+    modules = set(sources)
+    heavy = {m for m, src in sources.items()
+             if any(t.split(".")[0] in HEAVY and not fn for t, _, fn in _imports(m, src, modules))}
+    root = PACKAGE.parent
+    bad = [b for folder in ("tests", "benchmarks", "studies") for b in
+           _function_level_lmnet_imports(root / folder, heavy, modules)]
+    assert bad == []
