@@ -21,9 +21,10 @@ booleans ``truncated``, ``occluded``, ``slightly_occluded``.
   ``(x + 0.5) · scale − 0.5``, clamped at the borders, no anti-aliasing filter when shrinking. A mask whose size
   differs from its photograph is resized to it the same way (then ≠ 0), as those loaders do.
 - **Ground truth** (:func:`load_gt`): the official ``pcl_1024<suffix>.npy`` when present, else 1024
-  points sampled from ``model.obj`` — area-weighted over the triangles, uniform inside each, with a
-  generator seeded by ``(GT_SEED, crc32(model path))`` so every run draws the same points. Either
-  way the points are then rotated into 3D-LMNet's frame (:func:`to_lmnet_frame`).
+  points sampled uniformly on ``model.obj`` (:func:`lmnet.data.meshes.sample_surface` with
+  ``face_draw="choice"``) by a generator seeded with ``(GT_SEED, crc32(model path))``, so every run
+  draws the same points. Either way the points are then rotated into 3D-LMNet's frame
+  (:func:`to_lmnet_frame`).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from lmnet.data.layout import load_npy
+from lmnet.data.meshes import sample_surface
 from lmnet.errors import CorruptFileError, DataError
 
 CATEGORIES = ("chair", "sofa", "table")
@@ -269,19 +271,6 @@ def read_obj(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     return v, np.asarray(faces, np.int64)
 
 
-def sample_surface(vertices: np.ndarray, faces: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
-    """``(n, 3)`` points uniform on the surface: a triangle drawn with probability ∝ its area,
-    then a uniform point in it (√-trick barycentrics)."""
-    a, b, c = (vertices[faces[:, k]] for k in range(3))
-    area = 0.5 * np.linalg.norm(np.cross(b - a, c - a), axis=1)
-    if not area.sum() > 0:
-        raise ValueError("the mesh has zero surface area")
-    tri = rng.choice(len(faces), size=n, p=area / area.sum())
-    r1 = np.sqrt(rng.random(n))[:, None]
-    r2 = rng.random(n)[:, None]
-    return (1 - r1) * a[tri] + r1 * (1 - r2) * b[tri] + r1 * r2 * c[tri]
-
-
 def _rx(a: float) -> np.ndarray:
     c, s = math.cos(a), math.sin(a)
     return np.array([[1, 0, 0], [0, c, -s], [0, s, c]])
@@ -325,7 +314,7 @@ def load_gt(root: str | Path, entry: dict, n_points: int = GT_POINTS) -> tuple[n
         v, f = read_obj(obj)
         rng = np.random.default_rng([GT_SEED, zlib.crc32(str(entry["model"]).encode("utf-8"))])
         try:
-            pts = sample_surface(v, f, n_points, rng)
+            pts = sample_surface(v, f, n_points, rng, face_draw="choice")
         except ValueError as exc:
             raise CorruptFileError(obj, str(exc)) from None
         source = "sampled"

@@ -28,10 +28,10 @@ from lmnet import atomic_io
 from lmnet.camera import LMNET_FROM_V1
 from lmnet.data import layout
 from lmnet.data.categories import name_of, to_synset
+from lmnet.data.meshes import normalize_unit_diagonal, sample_surface
 from lmnet.data.splits import make_splits, write_splits
 from lmnet.errors import ConfigError
 from lmnet.render import render_mesh
-from lmnet.synthetic.sampling import normalize_unit_diagonal, sample_surface
 from lmnet.synthetic.shapes import BUILDERS
 
 DEFAULT_CATEGORIES = ("chair", "table", "airplane", "car", "lamp")
