@@ -8,9 +8,9 @@ Item (a dict; works with ``default_collate`` and DataLoader workers):
 
 and with images (``load_images=True``):
 
-- ``"image"``     float32 ``(3, 128, 128)``: RGB composited over ``background`` with the alpha
-  channel (``background=None``: the RGB channels as stored, alpha ignored, as both published codes
-  read them), raw 0–255 values as in both published codes, cropped ``[4:-5, 4:-5]``;
+- ``"image"``     float32 ``(3, 128, 128)``, RGB in 0–255: the rendering cropped and composited over
+  ``background`` (``None``: the stored RGB), :func:`lmnet.data.inputs.composite` (the two input
+  conventions are stated there);
 - ``"mask"``      float32 ``(1, 128, 128)``: alpha / 255 (the silhouette, 0..1);
 - ``"view"``      int 0..23;
 - ``"azimuth"``, ``"elevation"`` (degrees), ``"distance_ratio"``, ``"fov"`` (degrees): float32
@@ -41,6 +41,7 @@ from torch.utils.data import Dataset
 from lmnet.data import image_cache as ic
 from lmnet.data import layout
 from lmnet.data.categories import name_of, to_synsets
+from lmnet.data.inputs import composite, crop
 from lmnet.data.splits import check_key, load_split
 from lmnet.errors import ConfigError, CorruptFileError, DataError
 
@@ -246,7 +247,7 @@ class ShapeNetDataset(Dataset):
             metas = layout.parse_metadata(layout.metadata_path(self.root, synset, model))
             m = metas[view]
             meta = np.array([m.azimuth, m.elevation, m.inplane, m.distance_ratio, m.fov], np.float32)
-            rgba = ic.crop(layout.read_image(layout.image_path(self.root, synset, model, view)))
+            rgba = crop(layout.read_image(layout.image_path(self.root, synset, model, view)))
         image, mask = composite(rgba, self.background)
         item.update(image=torch.from_numpy(image), mask=torch.from_numpy(mask), view=view)
         for name, value in zip(META_FIELDS, meta):
@@ -258,25 +259,6 @@ class ShapeNetDataset(Dataset):
         return (f"ShapeNetDataset(root={str(self.root)!r}, models={len(self.keys)}, items={len(self)}, "
                 f"categories={self.categories}, views={self.views!r}, n_points={self.n_points}, "
                 f"load_images={self.load_images}, cached={bool(self._caches)}, skipped={len(self.skipped)})")
-
-
-def composite(rgba: np.ndarray, background: float | None = 255.0) -> tuple[np.ndarray, np.ndarray]:
-    """``uint8 (H, W, 4)`` → image ``float32 (3, H, W)`` = rgb·a + background·(1 − a) in 0–255 and
-    mask ``float32 (1, H, W)`` = a, with a = alpha / 255. ``background=None``: the image is the RGB
-    channels as stored (alpha ignored), the published models' input convention."""
-    a = rgba[..., 3].astype(np.float32) / 255.0
-    rgb = rgba[..., :3].astype(np.float32).transpose(2, 0, 1)
-    image = rgb if background is None else rgb * a + np.float32(background) * (1.0 - a)
-    return np.ascontiguousarray(image, dtype=np.float32), a[None].copy()
-
-
-def run_background(config: Mapping) -> float | None:
-    """The ``background`` argument of :func:`composite` for a run's ``config.json`` dict: ``None``
-    when its ``image_input`` is ``"stored_rgb"``, else its ``background`` (255, white, when absent:
-    runs written before ``image_input`` existed composited over it)."""
-    if config.get("image_input", "composite") == "stored_rgb":
-        return None
-    return float(config.get("background", 255.0))
 
 
 def _describe(split) -> str:

@@ -3,7 +3,7 @@
 One cache covers one synset and one list of models (a category of a split)::
 
     <cache_root>/<synset>-<n_models>-<hash of the model list>/
-        images.npy   uint8 (n_models, 24, 128, 128, 4)  RGBA, already cropped [4:-5, 4:-5] (docs/formats.md)
+        images.npy   uint8 (n_models, 24, 128, 128, 4)  RGBA, already cropped (lmnet.data.inputs.crop)
         meta.npy     float32 (n_models, 24, 5)           rendering_metadata.txt, NaN where unusable
         index.json   models, stat fingerprint, bad views/metadata with the reason
 
@@ -37,18 +37,12 @@ from typing import Sequence
 import numpy as np
 
 from lmnet.data import layout
+from lmnet.data.inputs import CROP_NOTATION, CROP_SIZE, crop
 from lmnet.errors import CorruptFileError, DataError
 
 CACHE_VERSION = 1
 CACHE_DIRNAME = ".lmnet_cache"
-CROP = (slice(4, -5), slice(4, -5))  # 137 -> 128 (docs/formats.md#network-input-crop-and-background)
-CROPPED = 128
-VIEW_BYTES = CROPPED * CROPPED * 4
-
-
-def crop(rgba: np.ndarray) -> np.ndarray:
-    """``(137, 137, C)`` → ``(128, 128, C)`` with the published ``[4:-5, 4:-5]`` crop."""
-    return rgba[CROP]
+VIEW_BYTES = CROP_SIZE * CROP_SIZE * 4
 
 
 def default_cache_root(root: str | Path) -> Path:
@@ -158,7 +152,7 @@ class ImageCache:
 
 def _decode_model(root: str, synset: str, model: str):
     """Decode one model: ``(images uint8 (24,128,128,4), meta float32 (24,5), bad_meta, bad_views)``."""
-    images = np.zeros((layout.N_VIEWS, CROPPED, CROPPED, 4), np.uint8)
+    images = np.zeros((layout.N_VIEWS, CROP_SIZE, CROP_SIZE, 4), np.uint8)
     meta = np.full((layout.N_VIEWS, 5), np.nan, np.float32)
     bad_meta = None
     bad_views: dict[int, list[str]] = {}
@@ -219,7 +213,7 @@ def build_cache(root: str | Path, synset: str, models: Sequence[str], cache_root
     fingerprint = stat_fingerprint(root, synset, models)
     try:
         images = np.lib.format.open_memmap(tmp / "images.npy", mode="w+", dtype=np.uint8,
-                                           shape=(len(models), layout.N_VIEWS, CROPPED, CROPPED, 4))
+                                           shape=(len(models), layout.N_VIEWS, CROP_SIZE, CROP_SIZE, 4))
         meta = np.full((len(models), layout.N_VIEWS, 5), np.nan, np.float32)
         bad_views: dict[str, list[str]] = {}
         bad_meta: dict[str, list[str]] = {}
@@ -250,7 +244,7 @@ def build_cache(root: str | Path, synset: str, models: Sequence[str], cache_root
         del images
         np.save(tmp / "meta.npy", meta)
         index = {"version": CACHE_VERSION, "synset": synset, "root": str(Path(root).resolve()),
-                 "models": models, "fingerprint": fingerprint, "crop": "[4:-5, 4:-5]",
+                 "models": models, "fingerprint": fingerprint, "crop": CROP_NOTATION,
                  "bad_views": bad_views, "bad_meta": bad_meta}
         with open(tmp / "index.json", "w") as fh:
             json.dump(index, fh)
