@@ -129,17 +129,7 @@ class ShapeNetDataset(Dataset):
             raise DataError(f"no models found under {self.root} for split={_describe(split)} "
                             f"categories={categories!r} (none of these categories has a model there)")
 
-        # Image cache: one per synset of the selected models, built now in this process.
-        self._caches: dict[str, ic.ImageCache] = {}
-        if self.load_images and image_cache:
-            cache_root = ic.default_cache_root(self.root) if image_cache is True else Path(image_cache)
-            by_synset: dict[str, list[str]] = {}
-            for k in keys:
-                s, m = k.split("/", 1)
-                by_synset.setdefault(s, []).append(m)
-            for s, ms in by_synset.items():
-                self._caches[s] = ic.open_or_build(self.root, s, ms, cache_root)
-
+        self._caches = self._open_caches(keys, image_cache) if self.load_images and image_cache else {}
         wanted_views = list(range(layout.N_VIEWS)) if isinstance(self.views, str) else self.views
         good: list[list[int]] = []
         kept: list[str] = []
@@ -170,6 +160,15 @@ class ShapeNetDataset(Dataset):
             pairs = [(i, v) for i, gv in enumerate(good) for v in gv]
             self._item_model = np.array([p[0] for p in pairs], np.int64)
             self._item_view = np.array([p[1] for p in pairs], np.int64)
+
+    def _open_caches(self, keys: Sequence[str], image_cache) -> dict[str, ic.ImageCache]:
+        """The image cache of each synset of ``keys``, opened or built now in this process."""
+        cache_root = ic.default_cache_root(self.root) if image_cache is True else Path(image_cache)
+        by_synset: dict[str, list[str]] = {}
+        for k in keys:
+            s, m = k.split("/", 1)
+            by_synset.setdefault(s, []).append(m)
+        return {s: ic.open_or_build(self.root, s, ms, cache_root) for s, ms in by_synset.items()}
 
     # -- validation (skip_bad=True) --------------------------------------------------------------
     def _validate(self, key: str, views: Sequence[int]) -> list[int] | None:
