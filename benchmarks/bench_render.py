@@ -44,7 +44,8 @@ except ImportError:  # run as a script: python benchmarks/bench_<topic>.py
     from _common import median_time, print_result
 
 def _chair():
-    from lmnet.synthetic import build_mesh, sample_surface
+    from lmnet.data.meshes import sample_surface
+    from lmnet.synthetic import build_mesh
 
     v, f, _ = build_mesh("chair", seed=0, index=0)
     pts = sample_surface(v, f, N_POINTS, np.random.default_rng(0)).astype(np.float32)

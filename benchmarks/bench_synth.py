@@ -106,7 +106,7 @@ def run(quick: bool = False) -> dict:
             notes.append(f"Open3D offscreen renderer skipped: {exc}")
 
     # --- splats ------------------------------------------------------------------------------
-    from lmnet.synthetic import sample_surface
+    from lmnet.data.meshes import sample_surface
 
     pts = torch.from_numpy(sample_surface(v, f, 2048, np.random.default_rng(0))).float().unsqueeze(0)
     cam = three_quarter_view()

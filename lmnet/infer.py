@@ -6,17 +6,10 @@ Inputs
   (:func:`lmnet.registry.load_model`);
 - either a dataset split (:func:`predict_split`; the split file is resolved like
   ``lmnet eval``: ``--split test|val|train`` or ``--split-file``) or user images
-  (:func:`predict_images`; any size PNG/JPG, see :func:`prepare_image`).
+  (:func:`predict_images`; any size PNG/JPG, prepared by :func:`lmnet.data.inputs.prepare_image`:
+  padding, resize, crop, alpha and the run's input convention are stated there).
 
 Output layout: :mod:`lmnet.runs.predictions` (the writer used here and the reader).
-
-User images (:func:`prepare_image`): decoded by :func:`lmnet.data.images.read_rgba` (EXIF
-orientation applied, 16-bit scaled to 8 bits, images over ``$LMNET_MAX_IMAGE_PIXELS`` refused); the
-alpha channel (opaque if none) is kept through the geometry steps; a non-square image is padded to a square with transparent pixels; a 128×128 image
-is taken as already cropped; anything else is resized to 137×137 (premultiplied alpha, Lanczos) and
-centre-cropped ``[4:-5, 4:-5]`` to 128×128 like the R2N2 renderings, then composited over the
-run's background (a "stored_rgb" run: the RGB kept, where transparent pixels are black after the
-premultiplied resize or the transparent padding, as in the renderings). Objects should fill the frame roughly as in the renderings (centred, some margin).
 """
 
 from __future__ import annotations
@@ -28,42 +21,13 @@ import numpy as np
 import torch
 
 from lmnet.data.categories import to_synsets
-from lmnet.data.dataset import ShapeNetDataset, composite, run_background
-from lmnet.data.images import read_rgba
+from lmnet.data.dataset import ShapeNetDataset
+from lmnet.data.inputs import prepare_image, run_background
 from lmnet.errors import ConfigError, DataError
 from lmnet.runs.folder import CONFIG_FILE, read_run_config
 from lmnet.registry import load_model, require_kind
 from lmnet.runs.predictions import PredictionWriter, check_finite, check_out
 from lmnet.runs.splits import resolve_split_file
-
-RENDER_SIZE = 137
-INPUT_SIZE = 128
-
-
-def prepare_image(path: str | Path, background: float | None = 255.0) -> np.ndarray:
-    """Any PNG/JPG → network input ``float32 (3, 128, 128)``, RGB 0–255 (rules in the module docstring;
-    decoding by :func:`lmnet.data.images.read_rgba`, shared with the dataset). ``background`` None:
-    the RGB as stored (a "stored_rgb" run)."""
-    from PIL import Image
-
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"image {path} does not exist")
-    rgba = Image.fromarray(read_rgba(path), "RGBA")
-    w, h = rgba.size
-    if w != h:
-        side = max(w, h)
-        canvas = Image.new("RGBA", (side, side), (0, 0, 0, 0))
-        canvas.paste(rgba, ((side - w) // 2, (side - h) // 2))
-        rgba = canvas
-    if rgba.size != (INPUT_SIZE, INPUT_SIZE):
-        if rgba.size != (RENDER_SIZE, RENDER_SIZE):
-            rgba = rgba.convert("RGBa").resize((RENDER_SIZE, RENDER_SIZE), Image.LANCZOS).convert("RGBA")
-        arr = np.asarray(rgba)[4:-5, 4:-5]
-    else:
-        arr = np.asarray(rgba)
-    image, _ = composite(np.ascontiguousarray(arr), background)
-    return image
 
 
 def _load(checkpoint: str | Path, device: str, samples: int = 0):

@@ -140,7 +140,8 @@ def measure(runs: dict[str, Path], size: dict, log=print) -> tuple[dict, dict]:
 
 def _split_dataset(cfg: dict, split: str):
     """Every (shape, view) item, with images and 1024-point clouds, of ``split`` of the run config ``cfg``."""
-    from lmnet.data.dataset import ShapeNetDataset, run_background
+    from lmnet.data.dataset import ShapeNetDataset
+    from lmnet.data.inputs import run_background
     from lmnet.runs.splits import resolve_split_file
 
     # run_background: the run's input convention (composite over its background, or the stored RGB)

@@ -36,7 +36,8 @@ def predictions(run: Path, views, max_items: int = 0, source: str = "model"):
     """``{synset: (preds (P, 2048, 3), gts (P, 1024, 3), keys)}`` in the released order."""
     import torch
 
-    from lmnet.data.dataset import ShapeNetDataset, run_background
+    from lmnet.data.dataset import ShapeNetDataset
+    from lmnet.data.inputs import run_background
     from lmnet.eval.official_run import released_order
     from lmnet.runs.splits import resolve_split_file
     from lmnet.registry import load_model

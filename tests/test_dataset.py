@@ -2,6 +2,8 @@
 
 import logging
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -9,8 +11,9 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
+from lmnet import camera
 from lmnet.data import image_cache as ic
-from lmnet.data import layout
+from lmnet.data import inputs, layout
 from lmnet.data.dataset import ShapeNetDataset
 from lmnet.data.splits import write_split
 from lmnet.errors import ConfigError, CorruptFileError, DataError
@@ -251,3 +254,20 @@ def test_threaded_cache_build_matches_serial(tiny_shapenet, tmp_path):
             np.testing.assert_array_equal(a.image(m, v), b.image(m, v))
             ref = np.asarray(Image.open(layout.image_path(t.root, s, m, v)).convert("RGBA"))[4:-5, 4:-5]
             np.testing.assert_array_equal(b.image(m, v), ref)
+
+
+def test_input_sizes_are_the_cameras_and_the_crop_is_the_published_one():
+    """lmnet.data.inputs restates the camera's sizes (so that the data readers need no torch): they
+    must stay equal, and the crop must stay the published ``[4:-5, 4:-5]``."""
+    assert (inputs.R2N2_IMAGE_SIZE, inputs.CROP_SIZE, inputs.CROP_OFFSET) == \
+        (camera.R2N2_IMAGE_SIZE, camera.CROP_SIZE, camera.CROP_OFFSET) == (137, 128, 4)
+    rendering = np.arange(137 * 137 * 2).reshape(137, 137, 2)
+    np.testing.assert_array_equal(inputs.crop(rendering), rendering[4:-5, 4:-5])
+    assert inputs.CROP_NOTATION == "[4:-5, 4:-5]"
+
+
+def test_the_data_readers_load_no_torch():
+    code = ("import sys, lmnet.data.inputs, lmnet.data.layout, lmnet.data.meshes, lmnet.data.pix3d; "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -300,11 +300,11 @@ def _png_bytes(arr, bit_depth, color_type, width=None, height=None, idat=None) -
 def test_16_bit_gray_is_scaled_not_clipped(tmp_path):
     import numpy as np
 
-    from lmnet import infer
+    from lmnet.data import inputs
 
     ramp = np.linspace(0, 65535, 128 * 128).reshape(128, 128, 1).astype(np.uint16)
     (tmp_path / "g16.png").write_bytes(_png_bytes(ramp, 16, 0))
-    out = infer.prepare_image(tmp_path / "g16.png")
+    out = inputs.prepare_image(tmp_path / "g16.png")
     expected = np.rint(ramp[..., 0] / 257.0)
     np.testing.assert_allclose(out[0], expected, atol=0.5)
     assert (out[0] == 255).mean() < 0.01  # was 26 % clipped at 255 and more
@@ -314,8 +314,7 @@ def test_exif_orientation_is_respected(tmp_path):
     import numpy as np
     from PIL import Image
 
-    from lmnet import infer
-    from lmnet.data import layout
+    from lmnet.data import inputs, layout
 
     rgba = np.zeros((137, 137, 4), np.uint8)
     rgba[..., 3] = 255
@@ -329,7 +328,7 @@ def test_exif_orientation_is_respected(tmp_path):
         np.testing.assert_array_equal(layout.read_image(p), np.rot90(rgba, k))
         shown = np.ascontiguousarray(np.rot90(rgba, k))
         Image.fromarray(shown, "RGBA").save(tmp_path / "ref.png")
-        np.testing.assert_array_equal(infer.prepare_image(p), infer.prepare_image(tmp_path / "ref.png"))
+        np.testing.assert_array_equal(inputs.prepare_image(p), inputs.prepare_image(tmp_path / "ref.png"))
 
 
 def test_huge_images_are_refused_with_a_way_to_allow_them(tmp_path, monkeypatch, capsys):
@@ -337,21 +336,21 @@ def test_huge_images_are_refused_with_a_way_to_allow_them(tmp_path, monkeypatch,
 
     import numpy as np
 
-    from lmnet import infer
-    from lmnet.data.images import MAX_PIXELS_ENV
+    from lmnet.data import inputs
+    from lmnet.data.inputs import MAX_PIXELS_ENV
     from lmnet.errors import CorruptFileError
 
     huge = tmp_path / "huge.png"  # 14000 x 14000 gray, header only: refused before decoding
     huge.write_bytes(_png_bytes(None, 8, 0, width=14000, height=14000, idat=zlib.compress(b"\0" * 100)))
     with pytest.raises(CorruptFileError, match=f"14000x14000 = 196,000,000 pixels.*{MAX_PIXELS_ENV}=196000000"):
-        infer.prepare_image(huge)
+        inputs.prepare_image(huge)
     small = tmp_path / "small.png"
     small.write_bytes(_png_bytes(np.full((300, 300, 1), 7, np.uint8), 8, 0))
     monkeypatch.setenv(MAX_PIXELS_ENV, "10000")
     with pytest.raises(CorruptFileError, match="90,000 pixels is larger than the 10,000-pixel limit"):
-        infer.prepare_image(small)
+        inputs.prepare_image(small)
     monkeypatch.setenv(MAX_PIXELS_ENV, "90000")
-    assert infer.prepare_image(small).shape == (3, 128, 128)
+    assert inputs.prepare_image(small).shape == (3, 128, 128)
 
 
 def test_check_data_flags_images_that_would_give_a_wrong_mask(tiny_shapenet, monkeypatch):

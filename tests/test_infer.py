@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 
 from lmnet import infer
+from lmnet.data import inputs
 from lmnet.errors import ConfigError
 from test_eval import tiny_project  # noqa: F401  (session fixture)
 
@@ -25,25 +26,25 @@ def test_prepare_image_matches_training_pipeline(tmp_path, tiny_shapenet_factory
     data = tiny_shapenet_factory(n_views=1, point_counts=(1024,), n_models=1, synsets=("03001627",))
     ds = ShapeNetDataset(data.root, views=[0], n_points=1024, image_cache=False)
     png = data.model_dir(data.keys[0]) / "rendering" / "00.png"
-    np.testing.assert_array_equal(infer.prepare_image(png), ds[0]["image"].numpy())  # 137 px: identical
+    np.testing.assert_array_equal(inputs.prepare_image(png), ds[0]["image"].numpy())  # 137 px: identical
 
 
 def test_prepare_image_any_size(tmp_path):
     # a wide RGB JPG-like image and a small RGBA image: both → (3, 128, 128) in 0..255
     rgb = np.full((60, 200, 3), 10, np.uint8)
     Image.fromarray(rgb).save(tmp_path / "wide.png")
-    out = infer.prepare_image(tmp_path / "wide.png")
+    out = inputs.prepare_image(tmp_path / "wide.png")
     assert out.shape == (3, 128, 128) and out.dtype == np.float32
     # padding is transparent → background (255) at the top rows, the image content in the middle
     assert np.allclose(out[:, 5, 64], 255.0) and np.allclose(out[:, 64, 64], 10.0, atol=1)
     rgba = np.zeros((40, 40, 4), np.uint8)
     rgba[10:30, 10:30] = [200, 0, 0, 255]
     Image.fromarray(rgba, "RGBA").save(tmp_path / "small.png")
-    out = infer.prepare_image(tmp_path / "small.png", background=0.0)
+    out = inputs.prepare_image(tmp_path / "small.png", background=0.0)
     assert np.allclose(out[:, 0, 0], 0.0) and np.allclose(out[:, 64, 64], [200, 0, 0], atol=1)
     (tmp_path / "bad.png").write_bytes(b"not an image")
     with pytest.raises(Exception, match="bad.png"):
-        infer.prepare_image(tmp_path / "bad.png")
+        inputs.prepare_image(tmp_path / "bad.png")
 
 
 def test_predict_split_layout(tmp_path, tiny_project):

@@ -10,7 +10,8 @@ import shutil
 import numpy as np
 import pytest
 
-from lmnet.data import pix3d
+from lmnet.data import inputs, pix3d
+from lmnet.data.meshes import sample_surface
 from lmnet.data.pix3d_check import check_pix3d
 from lmnet.errors import CorruptFileError, DataError
 
@@ -77,7 +78,7 @@ def test_preprocess_no_resample_is_crop_mask_pad():
     rgb = rng.integers(1, 256, (100, 200, 3), dtype=np.uint8)
     mask = rng.random((100, 200)) > 0.3
     x0, y0, x1, y1 = 50, 20, 143, 51
-    out = pix3d.preprocess(rgb, mask, (x0, y0, x1, y1))
+    out = inputs.prepare_pix3d(rgb, mask, (x0, y0, x1, y1))
     expected = np.zeros((128, 128, 3), np.float32)
     expected[48:79, 17:110] = rgb[y0:y1, x0:x1] * mask[y0:y1, x0:x1, None]
     assert out.shape == (3, 128, 128) and out.dtype == np.float32
@@ -91,7 +92,7 @@ def test_preprocess_halving_is_the_mean_of_2x2_blocks():
     rng = np.random.default_rng(1)
     rgb = (rng.integers(0, 64, (6, 190, 3)) * 4).astype(np.uint8)
     mask = np.ones(rgb.shape[:2], bool)
-    out = pix3d.preprocess(rgb, mask, (2, 3, 188, 5)).transpose(1, 2, 0)
+    out = inputs.prepare_pix3d(rgb, mask, (2, 3, 188, 5)).transpose(1, 2, 0)
     crop = rgb[3:5, 2:188].astype(np.float64)
     means = crop.reshape(2, 93, 2, 3).mean(axis=(0, 2))
     expected = np.zeros((128, 128, 3), np.float32)
@@ -104,9 +105,9 @@ def test_resize_equals_opencv_when_shrinking():
     rng = np.random.default_rng(2)
     for h, w, nh, nw in [(400, 300, 93, 69), (1000, 800, 93, 74), (333, 517, 59, 93), (93, 93, 93, 93)]:
         img = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
-        np.testing.assert_array_equal(pix3d.resize_bilinear(img, nh, nw), cv2.resize(img, (nw, nh)))
+        np.testing.assert_array_equal(inputs.resize_bilinear(img, nh, nw), cv2.resize(img, (nw, nh)))
     small = rng.integers(0, 256, (7, 10, 3), dtype=np.uint8)  # enlarging: border rows within 1
-    d = np.abs(pix3d.resize_bilinear(small, 65, 93).astype(int) - cv2.resize(small, (93, 65)).astype(int))
+    d = np.abs(inputs.resize_bilinear(small, 65, 93).astype(int) - cv2.resize(small, (93, 65)).astype(int))
     assert d.max() <= 1
 
 
@@ -119,7 +120,7 @@ def test_preprocess_resize_sizes_and_padding(h, w, nh, nw):
     mask = np.zeros(rgb.shape[:2], bool)
     mask[5:5 + h, 7:7 + w] = True
     rgb[~mask] = (250, 250, 250)  # the mask removes it
-    out = pix3d.preprocess(rgb, mask, (7, 5, 7 + w, 5 + h)).transpose(1, 2, 0)
+    out = inputs.prepare_pix3d(rgb, mask, (7, 5, 7 + w, 5 + h)).transpose(1, 2, 0)
     top, left = (128 - nh) // 2, (128 - nw) // 2
     expected = np.zeros((128, 128, 3), np.float32)
     expected[top:top + nh, left:left + nw] = (10, 200, 30)
@@ -153,7 +154,7 @@ def test_gt_from_official_file_else_sampled_from_obj(root):
     v, f = pix3d.read_obj(root / e["model"])
     from scipy.spatial import cKDTree
 
-    dense = pix3d.sample_surface(v, f, 200_000, np.random.default_rng(1))
+    dense = sample_surface(v, f, 200_000, np.random.default_rng(1), face_draw="choice")
     d, _ = cKDTree(pix3d.to_lmnet_frame(dense)).query(a)
     assert np.median(d) < 0.01
 
@@ -161,7 +162,7 @@ def test_gt_from_official_file_else_sampled_from_obj(root):
 def test_sampling_is_area_weighted():
     v = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 5], [3, 0, 5], [0, 3, 5]], float)
     f = np.array([[0, 1, 2], [3, 4, 5]])                 # areas 0.5 and 4.5
-    pts = pix3d.sample_surface(v, f, 20000, np.random.default_rng(0))
+    pts = sample_surface(v, f, 20000, np.random.default_rng(0), face_draw="choice")
     frac_big = (pts[:, 2] > 2.5).mean()
     assert abs(frac_big - 0.9) < 0.01
     small = pts[pts[:, 2] < 2.5]

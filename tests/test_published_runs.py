@@ -14,7 +14,8 @@ from test_import_port import REFERENCE, make_state
 
 import lmnet
 from lmnet.cli import main as cli_main
-from lmnet.data.dataset import ShapeNetDataset, composite, run_background
+from lmnet.data.dataset import ShapeNetDataset
+from lmnet.data.inputs import composite, run_background
 from lmnet.weights.port import import_port
 
 

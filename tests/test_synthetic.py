@@ -15,8 +15,8 @@ from lmnet.camera import project_points
 from lmnet.data import layout
 from lmnet.data.categories import to_synset
 from lmnet.data.splits import load_split
-from lmnet.synthetic import (BUILDERS, build_mesh, generate_dataset, generate_model, model_id,
-                                  sample_surface)
+from lmnet.data.meshes import sample_surface
+from lmnet.synthetic import BUILDERS, build_mesh, generate_dataset, generate_model, model_id
 from lmnet.synthetic.generator import MARKER_DIR
 from lmnet.errors import ConfigError
 

@@ -18,6 +18,7 @@ from conftest import scripted_validation
 from lmnet.cli import main as cli_main
 from lmnet.commands.train import resolve_cli_config
 from lmnet.data import layout
+from lmnet.data.inputs import R2N2_IMAGE_SIZE
 from lmnet.errors import ConfigError
 from lmnet.models import ImageToPointCloud, PointAutoencoder
 from lmnet import registry, runs
@@ -55,7 +56,7 @@ def write_tiny_shapenet(root: Path, n_models: int = 6, n_points: int = 1024, see
         rdir.mkdir(parents=True, exist_ok=True)
         metas = []
         for v in range(layout.N_VIEWS):
-            img = np.zeros((layout.IMAGE_SIZE, layout.IMAGE_SIZE, 4), np.uint8)
+            img = np.zeros((R2N2_IMAGE_SIZE, R2N2_IMAGE_SIZE, 4), np.uint8)
             h = int(20 + 60 * radii[v % 3])
             img[68 - h // 2:68 + h // 2, 40:100, :3] = rng.integers(0, 255, 3, dtype=np.uint8)
             img[68 - h // 2:68 + h // 2, 40:100, 3] = 255

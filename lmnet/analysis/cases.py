@@ -12,8 +12,8 @@ from PIL import Image
 
 from lmnet.analysis.selection import round_robin
 from lmnet.data import layout
-from lmnet.data.dataset import composite, run_background, select_keys
-from lmnet.data.image_cache import crop
+from lmnet.data.dataset import select_keys
+from lmnet.data.inputs import composite, crop, run_background
 from lmnet.registry import load_model
 
 

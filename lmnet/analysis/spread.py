@@ -11,7 +11,8 @@ import numpy as np
 import torch
 
 from lmnet.analysis.metrics import sample_spread
-from lmnet.data.dataset import ShapeNetDataset, run_background
+from lmnet.data.dataset import ShapeNetDataset
+from lmnet.data.inputs import run_background
 from lmnet.errors import ConfigError
 from lmnet.registry import load_model
 from lmnet.runs.splits import resolve_split_file

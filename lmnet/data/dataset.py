@@ -8,9 +8,9 @@ Item (a dict; works with ``default_collate`` and DataLoader workers):
 
 and with images (``load_images=True``):
 
-- ``"image"``     float32 ``(3, 128, 128)``: RGB composited over ``background`` with the alpha
-  channel (``background=None``: the RGB channels as stored, alpha ignored, as both published codes
-  read them), raw 0–255 values as in both published codes, cropped ``[4:-5, 4:-5]``;
+- ``"image"``     float32 ``(3, 128, 128)``, RGB in 0–255: the rendering cropped and composited over
+  ``background`` (``None``: the stored RGB), :func:`lmnet.data.inputs.composite` (the two input
+  conventions are stated there);
 - ``"mask"``      float32 ``(1, 128, 128)``: alpha / 255 (the silhouette, 0..1);
 - ``"view"``      int 0..23;
 - ``"azimuth"``, ``"elevation"`` (degrees), ``"distance_ratio"``, ``"fov"`` (degrees): float32
@@ -41,6 +41,7 @@ from torch.utils.data import Dataset
 from lmnet.data import image_cache as ic
 from lmnet.data import layout
 from lmnet.data.categories import name_of, to_synsets
+from lmnet.data.inputs import composite, crop
 from lmnet.data.splits import check_key, load_split
 from lmnet.errors import ConfigError, CorruptFileError, DataError
 
@@ -128,17 +129,7 @@ class ShapeNetDataset(Dataset):
             raise DataError(f"no models found under {self.root} for split={_describe(split)} "
                             f"categories={categories!r} (none of these categories has a model there)")
 
-        # Image cache: one per synset of the selected models, built now in this process.
-        self._caches: dict[str, ic.ImageCache] = {}
-        if self.load_images and image_cache:
-            cache_root = ic.default_cache_root(self.root) if image_cache is True else Path(image_cache)
-            by_synset: dict[str, list[str]] = {}
-            for k in keys:
-                s, m = k.split("/", 1)
-                by_synset.setdefault(s, []).append(m)
-            for s, ms in by_synset.items():
-                self._caches[s] = ic.open_or_build(self.root, s, ms, cache_root)
-
+        self._caches = self._open_caches(keys, image_cache) if self.load_images and image_cache else {}
         wanted_views = list(range(layout.N_VIEWS)) if isinstance(self.views, str) else self.views
         good: list[list[int]] = []
         kept: list[str] = []
@@ -169,6 +160,15 @@ class ShapeNetDataset(Dataset):
             pairs = [(i, v) for i, gv in enumerate(good) for v in gv]
             self._item_model = np.array([p[0] for p in pairs], np.int64)
             self._item_view = np.array([p[1] for p in pairs], np.int64)
+
+    def _open_caches(self, keys: Sequence[str], image_cache) -> dict[str, ic.ImageCache]:
+        """The image cache of each synset of ``keys``, opened or built now in this process."""
+        cache_root = ic.default_cache_root(self.root) if image_cache is True else Path(image_cache)
+        by_synset: dict[str, list[str]] = {}
+        for k in keys:
+            s, m = k.split("/", 1)
+            by_synset.setdefault(s, []).append(m)
+        return {s: ic.open_or_build(self.root, s, ms, cache_root) for s, ms in by_synset.items()}
 
     # -- validation (skip_bad=True) --------------------------------------------------------------
     def _validate(self, key: str, views: Sequence[int]) -> list[int] | None:
@@ -246,7 +246,7 @@ class ShapeNetDataset(Dataset):
             metas = layout.parse_metadata(layout.metadata_path(self.root, synset, model))
             m = metas[view]
             meta = np.array([m.azimuth, m.elevation, m.inplane, m.distance_ratio, m.fov], np.float32)
-            rgba = ic.crop(layout.read_image(layout.image_path(self.root, synset, model, view)))
+            rgba = crop(layout.read_image(layout.image_path(self.root, synset, model, view)))
         image, mask = composite(rgba, self.background)
         item.update(image=torch.from_numpy(image), mask=torch.from_numpy(mask), view=view)
         for name, value in zip(META_FIELDS, meta):
@@ -258,25 +258,6 @@ class ShapeNetDataset(Dataset):
         return (f"ShapeNetDataset(root={str(self.root)!r}, models={len(self.keys)}, items={len(self)}, "
                 f"categories={self.categories}, views={self.views!r}, n_points={self.n_points}, "
                 f"load_images={self.load_images}, cached={bool(self._caches)}, skipped={len(self.skipped)})")
-
-
-def composite(rgba: np.ndarray, background: float | None = 255.0) -> tuple[np.ndarray, np.ndarray]:
-    """``uint8 (H, W, 4)`` → image ``float32 (3, H, W)`` = rgb·a + background·(1 − a) in 0–255 and
-    mask ``float32 (1, H, W)`` = a, with a = alpha / 255. ``background=None``: the image is the RGB
-    channels as stored (alpha ignored), the published models' input convention."""
-    a = rgba[..., 3].astype(np.float32) / 255.0
-    rgb = rgba[..., :3].astype(np.float32).transpose(2, 0, 1)
-    image = rgb if background is None else rgb * a + np.float32(background) * (1.0 - a)
-    return np.ascontiguousarray(image, dtype=np.float32), a[None].copy()
-
-
-def run_background(config: Mapping) -> float | None:
-    """The ``background`` argument of :func:`composite` for a run's ``config.json`` dict: ``None``
-    when its ``image_input`` is ``"stored_rgb"``, else its ``background`` (255, white, when absent:
-    runs written before ``image_input`` existed composited over it)."""
-    if config.get("image_input", "composite") == "stored_rgb":
-        return None
-    return float(config.get("background", 255.0))
 
 
 def _describe(split) -> str:

@@ -3,7 +3,7 @@
 One cache covers one synset and one list of models (a category of a split)::
 
     <cache_root>/<synset>-<n_models>-<hash of the model list>/
-        images.npy   uint8 (n_models, 24, 128, 128, 4)  RGBA, already cropped [4:-5, 4:-5] (docs/formats.md)
+        images.npy   uint8 (n_models, 24, 128, 128, 4)  RGBA, already cropped (lmnet.data.inputs.crop)
         meta.npy     float32 (n_models, 24, 5)           rendering_metadata.txt, NaN where unusable
         index.json   models, stat fingerprint, bad views/metadata with the reason
 
@@ -37,18 +37,12 @@ from typing import Sequence
 import numpy as np
 
 from lmnet.data import layout
+from lmnet.data.inputs import CROP_NOTATION, CROP_SIZE, crop
 from lmnet.errors import CorruptFileError, DataError
 
 CACHE_VERSION = 1
 CACHE_DIRNAME = ".lmnet_cache"
-CROP = (slice(4, -5), slice(4, -5))  # 137 -> 128 (docs/formats.md#network-input-crop-and-background)
-CROPPED = 128
-VIEW_BYTES = CROPPED * CROPPED * 4
-
-
-def crop(rgba: np.ndarray) -> np.ndarray:
-    """``(137, 137, C)`` → ``(128, 128, C)`` with the published ``[4:-5, 4:-5]`` crop."""
-    return rgba[CROP]
+VIEW_BYTES = CROP_SIZE * CROP_SIZE * 4
 
 
 def default_cache_root(root: str | Path) -> Path:
@@ -158,7 +152,7 @@ class ImageCache:
 
 def _decode_model(root: str, synset: str, model: str):
     """Decode one model: ``(images uint8 (24,128,128,4), meta float32 (24,5), bad_meta, bad_views)``."""
-    images = np.zeros((layout.N_VIEWS, CROPPED, CROPPED, 4), np.uint8)
+    images = np.zeros((layout.N_VIEWS, CROP_SIZE, CROP_SIZE, 4), np.uint8)
     meta = np.full((layout.N_VIEWS, 5), np.nan, np.float32)
     bad_meta = None
     bad_views: dict[int, list[str]] = {}
@@ -202,55 +196,12 @@ def build_cache(root: str | Path, synset: str, models: Sequence[str], cache_root
     models = list(models)
     root = str(root)
     final = cache_path(cache_root, synset, models)
-    try:
-        final.parent.mkdir(parents=True, exist_ok=True)
-        remove_dead_builds(final)
-        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-{os.getpid()}-", dir=final.parent))
-    except OSError as exc:
-        raise DataError(f"cannot create the image cache in {final.parent} ({exc}); pass a writable "
-                        f"image_cache folder or image_cache=False") from None
-    need = len(models) * layout.N_VIEWS * VIEW_BYTES
-    free = shutil.disk_usage(final.parent).free
-    if need > free:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise DataError(f"image cache for {synset} needs {need / 2**30:.1f} GiB but only "
-                        f"{free / 2**30:.1f} GiB are free in {final.parent}; pass another "
-                        f"image_cache folder or image_cache=False")
+    tmp = _scratch_folder(final, synset, len(models))
     fingerprint = stat_fingerprint(root, synset, models)
     try:
-        images = np.lib.format.open_memmap(tmp / "images.npy", mode="w+", dtype=np.uint8,
-                                           shape=(len(models), layout.N_VIEWS, CROPPED, CROPPED, 4))
-        meta = np.full((len(models), layout.N_VIEWS, 5), np.nan, np.float32)
-        bad_views: dict[str, list[str]] = {}
-        bad_meta: dict[str, list[str]] = {}
-
-        def store(i, result):
-            imgs, m, bm, bv = result
-            images[i] = imgs
-            meta[i] = m
-            if bm:
-                bad_meta[models[i]] = bm
-            for v, err in bv.items():
-                bad_views[f"{models[i]}/{v}"] = err
-
-        bar = _progress(len(models), f"caching {synset}", progress)
-        if workers and len(models) > 1:
-            from concurrent.futures import ThreadPoolExecutor
-
-            with ThreadPoolExecutor(workers) as pool:
-                for i, result in enumerate(pool.map(lambda m: _decode_model(root, synset, m), models)):
-                    store(i, result)
-                    bar.update(1)
-        else:
-            for i, m in enumerate(models):
-                store(i, _decode_model(root, synset, m))
-                bar.update(1)
-        bar.close()
-        images.flush()
-        del images
-        np.save(tmp / "meta.npy", meta)
+        bad_views, bad_meta = _decode_into(tmp, root, synset, models, progress, workers)
         index = {"version": CACHE_VERSION, "synset": synset, "root": str(Path(root).resolve()),
-                 "models": models, "fingerprint": fingerprint, "crop": "[4:-5, 4:-5]",
+                 "models": models, "fingerprint": fingerprint, "crop": CROP_NOTATION,
                  "bad_views": bad_views, "bad_meta": bad_meta}
         with open(tmp / "index.json", "w") as fh:
             json.dump(index, fh)
@@ -261,6 +212,62 @@ def build_cache(root: str | Path, synset: str, models: Sequence[str], cache_root
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return ImageCache(final)
+
+
+def _scratch_folder(final: Path, synset: str, n_models: int) -> Path:
+    """A new empty folder beside ``final`` to build it in, once the disk has room for ``n_models``."""
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        remove_dead_builds(final)
+        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-{os.getpid()}-", dir=final.parent))
+    except OSError as exc:
+        raise DataError(f"cannot create the image cache in {final.parent} ({exc}); pass a writable "
+                        f"image_cache folder or image_cache=False") from None
+    need = n_models * layout.N_VIEWS * VIEW_BYTES
+    free = shutil.disk_usage(final.parent).free
+    if need > free:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise DataError(f"image cache for {synset} needs {need / 2**30:.1f} GiB but only "
+                        f"{free / 2**30:.1f} GiB are free in {final.parent}; pass another "
+                        f"image_cache folder or image_cache=False")
+    return tmp
+
+
+def _decode_into(tmp: Path, root: str, synset: str, models: list[str], progress: bool, workers: int):
+    """Decode ``models`` into ``tmp/images.npy`` and ``tmp/meta.npy`` → ``(bad_views, bad_meta)``
+    as :class:`ImageCache` reads them from ``index.json``."""
+    images = np.lib.format.open_memmap(tmp / "images.npy", mode="w+", dtype=np.uint8,
+                                       shape=(len(models), layout.N_VIEWS, CROP_SIZE, CROP_SIZE, 4))
+    meta = np.full((len(models), layout.N_VIEWS, 5), np.nan, np.float32)
+    bad_views: dict[str, list[str]] = {}
+    bad_meta: dict[str, list[str]] = {}
+
+    def store(i, result):
+        imgs, m, bm, bv = result
+        images[i] = imgs
+        meta[i] = m
+        if bm:
+            bad_meta[models[i]] = bm
+        for v, err in bv.items():
+            bad_views[f"{models[i]}/{v}"] = err
+
+    bar = _progress(len(models), f"caching {synset}", progress)
+    if workers and len(models) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(workers) as pool:
+            for i, result in enumerate(pool.map(lambda m: _decode_model(root, synset, m), models)):
+                store(i, result)
+                bar.update(1)
+    else:
+        for i, m in enumerate(models):
+            store(i, _decode_model(root, synset, m))
+            bar.update(1)
+    bar.close()
+    images.flush()
+    del images
+    np.save(tmp / "meta.npy", meta)
+    return bad_views, bad_meta
 
 
 def remove_dead_builds(final: Path) -> list[Path]:

@@ -18,13 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from lmnet.data.images import read_rgba
+from lmnet.data.inputs import R2N2_IMAGE_SIZE, read_rgba
 from lmnet.errors import CorruptFileError, DataError
 
 RENDERING_DIR = "ShapeNetRendering"
 POINTCLOUD_DIR = "ShapeNet_pointclouds"
 N_VIEWS = 24
-IMAGE_SIZE = 137
 POINT_COUNTS = (1024, 2048, 16384)
 
 
@@ -94,14 +93,14 @@ def parse_metadata(path: str | Path) -> list[ViewMeta]:
 
 
 def read_image(path: str | Path) -> np.ndarray:
-    """Read one rendering as ``uint8 (137, 137, 4)`` RGBA with :func:`lmnet.data.images.read_rgba`
+    """Read one rendering as ``uint8 (137, 137, 4)`` RGBA with :func:`lmnet.data.inputs.read_rgba`
     (EXIF orientation applied, 16-bit scaled, size limit). A rendering must carry its silhouette:
     an image without alpha (RGB, 8/16-bit gray) is refused rather than given an all-opaque mask."""
 
     path = Path(path)
     arr = read_rgba(path, require_alpha=True)
-    if arr.shape[:2] != (IMAGE_SIZE, IMAGE_SIZE):
-        raise CorruptFileError(path, f"expected a {IMAGE_SIZE}x{IMAGE_SIZE} image, got "
+    if arr.shape[:2] != (R2N2_IMAGE_SIZE, R2N2_IMAGE_SIZE):
+        raise CorruptFileError(path, f"expected a {R2N2_IMAGE_SIZE}x{R2N2_IMAGE_SIZE} image, got "
                                      f"{arr.shape[1]}x{arr.shape[0]}")
     return arr
 

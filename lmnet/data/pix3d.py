@@ -13,17 +13,15 @@ root), ``category``, ``img_size`` ``[w, h]``, ``bbox`` ``[x0, y0, x1, y1]`` in p
 booleans ``truncated``, ``occluded``, ``slightly_occluded``.
 
 - **Filtering** (the paper's): category chair, sofa or table, and none of the three flags set.
-- **Input image** (:func:`preprocess`): RGB × (mask ≠ 0); crop rows ``y0:y1``, columns ``x0:x1``;
-  resize bilinearly so the longest side is ``128 − 35 = 93``, each side ``int(side · 93 /
-  longest)``; pad with black to 128×128 with ``top = Δh // 2``, ``left = Δw // 2``. Values are raw
-  0–255 float32, no alpha, background black. The resize (:func:`resize_bilinear`) is OpenCV's
-  ``INTER_LINEAR`` (what the 3D-LMNet loaders call) re-implemented in NumPy: pixel centres at
-  ``(x + 0.5) · scale − 0.5``, clamped at the borders, no anti-aliasing filter when shrinking. A mask whose size
-  differs from its photograph is resized to it the same way (then ≠ 0), as those loaders do.
+- **Input image**: the photograph masked, cropped to the bbox, resized and padded to the network's
+  128×128 by :func:`lmnet.data.inputs.prepare_pix3d` (the steps are stated there). A mask whose size
+  differs from its photograph is resized to it with the same :func:`~lmnet.data.inputs.resize_bilinear`
+  (then ≠ 0), as the 3D-LMNet loaders do.
 - **Ground truth** (:func:`load_gt`): the official ``pcl_1024<suffix>.npy`` when present, else 1024
-  points sampled from ``model.obj`` — area-weighted over the triangles, uniform inside each, with a
-  generator seeded by ``(GT_SEED, crc32(model path))`` so every run draws the same points. Either
-  way the points are then rotated into 3D-LMNet's frame (:func:`to_lmnet_frame`).
+  points sampled uniformly on ``model.obj`` (:func:`lmnet.data.meshes.sample_surface` with
+  ``face_draw="choice"``) by a generator seeded with ``(GT_SEED, crc32(model path))``, so every run
+  draws the same points. Either way the points are then rotated into 3D-LMNet's frame
+  (:func:`to_lmnet_frame`).
 """
 
 from __future__ import annotations
@@ -36,7 +34,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from lmnet.data.inputs import prepare_pix3d, read_converted, resize_bilinear
 from lmnet.data.layout import load_npy
+from lmnet.data.meshes import sample_surface
 from lmnet.errors import CorruptFileError, DataError
 
 CATEGORIES = ("chair", "sofa", "table")
@@ -46,8 +46,6 @@ REQUIRED_KEYS = ("img", "mask", "model", "category", "img_size", "bbox", "trunca
                  "slightly_occluded")
 INDEX_FILE = "pix3d.json"
 POINTCLOUD_DIR = "pix3d_pointclouds"
-INPUT_SIZE = 128
-PAD = 35
 GT_POINTS = 1024
 GT_SEED = 0
 
@@ -132,24 +130,12 @@ def check_bbox(entry: dict, width: int, height: int) -> tuple[int, int, int, int
 # ---------------------------------------------------------------------------- images
 
 
-def _open_image(path: Path, mode: str) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
-
-    if not path.is_file():
-        raise DataError(f"{path} does not exist")
-    try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert(mode))
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise CorruptFileError(path, f"cannot decode image ({exc})") from None
-
-
 def read_photo(root: str | Path, entry: dict) -> tuple[np.ndarray, np.ndarray]:
     """``(rgb uint8 (H, W, 3), mask bool (H, W))`` of an entry; a mask of another size is resized
     to the photograph (bilinear, then ≠ 0)."""
     root = Path(root)
-    rgb = _open_image(root / entry["img"], "RGB")
-    mask = _open_image(root / entry["mask"], "L")
+    rgb = read_converted(root / entry["img"], "RGB")
+    mask = read_converted(root / entry["mask"], "L")
     if mask.shape != rgb.shape[:2]:
         mask = resize_bilinear(mask[..., None], rgb.shape[0], rgb.shape[1])[..., 0]
     return rgb, mask != 0
@@ -170,58 +156,6 @@ def size_notes(root: str | Path, entry: dict, rgb: np.ndarray) -> list[str]:
             notes.append(f"{root / entry['mask']}: mask is {m.size[0]}x{m.size[1]}, image is "
                          f"{rgb.shape[1]}x{rgb.shape[0]} (resized to it)")
     return notes
-
-
-def _taps(n_src: int, n_dst: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """One axis of OpenCV's ``INTER_LINEAR``: source indices ``i0, i1`` and 11-bit fixed-point
-    weights ``w0, w1`` per output pixel (the position and fraction in float32, each weight rounded
-    on its own, positions clamped to the first / last pixel with weight 0)."""
-    scale = 1.0 / (n_dst / n_src)
-    s = ((np.arange(n_dst) + 0.5) * scale - 0.5).astype(np.float32)
-    i0 = np.floor(s).astype(np.int64)
-    f = (s - i0.astype(np.float32)).astype(np.float32)
-    clamp = (i0 < 0) | (i0 >= n_src - 1)
-    i0 = np.clip(i0, 0, n_src - 1)
-    f[clamp] = 0
-    one = np.float32(_COEF_SCALE)
-    w0 = np.rint((np.float32(1) - f) * one).astype(np.int64)
-    w1 = np.rint(f * one).astype(np.int64)
-    return i0, np.minimum(i0 + 1, n_src - 1), w0, w1
-
-
-_COEF_SCALE = 2048  #: OpenCV's INTER_RESIZE_COEF_SCALE (11 bits)
-
-
-def resize_bilinear(img: np.ndarray, height: int, width: int) -> np.ndarray:
-    """``uint8 (H, W, C)`` → ``uint8 (height, width, C)``, OpenCV ``INTER_LINEAR`` in its integer
-    arithmetic: pixel centres at ``(x + 0.5) · scale − 0.5``, no anti-aliasing when shrinking; the
-    horizontal pass sums ``w0·a + w1·b``, the vertical one combines two such rows as OpenCV's
-    SIMD path does, ``((r0 >> 4)·v0 >> 16) + ((r1 >> 4)·v1 >> 16) + 2 >> 2``. Equal to
-    ``cv2.resize`` when shrinking (tested where OpenCV is installed); when enlarging, border rows
-    can differ by one grey level."""
-    a = np.asarray(img).astype(np.int64)
-    y0, y1, v0, v1 = _taps(a.shape[0], height)
-    x0, x1, w0, w1 = _taps(a.shape[1], width)
-    rows = a[:, x0] * w0[None, :, None] + a[:, x1] * w1[None, :, None]
-    out = ((((rows[y0] >> 4) * v0[:, None, None]) >> 16) + (((rows[y1] >> 4) * v1[:, None, None]) >> 16) + 2) >> 2
-    return np.clip(out, 0, 255).astype(np.uint8)
-
-
-def preprocess(rgb: np.ndarray, mask: np.ndarray, bbox: Sequence[int]) -> np.ndarray:
-    """``rgb (H, W, 3)`` uint8, ``mask (H, W)``, ``bbox (x0, y0, x1, y1)`` → the network input
-    ``float32 (3, 128, 128)`` (raw 0–255; steps in the module docstring)."""
-    x0, y0, x1, y1 = (int(v) for v in bbox)
-    masked = (rgb * (np.asarray(mask) != 0)[..., None]).astype(np.uint8)
-    crop = masked[y0:y1, x0:x1]
-    h, w = crop.shape[:2]
-    side = INPUT_SIZE - PAD
-    longest = max(h, w)
-    nh, nw = max(1, int(h * side / longest)), max(1, int(w * side / longest))
-    resized = resize_bilinear(crop, nh, nw)
-    out = np.zeros((INPUT_SIZE, INPUT_SIZE, 3), np.float32)
-    top, left = (INPUT_SIZE - nh) // 2, (INPUT_SIZE - nw) // 2
-    out[top:top + nh, left:left + nw] = resized
-    return np.ascontiguousarray(out.transpose(2, 0, 1))
 
 
 # ---------------------------------------------------------------------------- ground truth
@@ -269,19 +203,6 @@ def read_obj(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     return v, np.asarray(faces, np.int64)
 
 
-def sample_surface(vertices: np.ndarray, faces: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
-    """``(n, 3)`` points uniform on the surface: a triangle drawn with probability ∝ its area,
-    then a uniform point in it (√-trick barycentrics)."""
-    a, b, c = (vertices[faces[:, k]] for k in range(3))
-    area = 0.5 * np.linalg.norm(np.cross(b - a, c - a), axis=1)
-    if not area.sum() > 0:
-        raise ValueError("the mesh has zero surface area")
-    tri = rng.choice(len(faces), size=n, p=area / area.sum())
-    r1 = np.sqrt(rng.random(n))[:, None]
-    r2 = rng.random(n)[:, None]
-    return (1 - r1) * a[tri] + r1 * (1 - r2) * b[tri] + r1 * r2 * c[tri]
-
-
 def _rx(a: float) -> np.ndarray:
     c, s = math.cos(a), math.sin(a)
     return np.array([[1, 0, 0], [0, c, -s], [0, s, c]])
@@ -325,7 +246,7 @@ def load_gt(root: str | Path, entry: dict, n_points: int = GT_POINTS) -> tuple[n
         v, f = read_obj(obj)
         rng = np.random.default_rng([GT_SEED, zlib.crc32(str(entry["model"]).encode("utf-8"))])
         try:
-            pts = sample_surface(v, f, n_points, rng)
+            pts = sample_surface(v, f, n_points, rng, face_draw="choice")
         except ValueError as exc:
             raise CorruptFileError(obj, str(exc)) from None
         source = "sampled"
@@ -370,6 +291,6 @@ class Pix3DDataset:
         rgb, mask = read_photo(self.root, e)
         bbox = check_bbox(e, rgb.shape[1], rgb.shape[0])
         pts, source = self.gt(e)
-        return {"image": torch.from_numpy(preprocess(rgb, mask, bbox)), "points": torch.from_numpy(pts),
+        return {"image": torch.from_numpy(prepare_pix3d(rgb, mask, bbox)), "points": torch.from_numpy(pts),
                 "category": CATEGORY_SYNSETS[e["category"]], "pix3d_category": e["category"],
                 "key": entry_key(e), "model": str(e["model"]), "gt_source": source, "index": int(index)}

@@ -27,7 +27,8 @@ import torch
 
 from lmnet.data import layout
 from lmnet.data.categories import to_synsets
-from lmnet.data.dataset import ShapeNetDataset, run_background, select_keys
+from lmnet.data.dataset import ShapeNetDataset, select_keys
+from lmnet.data.inputs import run_background
 from lmnet.errors import ConfigError, DataError
 from lmnet.eval import baselines as bl
 from lmnet.eval import official_run as orun

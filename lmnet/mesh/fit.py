@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lmnet.synthetic.sampling import face_areas, sample_surface
+from lmnet.data.meshes import face_areas, sample_surface
 from lmnet.errors import LmnetError
 from lmnet.losses.chamfer_numpy import chamfer_terms
 from lmnet.mesh import cloud, methods

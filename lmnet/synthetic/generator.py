@@ -25,13 +25,13 @@ from typing import Iterable
 import numpy as np
 
 from lmnet import atomic_io
-from lmnet.camera import LMNET_FROM_V1
+from lmnet.camera import LMNET_FROM_V1, R2N2_IMAGE_SIZE
 from lmnet.data import layout
 from lmnet.data.categories import name_of, to_synset
+from lmnet.data.meshes import normalize_unit_diagonal, sample_surface
 from lmnet.data.splits import make_splits, write_splits
 from lmnet.errors import ConfigError
 from lmnet.render import render_mesh
-from lmnet.synthetic.sampling import normalize_unit_diagonal, sample_surface
 from lmnet.synthetic.shapes import BUILDERS
 
 DEFAULT_CATEGORIES = ("chair", "table", "airplane", "car", "lamp")
@@ -134,7 +134,7 @@ def generate_model(out_dir: str | Path, category: str, index: int, seed: int = 0
             torch.from_numpy(verts).float(), torch.from_numpy(faces),
             torch.tensor([m.azimuth for m in views]), torch.tensor([m.elevation for m in views]),
             torch.tensor([m.distance_ratio for m in views]), torch.tensor([m.fov for m in views]),
-            image_size=layout.IMAGE_SIZE, color=torch.from_numpy(colors).float(),
+            image_size=R2N2_IMAGE_SIZE, color=torch.from_numpy(colors).float(),
             cull_backfaces=True,  # every part is closed and outward-oriented (tested)
         ).numpy()
     finally:

@@ -26,9 +26,9 @@ import numpy as np
 from lmnet import atomic_io
 from lmnet.camera import LMNET_FROM_V1
 from lmnet.data import pix3d
+from lmnet.data.meshes import normalize_unit_diagonal, sample_surface
 from lmnet.render import render_mesh
 from lmnet.synthetic.primitives import PartList, box
-from lmnet.synthetic.sampling import normalize_unit_diagonal, sample_surface
 from lmnet.synthetic.shapes import BUILDERS, _grey, _leg
 
 

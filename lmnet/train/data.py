@@ -16,7 +16,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, Subset
 
-from lmnet.data.dataset import ShapeNetDataset, run_background
+from lmnet.data.dataset import ShapeNetDataset
+from lmnet.data.inputs import run_background
 from lmnet.errors import DataError
 from lmnet.train.runtime import Dist, seed_worker
 

@@ -1,0 +1,286 @@
+"""What an image network sees: every input image is made here, from a file to ``float32 (3, 128, 128)``
+RGB in 0–255 (raw values; any rescaling happens inside the image encoder).
+
+Sizes: an R2N2 rendering is :data:`R2N2_IMAGE_SIZE` = 137 px square; the networks take
+:data:`CROP_SIZE` = 128 px, the rendering's centre :data:`CROP` (``[4:-5, 4:-5]``: :data:`CROP_OFFSET`
+= 4 rows and columns removed before, :data:`CROP_END` = 5 after). The names and values are
+:mod:`lmnet.camera`'s (a test keeps them equal); they are restated here because that module loads
+torch and the data readers do not.
+
+The three sources of input images:
+
+- **ShapeNet renderings** (dataset, image cache): :func:`read_rgba` with ``require_alpha=True`` (through
+  :func:`lmnet.data.layout.read_image`, which also checks the 137 px size), :func:`crop`, then
+  :func:`composite` in the run's convention (:func:`run_background`). The image cache stores the
+  cropped RGBA, so both conventions and the mask come from it.
+- **User images** (``lmnet infer --images``): :func:`prepare_image`.
+- **Pix3D photographs**: :func:`read_converted`, then :func:`prepare_pix3d`.
+
+Decoding (:func:`read_rgba`) turns any image Pillow reads into ``uint8 (H, W, 4)`` RGBA, in display
+orientation:
+
+- **EXIF orientation** is applied (:func:`PIL.ImageOps.exif_transpose`), so a photo is seen the way
+  a viewer shows it;
+- **16-bit** grayscale (Pillow modes ``I;16*`` / ``I``) is scaled to 8 bits (``round(v / 257)``,
+  65535 → 255) instead of being clipped at 255; 16-bit RGB(A) and LA are reduced by Pillow itself;
+- **alpha**: an alpha channel or a ``tRNS`` transparency key becomes the alpha; without either the
+  image is opaque (alpha 255). ``require_alpha=True`` refuses such an image instead (dataset
+  renderings: their alpha is the silhouette, an opaque one would be a wrong mask);
+- **size**: an image of more than :func:`max_pixels` pixels is refused before it is decoded
+  (default 50 Mpixel; set ``LMNET_MAX_IMAGE_PIXELS`` to allow larger ones, ``0`` = no limit).
+
+Every problem raises :class:`~lmnet.errors.CorruptFileError` naming the file.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import warnings
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from lmnet.errors import ConfigError, CorruptFileError, DataError
+
+R2N2_IMAGE_SIZE = 137  #: side of an R2N2 rendering, px (``lmnet.camera.R2N2_IMAGE_SIZE``)
+CROP_SIZE = 128  #: side of every network input, px (``lmnet.camera.CROP_SIZE``)
+CROP_OFFSET = 4  #: rows / columns of a rendering removed before the crop (``lmnet.camera.CROP_OFFSET``)
+CROP_END = R2N2_IMAGE_SIZE - CROP_OFFSET - CROP_SIZE  #: removed after it: 5
+#: the network crop of a rendering, ``[4:-5, 4:-5]`` (docs/formats.md#network-input-crop-and-background)
+CROP = (slice(CROP_OFFSET, -CROP_END), slice(CROP_OFFSET, -CROP_END))
+CROP_NOTATION = f"[{CROP_OFFSET}:-{CROP_END}, {CROP_OFFSET}:-{CROP_END}]"  #: as the image cache records it
+#: Pix3D: the object's longest side is resized to ``CROP_SIZE - PIX3D_PAD`` = 93 px (:func:`prepare_pix3d`)
+PIX3D_PAD = 35
+
+MAX_PIXELS_ENV = "LMNET_MAX_IMAGE_PIXELS"
+DEFAULT_MAX_PIXELS = 50_000_000
+_HIGH_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+_ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
+_open_lock = threading.Lock()  # Pillow's own bomb limit is a module global, switched off around open
+
+
+# ---------------------------------------------------------------------------- decoding
+
+
+def max_pixels() -> int | None:
+    """The largest image (in pixels) :func:`read_rgba` decodes: ``$LMNET_MAX_IMAGE_PIXELS`` or the
+    default; None when the variable is ``0`` (no limit)."""
+    raw = os.environ.get(MAX_PIXELS_ENV, "").strip().replace("_", "")
+    if not raw:
+        return DEFAULT_MAX_PIXELS
+    if not raw.isdigit():
+        raise ConfigError(f"{MAX_PIXELS_ENV} must be a whole number of pixels (0 = no limit), got {raw!r}")
+    return int(raw) or None
+
+
+def _open(path: Path):
+    from PIL import Image
+
+    with _open_lock, warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # checked below, with our limit
+        try:
+            return Image.open(path)
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
+
+
+def read_rgba(path: str | Path, require_alpha: bool = False) -> np.ndarray:
+    """Decode ``path`` → ``uint8 (H, W, 4)`` RGBA (rules in the module docstring)."""
+    from PIL import ImageOps, UnidentifiedImageError
+
+    path = Path(path)
+    limit = max_pixels()
+    try:
+        with _open(path) as im:
+            w, h = im.size
+            if limit is not None and w * h > limit:
+                raise CorruptFileError(path, f"image of {w}x{h} = {w * h:,} pixels is larger than the "
+                                             f"{limit:,}-pixel limit; set {MAX_PIXELS_ENV}={w * h} (or 0 for "
+                                             f"no limit) to allow it")
+            im.load()
+            has_alpha = im.mode in _ALPHA_MODES or "transparency" in im.info
+            mode = im.mode
+            im = ImageOps.exif_transpose(im)
+            if mode in _HIGH_BIT_MODES:
+                rgba = _high_bit_gray(np.asarray(im), im.info.get("transparency"))
+            else:
+                rgba = np.asarray(im.convert("RGBA"))
+    except FileNotFoundError:
+        raise CorruptFileError(path, "missing image") from None
+    except CorruptFileError:
+        raise
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        kind = "PNG" if path.suffix.lower() == ".png" else "image"
+        raise CorruptFileError(path, f"unreadable or truncated {kind} ({exc})") from None
+    if require_alpha and not has_alpha:
+        raise CorruptFileError(path, f"{mode} image without an alpha channel: the silhouette (mask) would be "
+                                     f"all opaque; renderings must be RGBA")
+    return np.ascontiguousarray(rgba)
+
+
+def _high_bit_gray(values: np.ndarray, transparency) -> np.ndarray:
+    """16-bit gray ``(H, W)`` (0..65535) → ``uint8 (H, W, 4)``: gray / 257, alpha from the key."""
+    v = values.astype(np.int64)
+    gray = np.clip(np.rint(v / 257.0), 0, 255).astype(np.uint8)
+    alpha = np.full(v.shape, 255, np.uint8)
+    if isinstance(transparency, int):
+        alpha[v == transparency] = 0
+    return np.stack([gray, gray, gray, alpha], axis=-1)
+
+
+def read_converted(path: str | Path, mode: str) -> np.ndarray:
+    """Decode ``path`` with Pillow converted to ``mode`` → ``uint8 (H, W, 3)`` for ``"RGB"``,
+    ``(H, W)`` for ``"L"``: the Pix3D photographs and masks, read as Pix3D always was (no EXIF
+    orientation, no pixel limit). A missing file is a :class:`DataError`, an undecodable one a
+    :class:`CorruptFileError`."""
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path} does not exist")
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert(mode))
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise CorruptFileError(path, f"cannot decode image ({exc})") from None
+
+
+# ---------------------------------------------------------------------------- renderings: crop, background
+
+
+def crop(rgba: np.ndarray) -> np.ndarray:
+    """A rendering ``(137, 137, C)`` → its network crop ``(128, 128, C)`` (:data:`CROP`, a view)."""
+    return rgba[CROP]
+
+
+def composite(rgba: np.ndarray, background: float | None = 255.0) -> tuple[np.ndarray, np.ndarray]:
+    """``uint8 (H, W, 4)`` RGBA → ``(image float32 (3, H, W) in 0–255, mask float32 (1, H, W) in 0–1)``,
+    with ``a = alpha / 255`` and ``mask = a``. The image is one of the two input conventions a run's
+    ``image_input`` names (:func:`run_background` maps a run's config to ``background``):
+
+    - ``"composite"`` (lmnet's default, ``background`` a number): ``rgb · a + background · (1 − a)``,
+      ``background`` 255 (white) by default;
+    - ``"stored_rgb"`` (``background=None``): the RGB channels as stored, alpha ignored, so black
+      (≈ 0, with stray values) where a rendering is transparent. The published models and imported
+      runs use it: both published codes read the PNG with ``cv2.imread``, which drops alpha.
+    """
+    a = rgba[..., 3].astype(np.float32) / 255.0
+    rgb = rgba[..., :3].astype(np.float32).transpose(2, 0, 1)
+    image = rgb if background is None else rgb * a + np.float32(background) * (1.0 - a)
+    return np.ascontiguousarray(image, dtype=np.float32), a[None].copy()
+
+
+def run_background(config: Mapping) -> float | None:
+    """The ``background`` argument of :func:`composite` for a run's ``config.json`` dict: ``None``
+    when its ``image_input`` is ``"stored_rgb"``, else its ``background`` (255, white, when absent:
+    runs written before ``image_input`` existed composited over it)."""
+    if config.get("image_input", "composite") == "stored_rgb":
+        return None
+    return float(config.get("background", 255.0))
+
+
+# ---------------------------------------------------------------------------- user images
+
+
+def prepare_image(path: str | Path, background: float | None = 255.0) -> np.ndarray:
+    """A user's image file (any size, PNG/JPG/...) → network input ``float32 (3, 128, 128)``, RGB 0–255.
+
+    Decoded by :func:`read_rgba` (EXIF orientation, 16-bit scaling and the pixel limit included; the
+    alpha, opaque if none, is kept through the geometry steps). A non-square image is padded to a
+    square with transparent pixels, centred. A 128×128 image is taken as already cropped; anything
+    else is resized to 137×137 (premultiplied alpha, Lanczos; not when it is 137 px already) and
+    cropped like the renderings (:func:`crop`). Last comes :func:`composite` with ``background``
+    (None: a "stored_rgb" run, whose transparent pixels are black after the premultiplied resize or
+    the padding, as in the renderings). Objects should fill the frame roughly as in the renderings
+    (centred, some margin)."""
+    from PIL import Image
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"image {path} does not exist")
+    rgba = _pad_square(Image.fromarray(read_rgba(path), "RGBA"))
+    if rgba.size != (CROP_SIZE, CROP_SIZE):
+        if rgba.size != (R2N2_IMAGE_SIZE, R2N2_IMAGE_SIZE):
+            size = (R2N2_IMAGE_SIZE, R2N2_IMAGE_SIZE)
+            rgba = rgba.convert("RGBa").resize(size, Image.LANCZOS).convert("RGBA")
+        arr = crop(np.asarray(rgba))
+    else:
+        arr = np.asarray(rgba)
+    image, _ = composite(np.ascontiguousarray(arr), background)
+    return image
+
+
+def _pad_square(rgba):
+    """A PIL RGBA image → the same, centred on a transparent square canvas of its longest side."""
+    from PIL import Image
+
+    w, h = rgba.size
+    if w == h:
+        return rgba
+    side = max(w, h)
+    canvas = Image.new("RGBA", (side, side), (0, 0, 0, 0))
+    canvas.paste(rgba, ((side - w) // 2, (side - h) // 2))
+    return canvas
+
+
+# ---------------------------------------------------------------------------- Pix3D photographs
+
+
+def prepare_pix3d(rgb: np.ndarray, mask: np.ndarray, bbox: Sequence[int]) -> np.ndarray:
+    """A Pix3D photograph ``uint8 (H, W, 3)``, its mask ``(H, W)`` (non-zero = object) and bbox
+    ``(x0, y0, x1, y1)`` in pixels → network input ``float32 (3, 128, 128)``, raw 0–255, no alpha.
+
+    As the 3D-LMNet loaders do: RGB × (mask ≠ 0); crop rows ``y0:y1``, columns ``x0:x1``; resize with
+    :func:`resize_bilinear` so the longest side is ``CROP_SIZE − PIX3D_PAD`` = 93, each side
+    ``int(side · 93 / longest)`` (at least 1); pad with black to 128×128 with ``top = Δh // 2``,
+    ``left = Δw // 2``."""
+    x0, y0, x1, y1 = (int(v) for v in bbox)
+    masked = (rgb * (np.asarray(mask) != 0)[..., None]).astype(np.uint8)
+    box = masked[y0:y1, x0:x1]
+    h, w = box.shape[:2]
+    side = CROP_SIZE - PIX3D_PAD
+    longest = max(h, w)
+    nh, nw = max(1, int(h * side / longest)), max(1, int(w * side / longest))
+    resized = resize_bilinear(box, nh, nw)
+    out = np.zeros((CROP_SIZE, CROP_SIZE, 3), np.float32)
+    top, left = (CROP_SIZE - nh) // 2, (CROP_SIZE - nw) // 2
+    out[top:top + nh, left:left + nw] = resized
+    return np.ascontiguousarray(out.transpose(2, 0, 1))
+
+
+_COEF_SCALE = 2048  #: OpenCV's INTER_RESIZE_COEF_SCALE (11 bits)
+
+
+def _taps(n_src: int, n_dst: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One axis of OpenCV's ``INTER_LINEAR``: source indices ``i0, i1`` and 11-bit fixed-point
+    weights ``w0, w1`` per output pixel (the position and fraction in float32, each weight rounded
+    on its own, positions clamped to the first / last pixel with weight 0)."""
+    scale = 1.0 / (n_dst / n_src)
+    s = ((np.arange(n_dst) + 0.5) * scale - 0.5).astype(np.float32)
+    i0 = np.floor(s).astype(np.int64)
+    f = (s - i0.astype(np.float32)).astype(np.float32)
+    clamp = (i0 < 0) | (i0 >= n_src - 1)
+    i0 = np.clip(i0, 0, n_src - 1)
+    f[clamp] = 0
+    one = np.float32(_COEF_SCALE)
+    w0 = np.rint((np.float32(1) - f) * one).astype(np.int64)
+    w1 = np.rint(f * one).astype(np.int64)
+    return i0, np.minimum(i0 + 1, n_src - 1), w0, w1
+
+
+def resize_bilinear(img: np.ndarray, height: int, width: int) -> np.ndarray:
+    """``uint8 (H, W, C)`` → ``uint8 (height, width, C)``, OpenCV ``INTER_LINEAR`` (what the 3D-LMNet
+    loaders call) in its integer arithmetic: pixel centres at ``(x + 0.5) · scale − 0.5``, clamped at
+    the borders, no anti-aliasing when shrinking; the horizontal pass sums ``w0·a + w1·b``, the
+    vertical one combines two such rows as OpenCV's SIMD path does,
+    ``((r0 >> 4)·v0 >> 16) + ((r1 >> 4)·v1 >> 16) + 2 >> 2``. Equal to ``cv2.resize`` when shrinking
+    (tested where OpenCV is installed); when enlarging, border rows can differ by one grey level."""
+    a = np.asarray(img).astype(np.int64)
+    y0, y1, v0, v1 = _taps(a.shape[0], height)
+    x0, x1, w0, w1 = _taps(a.shape[1], width)
+    rows = a[:, x0] * w0[None, :, None] + a[:, x1] * w1[None, :, None]
+    out = ((((rows[y0] >> 4) * v0[:, None, None]) >> 16) + (((rows[y1] >> 4) * v1[:, None, None]) >> 16) + 2) >> 2
+    return np.clip(out, 0, 255).astype(np.uint8)
