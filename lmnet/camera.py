@@ -32,14 +32,11 @@ import math
 
 import torch
 
+from lmnet.image_sizes import CROP_OFFSET, CROP_SIZE, R2N2_IMAGE_SIZE  # noqa: F401 (the frame's sizes, used here)
+
 R2N2_DISTANCE_SCALE = 1.75
-R2N2_IMAGE_SIZE = 137
 R2N2_FOCAL_NDC = 2.1875
 R2N2_NOMINAL_FOV = 25.0
-#: the 137 px renders are centre-cropped ``[4:-5, 4:-5]`` to 128 px for the networks
-#: (docs/formats.md#network-input-crop-and-background)
-CROP_OFFSET = 4
-CROP_SIZE = 128
 
 #: ``p_lmnet = p_v1 @ LMNET_FROM_V1`` (and back, since the matrix is its own inverse)
 LMNET_FROM_V1 = torch.tensor([[0.0, -1.0, 0.0], [-1.0, 0.0, 0.0], [0.0, 0.0, -1.0]])

@@ -29,7 +29,6 @@ import torch.nn.functional as F
 
 from lmnet import camera
 
-CROP_SIZE = camera.CROP_SIZE
 
 
 def annealed_sigma(step: int, total_steps: int, start: float = 3.0, end: float = 0.2) -> float:
@@ -80,7 +79,7 @@ def points_to_grid(points: torch.Tensor, azimuth, elevation, distance_ratio, fov
                                       image_size=camera.R2N2_IMAGE_SIZE, crop_offset=camera.CROP_OFFSET)
     dist = torch.as_tensor(distance_ratio, dtype=points.dtype, device=points.device)
     dist = (dist * camera.R2N2_DISTANCE_SCALE).reshape(-1, 1).expand(B, 1)
-    scale = size / CROP_SIZE
+    scale = size / camera.CROP_SIZE
     # continuous voxel coordinates with voxel centres at integer values
     cx = uv[..., 0] * scale - 0.5
     cy = uv[..., 1] * scale - 0.5

@@ -257,8 +257,8 @@ def test_threaded_cache_build_matches_serial(tiny_shapenet, tmp_path):
 
 
 def test_input_sizes_are_the_cameras_and_the_crop_is_the_published_one():
-    """lmnet.data.inputs restates the camera's sizes (so that the data readers need no torch): they
-    must stay equal, and the crop must stay the published ``[4:-5, 4:-5]``."""
+    """lmnet.data.inputs and the camera take their sizes from lmnet.image_sizes (so that the data
+    readers need no torch): they are equal, and the crop stays the published ``[4:-5, 4:-5]``."""
     assert (inputs.R2N2_IMAGE_SIZE, inputs.CROP_SIZE, inputs.CROP_OFFSET) == \
         (camera.R2N2_IMAGE_SIZE, camera.CROP_SIZE, camera.CROP_OFFSET) == (137, 128, 4)
     rendering = np.arange(137 * 137 * 2).reshape(137, 137, 2)

@@ -24,6 +24,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "lmnet"
 #: lowest first; a name is the first component below ``lmnet`` ("" = the package root)
 LAYERS: list[set[str]] = [
     {"errors"},
+    {"image_sizes"},
     {"camera", "atomic_io", "config", "envvars"},
     {"projection"},
     {"losses"},

@@ -3,9 +3,8 @@ RGB in 0–255 (raw values; any rescaling happens inside the image encoder).
 
 Sizes: an R2N2 rendering is :data:`R2N2_IMAGE_SIZE` = 137 px square; the networks take
 :data:`CROP_SIZE` = 128 px, the rendering's centre :data:`CROP` (``[4:-5, 4:-5]``: :data:`CROP_OFFSET`
-= 4 rows and columns removed before, :data:`CROP_END` = 5 after). The names and values are
-:mod:`lmnet.camera`'s (a test keeps them equal); they are restated here because that module loads
-torch and the data readers do not.
+= 4 rows and columns removed before, :data:`CROP_END` = 5 after); the sizes are defined once, in
+:mod:`lmnet.image_sizes`.
 
 The three sources of input images:
 
@@ -43,10 +42,8 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from lmnet.errors import ConfigError, CorruptFileError, DataError
+from lmnet.image_sizes import CROP_OFFSET, CROP_SIZE, R2N2_IMAGE_SIZE
 
-R2N2_IMAGE_SIZE = 137  #: side of an R2N2 rendering, px (``lmnet.camera.R2N2_IMAGE_SIZE``)
-CROP_SIZE = 128  #: side of every network input, px (``lmnet.camera.CROP_SIZE``)
-CROP_OFFSET = 4  #: rows / columns of a rendering removed before the crop (``lmnet.camera.CROP_OFFSET``)
 CROP_END = R2N2_IMAGE_SIZE - CROP_OFFSET - CROP_SIZE  #: removed after it: 5
 #: the network crop of a rendering, ``[4:-5, 4:-5]`` (docs/formats.md#network-input-crop-and-background)
 CROP = (slice(CROP_OFFSET, -CROP_END), slice(CROP_OFFSET, -CROP_END))

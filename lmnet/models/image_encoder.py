@@ -41,7 +41,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-IMAGE_SIZE = 128
+from lmnet.image_sizes import CROP_SIZE
+
 IMAGE_SCALINGS = ("raw255", "unit", "standardize")
 # (kernel, stride, out_channels) for the 16 conv layers.
 CONV_LAYOUT = (
@@ -117,8 +118,8 @@ class ImageEncoder(nn.Module):
         self.latent_dim = latent_dim
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
-        if images.dim() != 4 or tuple(images.shape[1:]) != (3, IMAGE_SIZE, IMAGE_SIZE):
-            raise ValueError(f"ImageEncoder expects images of shape (B, 3, {IMAGE_SIZE}, {IMAGE_SIZE}), "
+        if images.dim() != 4 or tuple(images.shape[1:]) != (3, CROP_SIZE, CROP_SIZE):
+            raise ValueError(f"ImageEncoder expects images of shape (B, 3, {CROP_SIZE}, {CROP_SIZE}), "
                              f"got {tuple(images.shape)}")
         maps = self.convs(scale_images(images, self.image_scaling))  # (B, 512, h, w)
         if self.arch == "official":

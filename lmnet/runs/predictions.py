@@ -5,9 +5,7 @@ Output layout (``--out DIR``)::
     DIR/index.csv              one row per input image: id, source, synset, model_id, view,
                                image, gt, pred, samples   (file names relative to DIR; empty when absent)
     DIR/<id>.image.npy         float32 (3, 128, 128): the exact network input, RGB 0–255 in the run's
-                               input convention: composited over its background (white, 255, by
-                               default), or the RGB as stored, alpha ignored (image_input
-                               "stored_rgb": the published models)
+                               input convention (image_input; lmnet.data.inputs.composite)
     DIR/<id>.gt.npy            float32 (1024, 3): ground truth pointcloud_1024 (dataset inputs only)
     DIR/<id>.pred.npy          float32 (2048, 3): the deterministic prediction (μ for Variant II)
     DIR/<id>.samples.npy       float32 (K, 2048, 3): K samples z ~ N(μ, σ²) (Variant II, --samples K)

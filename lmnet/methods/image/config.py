@@ -11,9 +11,8 @@ Conventions of its keys:
   and ``"port"`` presets default to 0.
 - ``arch``: the image-encoder preset (:mod:`lmnet.models.image_encoder`). It also changes the
   defaults of :data:`ARCH_DEFAULTS` (what that code effectively did); an explicit setting still wins.
-- ``image_input``: ``"composite"`` = RGB composited over ``background`` with the alpha (lmnet's
-  default), ``"stored_rgb"`` = the PNG's RGB channels as stored, alpha ignored (black where
-  transparent), what both published codes fed (``cv2.imread``).
+- ``image_input``: ``"composite"`` (lmnet's default) or ``"stored_rgb"`` (what both published codes
+  fed); the two conventions are defined at :func:`lmnet.data.inputs.composite`.
 """
 
 from __future__ import annotations
