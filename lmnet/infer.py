@@ -22,7 +22,7 @@ import torch
 
 from lmnet.data.categories import to_synsets
 from lmnet.data.dataset import ShapeNetDataset
-from lmnet.data.inputs import prepare_image, run_background
+from lmnet.data.inputs import prepare_array, prepare_image, run_background
 from lmnet.errors import ConfigError, DataError
 from lmnet.runs.folder import CONFIG_FILE, read_run_config
 from lmnet.registry import load_model, require_kind
@@ -97,6 +97,34 @@ def predict_images(checkpoint: str | Path, images: Sequence[str | Path], out: st
         for j, p in enumerate(chunk):
             writer.add(str(p), imgs[j], pred[j], None if smp is None else smp[j])
     return writer.close()
+
+
+def reconstruct(images: Sequence[str | Path | np.ndarray], run: str | Path, *, which: str = "best",
+                device: str = "cpu", batch_size: int = 16) -> np.ndarray:
+    """Image files or arrays → predicted point clouds ``float32 (N, 2048, 3)`` in the 3D-LMNet frame,
+    in memory (``lmnet.reconstruct``; :func:`predict_images` writes them to disk instead).
+
+    ``images``: paths (any PNG/JPG, :func:`~lmnet.data.inputs.prepare_image`) and/or arrays ``uint8
+    (H, W, 3)`` / ``(H, W, 4)`` (:func:`~lmnet.data.inputs.prepare_array`), prepared in the run's
+    input convention. ``run``: an image run folder or ``.pt`` (``which``: its best / last checkpoint).
+    Variant II returns μ's decoding (no sampling)."""
+    if isinstance(images, (str, Path, np.ndarray)):
+        images = [images]
+    if len(images) == 0:
+        raise DataError("no input images given")
+    _check_counts(batch_size)
+    model, config = load_model(run, which=which, device=device)
+    require_kind(config, "image", run, "reconstruct")
+    bg = run_background(config)
+    prepared = np.stack([prepare_array(x, bg, f"images[{i}]") if isinstance(x, np.ndarray) else prepare_image(x, bg)
+                         for i, x in enumerate(images)])
+    names = [f"images[{i}]" if isinstance(x, np.ndarray) else str(x) for i, x in enumerate(images)]
+    out = []
+    for i in range(0, len(prepared), batch_size):
+        pred, _ = _predict(model, torch.from_numpy(prepared[i:i + batch_size]).to(device), 0, None)
+        check_finite(pred, names[i:i + batch_size], str(run))
+        out.append(pred)
+    return np.concatenate(out).astype(np.float32, copy=False)
 
 
 def predict_split(checkpoint: str | Path, out: str | Path, *, split: str = "test", split_file=None,

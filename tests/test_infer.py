@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ from PIL import Image
 
 from lmnet import infer
 from lmnet.data import inputs
-from lmnet.errors import ConfigError
+from lmnet.errors import ConfigError, DataError
 from test_eval import tiny_project  # noqa: F401  (session fixture)
 
 
@@ -90,3 +91,30 @@ def test_variant2_samples_and_cli(tmp_path, tiny_project):
     np.testing.assert_array_equal(np.load(again.parent / rows[0]["samples"]), smp)
     assert main(["infer", "--checkpoint", str(run), "--images", str(tmp_path / "nope.png"),
                  "--out", str(out)]) == 2
+
+
+def test_reconstruct_takes_files_and_arrays_like_lmnet_infer(tmp_path, tiny_project):
+    """The front door: ``lmnet.reconstruct`` returns in memory what ``lmnet infer --images`` writes,
+    for files and for the same pixels given as arrays (RGB or RGBA); a bad array is named."""
+    import lmnet
+
+    run = tiny_project[1]
+    rgb = np.random.default_rng(3).integers(0, 255, (90, 150, 3), dtype=np.uint8)
+    rgba = np.zeros((137, 137, 4), np.uint8)
+    rgba[30:100, 40:90] = [30, 200, 90, 255]
+    Image.fromarray(rgb).save(tmp_path / "a.png")
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "b.png")
+    files = [tmp_path / "a.png", tmp_path / "b.png"]
+    index = infer.predict_images(run, files, tmp_path / "out")
+    written = np.stack([np.load(tmp_path / "out" / r["pred"]) for r in _read_index(index)])
+    clouds = lmnet.reconstruct(files, run)
+    assert clouds.shape == (2, 2048, 3) and clouds.dtype == np.float32
+    np.testing.assert_array_equal(clouds, written)
+    np.testing.assert_array_equal(lmnet.reconstruct([rgb, rgba], run), written)
+    # one image, not in a list; other batch sizes: the same up to float summation order
+    np.testing.assert_allclose(lmnet.reconstruct(rgb, run)[0], written[0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(lmnet.reconstruct(files, run, batch_size=1), written, rtol=1e-5, atol=1e-6)
+    with pytest.raises(DataError, match=r"images\[1\]: expected a uint8 array"):
+        lmnet.reconstruct([rgb, rgb.astype(np.float32)], run)
+    with pytest.raises(ConfigError, match="reconstruct needs an image run"):
+        lmnet.reconstruct(files, Path(run).parent / "ae")  # an autoencoder run

@@ -186,19 +186,31 @@ def prepare_image(path: str | Path, background: float | None = 255.0) -> np.ndar
     """A user's image file (any size, PNG/JPG/...) → network input ``float32 (3, 128, 128)``, RGB 0–255.
 
     Decoded by :func:`read_rgba` (EXIF orientation, 16-bit scaling and the pixel limit included; the
-    alpha, opaque if none, is kept through the geometry steps). A non-square image is padded to a
-    square with transparent pixels, centred. A 128×128 image is taken as already cropped; anything
-    else is resized to 137×137 (premultiplied alpha, Lanczos; not when it is 137 px already) and
-    cropped like the renderings (:func:`crop`). Last comes :func:`composite` with ``background``
-    (None: a "stored_rgb" run, whose transparent pixels are black after the premultiplied resize or
-    the padding, as in the renderings). Objects should fill the frame roughly as in the renderings
-    (centred, some margin)."""
-    from PIL import Image
-
+    alpha, opaque if none, is kept through the geometry steps), then :func:`prepare_array`."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"image {path} does not exist")
-    rgba = _pad_square(Image.fromarray(read_rgba(path), "RGBA"))
+    return prepare_array(read_rgba(path), background)
+
+
+def prepare_array(image: np.ndarray, background: float | None = 255.0, name: str = "image") -> np.ndarray:
+    """A user's image as an array, ``uint8 (H, W, 3)`` (opaque) or ``(H, W, 4)`` RGBA, any size →
+    network input ``float32 (3, 128, 128)``, RGB 0–255; ``name`` is what an error calls it.
+
+    A non-square image is padded to a square with transparent pixels, centred. A 128×128 image is
+    taken as already cropped; anything else is resized to 137×137 (premultiplied alpha, Lanczos; not
+    when it is 137 px already) and cropped like the renderings (:func:`crop`). Last comes
+    :func:`composite` with ``background`` (None: a "stored_rgb" run, whose transparent pixels are
+    black after the premultiplied resize or the padding, as in the renderings). Objects should fill
+    the frame roughly as in the renderings (centred, some margin)."""
+    from PIL import Image
+
+    image = np.asarray(image)
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] not in (3, 4) or min(image.shape[:2]) < 1:
+        raise DataError(f"{name}: expected a uint8 array (H, W, 3) or (H, W, 4), got {image.dtype} {image.shape}")
+    if image.shape[2] == 3:
+        image = np.concatenate([image, np.full(image.shape[:2] + (1,), 255, np.uint8)], axis=2)
+    rgba = _pad_square(Image.fromarray(np.ascontiguousarray(image), "RGBA"))
     if rgba.size != (CROP_SIZE, CROP_SIZE):
         if rgba.size != (R2N2_IMAGE_SIZE, R2N2_IMAGE_SIZE):
             size = (R2N2_IMAGE_SIZE, R2N2_IMAGE_SIZE)
@@ -206,8 +218,8 @@ def prepare_image(path: str | Path, background: float | None = 255.0) -> np.ndar
         arr = crop(np.asarray(rgba))
     else:
         arr = np.asarray(rgba)
-    image, _ = composite(np.ascontiguousarray(arr), background)
-    return image
+    prepared, _ = composite(np.ascontiguousarray(arr), background)
+    return prepared
 
 
 def _pad_square(rgba):
