@@ -245,41 +245,43 @@ def auction_f32(c32, eps_final, eps_start, factor):
 _IMAX64 = np.int64(0x7FFFFFFFFFFFFFFF)
 
 
-@_jit()
-def dense_ssp_finish_simd(c, col4row, v, tol):
-    """Exact finishing step of the exact EMD: an optimal matching for the dense cost ``c (N, N)``.
+@_jit(inline="always")
+def _min_bits(bits, skip):
+    """The least of ``bits (N,)`` (int64 views of float64 values) in the order of the floats (the
+    sign-flipped bit pattern, so that the scan vectorises), entries with ``skip[j] != 0`` left out
+    (``skip`` None: none) → its index (the first on a tie; N when every entry is skipped)."""
+    n = bits.shape[0]
+    m = _IMAX64
+    for j in range(n):
+        b = bits[j]
+        b = b ^ ((b >> 63) & _IMAX64)
+        if skip is not None:
+            b = _IMAX64 if skip[j] != 0 else b
+        m = b if b < m else m
+    jm = np.int64(n)
+    for j in range(n):
+        b = bits[j]
+        b = b ^ ((b >> 63) & _IMAX64)
+        if skip is not None:
+            b = _IMAX64 if skip[j] != 0 else b
+        k = j if b == m else n
+        jm = k if k < jm else jm
+    return jm
 
-    From a full matching ``col4row`` and column duals ``v`` (any values): ``u_i = min_j c_ij - v_j``
-    makes the duals feasible; rows whose matched edge is not tight within ``tol`` are unmatched and
-    re-inserted by shortest augmenting paths (Dijkstra on reduced costs over all columns). The
-    minimum searches use the int64 order of float64 bit patterns (sign-flipped for negatives)
-    so that they vectorise. On return every reduced cost is >= -tol-ish rounding and every matched
-    edge is tight: the matching is optimal. Returns ``(col4row, u, v)``.
-    """
+
+@_jit()
+def _feasible_duals(c, v, buf, bits):
+    """Row duals ``u_i = min_j c_ij - v_j`` for the column duals ``v`` (``(N,)`` float64, any values),
+    then ``v_j = min_i c_ij - u_i`` in place: the largest column duals feasible with ``u`` (vertical
+    minima, vectorised). An auction leaves each bidder ε above its second-best column; this
+    tightening makes about half of those rows tight again, halving the augmentations. Returns ``u``."""
     n = c.shape[0]
     u = np.empty(n)
-    row4col = np.full(n, -1, np.int64)
-    buf = np.empty(n)
-    bits = buf.view(np.int64)
-    for i in range(n):  # u_i = min_j c_ij - v_j: feasible row duals for the given v
+    for i in range(n):
         ci = c[i]
         for j in range(n):
             buf[j] = ci[j] - v[j]
-        m = _IMAX64
-        for j in range(n):
-            b = bits[j]
-            b = b ^ ((b >> 63) & _IMAX64)
-            m = b if b < m else m
-        jm = np.int64(n)
-        for j in range(n):
-            b = bits[j]
-            b = b ^ ((b >> 63) & _IMAX64)
-            k = j if b == m else n
-            jm = k if k < jm else jm
-        u[i] = buf[jm]
-    # then v_j = min_i c_ij - u_i: the largest column duals feasible with u (vertical minima,
-    # vectorised). An auction leaves each bidder ε above its second-best column; this tightening
-    # makes about half of those rows tight again, halving the augmentations below.
+        u[i] = buf[_min_bits(bits, None)]
     for j in range(n):
         v[j] = np.inf
     for i in range(n):
@@ -289,80 +291,99 @@ def dense_ssp_finish_simd(c, col4row, v, tol):
             t = ci[j] - ui
             vj = v[j]
             v[j] = t if t < vj else vj
-    for i in range(n):
+    return u
+
+
+@_jit()
+def _keep_tight_edges(c, u, v, col4row, row4col, tol):
+    """Unmatch (``col4row[i] = -1``) every row whose matched edge is not tight within ``tol`` or whose
+    column another row already holds; fill ``row4col`` for the rest."""
+    for i in range(c.shape[0]):
         j = col4row[i]
         if j != -1 and c[i, j] - v[j] - u[i] <= tol and row4col[j] == -1:
             row4col[j] = i
         else:
             col4row[i] = -1
-    spc = np.empty(n)
+
+
+@_jit()
+def _augment(cur, c, u, v, col4row, row4col, spc, path, sc, vrows, scols, buf, bits):
+    """Insert the free row ``cur`` by a shortest augmenting path (Dijkstra on reduced costs over all
+    columns), update the duals so that every matched edge stays tight, and flip the path.
+    ``spc``/``sc`` must be ``inf``/``0`` on entry and are left so; the other arrays are scratch."""
+    n = c.shape[0]
+    min_val = 0.0
+    i = cur
+    sink = -1
+    nv = 0
+    ns = 0
+    while sink == -1:
+        vrows[nv] = i
+        nv += 1
+        ci = c[i]
+        ui = u[i]
+        for j in range(n):
+            r = min_val + ci[j] - ui - v[j]
+            s = spc[j]
+            upd = (r < s) & (sc[j] == 0)
+            spc[j] = r if upd else s
+            pj = path[j]
+            path[j] = i if upd else pj
+        for j in range(n):
+            buf[j] = spc[j]
+        j = _min_bits(bits, sc)
+        min_val = spc[j]
+        sc[j] = 1
+        scols[ns] = j
+        ns += 1
+        if row4col[j] == -1:
+            sink = j
+        else:
+            i = row4col[j]
+    u[cur] += min_val
+    for t in range(1, nv):
+        r_ = vrows[t]
+        u[r_] += min_val - spc[col4row[r_]]
+    for t in range(ns):
+        j = scols[t]
+        v[j] -= min_val - spc[j]
+    j = sink
+    while True:
+        r_ = path[j]
+        row4col[j] = r_
+        nxt = col4row[r_]
+        col4row[r_] = j
+        if r_ == cur:
+            break
+        j = nxt
+    for j in range(n):
+        spc[j] = np.inf
+        sc[j] = 0
+
+
+@_jit()
+def dense_ssp_finish_simd(c, col4row, v, tol):
+    """Exact finishing step of the exact EMD: an optimal matching for the dense cost ``c (N, N)``.
+
+    From a full matching ``col4row`` and column duals ``v`` (any values): ``u_i = min_j c_ij - v_j``
+    makes the duals feasible (:func:`_feasible_duals`); rows whose matched edge is not tight within
+    ``tol`` are unmatched and re-inserted by shortest augmenting paths (:func:`_augment`). The
+    minimum searches use the int64 order of float64 bit patterns (sign-flipped for negatives)
+    so that they vectorise (:func:`_min_bits`). On return every reduced cost is >= -tol-ish rounding
+    and every matched edge is tight: the matching is optimal. Returns ``(col4row, u, v)``.
+    """
+    n = c.shape[0]
+    buf = np.empty(n)
+    bits = buf.view(np.int64)
+    u = _feasible_duals(c, v, buf, bits)
+    row4col = np.full(n, -1, np.int64)
+    _keep_tight_edges(c, u, v, col4row, row4col, tol)
+    spc = np.full(n, np.inf)
     path = np.empty(n, np.int64)
     sc = np.zeros(n, np.uint8)
     vrows = np.empty(n, np.int64)
     scols = np.empty(n, np.int64)
-    for j in range(n):
-        spc[j] = np.inf
     for cur in range(n):
-        if col4row[cur] != -1:
-            continue
-        min_val = 0.0
-        i = cur
-        sink = -1
-        nv = 0
-        ns = 0
-        while sink == -1:
-            vrows[nv] = i
-            nv += 1
-            ci = c[i]
-            ui = u[i]
-            for j in range(n):
-                r = min_val + ci[j] - ui - v[j]
-                s = spc[j]
-                upd = (r < s) & (sc[j] == 0)
-                spc[j] = r if upd else s
-                pj = path[j]
-                path[j] = i if upd else pj
-            m = _IMAX64
-            for j in range(n):
-                buf[j] = spc[j]
-            for j in range(n):
-                b = bits[j]
-                b = b ^ ((b >> 63) & _IMAX64)
-                b = _IMAX64 if sc[j] != 0 else b
-                m = b if b < m else m
-            jm = np.int64(n)
-            for j in range(n):
-                b = bits[j]
-                b = b ^ ((b >> 63) & _IMAX64)
-                b = _IMAX64 if sc[j] != 0 else b
-                k = j if b == m else n
-                jm = k if k < jm else jm
-            j = jm
-            min_val = spc[j]
-            sc[j] = 1
-            scols[ns] = j
-            ns += 1
-            if row4col[j] == -1:
-                sink = j
-            else:
-                i = row4col[j]
-        u[cur] += min_val
-        for t in range(1, nv):
-            r_ = vrows[t]
-            u[r_] += min_val - spc[col4row[r_]]
-        for t in range(ns):
-            j = scols[t]
-            v[j] -= min_val - spc[j]
-        j = sink
-        while True:
-            r_ = path[j]
-            row4col[j] = r_
-            nxt = col4row[r_]
-            col4row[r_] = j
-            if r_ == cur:
-                break
-            j = nxt
-        for j in range(n):
-            spc[j] = np.inf
-            sc[j] = 0
+        if col4row[cur] == -1:
+            _augment(cur, c, u, v, col4row, row4col, spc, path, sc, vrows, scols, buf, bits)
     return col4row, u, v
