@@ -29,7 +29,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, NamedTuple, Sequence
 
 from lmnet import atomic_io
 from lmnet.errors import DownloadError
@@ -125,6 +125,157 @@ def _prepare_part(part: Path, want: dict) -> None:
     atomic_io.write_json(sidecar_path(part), want)
 
 
+class _Request(NamedTuple):
+    """One download: ``url`` to ``dest`` through ``part``, with the expected ``size`` and ``sha256``
+    (None: not known)."""
+
+    url: str
+    dest: Path
+    part: Path
+    size: int | None
+    sha256: str | None
+
+    def record(self) -> dict:
+        """The ``.part`` file's sidecar: the request its bytes belong to."""
+        return {"url": self.url, "expected_size": self.size, "expected_sha256": _norm(self.sha256)}
+
+
+def _open_from(url: str, have: int, timeout: float):
+    """GET ``url``, asking for the bytes from ``have`` on (``Range``) when some are already kept."""
+    headers = {"User-Agent": USER_AGENT}
+    if have:
+        headers["Range"] = f"bytes={have}-"
+    return urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
+
+
+def _body_placement(resp, url: str, have: int) -> tuple[int, str, int | None]:
+    """Where the body of ``resp`` goes: ``(bytes kept before it, file mode, total file length or
+    None)``. A 206 continues the ``.part`` at byte ``have`` (``"ab"``); a 200 restarts it
+    (``"wb"``), its length from ``Content-Length``."""
+    if have and resp.status == 206:
+        start, total = _content_range(resp.headers.get("Content-Range"))
+        if start != have:
+            raise DownloadError(f"{url}: asked to resume at byte {have}, server sent "
+                                f"Content-Range {resp.headers.get('Content-Range')!r}")
+        return have, "ab", total
+    if resp.status == 200:
+        length = resp.headers.get("Content-Length")
+        return 0, "wb", int(length) if length and length.isdigit() else None
+    raise DownloadError(f"{url}: unexpected HTTP status {resp.status}")
+
+
+def _write_body(resp, req: _Request, mode: str, have: int, total: int | None, chunk_size: int,
+                progress: bool) -> None:
+    """Copy the body of ``resp`` into ``req.part`` (opened with ``mode``) in ``chunk_size`` blocks,
+    with a progress bar from ``have`` to ``total`` bytes."""
+    from tqdm import tqdm
+
+    with open(req.part, mode) as fh, tqdm(total=total, initial=have, unit="B", unit_scale=True,
+                                          unit_divisor=1024, desc=req.dest.name, disable=not progress,
+                                          leave=False) as bar:
+        while True:
+            block = resp.read(chunk_size)
+            if not block:
+                break
+            fh.write(block)
+            bar.update(len(block))
+
+
+def _receive(resp, req: _Request, have: int, probing: bool, chunk_size: int, progress: bool) -> bool:
+    """Store one response's body in ``req.part`` (``have`` bytes kept before the request).
+
+    Returns:
+        True when the ``.part`` is complete (or, when nothing can confirm its end, left to the
+        expected sha256); False when the stream ended at an unknown length (probe the bytes after it).
+    Raises:
+        ``http.client.IncompleteRead`` for a short transfer (retried); :class:`DownloadError` for a
+        response that cannot be used.
+    """
+    if probing and resp.status == 200:  # no length before, and the server ignores Range: nothing confirms the end
+        if req.sha256 is not None:
+            return True  # the expected sha256 decides
+        raise DownloadError(
+            f"{req.url}: the server sent no Content-Length and ignores Range requests, so a cut "
+            f"connection cannot be told from the end of the file ({have} bytes received); "
+            f"pass the expected --size or --sha256")
+    have, mode, total = _body_placement(resp, req.url, have)
+    if req.size is not None and total is not None and total != req.size:
+        raise DownloadError(f"{req.url}: server reports {total} bytes, expected {req.size}")
+    _write_body(resp, req, mode, have, total, chunk_size, progress)
+    got = req.part.stat().st_size
+    expected_total = total if total is not None else req.size
+    if expected_total is not None and got < expected_total:
+        raise http.client.IncompleteRead(b"", expected_total - got)
+    return expected_total is not None
+
+
+def _complete_at_416(exc: urllib.error.HTTPError, req: _Request, have: int) -> bool:
+    """Read an HTTP error answer to a request for ``req`` with ``have`` bytes kept. True: a 416
+    whose total is ``have``, so the ``.part`` was already complete. A 416 for a ``.part`` longer
+    than the file starts it over; a client error (4xx but 408, 429) raises :class:`DownloadError`;
+    False: retry."""
+    if exc.code == 416 and have:
+        _, total = _content_range(exc.headers.get("Content-Range"))
+        if total == have and (req.size is None or req.size == have):
+            return True
+        remove_with_sidecar(req.part)  # the .part is longer than the file: start over
+        _prepare_part(req.part, req.record())
+    elif exc.code < 500 and exc.code not in (408, 429):
+        raise DownloadError(f"{req.url}: HTTP {exc.code} {exc.reason}") from None
+    return False
+
+
+def _fetch_part(req: _Request, *, max_attempts: int, timeout: float, progress: bool, chunk_size: int,
+                retry_wait: float) -> None:
+    """Bring ``req.part`` to the end of the file, resuming after each dropped connection, until
+    ``max_attempts`` attempts have failed (a probe of the bytes after an unknown-length end is
+    not a failure); then raise :class:`DownloadError`."""
+    last_error: Exception | None = None
+    probing = False
+    failures = 0
+    while failures < max_attempts:
+        have = req.part.stat().st_size if req.part.exists() else 0
+        try:
+            with _open_from(req.url, have, timeout) as resp:
+                complete = _receive(resp, req, have, probing, chunk_size, progress)
+            if complete:
+                return
+            probing = True  # the end of an unknown length: ask for the bytes after it
+            continue
+        except urllib.error.HTTPError as exc:
+            if _complete_at_416(exc, req, have):
+                return
+            last_error = exc
+        except DownloadError:
+            raise
+        except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
+            last_error = exc
+        probing = False
+        failures += 1
+        if failures < max_attempts:
+            time.sleep(min(retry_wait * failures, 10.0))
+    raise DownloadError(f"{req.url}: gave up after {max_attempts} attempts ({last_error!r}); "
+                        f"{req.part.stat().st_size if req.part.exists() else 0} bytes kept in {req.part}; "
+                        f"{FORCE_HINT}") from None
+
+
+def _install_part(req: _Request) -> None:
+    """Check the finished ``.part`` against the expected size / sha256 (deleting it when it does
+    not match), record its provenance and move it, with its sidecar, to ``req.dest``."""
+    part, url, size, sha256 = req.part, req.url, req.size, req.sha256
+    got = part.stat().st_size
+    if size is not None and got != size:
+        remove_with_sidecar(part)
+        raise DownloadError(f"{url}: downloaded {got} bytes, expected {size}; deleted {part}")
+    rec = record_file(part, url, size, sha256)
+    if sha256 is not None and rec["sha256"] != _norm(sha256):
+        remove_with_sidecar(part)
+        raise DownloadError(f"{url}: sha256 {rec['sha256']} does not match the expected {sha256}; "
+                            f"deleted {part}")
+    os.replace(part, req.dest)
+    os.replace(sidecar_path(part), sidecar_path(req.dest))
+
+
 def http_download(url: str, dest: str | Path, *, size: int | None = None, sha256: str | None = None,
                   max_attempts: int = 5, timeout: float = 60.0, progress: bool = True,
                   chunk_size: int = 1 << 20, retry_wait: float = 1.0) -> Path:
@@ -137,98 +288,13 @@ def http_download(url: str, dest: str | Path, *, size: int | None = None, sha256
     deleted. On success ``dest`` gets a sidecar with its measured size and sha256.
     Raises :class:`DownloadError`.
     """
-    from tqdm import tqdm
-
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    part = dest.with_name(dest.name + ".part")
-    _prepare_part(part, {"url": url, "expected_size": size, "expected_sha256": _norm(sha256)})
-    last_error: Exception | None = None
-    done = probing = False
-    failures = 0
-    while failures < max_attempts:
-        have = part.stat().st_size if part.exists() else 0
-        headers = {"User-Agent": USER_AGENT}
-        if have:
-            headers["Range"] = f"bytes={have}-"
-        try:
-            with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout) as resp:
-                if have and resp.status == 206:
-                    start, total = _content_range(resp.headers.get("Content-Range"))
-                    if start != have:
-                        raise DownloadError(f"{url}: asked to resume at byte {have}, server sent "
-                                            f"Content-Range {resp.headers.get('Content-Range')!r}")
-                    mode = "ab"
-                elif resp.status == 200:
-                    if probing:  # no length before, and the server ignores Range: nothing confirms the end
-                        if sha256 is not None:
-                            done = True  # the expected sha256 decides below
-                            break
-                        raise DownloadError(
-                            f"{url}: the server sent no Content-Length and ignores Range requests, so a cut "
-                            f"connection cannot be told from the end of the file ({have} bytes received); "
-                            f"pass the expected --size or --sha256")
-                    have, mode = 0, "wb"
-                    length = resp.headers.get("Content-Length")
-                    total = int(length) if length and length.isdigit() else None
-                else:
-                    raise DownloadError(f"{url}: unexpected HTTP status {resp.status}")
-                if size is not None and total is not None and total != size:
-                    raise DownloadError(f"{url}: server reports {total} bytes, expected {size}")
-                with open(part, mode) as fh, tqdm(total=total, initial=have, unit="B", unit_scale=True,
-                                                  unit_divisor=1024, desc=dest.name, disable=not progress,
-                                                  leave=False) as bar:
-                    while True:
-                        block = resp.read(chunk_size)
-                        if not block:
-                            break
-                        fh.write(block)
-                        bar.update(len(block))
-                got = part.stat().st_size
-                expected_total = total if total is not None else size
-                if expected_total is not None and got < expected_total:
-                    raise http.client.IncompleteRead(b"", expected_total - got)
-                if expected_total is None:
-                    probing = True  # the end of an unknown length: ask for the bytes after it
-                    continue
-                done = True
-                break
-        except urllib.error.HTTPError as exc:
-            if exc.code == 416 and have:
-                _, total = _content_range(exc.headers.get("Content-Range"))
-                if total == have and (size is None or size == have):
-                    done = True  # the .part file was already complete
-                    break
-                remove_with_sidecar(part)  # the .part is longer than the file: start over
-                _prepare_part(part, {"url": url, "expected_size": size, "expected_sha256": _norm(sha256)})
-                last_error = exc
-            elif exc.code < 500 and exc.code not in (408, 429):
-                raise DownloadError(f"{url}: HTTP {exc.code} {exc.reason}") from None
-            else:
-                last_error = exc
-        except DownloadError:
-            raise
-        except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
-            last_error = exc
-        probing = False
-        failures += 1
-        if failures < max_attempts:
-            time.sleep(min(retry_wait * failures, 10.0))
-    if not done:
-        raise DownloadError(f"{url}: gave up after {max_attempts} attempts ({last_error!r}); "
-                            f"{part.stat().st_size if part.exists() else 0} bytes kept in {part}; "
-                            f"{FORCE_HINT}") from None
-    got = part.stat().st_size
-    if size is not None and got != size:
-        remove_with_sidecar(part)
-        raise DownloadError(f"{url}: downloaded {got} bytes, expected {size}; deleted {part}")
-    rec = record_file(part, url, size, sha256)
-    if sha256 is not None and rec["sha256"] != _norm(sha256):
-        remove_with_sidecar(part)
-        raise DownloadError(f"{url}: sha256 {rec['sha256']} does not match the expected {sha256}; "
-                            f"deleted {part}")
-    os.replace(part, dest)
-    os.replace(sidecar_path(part), sidecar_path(dest))
+    req = _Request(url, dest, dest.with_name(dest.name + ".part"), size, sha256)
+    _prepare_part(req.part, req.record())
+    _fetch_part(req, max_attempts=max_attempts, timeout=timeout, progress=progress, chunk_size=chunk_size,
+                retry_wait=retry_wait)
+    _install_part(req)
     return dest
 
 

@@ -15,7 +15,7 @@ faces (F, 3))`` tuple, or an image as above.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Mapping, NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -271,6 +271,125 @@ def _normalise_rows(rows, columns):
     return out
 
 
+class _CellSpec(NamedTuple):
+    """How :func:`make_grid` fills its cells (its keyword arguments of the same names), and
+    ``k_max``, the number of sample sub-columns."""
+
+    view: object
+    color_by: str
+    error_max: object
+    cell: int
+    backend: str
+    radius: object
+    max_samples: int
+    k_max: int
+
+
+def _grid_columns(rows: list[dict], columns) -> list:
+    """The columns to draw: ``columns``, or those of :data:`DEFAULT_COLUMNS` that some row has."""
+    if columns is None:
+        columns = [c for c in DEFAULT_COLUMNS if any(c in r for r in rows)]
+    columns = list(columns)
+    if not columns:
+        raise ValueError(f"make_grid: rows have none of the columns {DEFAULT_COLUMNS}; pass columns=")
+    return columns
+
+
+def _column_titles(columns: list, titles) -> list:
+    """One title per column: ``titles`` as a ``{column: title}`` mapping over
+    :data:`DEFAULT_TITLES` (None: the defaults), or a list of the same length as ``columns``."""
+    if isinstance(titles, Mapping) or titles is None:
+        tmap = {**DEFAULT_TITLES, **(titles or {})}
+        return [tmap.get(c, c) for c in columns]
+    tlist = list(titles)
+    if len(tlist) != len(columns):
+        raise ValueError(f"{len(tlist)} titles for {len(columns)} columns {columns}")
+    return tlist
+
+
+def _max_samples_shown(rows: list[dict], columns: list, max_samples: int) -> int:
+    """How many sample sub-columns the grid needs: the most samples any row shows (≤ ``max_samples``),
+    0 without a ``"samples"`` column."""
+    if "samples" not in columns:
+        return 0
+    return max(0 if r.get("samples") is None else min(len(r["samples"]), max_samples) for r in rows)
+
+
+def _header_titles(columns: list, tlist: list, k_max: int) -> list:
+    """The titles of the drawn columns: the ``"samples"`` column's title becomes ``k_max`` numbered
+    ones (``"sample 1"``, ``"sample 2"``, …)."""
+    col_titles = []
+    for c, t in zip(columns, tlist):
+        if c == "samples":
+            col_titles += [f"{t} {i + 1}" for i in range(k_max)]
+        else:
+            col_titles.append(t)
+    return col_titles
+
+
+def _cloud_coloring(row: Mapping, column: str, what: str, color_by: str):
+    """``(color_by, gt)`` for a cloud of ``row`` in ``column``. With ``"error"`` the GT column is
+    drawn uniform and a row without a cloud GT by height; ``gt`` is the row's GT cloud ``(N, 3)``
+    when colouring by error, else None."""
+    gt = row.get("gt")
+    by = color_by
+    if color_by == "error":
+        if column == "gt" or gt is None or _is_mesh(gt):
+            by = "uniform" if column == "gt" else "height"
+        else:
+            gt = _as_cloud(gt, f"row {what.split(',')[0]} gt")
+    return by, gt if by == "error" else None
+
+
+def _cloud_cell(value, row: Mapping, column: str, what: str, spec: _CellSpec):
+    """A ``spec.cell``-square RGBA PIL image of a cloud ``(N, 3)`` or a mesh ``(vertices (V, 3),
+    faces (F, 3))`` of ``row`` (its R2N2 camera for ``view="r2n2"``); ``what`` names the cell in
+    errors."""
+    if _is_mesh(value):
+        rgba = render_mesh_preview(value[0], value[1], view=spec.view, meta=_row_meta(row), image_size=spec.cell)
+        return to_pil(rgba[0])
+    pts = _as_cloud(value, what)
+    by, gt = _cloud_coloring(row, column, what, spec.color_by)
+    rgba = render_cloud(pts, view=spec.view, meta=_row_meta(row), color_by=by, gt=gt, image_size=spec.cell,
+                        error_max=spec.error_max, backend=spec.backend, radius=spec.radius)
+    return to_pil(rgba[0])
+
+
+def _sample_cells(row: Mapping, what: str, per, spec: _CellSpec):
+    """The ``spec.k_max`` cells of the ``"samples"`` column of ``row`` (None past its last sample)
+    and their captions from the per-sample metrics ``per`` (a list, or None)."""
+    value = row.get("samples")
+    samples = [] if value is None else list(value)[:spec.max_samples]
+    line, caps = [], []
+    for j in range(spec.k_max):
+        line.append(_cloud_cell(samples[j], row, "samples", what, spec) if j < len(samples) else None)
+        caps.append(_metric_text(per[j]) if isinstance(per, (list, tuple)) and j < len(per) else None)
+    return line, caps
+
+
+def _row_cells(i: int, row: Mapping, columns: list, spec: _CellSpec):
+    """Row ``i``'s cells (PIL images, None where empty) and metric captions (str or None), one of
+    each per drawn column: images as given, clouds and meshes rendered."""
+    line, caps = [], []
+    metrics = row.get("metrics") or {}
+    for c in columns:
+        what = f"row {i}, column {c!r}"
+        value = row.get(c)
+        if c == "samples":
+            cells, texts = _sample_cells(row, what, metrics.get("samples"), spec)
+            line += cells
+            caps += texts
+            continue
+        if value is None:
+            line.append(None)
+        elif c in IMAGE_COLUMNS or _looks_like_image(value):
+            line.append(to_pil(value))
+        else:
+            line.append(_cloud_cell(value, row, c, what, spec))
+        caps.append(_metric_text(metrics[c]) if c in metrics else None)
+    return line, caps
+
+
 def make_grid(rows, columns=None, titles=None, cell: int = 256, view="three_quarter",
               color_by="height", error_max=DEFAULT_ERROR_MAX, max_samples: int = 4,
               backend: str = "torch", radius=None):
@@ -298,74 +417,17 @@ def make_grid(rows, columns=None, titles=None, cell: int = 256, view="three_quar
         (see :func:`compose`), plus ``grid_legend_height(cell)`` for the colour legend with
         ``color_by="error"``; ``n_cols`` counts each shown sample as a column.
     """
-
     rows = _normalise_rows(list(rows), columns)
     if not rows:
         raise ValueError("make_grid: no rows")
-    if columns is None:
-        columns = [c for c in DEFAULT_COLUMNS if any(c in r for r in rows)]
-    columns = list(columns)
-    if not columns:
-        raise ValueError(f"make_grid: rows have none of the columns {DEFAULT_COLUMNS}; pass columns=")
-    if isinstance(titles, Mapping) or titles is None:
-        tmap = {**DEFAULT_TITLES, **(titles or {})}
-        tlist = [tmap.get(c, c) for c in columns]
-    else:
-        tlist = list(titles)
-        if len(tlist) != len(columns):
-            raise ValueError(f"{len(tlist)} titles for {len(columns)} columns {columns}")
-
-    def n_samples(r):
-        s = r.get("samples")
-        return 0 if s is None else min(len(s), max_samples)
-
-    k_max = max(n_samples(r) for r in rows) if "samples" in columns else 0
-    col_titles = []
-    for c, t in zip(columns, tlist):
-        if c == "samples":
-            col_titles += [f"{t} {i + 1}" for i in range(k_max)]
-        else:
-            col_titles.append(t)
-
-    def cloud_cell(value, row, column, what):
-        if _is_mesh(value):
-            rgba = render_mesh_preview(value[0], value[1], view=view, meta=_row_meta(row), image_size=cell)
-            return to_pil(rgba[0])
-        pts = _as_cloud(value, what)
-        gt = row.get("gt")
-        by = color_by
-        if color_by == "error":
-            if column == "gt" or gt is None or _is_mesh(gt):
-                by = "uniform" if column == "gt" else "height"
-            else:
-                gt = _as_cloud(gt, f"row {what.split(',')[0]} gt")
-        rgba = render_cloud(pts, view=view, meta=_row_meta(row), color_by=by,
-                            gt=gt if by == "error" else None, image_size=cell, error_max=error_max,
-                            backend=backend, radius=radius)
-        return to_pil(rgba[0])
-
+    columns = _grid_columns(rows, columns)
+    tlist = _column_titles(columns, titles)
+    k_max = _max_samples_shown(rows, columns, max_samples)
+    col_titles = _header_titles(columns, tlist, k_max)
+    spec = _CellSpec(view, color_by, error_max, cell, backend, radius, max_samples, k_max)
     cells, captions, row_caps = [], [], []
     for i, row in enumerate(rows):
-        line, caps = [], []
-        metrics = row.get("metrics") or {}
-        for c in columns:
-            what = f"row {i}, column {c!r}"
-            value = row.get(c)
-            if c == "samples":
-                samples = [] if value is None else list(value)[:max_samples]
-                per = metrics.get("samples")
-                for j in range(k_max):
-                    line.append(cloud_cell(samples[j], row, c, what) if j < len(samples) else None)
-                    caps.append(_metric_text(per[j]) if isinstance(per, (list, tuple)) and j < len(per)
-                                else None)
-                continue
-            if value is None:
-                line.append(None)
-            elif c in IMAGE_COLUMNS or _looks_like_image(value):
-                line.append(to_pil(value))
-            else:
-                line.append(cloud_cell(value, row, c, what))
-            caps.append(_metric_text(metrics[c]) if c in metrics else None)
+        line, caps = _row_cells(i, row, columns, spec)
         cells.append(line)
         captions.append(caps)
         row_caps.append(_caption(row))
