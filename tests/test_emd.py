@@ -6,7 +6,7 @@ import torch
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import cdist
 
-from lmnet.losses import emd_approx, emd_exact, emd_exact_matching
+from lmnet.losses.emd import emd_approx, emd_exact, emd_exact_matching
 
 
 def _lsa(x, y):

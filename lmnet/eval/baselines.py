@@ -21,7 +21,7 @@ from typing import Callable, Mapping
 import numpy as np
 import torch
 
-from lmnet.losses import chamfer_distance
+from lmnet.losses.chamfer import chamfer_distance
 
 MEAN_LATENT_LABEL = "mean shape (decoded mean AE latent)"
 MEDOID_LABEL = "mean shape (medoid training shape)"
@@ -47,7 +47,7 @@ def mean_latent_shapes(latents_by_category: Mapping[str, np.ndarray | torch.Tens
 
 
 def _pairwise_chamfer(clouds: torch.Tensor, batch: int = 16) -> torch.Tensor:
-    """``(n, P, 3)`` → ``(n, n)`` Chamfer (:func:`lmnet.losses.chamfer_distance`: mean Euclidean
+    """``(n, P, 3)`` → ``(n, n)`` Chamfer (:func:`lmnet.losses.chamfer.chamfer_distance`: mean Euclidean
     NN distance both ways, summed), by its brute-force ``cdist`` backend ``batch`` pairs at a time."""
     n = clouds.shape[0]
     out = torch.zeros(n, n, dtype=clouds.dtype)

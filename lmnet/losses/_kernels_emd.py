@@ -60,7 +60,7 @@ def auction(c, eps_final, eps_start, factor):
     at most the optimum + N · eps_final (Bertsekas). Returns ``(col4row (N,), prices (N,))``.
 
     Kept apart from :func:`auction_f32` on purpose: this one bids on float64 costs, so the
-    ``N · eps_final`` bound of :func:`lmnet.losses.emd_approx` holds exactly; the float32 SIMD scan
+    ``N · eps_final`` bound of :func:`lmnet.losses.emd.emd_approx` holds exactly; the float32 SIMD scan
     of :func:`auction_f32` loosens it by float32 rounding, and a shared loop with a float64 scan
     would make the exact EMD's auction 3.3× slower (4.5 vs 14.7 ms, 1024 points, shared machine).
     """

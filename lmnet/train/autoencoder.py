@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from lmnet.losses import chamfer_distance
+from lmnet.losses.chamfer import chamfer_distance
 from lmnet.models import PointAutoencoder
 from lmnet.train.loop import Trainer, weight_decay_groups
 

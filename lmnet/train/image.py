@@ -43,7 +43,8 @@ import torch
 from torch import nn
 
 from lmnet.errors import ConfigError
-from lmnet.losses import chamfer_distance, diversity_loss, latent_loss
+from lmnet.losses.chamfer import chamfer_distance
+from lmnet.losses.latent import diversity_loss, latent_loss
 from lmnet.models import ImageToPointCloud, PointAutoencoder, reparameterize
 from lmnet.train.loop import Trainer, conv_fc_weight_decay_groups
 from lmnet.runs import checkpoint_path, load_checkpoint, load_model

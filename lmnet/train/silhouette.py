@@ -66,7 +66,7 @@ from torch.utils.data import Dataset
 from lmnet import projection
 from lmnet.camera import wrap_degrees
 from lmnet.errors import ConfigError
-from lmnet.losses import chamfer_distance
+from lmnet.losses.chamfer import chamfer_distance
 from lmnet.losses.pose import select_pose_winner, student_loss
 from lmnet.losses.silhouette import mask_coverage_loss, mask_distance_loss, project_views, silhouette_l2
 from lmnet.models import PointAutoencoder
