@@ -22,6 +22,9 @@ Index (module → public names; units and conventions are stated at each functio
   image widths).
 - :mod:`lmnet.losses.pose`: ``select_pose_winner``, ``student_loss``, ``pose_errors`` (pose
   candidate / student losses and angle errors; degrees).
+- :mod:`lmnet.losses.kernels` (numba, no torch): the kernels shared with :mod:`lmnet.eval`:
+  ``grid_build``, ``grid_query_all`` (exact grid nearest neighbours), ``kabsch_into``,
+  ``apply_rigid``, ``mean_sqrt`` (rigid fitting), ``bid_scan_f32`` (the auction's bid scan).
 
 Nothing here multiplies by 100.
 """
