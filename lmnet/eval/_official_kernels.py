@@ -34,7 +34,8 @@ def icp_gt_onto_pred(gt, pred, tol, max_iter, cells_per_point):
     The final transform is a fresh Kabsch fit from the original GT to the moved GT (point i to
     point i). This loop stays apart from :func:`lmnet.losses._kernels_icp.icp_grid` on purpose: its error
     is measured before the update, its stopping rule and final fit differ, and a shared kernel with
-    a mode flag would branch inside the per-point loop that numba vectorises. Returns ``(R (3, 3), t (3,), iterations)`` with ``moved ≈ gt @ R.T + t``.
+    a mode flag would branch inside the per-point loop that numba vectorises. Returns
+    ``(R (3, 3), t (3,), iterations)`` with ``moved ≈ gt @ R.T + t``.
     """
     m = gt.shape[0]
     lo, h, dims, start, order, pts = grid_build(pred, cells_per_point)
