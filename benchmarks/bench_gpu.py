@@ -98,7 +98,7 @@ def _knn_mm(x, y):
 def _chamfer_impls():
     import torch
 
-    from lmnet.losses import chamfer_distance
+    from lmnet.losses.chamfer import chamfer_distance
     from lmnet.losses.chamfer import safe_norm
 
     def from_idx(x, y, ixy, iyx):
@@ -168,7 +168,8 @@ def bench_chamfer(device, cfg, rows, notes):
 def bench_emd(device, cfg, rows, notes):
     import torch
 
-    from lmnet.losses import auction, emd_approx, emd_exact
+    from lmnet.losses import auction
+    from lmnet.losses.emd import emd_approx, emd_exact
 
     g = torch.Generator().manual_seed(1)
 
@@ -265,7 +266,7 @@ def bench_eval(device, cfg, rows, notes):
     from benchmarks.bench_eval import make_pairs
     from lmnet.eval.parallel import PairEvaluator
     from lmnet.eval.protocol import Protocol
-    from lmnet.losses import emd_exact
+    from lmnet.losses.emd import emd_exact
 
     import torch
 

@@ -54,7 +54,7 @@ def _raise(what: str) -> None:
 
 
 def _ae_step(device, batch, amp, backend="auto"):
-    from lmnet.losses import chamfer_distance
+    from lmnet.losses.chamfer import chamfer_distance
     from lmnet.models import PointAutoencoder
 
     torch.manual_seed(0)
@@ -76,7 +76,7 @@ def _image_step(device, batch, amp, channels_last=False, compile=False):
     """One Variant I step; ``amp``: autocast dtype (None = float32); ``channels_last``: NHWC
     activations (model and images converted once); ``compile``: the image encoder through
     ``torch.compile`` (inductor; the first step compiles, it is the warm-up)."""
-    from lmnet.losses import latent_loss
+    from lmnet.losses.latent import latent_loss
     from lmnet.models import ImageToPointCloud, PointAutoencoder
 
     torch.manual_seed(0)

@@ -183,7 +183,7 @@ def diagnose(run: Path, lambda_div: float, steps: int = 540, log=print) -> dict:
     import numpy as np
     import torch
 
-    from lmnet.losses import diversity_loss, diversity_target as target
+    from lmnet.losses.latent import diversity_loss, diversity_target as target
     from lmnet.registry import load_model
 
     model, cfg = load_model(run, which="last", device="cpu")

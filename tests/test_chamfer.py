@@ -5,7 +5,7 @@ import pytest
 import torch
 from scipy.spatial import cKDTree
 
-from lmnet.losses import chamfer_distance, nearest_neighbors
+from lmnet.losses.chamfer import chamfer_distance, nearest_neighbors
 from lmnet.losses import _kernels_nn as _kernels
 
 CPU_BACKENDS = ["kdtree", "chunked"] + (["grid"] if _kernels.HAVE_NUMBA else [])

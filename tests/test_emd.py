@@ -6,7 +6,7 @@ import torch
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import cdist
 
-from lmnet.losses import emd_approx, emd_exact, emd_exact_matching
+from lmnet.losses.emd import emd_approx, emd_exact, emd_exact_matching
 
 
 def _lsa(x, y):
@@ -172,6 +172,7 @@ def test_cuda_inputs():
 # ---- the exact solver's kernels against brute force -------------------------------------------
 
 from lmnet.losses import _kernels_emd as _kernels  # noqa: E402
+from lmnet.losses.kernels import bid_scan_f32  # noqa: E402
 
 needs_numba = pytest.mark.skipif(not _kernels.HAVE_NUMBA, reason="needs numba")
 
@@ -186,7 +187,7 @@ def test_bid_scan_f32_against_sort():
             c[1] = c[n - 1] = 0.0  # a tie for the best
             p[1] = p[n - 1] = 0.0
         buf = np.empty(n, np.float32)
-        w1, w2, j1 = _kernels._bid_scan_f32(c, p, buf, buf.view(np.int32))
+        w1, w2, j1 = bid_scan_f32(c, p, buf, buf.view(np.int32))
         w = c + p
         srt = np.sort(w)
         assert w1 == srt[0] and w[j1] == srt[0]

@@ -9,7 +9,8 @@ import torch
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import cdist
 
-from lmnet.losses import auction, emd, emd_approx, emd_exact, emd_exact_matching
+from lmnet.losses import auction, emd
+from lmnet.losses.emd import emd_approx, emd_exact, emd_exact_matching
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 

@@ -11,9 +11,11 @@ import torch
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial.transform import Rotation
 
+from lmnet.errors import ConfigError
 from lmnet.eval import baselines, report
 from lmnet.eval.parallel import evaluate_pairs
 from lmnet.eval.protocol import Protocol, emd, emd_scipy, evaluate_pair, icp, kabsch, normalize_cloud, subsample
+from lmnet.eval.runner import EvalOptions
 from lmnet.losses.chamfer_numpy import chamfer_terms as chamfer
 
 
@@ -347,6 +349,23 @@ def test_cli_eval_toggles(tmp_path, tiny_project, capsys):
         rows = list(csv.DictReader(fh))
     assert {r["method"] for r in rows} == {"model"} and rows[-1]["emd_x100"] == ""
     assert main(["eval", "--run", str(tmp_path / "missing")]) == 2
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"batch_size": 0}, "batch_size must be a whole number >= 1, got 0"),
+    ({"batch_size": True}, "batch_size must be a whole number >= 1, got True"),
+    ({"max_items": -1}, r"max_items must be a whole number >= 0 \(0 = all\), got -1"),
+    ({"max_items": 2.5}, "max_items must be a whole number >= 0"),
+    ({"medoid_max_shapes": 0}, "medoid_max_shapes must be a whole number >= 1, got 0"),
+])
+def test_eval_options_refuse_bad_counts(kw, match):
+    with pytest.raises(ConfigError, match=match):
+        EvalOptions(**kw)
+
+
+def test_eval_options_default_to_lmnet_protocol():
+    opts = EvalOptions()
+    assert opts.protocol == Protocol() and not opts.official
 
 
 def test_evaluate_run_without_autoencoder_uses_medoid(tmp_path, tiny_project):

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lmnet.losses import diversity_loss, latent_loss
+from lmnet.losses.latent import diversity_loss, latent_loss
 from lmnet.models import ImageEncoder, ImageToPointCloud, PointAutoencoder, reparameterize, scale_images
 from lmnet.models.image_encoder import SameConv2d
 

@@ -5,15 +5,21 @@ synthetic set evaluated end to end."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import numpy as np
 import pytest
+import torch
+from conftest import write_tiny_shapenet
+from test_eval import make_runs
 
 from lmnet.data import inputs, pix3d
 from lmnet.data.meshes import sample_surface
 from lmnet.data.pix3d_check import check_pix3d
-from lmnet.errors import CorruptFileError, DataError
+from lmnet.errors import CorruptFileError, DataError, NonFiniteError
+from lmnet.eval.pix3d_run import evaluate_pix3d
+from lmnet.runs import checkpoint_path
 
 
 @pytest.fixture(scope="module")
@@ -270,6 +276,22 @@ def test_synth_then_eval_pix3d_end_to_end(tmp_path, capsys):
     assert [r["model_id"] for r in rows] == [r["key"] for r in recs]
     assert rows[0]["input"].shape == (3, 128, 128) and rows[0]["gt"].shape == (1024, 3)
     assert make_grid(rows, cell=96).size[0] == 3 * 96
+
+
+def test_pix3d_eval_refuses_non_finite_predictions(synth_root, tmp_path):
+    """A run that predicts NaN stops the Pix3D evaluation with an error naming the first photograph,
+    before any report is written (the check ShapeNet's evaluation always had)."""
+    data = write_tiny_shapenet(tmp_path / "data", n_views=1, n_models=2, point_counts=(1024, 2048))
+    run = make_runs(tmp_path / "proj", data)
+    path = checkpoint_path(run, "best")
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    name = next(k for k, v in ckpt["model"].items() if k.startswith("encoder") and v.is_floating_point())
+    ckpt["model"][name] = torch.full_like(ckpt["model"][name], float("nan"))
+    torch.save(ckpt, path)
+    first = pix3d.entry_key(pix3d.Pix3DDataset(synth_root).entries[0])
+    with pytest.raises(NonFiniteError, match=rf"\(checkpoint best\) predicted NaN or infinite points for {re.escape(first)} "):
+        evaluate_pix3d(run, synth_root, workers=1)
+    assert not list(run.glob("eval_*"))
 
 
 def test_mask_of_another_size_is_resized_and_noted(root):

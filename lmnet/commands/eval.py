@@ -66,25 +66,29 @@ def _protocol(args):
                     icp=not args.no_icp, emd=not args.no_emd)
 
 
-def run(args) -> int:
+def _source(args):
+    """The dataset half of the evaluation (:class:`lmnet.eval.runner.Source`)."""
     from lmnet.errors import ConfigError
 
-    proto = _protocol(args)
     if args.dataset == "pix3d":
-        from lmnet.eval.pix3d_run import evaluate_pix3d
+        from lmnet.eval.pix3d_run import Pix3DSource
 
         if not args.root:
             raise ConfigError("--dataset pix3d needs --root DIR (the folder with pix3d.json)")
-        res = evaluate_pix3d(args.run, args.root, categories=args.categories, which=args.which, protocol=proto,
-                             workers=args.workers, batch_size=args.batch_size, device=args.device,
-                             max_items=args.max_items, plm_mean=args.plm_mean)
-    else:
-        from lmnet.eval.run import evaluate_run
+        return Pix3DSource(args.root, categories=args.categories)
+    from lmnet.eval.run import ShapeNetSource
 
-        res = evaluate_run(args.run, split=args.split, views=args.views, categories=args.categories,
-                           split_file=args.split_file, data_root=args.data_root, which=args.which, protocol=proto,
-                           baselines=not args.no_baselines, workers=args.workers, batch_size=args.batch_size,
-                           device=args.device, max_items=args.max_items, plm_mean=args.plm_mean)
+    return ShapeNetSource(args.split, args.views, args.categories, split_file=args.split_file,
+                          data_root=args.data_root)
+
+
+def run(args) -> int:
+    from lmnet.eval.runner import EvalOptions, evaluate
+
+    options = EvalOptions(which=args.which, protocol=_protocol(args), baselines=not args.no_baselines,
+                          workers=args.workers, batch_size=args.batch_size, device=args.device,
+                          max_items=args.max_items, plm_mean=args.plm_mean)
+    res = evaluate(_source(args), args.run, options)
     print(res["paths"]["md"].read_text())
     for k, v in res["paths"].items():
         print(f"{k}: {v}")

@@ -1,7 +1,7 @@
 """Numba kernels of the paper-faithful evaluation (:mod:`lmnet.eval.official`).
 
 - :func:`icp_gt_onto_pred`: the released ICP loop (the GT moves onto a fixed prediction), on the
-  exact uniform-grid nearest neighbours of :mod:`lmnet.losses._kernels_nn`, built once on the fixed
+  exact uniform-grid nearest neighbours of :mod:`lmnet.losses.kernels`, built once on the fixed
   cloud;
 - :func:`auction_match`: a sequential re-implementation of the released GPU auction's bidding
   schedule (one bidder at a time from a circular queue, ε from 1e-4, ×100 after every 40·n bids,
@@ -17,10 +17,9 @@ import math
 
 import numpy as np
 
-from lmnet.losses._kernels_emd import _bid_scan_f32
-from lmnet.losses._kernels_icp import _apply_rigid, _kabsch_into, _mean_sqrt
-from lmnet.losses._kernels_nn import _grid_build, _grid_query_all
-from lmnet.losses._numba import HAVE_NUMBA, jit as _jit
+from lmnet.losses.kernels import (HAVE_NUMBA, apply_rigid, bid_scan_f32, grid_build, grid_query_all, kabsch_into,
+                                  mean_sqrt)
+from lmnet.losses.kernels import jit as _jit
 
 __all__ = ["HAVE_NUMBA", "icp_gt_onto_pred", "auction_match"]
 
@@ -35,10 +34,11 @@ def icp_gt_onto_pred(gt, pred, tol, max_iter, cells_per_point):
     The final transform is a fresh Kabsch fit from the original GT to the moved GT (point i to
     point i). This loop stays apart from :func:`lmnet.losses._kernels_icp.icp_grid` on purpose: its error
     is measured before the update, its stopping rule and final fit differ, and a shared kernel with
-    a mode flag would branch inside the per-point loop that numba vectorises. Returns ``(R (3, 3), t (3,), iterations)`` with ``moved ≈ gt @ R.T + t``.
+    a mode flag would branch inside the per-point loop that numba vectorises. Returns
+    ``(R (3, 3), t (3,), iterations)`` with ``moved ≈ gt @ R.T + t``.
     """
     m = gt.shape[0]
-    lo, h, dims, start, order, pts = _grid_build(pred, cells_per_point)
+    lo, h, dims, start, order, pts = grid_build(pred, cells_per_point)
     cur = gt.copy()
     idx = np.empty(m, np.int64)
     d2 = np.empty(m)
@@ -48,18 +48,33 @@ def icp_gt_onto_pred(gt, pred, tol, max_iter, cells_per_point):
     it = 0
     for k in range(max_iter):
         it = k + 1
-        _grid_query_all(cur, lo, h, dims, start, order, pts, idx, d2)
-        err = _mean_sqrt(d2)
-        _kabsch_into(cur, pred, idx, r, t)
-        _apply_rigid(cur, r, t)
+        grid_query_all(cur, lo, h, dims, start, order, pts, idx, d2)
+        err = mean_sqrt(d2)
+        kabsch_into(cur, pred, idx, r, t)
+        apply_rigid(cur, r, t)
         if abs(prev - err) < tol:
             break
         prev = err
     ident = np.arange(m)
     r_fin = np.empty((3, 3))
     t_fin = np.empty(3)
-    _kabsch_into(gt, cur, ident, r_fin, t_fin)
+    kabsch_into(gt, cur, ident, r_fin, t_fin)
     return r_fin, t_fin, it
+
+
+@_jit()
+def _released_cost(x, y):
+    """``(N, N)`` float32 costs ``c[i, j] = |x_i − y_j|`` of :func:`auction_match`: float32
+    coordinate differences, the square root rounded to float32."""
+    n = x.shape[0]
+    c = np.empty((n, n), np.float32)
+    for i in range(n):
+        for j in range(n):
+            d0 = np.float32(x[i, 0] - y[j, 0])
+            d1 = np.float32(x[i, 1] - y[j, 1])
+            d2 = np.float32(x[i, 2] - y[j, 2])
+            c[i, j] = np.float32(math.sqrt(d0 * d0 + d1 * d1 + d2 * d2))
+    return c
 
 
 @_jit()
@@ -78,13 +93,7 @@ def auction_match(x, y):
     at ε = 1 a price can only rise above the largest cost a few times).
     """
     n = x.shape[0]
-    c = np.empty((n, n), np.float32)
-    for i in range(n):
-        for j in range(n):
-            d0 = np.float32(x[i, 0] - y[j, 0])
-            d1 = np.float32(x[i, 1] - y[j, 1])
-            d2 = np.float32(x[i, 2] - y[j, 2])
-            c[i, j] = np.float32(math.sqrt(d0 * d0 + d1 * d1 + d2 * d2))
+    c = _released_cost(x, y)
     price = np.zeros(n, np.float32)
     buf = np.empty(n, np.float32)
     bits = buf.view(np.int32)
@@ -98,7 +107,7 @@ def auction_match(x, y):
     while qlen > 0:
         i = queue[qhead]
         # smallest and second-smallest c[i, j] + price[j] (lowest index on ties), SIMD passes
-        best, best2, bestj = _bid_scan_f32(c[i], price, buf, bits)
+        best, best2, bestj = bid_scan_f32(c[i], price, buf, bits)
         qhead += 1
         if qhead >= n:
             qhead -= n

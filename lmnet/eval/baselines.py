@@ -12,16 +12,27 @@
   image latent is compared with the AE latents of all training shapes (every category) and the
   training shape with the nearest latent (Euclidean) is the answer; its ground-truth cloud is the
   prediction.
+
+For an evaluation (:mod:`lmnet.eval.runner`), :func:`prepare_baselines` builds both from a run's
+autoencoder (``config["ae_run"]``) and the training shapes (:class:`TrainingShapes`), falling back
+to the medoid when there is no loadable autoencoder; :meth:`BaselineAnswers.answers` then gives each
+batch's baseline clouds.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Mapping
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
 
-from lmnet.losses import chamfer_distance
+from lmnet.data import layout
+from lmnet.errors import DataError
+from lmnet.losses.chamfer import chamfer_distance
+from lmnet.registry import load_model
 
 MEAN_LATENT_LABEL = "mean shape (decoded mean AE latent)"
 MEDOID_LABEL = "mean shape (medoid training shape)"
@@ -47,7 +58,7 @@ def mean_latent_shapes(latents_by_category: Mapping[str, np.ndarray | torch.Tens
 
 
 def _pairwise_chamfer(clouds: torch.Tensor, batch: int = 16) -> torch.Tensor:
-    """``(n, P, 3)`` → ``(n, n)`` Chamfer (:func:`lmnet.losses.chamfer_distance`: mean Euclidean
+    """``(n, P, 3)`` → ``(n, n)`` Chamfer (:func:`lmnet.losses.chamfer.chamfer_distance`: mean Euclidean
     NN distance both ways, summed), by its brute-force ``cdist`` backend ``batch`` pairs at a time."""
     n = clouds.shape[0]
     out = torch.zeros(n, n, dtype=clouds.dtype)
@@ -102,3 +113,135 @@ def nearest_training_shape(query_latents, train_latents) -> np.ndarray:
     for i in range(0, q.shape[0], 1024):
         out.append(torch.cdist(q[i:i + 1024].double(), t.double()).argmin(dim=1))
     return torch.cat(out).numpy().astype(np.int64) if out else np.zeros(0, dtype=np.int64)
+
+
+@dataclass
+class TrainingShapes:
+    """The shapes the baselines may use: ``keys`` (``"synset/model"``, none of the evaluated split)
+    of the ``categories`` (synsets) under the ShapeNet ``root``."""
+
+    root: Path
+    keys: list[str]
+    categories: list[str]
+
+
+class _CloudCache:
+    """LRU of training clouds read by key (nearest-shape retrieval reuses popular shapes)."""
+
+    def __init__(self, root: Path, n_points: int, size: int = 4096):
+        self.root, self.n_points, self.size = root, n_points, size
+        self._d: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        if key in self._d:
+            self._d.move_to_end(key)
+            return self._d[key]
+        arr = layout.read_model_pointcloud(self.root, key, self.n_points)
+        self._d[key] = arr
+        if len(self._d) > self.size:
+            self._d.popitem(last=False)
+        return arr
+
+
+@dataclass
+class BaselineAnswers:
+    """The baselines of one evaluation: ``mean_shape`` (``{synset: (P, 3)}``, labelled
+    ``mean_label``), and, with an autoencoder, the training ``latents (M, D)`` of ``keys`` whose
+    clouds :meth:`answers` retrieves. ``medoid_keys``: ``{synset: key}`` of the medoid fallback.
+    Empty (no answers) when the dataset has no baselines."""
+
+    mean_shape: dict[str, np.ndarray] = field(default_factory=dict)
+    mean_label: str | None = None
+    medoid_keys: dict[str, str] = field(default_factory=dict)
+    latents: np.ndarray | None = None
+    keys: list[str] = field(default_factory=list)
+    clouds: _CloudCache | None = None
+
+    def answers(self, synsets: Sequence[str], mu: torch.Tensor) -> list[tuple[str, list[int], list[Any]]]:
+        """For one batch (GT ``synsets``, image latents ``mu (B, D)``): ``(label, item indices,
+        clouds)`` per baseline, the mean shape for the items whose category has one, then the
+        nearest training shape for every item."""
+        out = []
+        if self.mean_shape:
+            sel = [i for i, s in enumerate(synsets) if s in self.mean_shape]
+            out.append((self.mean_label, sel, [self.mean_shape[synsets[i]] for i in sel]))
+        if self.latents is not None:
+            idx = nearest_training_shape(mu.cpu().numpy(), self.latents)
+            out.append((NEAREST_LABEL, list(range(len(synsets))), [self.clouds[self.keys[j]] for j in idx]))
+        return out
+
+
+def _encode_training_shapes(ae, root: Path, keys: Sequence[str], n_points: int, device, batch: int = 64):
+    lat = []
+    for i in range(0, len(keys), batch):
+        pts = np.stack([layout.read_model_pointcloud(root, k, n_points) for k in keys[i:i + batch]])
+        with torch.no_grad():
+            lat.append(ae.encode(torch.from_numpy(pts).to(device)).cpu())
+    return torch.cat(lat).numpy()
+
+
+def _load_autoencoder(config: Mapping[str, Any], device, notes: list[str]):
+    """``(ae model or None, its n_points)`` of the run's ``ae_run``; a run that does not load is noted."""
+    if config.get("ae_run"):
+        try:
+            ae, ae_cfg = load_model(config["ae_run"], which=config.get("ae_which", "best"), device=device)
+            return ae, int(ae_cfg.get("n_points", 2048))
+        except DataError as exc:
+            notes.append(f"autoencoder run not loadable ({exc}); mean shape falls back to the medoid")
+    return None, 2048
+
+
+def _mean_latent(out: BaselineAnswers, ae, decode, shapes: TrainingShapes, n_points: int, device,
+                 notes: list[str]) -> None:
+    """Mean shape = the decoded mean AE latent per category; nearest shape by AE latent."""
+    keys = shapes.keys
+    out.latents, out.keys = _encode_training_shapes(ae, shapes.root, keys, n_points, device), keys
+    by_cat: dict[str, list[int]] = {}
+    for i, k in enumerate(keys):
+        by_cat.setdefault(k.split("/", 1)[0], []).append(i)
+    out.mean_shape = mean_latent_shapes({s: out.latents[ix] for s, ix in by_cat.items()}, decode)
+    out.mean_label = MEAN_LATENT_LABEL
+    notes.append(f"'{MEAN_LATENT_LABEL}': the frozen AE decoder applied to the mean AE latent of "
+                 f"the category's {len(keys)} training shapes (the GT category is known: an oracle on class)")
+    notes.append(f"'{NEAREST_LABEL}': image latent (μ) → nearest training AE latent (Euclidean, over "
+                 f"all {len(keys)} training shapes of the evaluated categories) → that shape's "
+                 f"pointcloud_{n_points}")
+
+
+def _medoids(out: BaselineAnswers, shapes: TrainingShapes, max_shapes: int, notes: list[str]) -> None:
+    """Mean shape = the medoid training shape per category (no autoencoder: no nearest shape)."""
+    for s in shapes.categories:
+        rng = np.random.default_rng([0, int(s) if s.isdigit() else 0])  # per category
+        ks = [k for k in shapes.keys if k.startswith(s + "/")]
+        if not ks:
+            continue
+        if len(ks) > max_shapes:
+            ks = [ks[i] for i in np.sort(rng.choice(len(ks), max_shapes, replace=False))]
+        clouds = np.stack([out.clouds[k] for k in ks])
+        j = medoid_index(clouds, max_shapes=max_shapes)
+        out.mean_shape[s] = clouds[j]
+        out.medoid_keys[s] = ks[j]
+    out.mean_label = MEDOID_LABEL
+    notes.append(f"'{MEDOID_LABEL}': no autoencoder; per category the training shape with the lowest "
+                 f"mean Chamfer to the others (searched over a seeded subset of <= {max_shapes}): "
+                 + ", ".join(out.medoid_keys.values()))
+    notes.append(f"'{NEAREST_LABEL}' skipped: needs the autoencoder's latents")
+
+
+def prepare_baselines(model, config: Mapping[str, Any], shapes: TrainingShapes, *, device: str = "cpu",
+                      medoid_max_shapes: int = 128) -> tuple[BaselineAnswers, list[str]]:
+    """The baselines of an evaluation of the image ``model`` (its ``decoder`` decodes the mean
+    latents) and the notes that describe them: with the run's autoencoder (``config["ae_run"]``,
+    ``config["ae_which"]``) the decoded mean AE latent and the nearest training shape, without one
+    the medoid (:func:`medoid_index`, at most ``medoid_max_shapes`` shapes searched per category).
+    No training shapes: no baselines, and a note says so."""
+    notes: list[str] = []
+    if not shapes.keys:
+        return BaselineAnswers(), ["baselines skipped: no training shapes outside the evaluated split"]
+    ae, n_points = _load_autoencoder(config, device, notes)
+    out = BaselineAnswers(clouds=_CloudCache(shapes.root, n_points))
+    if ae is not None:
+        _mean_latent(out, ae, lambda z: model.decoder(z.to(device)), shapes, n_points, device, notes)
+    else:
+        _medoids(out, shapes, medoid_max_shapes, notes)
+    return out, notes

@@ -20,7 +20,7 @@ views 0–23):
    ``bwd`` = the same pred → GT, ``cd = fwd + bwd``. **EMD**: ``emd_auction`` = mean Euclidean
    distance under the released auction schedule's matching (:func:`auction_emd`, pred points bid
    for GT points; never below the exact value), and ``emd_exact`` = the optimum on the same pair
-   (:func:`lmnet.losses.emd_exact`).
+   (:func:`lmnet.losses.emd.emd_exact`).
 7. Means are plain means over the pairs (the released script divides by 24 too often; fixed).
 
 Everything here is in raw units (not ×100). Steps 4–6 run in float64 (the released ICP is NumPy

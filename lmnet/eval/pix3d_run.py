@@ -1,88 +1,79 @@
 """Evaluate an image run on Pix3D's real photographs (the paper's real-image table).
 
-:func:`evaluate_pix3d` predicts one cloud per used photograph of :class:`lmnet.data.pix3d.Pix3DDataset`
+:func:`evaluate_pix3d` is :func:`lmnet.eval.runner.evaluate` on a :class:`Pix3DSource`: it predicts
+one cloud per used photograph of :class:`lmnet.data.pix3d.Pix3DDataset`
 (``pix3d.json`` order), evaluates each (photograph, GT) pair with the chosen protocol (lmnet's, or
 the official one with one subset stream per category, as the released ``--dataset pix3d`` run)
 and writes into the run folder ``eval_pix3d.{csv,md}`` and ``eval_pix3d_pairs.csv`` (official:
-``eval_pix3d_official.*`` and the released ``eval_pix3d_official/<category>.csv``).
+``eval_pix3d_official.*`` and the released ``eval_pix3d_official/<category>.csv``). A prediction
+that is NaN or infinite stops the evaluation, naming the photograph.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 
 from lmnet.data import pix3d
 from lmnet.data.pix3d import Pix3DDataset
-from lmnet.eval import official_run as orun
-from lmnet.eval.official import COLUMN_TITLES as OFFICIAL_TITLES
-from lmnet.eval.official import METRICS as OFFICIAL_METRICS
 from lmnet.eval.official import OfficialProtocol
-from lmnet.eval.parallel import PairEvaluator
 from lmnet.eval.protocol import Protocol
-from lmnet.eval.report import write_report
-from lmnet.registry import load_model, require_kind
+from lmnet.eval.runner import MODEL_LABEL, EvalOptions, Source, evaluate
+from lmnet.registry import load_model
 
-MODEL_LABEL = "model"
+__all__ = ["MODEL_LABEL", "Pix3DSource", "evaluate_pix3d", "pix3d_case_rows"]
+
+
+class Pix3DSource(Source):
+    """The used photographs of :class:`lmnet.data.pix3d.Pix3DDataset` (``pix3d.json`` order), keyed
+    by their Pix3D entry; records carry ``category`` (synset), ``pix3d_category``, ``model`` and
+    ``gt_source``. No baselines (their training shapes are ShapeNet's)."""
+
+    purpose = "Pix3D evaluation"
+    stem = "pix3d"
+    title = "Evaluation on Pix3D"
+
+    def __init__(self, root: str | Path, categories=None):
+        self.root, self.categories = root, categories
+        self.gt_sources: dict[str, int] = {}
+
+    def open(self, config: Mapping[str, Any]) -> Pix3DDataset:
+        self.ds = Pix3DDataset(self.root, categories=self.categories)
+        self.gt_sources = {}
+        return self.ds
+
+    def intro_notes(self, run: str, n_items: int) -> list[str]:
+        return [f"run: {run}; Pix3D root: {self.ds.root}; categories: {', '.join(self.ds.categories)}; "
+                f"{n_items} photographs (not truncated / occluded / slightly occluded)",
+                "input: RGB x mask, cropped to the bbox, longest side resized to 93 (bilinear), "
+                "black-padded to 128x128"]
+
+    def describe(self, batch: Mapping[str, Any]) -> tuple[list[str], list[str], list[dict[str, Any]]]:
+        syn = list(batch["category"])
+        fields = []
+        for s, c, m, src in zip(syn, batch["pix3d_category"], batch["model"], batch["gt_source"]):
+            fields.append({"category": s, "pix3d_category": c, "model": m, "gt_source": src})
+            self.gt_sources[src] = self.gt_sources.get(src, 0) + 1
+        return list(batch["key"]), syn, fields
+
+    def closing_notes(self) -> list[str]:
+        return ["ground truth: " + ", ".join(f"{v} {k}" for k, v in sorted(self.gt_sources.items()))
+                + " (official = pix3d_pointclouds pcl_1024, sampled = 1024 area-weighted points from model.obj); "
+                "rotated into 3D-LMNet's frame (x, y, z) -> (-y, -x, -z)"]
 
 
 def evaluate_pix3d(run_dir: str | Path, root: str | Path, *, categories=None, which: str = "best",
                    protocol: Protocol | OfficialProtocol | None = None, workers: int = 2, batch_size: int = 32,
                    device: str = "cpu", max_items: int = 0, plm_mean: bool = False) -> dict[str, Any]:
-    """Evaluate ``run_dir`` on the Pix3D root ``root``; returns ``{"tables", "paths", "notes",
-    "n_pairs", "records", "released_csvs"}`` like :func:`lmnet.eval.run.evaluate_run`.
-    ``categories``: some of chair, sofa, table (default all three); ``max_items``: the first N used
-    photographs only (0 = all)."""
-
-    proto = protocol or Protocol()
-    run_dir = Path(run_dir)
-    model, config = load_model(run_dir, which=which, device=device)
-    require_kind(config, "image", run_dir, "Pix3D evaluation")
-    ds = Pix3DDataset(root, categories=categories)
-    n = len(ds) if not max_items else min(len(ds), int(max_items))
-    official = isinstance(proto, OfficialProtocol)
-    probabilistic = bool(getattr(model, "probabilistic", False))
-    notes = [f"run: {run_dir} (checkpoint {which}); Pix3D root: {ds.root}; categories: {', '.join(ds.categories)}; "
-             f"{n} photographs (not truncated / occluded / slightly occluded)",
-             "input: RGB x mask, cropped to the bbox, longest side resized to 93 (bilinear), black-padded to 128x128",
-             orun.prediction_note(probabilistic, plm_mean, getattr(proto, "seed", 0), official)]
-    feed = orun.OfficialFeed(proto) if official else None
-    gen = torch.Generator().manual_seed(proto.seed) if official else None
-    loader = torch.utils.data.DataLoader(torch.utils.data.Subset(ds, range(n)), batch_size=batch_size,
-                                         shuffle=False, num_workers=0)
-    meta: list[dict[str, Any]] = []
-    sources: dict[str, int] = {}
-    with PairEvaluator(proto, workers=workers) as ev:
-        for batch in loader:
-            preds, _ = orun.predict(model, batch["image"].to(device), plm_mean=plm_mean or not official,
-                                    generator=gen)
-            gts = batch["points"].numpy()
-            syn = list(batch["category"])
-            if official:
-                preds, gts = feed.prepare(MODEL_LABEL, preds, gts, syn)
-            ev.submit(preds, gts, list(batch["key"]))
-            for s, c, m, src in zip(syn, batch["pix3d_category"], batch["model"], batch["gt_source"]):
-                meta.append({"category": s, "pix3d_category": c, "model": m, "gt_source": src})
-                sources[src] = sources.get(src, 0) + 1
-        records = ev.results()
-    notes.append("ground truth: " + ", ".join(f"{v} {k}" for k, v in sorted(sources.items()))
-                 + " (official = pix3d_pointclouds pcl_1024, sampled = 1024 area-weighted points from model.obj); "
-                 "rotated into 3D-LMNet's frame (x, y, z) -> (-y, -x, -z)")
-    recs = [{"key": r["key"], **m, **{k: v for k, v in r.items() if k != "key"}} for r, m in zip(records, meta)]
-    by_method = {MODEL_LABEL: recs}
-    if official:
-        out = write_report(run_dir, "pix3d_official", by_method, protocol_line=proto.describe(), notes=notes,
-                           protocol="official", metrics=OFFICIAL_METRICS, titles=OFFICIAL_TITLES,
-                           title="Evaluation on Pix3D")
-        released = orun.write_released_csvs(run_dir, "eval_pix3d_official", recs)
-    else:
-        out = write_report(run_dir, "pix3d", by_method, protocol_line=proto.describe(), notes=notes,
-                           title="Evaluation on Pix3D")
-        released = {}
-    return {"tables": out["tables"], "paths": {k: out[k] for k in ("csv", "md", "pairs")}, "notes": notes,
-            "n_pairs": n, "records": by_method, "released_csvs": released}
+    """Evaluate ``run_dir`` on the Pix3D root ``root``; returns what :func:`lmnet.eval.run.evaluate_run`
+    returns (:func:`lmnet.eval.runner.evaluate`). ``categories``: some of chair, sofa, table
+    (default all three); ``max_items``: the first N used photographs only (0 = all); the other
+    keywords: :class:`lmnet.eval.runner.EvalOptions`."""
+    options = EvalOptions(which=which, protocol=protocol, workers=workers, batch_size=batch_size, device=device,
+                          max_items=max_items, plm_mean=plm_mean)
+    return evaluate(Pix3DSource(root, categories), run_dir, options)
 
 
 def pix3d_case_rows(run_dir: str | Path, root: str | Path, records, *, which: str = "best", device: str = "cpu",

@@ -13,7 +13,7 @@ Steps, in order, for a prediction ``pred (N, 3)`` and its ground truth ``gt (M, 
    translation by SVD/Kabsch with the reflection fix, no scale),
    at most ``icp_max_iter`` iterations, stopping when the mean NN distance improves by less than
    ``icp_tol`` (absolute, in normalised units).
-4. **Chamfer** (:func:`lmnet.losses.chamfer_terms`) ``cd`` = mean Euclidean NN distance gt→pred +
+4. **Chamfer** (:func:`lmnet.losses.chamfer_numpy.chamfer_terms`) ``cd`` = mean Euclidean NN distance gt→pred +
    mean Euclidean NN distance pred→gt
    (a sum of two means, distances *not* squared). The two terms are kept as ``cd_gt2pred`` (how
    well the GT is covered) and ``cd_pred2gt`` (how precise the prediction is).

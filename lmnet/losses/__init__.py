@@ -1,46 +1,26 @@
 """Every loss and point-cloud metric of lmnet, each defined once with its convention.
 
-Units and conventions live at each function:
+This package's ``__init__`` imports nothing: import each function from the module that defines
+it (``from lmnet.losses.chamfer import chamfer_distance``). That keeps the NumPy / numba modules
+(:mod:`~lmnet.losses.chamfer_numpy`, :mod:`~lmnet.losses.emd_numpy`, the ``_kernels_*`` modules),
+which the evaluation workers import, free of torch.
 
-- Chamfer (:mod:`~lmnet.losses.chamfer`, torch, batched, differentiable; and
-  :mod:`~lmnet.losses.chamfer_numpy`, one NumPy pair, for the evaluation): a **sum** of the two mean
-  Euclidean nearest-neighbour distances (``squared=True`` / ``cd_sq``: the PyTorch3D-style squared
-  variant, a different number);
-- EMD (:mod:`~lmnet.losses.emd`): the mean Euclidean distance under the optimal one-to-one matching;
-- latent L1 / L2 and the Variant II diversity loss (:mod:`~lmnet.losses.latent`): means over batch
-  and latent entries;
+Index (module → public names; units and conventions are stated at each function):
+
+- :mod:`lmnet.losses.chamfer` (torch, batched, differentiable): ``chamfer_distance``,
+  ``nearest_neighbors``. Chamfer is a **sum** of the two mean Euclidean nearest-neighbour
+  distances (``squared=True``: the PyTorch3D-style squared variant, a different number).
+- :mod:`lmnet.losses.chamfer_numpy` (one NumPy pair, for the evaluation; no torch):
+  ``chamfer_terms``, ``nn_distances``.
+- :mod:`lmnet.losses.emd` (torch): ``emd_exact``, ``emd_exact_matching``, ``emd_approx``; the mean
+  Euclidean distance under the optimal one-to-one matching.
+- :mod:`lmnet.losses.emd_numpy` (NumPy, no torch): ``emd_exact_pair``, the solver of ``emd_exact``.
+- :mod:`lmnet.losses.latent`: ``latent_loss``, ``diversity_loss``, ``diversity_target`` (latent L1 /
+  L2 and the Variant II diversity loss; means over batch and latent entries).
 - the silhouette method's mask and pose losses live in its folder (:mod:`lmnet.methods.silhouette`).
+- :mod:`lmnet.losses.kernels` (numba, no torch): the kernels shared with :mod:`lmnet.eval`:
+  ``grid_build``, ``grid_query_all`` (exact grid nearest neighbours), ``kabsch_into``,
+  ``apply_rigid``, ``mean_sqrt`` (rigid fitting), ``bid_scan_f32`` (the auction's bid scan).
 
-Nothing here multiplies by 100. The public names are loaded lazily, so the numba kernel modules
-(``_kernels_nn``, ``_kernels_emd``, ``_kernels_icp``) and :mod:`~lmnet.losses.chamfer_numpy`, used
-by the evaluation protocol, do not import torch.
+Nothing here multiplies by 100.
 """
-
-from importlib import import_module
-
-_PUBLIC = {
-    "chamfer_distance": "lmnet.losses.chamfer",
-    "nearest_neighbors": "lmnet.losses.chamfer",
-    "chamfer_terms": "lmnet.losses.chamfer_numpy",
-    "nn_distances": "lmnet.losses.chamfer_numpy",
-    "emd_exact": "lmnet.losses.emd",
-    "emd_exact_matching": "lmnet.losses.emd",
-    "emd_approx": "lmnet.losses.emd",
-    "latent_loss": "lmnet.losses.latent",
-    "diversity_loss": "lmnet.losses.latent",
-    "diversity_target": "lmnet.losses.latent",
-}
-
-__all__ = list(_PUBLIC)
-
-
-def __getattr__(name: str):
-    if name in _PUBLIC:
-        value = getattr(import_module(_PUBLIC[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'lmnet.losses' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(list(globals()) + __all__)

@@ -12,6 +12,7 @@ import math
 import numpy as np
 
 from lmnet.losses._numba import HAVE_NUMBA, jit as _jit  # noqa: F401  (HAVE_NUMBA: callers test it here)
+from lmnet.losses.kernels import bid_scan_f32
 
 # --------------------------------------------------------------------------------------------
 # Dense: epsilon-scaling auction (approximate EMD, with a bound)
@@ -60,7 +61,7 @@ def auction(c, eps_final, eps_start, factor):
     at most the optimum + N · eps_final (Bertsekas). Returns ``(col4row (N,), prices (N,))``.
 
     Kept apart from :func:`auction_f32` on purpose: this one bids on float64 costs, so the
-    ``N · eps_final`` bound of :func:`lmnet.losses.emd_approx` holds exactly; the float32 SIMD scan
+    ``N · eps_final`` bound of :func:`lmnet.losses.emd.emd_approx` holds exactly; the float32 SIMD scan
     of :func:`auction_f32` loosens it by float32 rounding, and a shared loop with a float64 scan
     would make the exact EMD's auction slower (measured: docs/results.md#kernel-tuning).
     """
@@ -158,41 +159,6 @@ def _sum_max_nonneg(a):
     return s, np.array([m]).view(np.float64)[0]
 
 
-_IMAX32 = np.int32(0x7FFFFFFF)
-
-
-@_jit(fastmath=True)
-def _bid_scan_f32(ci, p32, buf, bits):
-    """Best and second-best of ``w_j = ci[j] + p32[j]`` over all j (float32, all w >= 0).
-
-    Non-negative float32 values order like their int32 bit patterns, and integer min reductions
-    vectorise (float ones do not in numba), so this is four SIMD passes instead of one branchy
-    scalar pass. ``buf``/``bits`` are one scratch buffer viewed as float32 and int32. Returns
-    ``(w1, w2, j1)``; ties give ``w2 == w1``."""
-    n = ci.shape[0]
-    for j in range(n):
-        buf[j] = ci[j] + p32[j]
-    m1 = _IMAX32
-    for j in range(n):
-        v = bits[j]
-        m1 = v if v < m1 else m1
-    j1 = np.int32(n)
-    for j in range(n):
-        jj = np.int32(j)
-        k = jj if bits[j] == m1 else np.int32(n)
-        j1 = k if k < j1 else j1
-    w1 = buf[j1]
-    bits[j1] = _IMAX32
-    m2 = _IMAX32
-    for j in range(n):
-        v = bits[j]
-        m2 = v if v < m2 else m2
-    if m2 == _IMAX32:  # a single column
-        return w1, w1, j1
-    bits[j1] = m2
-    return w1, buf[j1], j1
-
-
 @_jit()
 def auction_f32(c32, eps_final, eps_start, factor):
     """:func:`auction` on a float32 cost ``c32 (N, N)`` with SIMD bid scans.
@@ -203,7 +169,7 @@ def auction_f32(c32, eps_final, eps_start, factor):
     the ε-complementary slackness by that much; the exact finishing step does not rely on it.
     Returns ``(col4row (N,), prices (N,) float64, n_bids)``.
 
-    Kept apart from :func:`auction` for speed: the int32-bit-pattern scan :func:`_bid_scan_f32`
+    Kept apart from :func:`auction` for speed: the int32-bit-pattern scan :func:`~lmnet.losses.kernels.bid_scan_f32`
     makes it faster than :func:`auction`'s float64 scan on the same cost (measured:
     docs/results.md#kernel-tuning), and :func:`auction` must stay float64 (its bound).
     """
@@ -222,7 +188,7 @@ def auction_f32(c32, eps_final, eps_start, factor):
         while top > 0:
             top -= 1
             i = stack[top]
-            w1, w2, j1i = _bid_scan_f32(c32[i], p32, buf, bits)
+            w1, w2, j1i = bid_scan_f32(c32[i], p32, buf, bits)
             j1 = np.int64(j1i)
             nbids += 1
             p[j1] += (np.float64(w2) - np.float64(w1)) + eps

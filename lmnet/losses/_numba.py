@@ -1,5 +1,5 @@
-"""The numba switch shared by the kernel modules of :mod:`lmnet.losses` (and
-:mod:`lmnet.eval._official_kernels`).
+"""The numba switch shared by the kernel modules of :mod:`lmnet.losses` (other packages reach it
+through the public :mod:`lmnet.losses.kernels`, as :mod:`lmnet.eval._official_kernels` does).
 
 ``HAVE_NUMBA`` is False when numba is not installed; :func:`jit` then returns the plain Python
 function and the public callers fall back to scipy (cKDTree for nearest neighbours,

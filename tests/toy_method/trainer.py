@@ -3,7 +3,7 @@
 import torch
 from torch import nn
 
-from lmnet.losses import chamfer_distance
+from lmnet.losses.chamfer import chamfer_distance
 from lmnet.train.loop import Trainer
 from lmnet.train.param_groups import weight_decay_groups
 from . import model

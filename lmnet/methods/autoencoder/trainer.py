@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lmnet.losses import chamfer_distance
+from lmnet.losses.chamfer import chamfer_distance
 from lmnet.methods.autoencoder import model as network
 from lmnet.methods.autoencoder.config import CONFIG
 from lmnet.train.param_groups import weight_decay_groups

@@ -41,7 +41,8 @@ import math
 import torch
 from torch import nn
 
-from lmnet.losses import chamfer_distance, diversity_loss, latent_loss
+from lmnet.losses.chamfer import chamfer_distance
+from lmnet.losses.latent import diversity_loss, latent_loss
 from lmnet.methods.image import model as network
 from lmnet.methods.image.config import CONFIG
 from lmnet.models.image_to_pointcloud import ImageToPointCloud, reparameterize

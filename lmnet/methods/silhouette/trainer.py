@@ -63,7 +63,7 @@ from torch.utils.data import Dataset
 
 from lmnet import projection
 from lmnet.camera import wrap_degrees
-from lmnet.losses import chamfer_distance
+from lmnet.losses.chamfer import chamfer_distance
 from lmnet.methods.silhouette import model as network
 from lmnet.methods.silhouette.model import SilhouetteNetwork
 from lmnet.methods.silhouette.config import CONFIG
