@@ -23,6 +23,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
+from lmnet import atomic_io
 
 HERE = Path(__file__).resolve().parent
 OURS = "ours"
@@ -146,7 +147,6 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     host = report["hardware"]["host"].split(".")[0] or "host"
     suffix = "-quick" if args.quick else ""
-    from lmnet import atomic_io
 
     previous = out / f"{host}{suffix}.json"
     if args.only and previous.is_file():  # a partial run replaces its topics in the last full report

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from lmnet.data.dataset import ShapeNetDataset
 
 try:
     from benchmarks._common import median_time, print_result
@@ -71,7 +72,6 @@ def _items_per_s(ds, workers: int, repeats: int) -> float:
 def run(quick: bool = False) -> dict:
     import torch
 
-    from lmnet.data.dataset import ShapeNetDataset
 
     torch.set_num_threads(1)
     synsets = ["02691156", "03001627"]

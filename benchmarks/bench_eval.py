@@ -25,6 +25,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from lmnet.eval import protocol as P
+from lmnet.eval.parallel import PairEvaluator
+from lmnet.losses.chamfer_numpy import chamfer_terms
+from lmnet.eval import official as O
 
 OFFICIAL_TEST_PAIRS = 8762 * 24
 
@@ -60,9 +64,6 @@ def make_pairs(n_pairs: int, seed: int = 0):
 def run(quick: bool = False) -> dict:
     from scipy.spatial import cKDTree
 
-    from lmnet.eval import protocol as P
-    from lmnet.eval.parallel import PairEvaluator
-    from lmnet.losses.chamfer_numpy import chamfer_terms
 
     n_pairs = 16 if quick else 96
     repeats = 3
@@ -114,7 +115,6 @@ def run(quick: bool = False) -> dict:
     row("full protocol", "1 process", "throughput", (n_pairs // 2) / serial, "pairs/s")
 
     # the official (released-code) protocol on the same pairs, one process, next to lmnet's above
-    from lmnet.eval import official as O
 
     n_off = n_pairs // 4
     O.evaluate_pairs(np.stack(preds[:1]), np.stack(gts[:1]))  # warm-up (numba cache load)

@@ -33,6 +33,15 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from lmnet.losses.chamfer import chamfer_distance
+from lmnet.losses.chamfer import safe_norm
+from lmnet.losses import auction
+from lmnet.losses.emd import emd_approx, emd_exact
+from lmnet.train.precision import resolve_precision
+from lmnet.data.dataset import ShapeNetDataset
+from lmnet.eval.parallel import PairEvaluator
+from lmnet.eval.protocol import Protocol
+from lmnet.losses.emd import emd_exact
 
 OFFICIAL_SAMPLES = 35022 * 24
 
@@ -98,8 +107,6 @@ def _knn_mm(x, y):
 def _chamfer_impls():
     import torch
 
-    from lmnet.losses.chamfer import chamfer_distance
-    from lmnet.losses.chamfer import safe_norm
 
     def from_idx(x, y, ixy, iyx):
         g = lambda p, i: torch.gather(p, 1, i.unsqueeze(-1).expand(-1, -1, 3))  # noqa: E731
@@ -168,8 +175,6 @@ def bench_chamfer(device, cfg, rows, notes):
 def bench_emd(device, cfg, rows, notes):
     import torch
 
-    from lmnet.losses import auction
-    from lmnet.losses.emd import emd_approx, emd_exact
 
     g = torch.Generator().manual_seed(1)
 
@@ -219,7 +224,6 @@ def bench_emd(device, cfg, rows, notes):
 def bench_train(device, cfg, rows, notes):
     from benchmarks import bench_train as T
 
-    from lmnet.train.precision import resolve_precision
 
     b, steps = cfg["train_batch"], cfg["train_steps"]
     amp = resolve_precision("auto", device).autocast_dtype  # what training with amp='auto' uses here
@@ -241,7 +245,6 @@ def bench_train(device, cfg, rows, notes):
 
 def bench_data(cfg, rows, notes):
     from benchmarks import bench_data as D
-    from lmnet.data.dataset import ShapeNetDataset
 
     synsets = ["02691156", "03001627"]
     best = 0.0
@@ -264,9 +267,6 @@ def bench_data(cfg, rows, notes):
 
 def bench_eval(device, cfg, rows, notes):
     from benchmarks.bench_eval import make_pairs
-    from lmnet.eval.parallel import PairEvaluator
-    from lmnet.eval.protocol import Protocol
-    from lmnet.losses.emd import emd_exact
 
     import torch
 

@@ -25,6 +25,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from lmnet.losses.chamfer import chamfer_distance
+from lmnet.losses.emd import emd_approx, emd_exact
+from lmnet.losses.emd import emd_approx
+from lmnet.losses import auction
 
 try:
     from benchmarks._common import median_time, print_result
@@ -77,7 +81,6 @@ def _chamfer_impls():
     """name → fn(x, y) returning a scalar loss (Euclidean convention where the library allows)."""
     import torch
 
-    from lmnet.losses.chamfer import chamfer_distance
 
     impls = {
         "ours": lambda x, y: chamfer_distance(x, y),
@@ -161,7 +164,6 @@ def bench_emd(quick: bool, rows: list, notes: list) -> None:
     from scipy.optimize import linear_sum_assignment
     from scipy.spatial.distance import cdist
 
-    from lmnet.losses.emd import emd_approx, emd_exact
 
     rng = np.random.default_rng(1)
 
@@ -245,7 +247,6 @@ def bench_sinkhorn(quick: bool, rows: list, notes: list, kinds: dict, exact: dic
     on a batch of the same clouds (``b_s`` of the ``b`` training pairs: a full batch took 27–135 s)."""
     import torch
 
-    from lmnet.losses.emd import emd_approx
 
     try:
         import geomloss  # type: ignore
@@ -293,8 +294,6 @@ def bench_emd_torch_cpu(quick: bool, rows: list, notes: list) -> None:
     (each round is a few dozen small kernels: on a GPU its cost is mostly launch overhead)."""
     import torch
 
-    from lmnet.losses import auction
-    from lmnet.losses.emd import emd_approx, emd_exact
 
     rng = np.random.default_rng(2)
     threads = torch.get_num_threads()

@@ -32,6 +32,12 @@ import time
 from pathlib import Path
 
 import numpy as np
+from lmnet.mesh import point_spacing
+from lmnet import mesh
+from lmnet.synthetic.generator import model_pointclouds
+from lmnet.losses.chamfer_numpy import chamfer_terms as chamfer
+from lmnet.mesh import sample_mesh
+from lmnet.atomic_io import write_text
 
 try:
     from benchmarks._common import median_time, print_result
@@ -47,7 +53,6 @@ RESULTS = Path(__file__).resolve().parent / "results"
 def noisy_copy(points: np.ndarray, seed: int, *, sigma: float = 2.0, outliers: float = 0.05) -> np.ndarray:
     """``points (N, 3)`` + Gaussian noise of ``sigma`` × point spacing, and a fraction ``outliers``
     of the points replaced by uniform positions in the bounding box (seeded)."""
-    from lmnet.mesh import point_spacing
 
     rng = np.random.default_rng(seed)
     out = points + rng.normal(scale=sigma * point_spacing(points), size=points.shape)
@@ -58,7 +63,6 @@ def noisy_copy(points: np.ndarray, seed: int, *, sigma: float = 2.0, outliers: f
 
 def mesh_with(method: str, points: np.ndarray):
     """``(vertices, faces, seconds, chosen method)`` of one method on ``points (N, 3)``."""
-    from lmnet import mesh
 
     t = time.perf_counter()
     if method == "poisson-closed":
@@ -70,9 +74,6 @@ def mesh_with(method: str, points: np.ndarray):
 
 def measure(n_models: int, conditions=CONDITIONS, seed: int = 0) -> list[dict]:
     """One record per (condition, category, model, method)."""
-    from lmnet.synthetic.generator import model_pointclouds
-    from lmnet.losses.chamfer_numpy import chamfer_terms as chamfer
-    from lmnet.mesh import sample_mesh
 
     recs = []
     for cat in CATEGORIES:
@@ -115,8 +116,6 @@ def summarize(recs: list[dict]) -> list[dict]:
 def timing(repeats: int = 5, seed: int = 0) -> list[dict]:
     """Median of ``repeats`` calls of ``reconstruct(cloud, method)`` per category and method, one clean
     2,048-point cloud each (model 0)."""
-    from lmnet import mesh
-    from lmnet.synthetic.generator import model_pointclouds
 
     out = []
     for cat in CATEGORIES:
@@ -208,7 +207,6 @@ def main(argv=None) -> int:
     header = (f"Measured {time.strftime('%Y-%m-%d')} on {platform.processor() or platform.machine()}, "
               f"{os.cpu_count()} CPUs shared with other jobs (so times are upper bounds), Open3D default "
               f"threads, in {time.perf_counter() - t0:.0f} s: `python -m benchmarks.bench_mesh`. " + res["notes"][0] + ".")
-    from lmnet.atomic_io import write_text
 
     write_text(RESULTS / "mesh.json", json.dumps({k: res[k] for k in ("records", "timing", "notes")}, indent=1))
     write_text(RESULTS / "mesh.md", to_markdown(res["records"], header, res["timing"]))

@@ -17,6 +17,11 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from lmnet.data.meshes import sample_surface
+from lmnet.synthetic import build_mesh
+from lmnet.render.pointclouds import render_cloud, render_mesh_preview
+from lmnet.mesh import points_to_mesh
+from lmnet.render import grids
 
 SIZE = 512
 N_POINTS = 2048
@@ -44,8 +49,6 @@ except ImportError:  # run as a script: python benchmarks/bench_<topic>.py
     from _common import median_time, print_result
 
 def _chair():
-    from lmnet.data.meshes import sample_surface
-    from lmnet.synthetic import build_mesh
 
     v, f, _ = build_mesh("chair", seed=0, index=0)
     pts = sample_surface(v, f, N_POINTS, np.random.default_rng(0)).astype(np.float32)
@@ -75,7 +78,6 @@ def _open3d(points: np.ndarray, repeats: int, notes: list) -> float | None:
 def run(quick: bool = False) -> dict:
     import torch
 
-    from lmnet.render.pointclouds import render_cloud, render_mesh_preview
 
     reps = 3 if quick else 7
     v, f, pts = _chair()
@@ -107,7 +109,6 @@ def run(quick: bool = False) -> dict:
     row(f"mesh {len(v)} verts / {len(f)} faces, {SIZE}x{SIZE}, ss 3", "ours", "s/image", t_mesh)
 
     try:
-        from lmnet.mesh import points_to_mesh
 
         pv, pf = points_to_mesh(pts, depth=7)
         pv, pf = np.asarray(pv, np.float32), np.asarray(pf, np.int64)
@@ -124,8 +125,6 @@ def run(quick: bool = False) -> dict:
 
 def save_figure(path) -> Path:
     """The benchmark's inputs, as rendered: torch splats | matplotlib | mesh (white background)."""
-    from lmnet.render import grids
-    from lmnet.render.pointclouds import render_cloud, render_mesh_preview
 
     v, f, pts = _chair()
     cells = [grids.to_pil(render_cloud(pts, image_size=SIZE)[0]),

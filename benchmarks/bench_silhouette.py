@@ -26,6 +26,12 @@ from lmnet.methods.silhouette.data import MultiViewDataset
 from lmnet.methods.silhouette.evaluate import predict_poses
 from lmnet.methods.silhouette.pose_losses import pose_errors, select_pose_winner
 from lmnet.methods.silhouette.losses import mask_coverage_loss, project_views
+from lmnet import camera
+from lmnet.eval.protocol import Protocol
+from lmnet.eval.run import evaluate_run
+from lmnet.runs.splits import resolve_split_file
+from lmnet.registry import load_model
+from lmnet.data.dataset import ShapeNetDataset
 
 try:
     from benchmarks._common import median_time
@@ -35,7 +41,6 @@ except ImportError:  # run as a script: python benchmarks/bench_<topic>.py
 def _coverage_brute_force(points, masks, azimuth, elevation, distance_ratio, fov):
     """:func:`lmnet.methods.silhouette.losses.mask_coverage_loss` written the direct way (autograd through the
     min of a full pixel × point distance matrix): the reference it is timed against."""
-    from lmnet import camera
 
     B, V, S, _ = masks.shape
     N = points.shape[1]
@@ -98,16 +103,11 @@ def run(quick: bool = False) -> dict:
 
 def evaluate(run_dir: str, split: str = "test", emd: bool = False, workers: int = 2) -> dict:
     """Paper-protocol table (model vs medoid mean shape) and, for unknown-pose runs, pose errors."""
-    from lmnet.eval.protocol import Protocol
-    from lmnet.eval.run import evaluate_run
-    from lmnet.runs.splits import resolve_split_file
-    from lmnet.registry import load_model
 
     res = evaluate_run(run_dir, split=split, protocol=Protocol(emd=emd), workers=workers)
     out = {"tables": res["tables"], "notes": res["notes"], "n_pairs": res["n_pairs"]}
     model, config = load_model(run_dir)
     if getattr(model, "pose_net", None) is not None:
-        from lmnet.data.dataset import ShapeNetDataset
 
         base = ShapeNetDataset(config["data_root"], split=resolve_split_file(config, split),
                                categories=config["categories"], views="all", n_points=1024,

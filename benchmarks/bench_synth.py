@@ -15,6 +15,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from lmnet.synthetic import build_mesh, generate_model
+from lmnet.render import render_mesh, render_points, three_quarter_view
+from lmnet.data.meshes import sample_surface
 
 _O3D_SCRIPT = r"""
 import sys, time, numpy as np, open3d as o3d
@@ -51,8 +54,6 @@ def run(quick: bool = False) -> dict:
     import numpy as np
     import torch
 
-    from lmnet.synthetic import build_mesh, generate_model
-    from lmnet.render import render_mesh, render_points, three_quarter_view
 
     rows, notes = [], []
     torch.set_num_threads(1)
@@ -106,7 +107,6 @@ def run(quick: bool = False) -> dict:
             notes.append(f"Open3D offscreen renderer skipped: {exc}")
 
     # --- splats ------------------------------------------------------------------------------
-    from lmnet.data.meshes import sample_surface
 
     pts = torch.from_numpy(sample_surface(v, f, 2048, np.random.default_rng(0))).float().unsqueeze(0)
     cam = three_quarter_view()

@@ -24,6 +24,11 @@ import time
 import torch
 
 from lmnet.train.step import optimizer_step
+from lmnet.losses.chamfer import chamfer_distance
+from lmnet.models import PointAutoencoder
+from lmnet.losses.latent import latent_loss
+from lmnet.models import ImageToPointCloud, PointAutoencoder
+from lmnet.train.precision import cpu_bf16_support, resolve_precision
 
 try:
     from benchmarks._common import median_time, print_result
@@ -54,8 +59,6 @@ def _raise(what: str) -> None:
 
 
 def _ae_step(device, batch, amp, backend="auto"):
-    from lmnet.losses.chamfer import chamfer_distance
-    from lmnet.models import PointAutoencoder
 
     torch.manual_seed(0)
     model = PointAutoencoder().to(device).train()
@@ -76,8 +79,6 @@ def _image_step(device, batch, amp, channels_last=False, compile=False):
     """One Variant I step; ``amp``: autocast dtype (None = float32); ``channels_last``: NHWC
     activations (model and images converted once); ``compile``: the image encoder through
     ``torch.compile`` (inductor; the first step compiles, it is the warm-up)."""
-    from lmnet.losses.latent import latent_loss
-    from lmnet.models import ImageToPointCloud, PointAutoencoder
 
     torch.manual_seed(0)
     teacher = PointAutoencoder().to(device).eval()
@@ -138,7 +139,6 @@ def run(quick: bool = False) -> dict:
     if quick:
         notes.append("quick: CPU image step at batch 8 (batch 32 takes seconds per step on CPU); "
                      "no brute-force Chamfer comparison")
-    from lmnet.train.precision import cpu_bf16_support, resolve_precision
 
     native, why = cpu_bf16_support()
     notes.append(f"CPU bfloat16: {why}; amp='auto' trains in {resolve_precision('auto', cpu).name} here")

@@ -33,6 +33,19 @@ import platform
 import sys
 import time
 from pathlib import Path
+from lmnet.methods.image import train_image_encoder
+from lmnet.analysis import spread_summary, spread_vs_azimuth
+from lmnet.runs import read_history
+from lmnet.data.dataset import ShapeNetDataset
+from lmnet.data.inputs import run_background
+from lmnet.runs.splits import resolve_split_file
+from lmnet.losses.latent import diversity_loss, diversity_target as target
+from lmnet.registry import load_model
+from lmnet.analysis import sample_spread
+from lmnet.camera import wrap_degrees
+from lmnet.render.grids import make_grid, save_png
+from lmnet.analysis import plot_spread_vs_azimuth
+from lmnet.atomic_io import write_text
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -90,7 +103,6 @@ def train_all(out: Path, size: dict, log=print) -> dict[str, Path]:
     returns ``{name: run_dir}``."""
     import shutil
 
-    from lmnet.methods.image import train_image_encoder
 
     from studies.learning import data_and_autoencoder
 
@@ -114,8 +126,6 @@ def train_all(out: Path, size: dict, log=print) -> dict[str, Path]:
 def measure(runs: dict[str, Path], size: dict, log=print) -> tuple[dict, dict]:
     """``(results, raw)``: per λ and split the :func:`~lmnet.analysis.spread_summary` figures plus
     the training history's last latent / L_div losses; ``raw`` holds the per-item arrays for the plot."""
-    from lmnet.analysis import spread_summary, spread_vs_azimuth
-    from lmnet.runs import read_history
 
     res: dict = {"size": size, "runs": {k: str(v) for k, v in runs.items()}, "variant2": {},
                  "autoencoder_train_minutes": sum(float(x["epoch_time_s"]) for x in read_history(runs["autoencoder"])) / 60}
@@ -140,9 +150,6 @@ def measure(runs: dict[str, Path], size: dict, log=print) -> tuple[dict, dict]:
 
 def _split_dataset(cfg: dict, split: str):
     """Every (shape, view) item, with images and 1024-point clouds, of ``split`` of the run config ``cfg``."""
-    from lmnet.data.dataset import ShapeNetDataset
-    from lmnet.data.inputs import run_background
-    from lmnet.runs.splits import resolve_split_file
 
     # run_background: the run's input convention (composite over its background, or the stored RGB)
     return ShapeNetDataset(Path(cfg["data_root"]), split=resolve_split_file(cfg, split), categories=cfg["categories"],
@@ -183,8 +190,6 @@ def diagnose(run: Path, lambda_div: float, steps: int = 540, log=print) -> dict:
     import numpy as np
     import torch
 
-    from lmnet.losses.latent import diversity_loss, diversity_target as target
-    from lmnet.registry import load_model
 
     model, cfg = load_model(run, which="last", device="cpu")
     f_tr, a_tr = _head_inputs(model, cfg, "train")
@@ -233,10 +238,6 @@ def samples_figure(runs: dict[str, Path], names: list[str], path: Path, k: int =
     ``path``. Returns ``{"model": key, "views": {...}, "spread": {run: {view: spread}}}``."""
     import torch
 
-    from lmnet.analysis import sample_spread
-    from lmnet.camera import wrap_degrees
-    from lmnet.render.grids import make_grid, save_png
-    from lmnet.registry import load_model
 
     _, cfg = load_model(runs[names[0]], which="last")
     ds = _split_dataset(cfg, "test")
@@ -264,7 +265,6 @@ def samples_figure(runs: dict[str, Path], names: list[str], path: Path, k: int =
 
 
 def plot(raw: dict, path: Path) -> None:
-    from lmnet.analysis import plot_spread_vs_azimuth
 
     fig = plot_spread_vs_azimuth({f"{n} ({s})": r
                                   for (n, s), r in raw.items() if s == "test"})
@@ -383,7 +383,6 @@ def main(argv=None) -> int:
     title = "Variant II diversity study" + (", trained as the official code did" if a.study == "official" else "")
     md = to_markdown(res, command, prefix, title)
     dest = RESULTS if not a.quick else out
-    from lmnet.atomic_io import write_text
 
     plot(raw, dest / f"{prefix}_spread_vs_azimuth.png")
     head_runs = [n for n, c in size["runs"].items() if c.get("head")]

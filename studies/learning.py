@@ -34,6 +34,14 @@ import time
 from pathlib import Path
 
 import numpy as np
+from lmnet.runs import read_history
+from lmnet.synthetic import generate_dataset
+from lmnet.methods.autoencoder import train_autoencoder
+from lmnet.methods.image import train_image_encoder
+from lmnet.analysis import autoencoder_vs_mean_shape, spread_summary, spread_vs_azimuth
+from lmnet.eval.run import evaluate_run
+from lmnet.eval import baselines as bl
+from lmnet.atomic_io import write_text
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -54,7 +62,6 @@ def _git_commit() -> str:
 
 
 def _history(run: Path) -> list[dict]:
-    from lmnet.runs import read_history
 
     return read_history(run)
 
@@ -62,8 +69,6 @@ def _history(run: Path) -> list[dict]:
 def data_and_autoencoder(out: Path, categories: list[str], size: dict, log=print) -> tuple[dict, Path]:
     """Generate the synthetic set (``size["models"]`` per category) under ``out/data`` and train (or
     resume) the autoencoder ``out/runs/autoencoder``; returns ``(common training config, AE run)``."""
-    from lmnet.synthetic import generate_dataset
-    from lmnet.methods.autoencoder import train_autoencoder
 
     data = out / "data"
     t0 = time.perf_counter()
@@ -83,7 +88,6 @@ def data_and_autoencoder(out: Path, categories: list[str], size: dict, log=print
 
 def train_all(out: Path, size: dict, log=print) -> dict[str, Path]:
     """Generate the data and train every run (skipping finished ones); returns ``{name: run_dir}``."""
-    from lmnet.methods.image import train_image_encoder
 
     common, ae_run = data_and_autoencoder(out, CATEGORIES, size, log)
     runs = {"autoencoder": ae_run}
@@ -103,8 +107,6 @@ def train_all(out: Path, size: dict, log=print) -> dict[str, Path]:
 
 def measure(runs: dict[str, Path], size: dict, log=print) -> dict:
     """Every figure of the module docstring, as a JSON-able dict."""
-    from lmnet.analysis import autoencoder_vs_mean_shape, spread_summary, spread_vs_azimuth
-    from lmnet.eval.run import evaluate_run
 
     res: dict = {"size": size, "runs": {k: str(v) for k, v in runs.items()}}
     hist = _history(runs["autoencoder"])
@@ -164,7 +166,6 @@ def to_markdown(res: dict, command: str) -> str:
               "| run | val CD epoch 1 → last | test CD | test EMD | mean shape CD (decoded mean AE latent) | "
               "mean shape EMD | nearest training shape CD | train min |",
               "|---|---|---:|---:|---:|---:|---:|---:|"]
-    from lmnet.eval import baselines as bl
 
     for name, e in res["image"].items():
         t = e["tables"]
@@ -215,7 +216,6 @@ def main(argv=None) -> int:
     (out / "learning.json").write_text(json.dumps(res, indent=1, default=str))
     (out / "learning.md").write_text(md)
     if not a.quick or a.write:
-        from lmnet.atomic_io import write_text
 
         write_text(RESULTS / "learning.json", json.dumps(res, indent=1, default=str))
         write_text(RESULTS / "learning.md", md)

@@ -30,17 +30,21 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from lmnet.data.dataset import ShapeNetDataset
+from lmnet.data.inputs import run_background
+from lmnet.eval.official_run import released_order
+from lmnet.runs.splits import resolve_split_file
+from lmnet.registry import load_model
+from lmnet.data import layout
+from lmnet.eval import official as O
+from lmnet.eval import protocol as P
+from lmnet.losses.chamfer_numpy import nn_distances
 
 
 def predictions(run: Path, views, max_items: int = 0, source: str = "model"):
     """``{synset: (preds (P, 2048, 3), gts (P, 1024, 3), keys)}`` in the released order."""
     import torch
 
-    from lmnet.data.dataset import ShapeNetDataset
-    from lmnet.data.inputs import run_background
-    from lmnet.eval.official_run import released_order
-    from lmnet.runs.splits import resolve_split_file
-    from lmnet.registry import load_model
 
     torch.set_num_threads(1)
     model, cfg = load_model(run)
@@ -54,7 +58,6 @@ def predictions(run: Path, views, max_items: int = 0, source: str = "model"):
     for start in range(0, len(order), 32):
         items = [ds[i] for i in order[start:start + 32]]
         if source == "gt2048":
-            from lmnet.data import layout
 
             preds = np.stack([layout.read_pointcloud(layout.pointcloud_path(cfg["data_root"], it["category"],
                                                                             it["model_id"], 2048), 2048)
@@ -70,9 +73,6 @@ def predictions(run: Path, views, max_items: int = 0, source: str = "model"):
 
 def steps(preds, gts, keys) -> dict[str, dict[str, np.ndarray]]:
     """Per-pair ``{"cd", "emd"}`` (raw) of steps A–F for one category's pairs (in order)."""
-    from lmnet.eval import official as O
-    from lmnet.eval import protocol as P
-    from lmnet.losses.chamfer_numpy import nn_distances
 
     res = {k: {"cd": [], "emd": []} for k in "ABCDEF"}
     stream = O.SubsetStream(O.SEED)

@@ -27,6 +27,15 @@ import json
 import sys
 import time
 from pathlib import Path
+from lmnet import projection
+from lmnet.methods.silhouette.losses import mask_distance_field
+from lmnet.methods.silhouette.losses import mask_coverage_loss, mask_distance_loss, project_views
+from lmnet.data.categories import to_synsets
+from lmnet.data.dataset import ShapeNetDataset
+from lmnet.eval.baselines import medoid_index
+from lmnet.eval.protocol import Protocol, evaluate_pair
+from lmnet.registry import load_model
+from lmnet.atomic_io import write_text
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -36,8 +45,6 @@ LOSSES = ("all", "l2", "2d")
 def _model_views(ds, key: str, size: int):
     import torch
 
-    from lmnet import projection
-    from lmnet.methods.silhouette.losses import mask_distance_field
 
     items = [ds[i] for i in range(len(ds)) if ds.item_key(i)[0] == key]
     masks = projection.mask_to_grid_resolution(torch.stack([it["mask"] for it in items]), size)
@@ -51,8 +58,6 @@ def fit(make_cloud, params, masks, dist, cams, loss: str, steps: int, lr: float,
     ``{step: score(cloud)}`` at the ``checkpoints``."""
     import torch
 
-    from lmnet import projection
-    from lmnet.methods.silhouette.losses import mask_coverage_loss, mask_distance_loss, project_views
 
     opt = torch.optim.Adam(params, lr=lr)
     g = torch.Generator().manual_seed(seed)
@@ -81,10 +86,6 @@ def main(argv=None) -> int:
     import numpy as np
     import torch
 
-    from lmnet.data.categories import to_synsets
-    from lmnet.data.dataset import ShapeNetDataset
-    from lmnet.eval.baselines import medoid_index
-    from lmnet.eval.protocol import Protocol, evaluate_pair
 
     p = argparse.ArgumentParser(prog="python -m studies.silhouette_fit", description=__doc__.split("\n\n")[0])
     p.add_argument("--data", required=True, help="a synthetic data root with splits/synthetic_{train,test}_models.json")
@@ -105,7 +106,6 @@ def main(argv=None) -> int:
     medoid = train_clouds[medoid_index(train_clouds)]
     ae = None
     if a.ae_run:
-        from lmnet.registry import load_model
 
         ae, _ = load_model(a.ae_run, which="best")
         with torch.no_grad():
@@ -139,7 +139,6 @@ def main(argv=None) -> int:
     res["minutes"] = (time.perf_counter() - t0) / 60
     md = to_markdown(res, "python -m studies.silhouette_fit " + " ".join(argv if argv is not None else sys.argv[1:]))
     out = Path(a.out)
-    from lmnet.atomic_io import write_text
 
     write_text(out / "silhouette_fit.json", json.dumps(res, indent=1))
     write_text(out / "silhouette_fit.md", md)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from lmnet.methods.autoencoder import AutoencoderTrainer
 
 TINY_SYNSETS = ("02691156", "03001627")  # airplane, chair
 TINY_MODELS_PER_SYNSET = 3
@@ -116,7 +117,6 @@ def server():
 
 def scripted_validation(monkeypatch, values):
     """Make autoencoder validation report ``values[i]`` as ``val_chamfer_x100`` at its i-th call."""
-    from lmnet.methods.autoencoder import AutoencoderTrainer
 
     scripted = iter(values)
 

@@ -9,6 +9,11 @@ import pytest
 import torch
 
 from lmnet import analysis
+from lmnet.models.point_ae import PointAutoencoder
+from lmnet.data import layout
+from lmnet.eval.baselines import medoid_index
+from lmnet.methods.autoencoder import train_autoencoder
+from lmnet.registry import load_model
 
 
 def test_chamfer_x100_matches_brute_force():
@@ -66,7 +71,6 @@ def test_best_worst_and_tables():
 
 
 def test_interpolate_latents_endpoints():
-    from lmnet.models.point_ae import PointAutoencoder
 
     torch.manual_seed(0)
     ae = PointAutoencoder().eval()
@@ -88,10 +92,6 @@ def test_autoencoder_vs_mean_shape(tiny_shapenet_factory, tmp_path):
     of all training shapes, the medoid of the input's category; plus the class-mean row."""
     import json
 
-    from lmnet.data import layout
-    from lmnet.eval.baselines import medoid_index
-    from lmnet.methods.autoencoder import train_autoencoder
-    from lmnet.registry import load_model
 
     t = tiny_shapenet_factory(n_models=4, point_counts=(1024,))
     train = {s: ms[:3] for s, ms in t.models.items()}

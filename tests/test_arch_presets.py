@@ -15,6 +15,7 @@ from lmnet.models.image_encoder import CONV_LAYOUT, ImageEncoder
 from lmnet import registry
 from lmnet.registry import resolve_train_config
 from lmnet.methods.image import train_image_encoder
+from lmnet.commands.train import resolve_cli_config
 
 
 def _maps(enc: ImageEncoder, x: torch.Tensor) -> list[tuple[int, int]]:
@@ -71,7 +72,6 @@ def test_arch_sets_the_official_defaults_explicit_values_win():
     cfg = resolve_train_config("image", {"ae_run": "x", "arch": "official", "weight_decay_fc": 1e-3,
                                          "image_input": "composite"})
     assert cfg["weight_decay_fc"] == 1e-3 and cfg["image_input"] == "composite"
-    from lmnet.commands.train import resolve_cli_config
 
     kind, cli = resolve_cli_config("variant2", None, ["arch=official", "ae_run=x"])
     assert kind == "image" and cli["arch"] == "official" and cli["weight_decay_fc"] == 0.0

@@ -13,6 +13,7 @@ from lmnet import atomic_io, camera
 from lmnet.config import parse_set_args, resolve_config
 from lmnet.data.categories import to_synset, to_synsets
 from lmnet.errors import ConfigError
+from lmnet.cli import _command_modules
 
 
 def test_resolve_config_unknown_key_lists_valid_keys():
@@ -90,7 +91,6 @@ def test_camera_geometry():
 
 
 def test_cli_help_for_every_subcommand():
-    from lmnet.cli import _command_modules
 
     out = subprocess.run([sys.executable, "-m", "lmnet", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "usage: lmnet" in out.stdout

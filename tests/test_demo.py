@@ -8,6 +8,7 @@ import json
 import re
 
 from lmnet import demo
+import lmnet.notebook.runner as nt
 
 
 def _config_keys(name: str) -> set[str]:
@@ -32,7 +33,6 @@ def test_every_demo_override_reaches_a_notebook():
 
 
 def test_per_notebook_overrides_apply_to_their_notebook_and_set_wins(tmp_path, monkeypatch):
-    import lmnet.notebook.runner as nt
 
     seen = {}
 

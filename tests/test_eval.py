@@ -17,6 +17,15 @@ from lmnet.eval.parallel import evaluate_pairs
 from lmnet.eval.protocol import Protocol, emd, emd_scipy, evaluate_pair, icp, kabsch, normalize_cloud, subsample
 from lmnet.eval.runner import EvalOptions
 from lmnet.losses.chamfer_numpy import chamfer_terms as chamfer
+from lmnet import atomic_io
+from lmnet.data.splits import write_splits
+from lmnet.models import ImageToPointCloud, PointAutoencoder
+from lmnet.runs import CHECKPOINT_FORMAT
+from lmnet.eval.run import evaluate_run
+from lmnet.registry import load_model
+from lmnet.data.dataset import ShapeNetDataset
+from lmnet.cli import main
+from lmnet.eval.protocol import icp_reference
 
 
 def _asym_cloud(n=400, seed=0):
@@ -261,10 +270,6 @@ def make_runs(tmp_path, data, variant="l1"):
     split files: 2 models per category train, 1 test. Returns the image run dir."""
     import json
 
-    from lmnet import atomic_io
-    from lmnet.data.splits import write_splits
-    from lmnet.models import ImageToPointCloud, PointAutoencoder
-    from lmnet.runs import CHECKPOINT_FORMAT
 
     torch.manual_seed(0)
     splits = {"train": {s: [f"{s}/{m}" for m in ms[:2]] for s, ms in data.models.items()},
@@ -303,8 +308,6 @@ def tiny_project(tmp_path_factory):
 
 
 def test_evaluate_run_end_to_end(tmp_path, tiny_project):
-    from lmnet.eval.run import evaluate_run
-    from lmnet.registry import load_model
 
     data, run, _ = tiny_project
     res = evaluate_run(run, split="test", views=[0, 1], workers=1, protocol=Protocol(icp_max_iter=10))
@@ -317,7 +320,6 @@ def test_evaluate_run_end_to_end(tmp_path, tiny_project):
         assert (run / name).is_file()
     # the model rows reproduce a direct evaluation of the same predictions
     model, _ = load_model(run)
-    from lmnet.data.dataset import ShapeNetDataset
 
     ds = ShapeNetDataset(data.root, split=run.parent.parent / "splits" / "tiny_test_models.json", views=[0, 1],
                          n_points=1024, image_cache=False)
@@ -337,7 +339,6 @@ def test_evaluate_run_end_to_end(tmp_path, tiny_project):
 
 
 def test_cli_eval_toggles(tmp_path, tiny_project, capsys):
-    from lmnet.cli import main
 
     run = tiny_project[1]
     assert main(["eval", "--run", str(run), "--split", "val", "--split-file",
@@ -371,7 +372,6 @@ def test_eval_options_default_to_lmnet_protocol():
 def test_evaluate_run_without_autoencoder_uses_medoid(tmp_path, tiny_project):
     import json
 
-    from lmnet.eval.run import evaluate_run
 
     data, run, _ = tiny_project
     run2 = tmp_path / "run_no_ae"
@@ -430,7 +430,6 @@ def _eval_like_pair(seed, n_pred=1024, n_gt=1024, deg=8.0):
 
 @pytest.mark.parametrize("seed", range(6))
 def test_icp_matches_straightforward_reference(seed):
-    from lmnet.eval.protocol import icp_reference
 
     p, g = _eval_like_pair(seed, n_pred=1024 if seed % 2 == 0 else 700, n_gt=1024)
     for max_iter, tol in ((50, 1e-6), (5, 1e-6), (100, 0.0)):
@@ -450,7 +449,6 @@ def test_evaluate_pair_matches_reference_pipeline():
     """Full protocol = subsample + normalise + reference ICP + KD-tree Chamfer + LSA EMD."""
     from scipy.spatial import cKDTree
 
-    from lmnet.eval.protocol import icp_reference
 
     rng = np.random.default_rng(40)
     gt = _asym_cloud(1024, 40)

@@ -10,6 +10,12 @@ import pytest
 import torch
 
 from lmnet.eval import official
+from lmnet.data.dataset import ShapeNetDataset
+from lmnet.data.splits import load_split
+from lmnet.registry import load_model
+from lmnet.cli import main
+from lmnet.eval.run import evaluate_run
+from lmnet.eval.official_run import released_order
 
 
 @pytest.fixture(scope="module")
@@ -25,9 +31,6 @@ def project(tmp_path_factory):
 def _direct_official(run, data, views=(0, 1)):
     """The model's official per-pair CD computed here: predictions in split order x views, one
     evaluate_pairs call per category (seeded once)."""
-    from lmnet.data.dataset import ShapeNetDataset
-    from lmnet.data.splits import load_split
-    from lmnet.registry import load_model
 
     model, _ = load_model(run)
     split = run.parent.parent / "splits" / "tiny_test_models.json"
@@ -45,7 +48,6 @@ def _direct_official(run, data, views=(0, 1)):
 
 
 def test_cli_official_writes_released_layout(project, capsys):
-    from lmnet.cli import main
 
     data, run, _ = project
     assert main(["eval", "--run", str(run), "--protocol", "official", "--views", "0,1", "--workers", "1"]) == 0
@@ -81,7 +83,6 @@ def test_cli_official_writes_released_layout(project, capsys):
 
 
 def test_official_rejects_switched_off_steps(project, capsys):
-    from lmnet.cli import main
 
     run = project[1]
     assert main(["eval", "--run", str(run), "--protocol", "official", "--no-icp"]) == 2
@@ -89,7 +90,6 @@ def test_official_rejects_switched_off_steps(project, capsys):
 
 
 def test_variant_ii_sample_or_mean(project):
-    from lmnet.eval.run import evaluate_run
 
     run = project[2]
     proto = official.OfficialProtocol(emd=False)
@@ -108,7 +108,6 @@ def test_released_order_follows_the_split_file(tmp_path):
     """Categories sorted, then models in the split file's (unsorted) order, then views ascending."""
     import json
 
-    from lmnet.eval.official_run import released_order
 
     split = tmp_path / "s.json"
     split.write_text(json.dumps({"03001627": ["03001627/zz", "03001627/aa"], "02691156": ["02691156/mm"]}))

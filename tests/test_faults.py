@@ -19,6 +19,17 @@ from conftest import write_tiny_shapenet
 from lmnet.cli import main as cli_main
 from lmnet.data import download as dl
 from lmnet.errors import DownloadError
+from lmnet.data.dataset import ShapeNetDataset
+from lmnet.errors import ConfigError, CorruptFileError, DataError
+from lmnet.errors import CorruptFileError
+from lmnet.data import inputs
+from lmnet.data import inputs, layout
+from lmnet.data.inputs import MAX_PIXELS_ENV
+from lmnet.data.check import check_data
+from lmnet import infer
+from lmnet.errors import ConfigError
+from lmnet.eval.run import evaluate_run
+from lmnet.errors import DataError
 
 
 # --------------------------------------------------------------------------------------------
@@ -191,7 +202,6 @@ def _ae_args(root, run_dir, *extra):
 
 
 def test_skip_bad_drops_models_with_a_bad_cloud_in_points_only_mode(tiny_shapenet, tmp_path, capsys):
-    from lmnet.data.dataset import ShapeNetDataset
 
     bad_key = tiny_shapenet.keys[1]
     bad = tiny_shapenet.model_dir(bad_key, "ShapeNet_pointclouds") / "pointcloud_1024.npy"
@@ -219,7 +229,6 @@ def test_lmnet_errors_pickle_and_rebuild_from_worker_text():
     import pickle
     import traceback
 
-    from lmnet.errors import ConfigError, CorruptFileError, DataError
 
     for exc in (CorruptFileError("/d/a.npy", "bad: really"), DataError("no models"), ConfigError("key 'x'")):
         back = pickle.loads(pickle.dumps(exc))
@@ -252,8 +261,6 @@ def test_image_cache_sees_files_rewritten_or_truncated_in_place(tiny_shapenet):
     import numpy as np
     from PIL import Image
 
-    from lmnet.data.dataset import ShapeNetDataset
-    from lmnet.errors import CorruptFileError
 
     key = tiny_shapenet.keys[0]
     png = tiny_shapenet.model_dir(key) / "rendering" / "00.png"
@@ -300,7 +307,6 @@ def _png_bytes(arr, bit_depth, color_type, width=None, height=None, idat=None) -
 def test_16_bit_gray_is_scaled_not_clipped(tmp_path):
     import numpy as np
 
-    from lmnet.data import inputs
 
     ramp = np.linspace(0, 65535, 128 * 128).reshape(128, 128, 1).astype(np.uint16)
     (tmp_path / "g16.png").write_bytes(_png_bytes(ramp, 16, 0))
@@ -314,7 +320,6 @@ def test_exif_orientation_is_respected(tmp_path):
     import numpy as np
     from PIL import Image
 
-    from lmnet.data import inputs, layout
 
     rgba = np.zeros((137, 137, 4), np.uint8)
     rgba[..., 3] = 255
@@ -336,9 +341,6 @@ def test_huge_images_are_refused_with_a_way_to_allow_them(tmp_path, monkeypatch,
 
     import numpy as np
 
-    from lmnet.data import inputs
-    from lmnet.data.inputs import MAX_PIXELS_ENV
-    from lmnet.errors import CorruptFileError
 
     huge = tmp_path / "huge.png"  # 14000 x 14000 gray, header only: refused before decoding
     huge.write_bytes(_png_bytes(None, 8, 0, width=14000, height=14000, idat=zlib.compress(b"\0" * 100)))
@@ -357,9 +359,6 @@ def test_check_data_flags_images_that_would_give_a_wrong_mask(tiny_shapenet, mon
     import numpy as np
     from PIL import Image
 
-    from lmnet.data.check import check_data
-    from lmnet.data.dataset import ShapeNetDataset
-    from lmnet.errors import CorruptFileError
 
     rd = tiny_shapenet.model_dir(tiny_shapenet.keys[0]) / "rendering"
     gray = np.random.default_rng(0).integers(0, 256, (137, 137), dtype=np.uint8)
@@ -405,9 +404,6 @@ def test_out_of_range_numbers_are_usage_errors(capsys, argv, match):
 
 
 def test_library_calls_refuse_bad_counts(tmp_path):
-    from lmnet import infer
-    from lmnet.errors import ConfigError
-    from lmnet.eval.run import evaluate_run
 
     with pytest.raises(ConfigError, match="--limit must be a whole number >= 0"):
         infer.predict_split(tmp_path, tmp_path / "o", limit=-5)
@@ -436,8 +432,6 @@ def test_bad_config_files_and_values(tmp_path, capsys):
 
 
 def test_categories_without_models_are_named(tiny_shapenet, caplog):
-    from lmnet.data.dataset import ShapeNetDataset
-    from lmnet.errors import DataError
 
     with caplog.at_level("WARNING", logger="lmnet.data"):
         ds = ShapeNetDataset(tiny_shapenet.root, categories="chair,sofa", n_points=1024, load_images=False)
@@ -455,9 +449,6 @@ def test_categories_without_models_are_named(tiny_shapenet, caplog):
     ({"03001627": [".."]}, "is not 'synset/model_id'"),
 ])
 def test_malformed_split_files_are_refused(tiny_shapenet, tmp_path, content, match):
-    from lmnet.data.check import check_data
-    from lmnet.data.dataset import ShapeNetDataset
-    from lmnet.errors import DataError
 
     split = tmp_path / "bad_split.json"
     split.write_text(json.dumps(content))

@@ -16,6 +16,11 @@ from lmnet.cli import main as cli_main
 from lmnet.errors import ConfigError
 from lmnet import runs
 from lmnet.methods.autoencoder import train_autoencoder
+from lmnet.commands.train import resolve_cli_config
+from lmnet import atomic_io
+from lmnet.errors import NonFiniteError
+from lmnet.methods.autoencoder import AutoencoderTrainer
+from lmnet.data import image_cache as ic
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +46,6 @@ def test_changed_lr_on_resume_is_applied_and_recorded(tiny, tmp_path):
                                      [("beta1", 0.9, 0.8), ("epochs", 1, 3), ("grad_clip", 0.0, 5.0),
                                       ("lr", 5e-4, 1e-3), ("weight_decay", 1e-4, 2e-4)]]
     # the saved config.json feeds back as a config (the record is metadata, not a setting)
-    from lmnet.commands.train import resolve_cli_config
 
     assert resolve_cli_config("ae", str(run / "config.json"), [])[1]["lr"] == 1e-3
 
@@ -73,7 +77,6 @@ class _Killed(BaseException):
 
 
 def test_kill_between_checkpoint_writes_never_loses_best(tiny, tmp_path, monkeypatch):
-    from lmnet import atomic_io
 
     scripted_validation(monkeypatch, [3.0, 1.0, 1.0])  # epoch 2 is the best; the redo sees it again
     calls = []
@@ -188,8 +191,6 @@ def _finite(sd):
 
 
 def test_non_finite_loss_stops_at_once_and_keeps_the_last_good_checkpoint(tiny, tmp_path, monkeypatch):
-    from lmnet.errors import NonFiniteError
-    from lmnet.methods.autoencoder import AutoencoderTrainer
 
     calls = []
     orig = AutoencoderTrainer.compute_losses
@@ -221,7 +222,6 @@ def test_diverging_lr_is_stopped_with_a_clear_error(tiny, tmp_path, capsys):
 
 
 def test_non_finite_validation_stops_naming_the_epoch(tiny, tmp_path, monkeypatch):
-    from lmnet.errors import NonFiniteError
 
     scripted_validation(monkeypatch, [3.0, float("inf")])
     with pytest.raises(NonFiniteError, match=r"validation val_chamfer_x100 at epoch 2 \(validation\)"):
@@ -255,7 +255,6 @@ def _temporaries(folder):
 
 
 def test_ctrl_c_prints_one_line_and_leaves_no_temporary_files(tiny, tmp_path, monkeypatch, capsys):
-    from lmnet.methods.autoencoder import AutoencoderTrainer
 
     root, splits = tiny
     run = tmp_path / "run"
@@ -319,7 +318,6 @@ def test_sigkill_during_a_checkpoint_write_leaves_nothing_after_resume(tiny, tmp
 def test_killed_image_cache_build_is_cleaned_on_the_next_build(tmp_path):
     from conftest import write_tiny_shapenet as write_data
 
-    from lmnet.data import image_cache as ic
 
     data = write_data(tmp_path / "data", synsets=("03001627",), n_models=1, pointclouds=False)
     models = data.models["03001627"]

@@ -14,6 +14,10 @@ from lmnet import infer
 from lmnet.data import inputs
 from lmnet.errors import ConfigError, DataError
 from test_eval import tiny_project  # noqa: F401  (session fixture)
+from lmnet.data.dataset import ShapeNetDataset
+from lmnet.registry import load_model
+from lmnet.cli import main
+import lmnet
 
 
 def _read_index(path):
@@ -22,7 +26,6 @@ def _read_index(path):
 
 
 def test_prepare_image_matches_training_pipeline(tmp_path, tiny_shapenet_factory):
-    from lmnet.data.dataset import ShapeNetDataset
 
     data = tiny_shapenet_factory(n_views=1, point_counts=(1024,), n_models=1, synsets=("03001627",))
     ds = ShapeNetDataset(data.root, views=[0], n_points=1024, image_cache=False)
@@ -60,7 +63,6 @@ def test_predict_split_layout(tmp_path, tiny_project):
     np.testing.assert_array_equal(gt, np.load(data.root / "ShapeNet_pointclouds" / r["synset"] / r["model_id"]
                                               / "pointcloud_1024.npy"))
     pred = np.load(tmp_path / "out" / r["pred"])
-    from lmnet.registry import load_model
 
     model, _ = load_model(run)
     with torch.no_grad():
@@ -71,7 +73,6 @@ def test_predict_split_layout(tmp_path, tiny_project):
 
 
 def test_variant2_samples_and_cli(tmp_path, tiny_project):
-    from lmnet.cli import main
 
     run = tiny_project[2]
     imgs = []
@@ -96,7 +97,6 @@ def test_variant2_samples_and_cli(tmp_path, tiny_project):
 def test_reconstruct_takes_files_and_arrays_like_lmnet_infer(tmp_path, tiny_project):
     """The front door: ``lmnet.reconstruct`` returns in memory what ``lmnet infer --images`` writes,
     for files and for the same pixels given as arrays (RGB or RGBA); a bad array is named."""
-    import lmnet
 
     run = tiny_project[1]
     rgb = np.random.default_rng(3).integers(0, 255, (90, 150, 3), dtype=np.uint8)

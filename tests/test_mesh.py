@@ -10,6 +10,9 @@ pytest.importorskip("open3d")
 
 from lmnet import mesh as lm_mesh  # noqa: E402
 from lmnet.errors import LmnetError  # noqa: E402
+from lmnet.cli import main
+from lmnet.synthetic.generator import model_pointclouds
+from lmnet.losses.chamfer_numpy import chamfer_terms as chamfer
 
 RNG = np.random.default_rng(0)
 HALF = np.array([0.5, 0.3, 0.2])  # box half extents
@@ -89,7 +92,6 @@ def test_trimming_and_simplification(tmp_path):
 
 
 def test_cli_mesh(tmp_path):
-    from lmnet.cli import main
 
     np.save(tmp_path / "p.npy", _sphere(1024).astype(np.float32))
     assert main(["mesh", "--points", str(tmp_path / "p.npy"), "--out", str(tmp_path / "m.obj"),
@@ -103,7 +105,6 @@ def test_cli_mesh(tmp_path):
 
 def _synthetic(category, index=0):
     """Clouds of one synthetic model exactly as `lmnet synth --seed 0` writes them: (2048, 3), (16384, 3)."""
-    from lmnet.synthetic.generator import model_pointclouds
 
     c = model_pointclouds(category, 0, index)
     return c[2048].astype(np.float64), c[16384].astype(np.float64)
@@ -113,7 +114,6 @@ def test_meshes_follow_synthetic_shapes():
     """Acceptance on a small set (the benchmark runs 10 shapes of each of five categories): one model
     of each category with thin parts, mesh Chamfer to the dense cloud at most 3x the input cloud's for
     every shape and 2x on average. Closed Poisson (the old default) is far off on the airplane."""
-    from lmnet.losses.chamfer_numpy import chamfer_terms as chamfer
 
     ratios, old = {}, {}
     for cat in ("chair", "airplane", "lamp"):
@@ -186,7 +186,6 @@ def test_bad_input_is_refused(case):
 
 @pytest.mark.parametrize("case", sorted(BAD))
 def test_cli_bad_input_writes_nothing(case, tmp_path, capsys):
-    from lmnet.cli import main
 
     np.save(tmp_path / "p.npy", BAD[case][0])
     assert main(["mesh", "--points", str(tmp_path / "p.npy"), "--out", str(tmp_path / "m.ply")]) == 2
@@ -195,7 +194,6 @@ def test_cli_bad_input_writes_nothing(case, tmp_path, capsys):
 
 
 def test_cli_prints_fit_and_picks_one_sample(tmp_path, capsys):
-    from lmnet.cli import main
 
     pts, _ = _synthetic("airplane", 2)
     stack = np.stack([pts[::-1], pts]).astype(np.float32)

@@ -18,6 +18,8 @@ from lmnet import notebook as nt
 from lmnet.config import parse_json_object
 from lmnet.envvars import environ
 from lmnet.errors import ConfigError, DataError
+from lmnet.methods.autoencoder import train_autoencoder
+from lmnet.runs import checkpoint_path, read_history
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
 
@@ -113,8 +115,6 @@ def _tiny_notebook_config(tiny_shapenet, tmp_path, **kw) -> dict:
 def test_more_ae_epochs_never_extend_the_shared_run(tiny_shapenet, tmp_path, capsys):
     """Real training: with lr_schedule="none" the trainer itself would resume the shared run for the
     extra epochs (epochs may change on resume); the notebook config trains its own run instead."""
-    from lmnet.methods.autoencoder import train_autoencoder
-    from lmnet.runs import checkpoint_path, read_history
 
     torch = pytest.importorskip("torch")
     torch.set_num_threads(1)

@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 
 from lmnet.notebook import TINY_OVERRIDES, has_outputs, run_notebook, with_overrides
+from lmnet.errors import ConfigError
+from lmnet.errors import LmnetError
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
 
@@ -41,7 +43,6 @@ def test_notebooks_have_one_config_cell():
 
 
 def test_with_overrides(monkeypatch):
-    from lmnet.errors import ConfigError
 
     monkeypatch.setenv("LMNET_NOTEBOOK_OVERRIDES", json.dumps({"a": 2, "?b": 3, "?zz": 1}))
     assert with_overrides({"a": 1, "b": 1, "c": 0}) == {"a": 2, "b": 3, "c": 0}
@@ -66,7 +67,6 @@ def test_run_notebook_inline_backend_and_cwd(tmp_path, monkeypatch):
     import nbformat
     from nbformat.v4 import new_code_cell, new_notebook
 
-    from lmnet.errors import LmnetError
     REPO_ROOT = Path(__file__).resolve().parent.parent  # the checkout the tests run in: its project root
 
     monkeypatch.setenv("MPLBACKEND", "Agg")

@@ -20,11 +20,14 @@ from lmnet.data.pix3d_check import check_pix3d
 from lmnet.errors import CorruptFileError, DataError, NonFiniteError
 from lmnet.eval.pix3d_run import evaluate_pix3d
 from lmnet.runs import checkpoint_path
+from lmnet.synthetic.pix3d_synth import generate_pix3d
+from lmnet.cli import main
+from lmnet.eval.pix3d_run import evaluate_pix3d, pix3d_case_rows
+from lmnet.render.grids import make_grid
 
 
 @pytest.fixture(scope="module")
 def synth_root(tmp_path_factory):
-    from lmnet.synthetic.pix3d_synth import generate_pix3d
 
     root = tmp_path_factory.mktemp("pix3d") / "pix3d"
     generate_pix3d(root, n_models=1, n_photos=4, seed=0)
@@ -221,7 +224,6 @@ def test_missing_mask_and_corrupt_obj_are_named(root):
 
 
 def test_check_data_cli(root, capsys):
-    from lmnet.cli import main
 
     assert main(["check-data", "--dataset", "pix3d", "--root", str(root)]) == 0
     out = capsys.readouterr().out
@@ -242,7 +244,6 @@ def test_synth_then_eval_pix3d_end_to_end(tmp_path, capsys):
     import csv
 
     from conftest import write_tiny_shapenet
-    from lmnet.cli import main
     from test_eval import make_runs
 
     data = write_tiny_shapenet(tmp_path / "data", n_views=1, n_models=2, point_counts=(1024, 2048))
@@ -267,8 +268,6 @@ def test_synth_then_eval_pix3d_end_to_end(tmp_path, capsys):
     assert not (run / "eval_pix3d_official" / "sofa.csv").exists()
     assert main(["eval", "--dataset", "pix3d", "--run", str(run)]) == 2  # no --root
     # best / worst cases as images (the notebook's Pix3D section)
-    from lmnet.eval.pix3d_run import evaluate_pix3d, pix3d_case_rows
-    from lmnet.render.grids import make_grid
 
     res = evaluate_pix3d(run, d, workers=1)
     recs = sorted(res["records"]["model"], key=lambda r: r["cd"])[:2]

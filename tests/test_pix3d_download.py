@@ -12,12 +12,12 @@ from lmnet.cli import main
 from lmnet.data import pix3d_download
 from lmnet.data.pix3d_check import check_pix3d
 from lmnet.errors import DownloadError
+from lmnet.synthetic.pix3d_synth import generate_pix3d
 
 
 @pytest.fixture(scope="module")
 def zips(tmp_path_factory):
     """(zip of the Pix3D files in one top folder, zip of pix3d_pointclouds/), from the synthetic set."""
-    from lmnet.synthetic.pix3d_synth import generate_pix3d
 
     src = tmp_path_factory.mktemp("p3src") / "pix3d"
     generate_pix3d(src, categories=["chair"], n_models=1, n_photos=2)

@@ -11,6 +11,8 @@ from lmnet.errors import ConfigError
 from lmnet.train import precision
 from lmnet.registry import resolve_train_config
 from lmnet.train.precision import cpu_bf16_support, resolve_precision
+from lmnet.methods.autoencoder import train_autoencoder
+from lmnet.cli import main
 
 
 @pytest.fixture(autouse=True)
@@ -131,7 +133,6 @@ def test_config_accepts_auto_and_bools_only():
 
 
 def test_run_records_the_precision(monkeypatch, tiny_shapenet, tmp_path):
-    from lmnet.methods.autoencoder import train_autoencoder
 
     mock_cpu(monkeypatch, flags={"avx2"})
     cfg = {"data_root": str(tiny_shapenet.root), "n_points": 1024, "batch_size": 4, "epochs": 1,
@@ -145,7 +146,6 @@ def test_run_records_the_precision(monkeypatch, tiny_shapenet, tmp_path):
 
 
 def test_info_command_says_what_auto_picks(monkeypatch, capsys):
-    from lmnet.cli import main
 
     mock_cpu(monkeypatch, flags={"avx2"})
     assert main(["info"]) == 0

@@ -20,12 +20,17 @@ from lmnet.methods import silhouette as sil
 from lmnet.registry import resolve_train_config
 from lmnet.methods.autoencoder import DEFAULTS as AE_DEFAULTS
 from lmnet.methods.image import DEFAULTS as IMAGE_DEFAULTS
+from lmnet.synthetic import generate_dataset
+from lmnet.data.dataset import ShapeNetDataset
+from lmnet.commands.train import resolve_cli_config
+from lmnet.registry import load_model
+from lmnet.runs import read_history
+from lmnet import camera
 
 
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory):
     """One synthetic chair and one airplane rendered by lmnet.synthetic (~3 s)."""
-    from lmnet.synthetic import generate_dataset
 
     out = tmp_path_factory.mktemp("synth") / "data"
     generate_dataset(out, ["chair", "airplane"], n_models=1, seed=0, workers=1, progress=False)
@@ -37,7 +42,6 @@ def test_projected_gt_cloud_matches_alpha_mask_of_its_render(synth):
     # the renderer's alpha and the splatted GT cloud agree: every mask pixel is covered (same camera,
     # same frame) and IoU > 0.8. Dense cloud (16384) and a 128 grid: at 64 px the trilinear splat's
     # one-voxel footprint dilates thin parts (legs, wings) enough to cost ~0.1 IoU.
-    from lmnet.data.dataset import ShapeNetDataset
 
     ds = ShapeNetDataset(synth, views=[0, 9, 17], n_points=16384, image_cache=False)
     ious = []
@@ -59,7 +63,6 @@ def _tiny_split(tiny, path):
 
 
 def test_multiview_items_are_seeded_input_first_and_distinct(tiny_shapenet):
-    from lmnet.data.dataset import ShapeNetDataset
 
     base = ShapeNetDataset(tiny_shapenet.root, views="all", image_cache=False)
     ds = MultiViewDataset(base, n_views=4, input_views="random", seed=3, mask_size=16, pose_images=True,
@@ -184,7 +187,6 @@ def test_config_validation_and_existing_kinds_unchanged():
     assert resolve_train_config("autoencoder", {}) == AE_DEFAULTS
     assert resolve_train_config("image", {"ae_run": "x"}) == {**IMAGE_DEFAULTS, "ae_run": "x"}
 
-    from lmnet.commands.train import resolve_cli_config
 
     kind, c = resolve_cli_config("silhouette", None, ["pose=unknown", "n_views=2"])
     assert kind == "silhouette" and c["pose"] == "unknown" and c["n_views"] == 2
@@ -193,8 +195,6 @@ def test_config_validation_and_existing_kinds_unchanged():
 # --------------------------------------------------------------------- end to end, both modes
 @pytest.mark.parametrize("pose", ["known", "unknown"])
 def test_end_to_end_run_loads_as_image_model(tiny_shapenet, tmp_path, pose):
-    from lmnet.registry import load_model
-    from lmnet.runs import read_history
 
     split = _tiny_split(tiny_shapenet, tmp_path / "split.json")
     cfg = {"data_root": str(tiny_shapenet.root), "train_split": split, "val_split": split, "epochs": 2,
@@ -236,7 +236,6 @@ def test_mask_distance_field_and_loss_against_brute_force():
                 assert abs(float(field[v, i, j]) - float(ref)) < 1e-6
     assert float(mask_distance_field(torch.zeros(1, 4, 4)).abs().sum()) == 0.0  # empty mask: no signal
     # a point projecting to the centre of the crop samples the field at the centre (bilinear)
-    from lmnet import camera
 
     pts = torch.zeros(1, 1, 3, requires_grad=True)
     cams = [torch.tensor([[30.0]]), torch.tensor([[25.0]]), torch.tensor([[0.8]]), torch.tensor([[25.0]])]
@@ -254,7 +253,6 @@ def test_mask_distance_field_and_loss_against_brute_force():
 
 
 def test_mask_coverage_loss_against_brute_force():
-    from lmnet import camera
 
     g = torch.Generator().manual_seed(1)
     pts = ((torch.rand(1, 7, 3, generator=g) - 0.5) * 0.5).requires_grad_(True)

@@ -19,6 +19,7 @@ from lmnet.data.meshes import sample_surface
 from lmnet.synthetic import BUILDERS, build_mesh, generate_dataset, generate_model, model_id
 from lmnet.synthetic.generator import MARKER_DIR
 from lmnet.errors import ConfigError
+from lmnet.render import render_mesh
 
 CATS = ("chair", "table")
 N_MODELS = 2
@@ -166,7 +167,6 @@ def test_every_category_builds_a_clean_mesh():
 
 
 def test_meshes_are_outward_oriented_so_backface_culling_is_safe():
-    from lmnet.render import render_mesh
 
     az, el, dr = torch.tensor([0.0, 120.0, 240.0]), torch.full((3,), 27.0), torch.full((3,), 0.75)
     for name in BUILDERS:

@@ -25,6 +25,7 @@ from lmnet import registry, runs
 from lmnet.methods.autoencoder import train_autoencoder
 from lmnet.registry import resolve_train_config
 from lmnet.methods.image import train_image_encoder
+from lmnet.data.dataset import ShapeNetDataset
 
 SYNSET = "03001627"  # chair
 
@@ -282,7 +283,6 @@ def test_end_to_end_ae_variant1_variant2(tiny, ae_run, tmp_path):
     ae, cfg = registry.load_model(ae_run, "last")
     assert isinstance(ae, PointAutoencoder) and not ae.training and cfg["n_points"] == 1024
     # the logged validation Chamfer equals a brute-force recomputation with the saved weights
-    from lmnet.data.dataset import ShapeNetDataset
     val = ShapeNetDataset(root, split=splits["val"], n_points=1024, load_images=False)
     gt = torch.stack([val[i]["points"] for i in range(len(val))])
     with torch.no_grad():
