@@ -98,9 +98,6 @@ def run(quick: bool = False) -> dict:
     row("subsample+normalise", "1 process", "time per pair",
         per_pair(lambda p, g: P.normalize_cloud(P.subsample(preds[0], 1024, key=keys[0]))), "ms")
     for case, (name_a, fn_a), (name_b, fn_b) in pairs_of_steps:
-        if case == "EMD exact" and P._lmnet_emd() is None:
-            notes.append("lmnet.losses.emd_exact not available: EMD uses scipy.optimize.linear_sum_assignment")
-            continue
         ta, tb = per_pair(fn_a), per_pair(fn_b)
         row(case, name_a, "time per pair", ta, "ms")
         row(case, name_b, "time per pair", tb, "ms")
