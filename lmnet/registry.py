@@ -60,11 +60,6 @@ def get_method(name: str, what: str = "training kind") -> Method:
     return METHODS[name]
 
 
-def defaults_for(kind: str) -> dict:
-    """The config defaults of the method ``kind`` (before presets)."""
-    return dict(get_method(kind).config.defaults)
-
-
 def resolve_train_config(kind: str, overrides: Mapping[str, Any] | None = None) -> dict:
     """``overrides`` resolved against the method ``kind`` (:func:`lmnet.runs.config.resolve_run_config`)."""
     return get_method(kind).resolve(overrides)
@@ -115,5 +110,5 @@ def require_kind(config: dict, kind: str, source, what: str) -> None:
         raise ConfigError(f"{source}: {what} needs an {kind} run (kind {kind!r}), got kind {config.get('kind')!r}")
 
 
-__all__ = ["METHODS", "register", "unregister", "get_method", "defaults_for", "resolve_train_config", "train",
+__all__ = ["METHODS", "register", "unregister", "get_method", "resolve_train_config", "train",
            "cli_names", "build_model", "load_model", "require_kind"]
