@@ -25,7 +25,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "lmnet"
 LAYERS: list[set[str]] = [
     {"errors"},
     {"image_sizes"},
-    {"camera", "atomic_io", "config", "envvars"},
+    {"camera", "atomic_io", "config", "envvars", "quaternions"},
     {"projection"},
     {"losses"},
     {"models"},
