@@ -33,11 +33,12 @@ Every problem raises :class:`~lmnet.errors.CorruptFileError` naming the file.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import warnings
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -84,6 +85,20 @@ def _open(path: Path):
             Image.MAX_IMAGE_PIXELS = saved
 
 
+def _open_limited(path: Path, limit: int | None):
+    """``path`` opened by Pillow with only its header read, or :class:`CorruptFileError` when it
+    has more than ``limit`` pixels (:func:`max_pixels`; None = no limit): the check comes before
+    any pixel is decoded, in place of Pillow's own bomb limit (whose exception was a traceback)."""
+    im = _open(path)
+    w, h = im.size
+    if limit is not None and w * h > limit:
+        im.close()
+        raise CorruptFileError(path, f"image of {w}x{h} = {w * h:,} pixels is larger than the "
+                                     f"{limit:,}-pixel limit; set {MAX_PIXELS_ENV}={w * h} (or 0 for "
+                                     f"no limit) to allow it")
+    return im
+
+
 def read_rgba(path: str | Path, require_alpha: bool = False) -> np.ndarray:
     """Decode ``path`` → ``uint8 (H, W, 4)`` RGBA (rules in the module docstring)."""
     from PIL import ImageOps, UnidentifiedImageError
@@ -91,12 +106,7 @@ def read_rgba(path: str | Path, require_alpha: bool = False) -> np.ndarray:
     path = Path(path)
     limit = max_pixels()
     try:
-        with _open(path) as im:
-            w, h = im.size
-            if limit is not None and w * h > limit:
-                raise CorruptFileError(path, f"image of {w}x{h} = {w * h:,} pixels is larger than the "
-                                             f"{limit:,}-pixel limit; set {MAX_PIXELS_ENV}={w * h} (or 0 for "
-                                             f"no limit) to allow it")
+        with _open_limited(path, limit) as im:
             im.load()
             has_alpha = im.mode in _ALPHA_MODES or "transparency" in im.info
             mode = im.mode
@@ -131,17 +141,33 @@ def _high_bit_gray(values: np.ndarray, transparency) -> np.ndarray:
 def read_converted(path: str | Path, mode: str) -> np.ndarray:
     """Decode ``path`` with Pillow converted to ``mode`` → ``uint8 (H, W, 3)`` for ``"RGB"``,
     ``(H, W)`` for ``"L"``: the Pix3D photographs and masks, read as Pix3D always was (no EXIF
-    orientation, no pixel limit). A missing file is a :class:`DataError`, an undecodable one a
+    orientation), with the pixel limit of :func:`read_rgba` (:func:`max_pixels`, checked before
+    decoding). A missing file is a :class:`DataError`, an undecodable or too large one a
     :class:`CorruptFileError`."""
-    from PIL import Image, UnidentifiedImageError
+    with _opened(Path(path)) as im:
+        return np.asarray(im.convert(mode))
 
-    path = Path(path)
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """``(width, height)`` of an image file, from its header only (nothing decoded), with the pixel
+    limit of :func:`read_rgba`; errors as :func:`read_converted`."""
+    with _opened(Path(path)) as im:
+        return im.size
+
+
+@contextlib.contextmanager
+def _opened(path: Path) -> Iterator:
+    """``path`` opened within the pixel limit (:func:`_open_limited`) for :func:`read_converted`
+    and :func:`image_size`; Pillow's exceptions in the block → :class:`CorruptFileError`."""
+    from PIL import UnidentifiedImageError
+
     if not path.is_file():
         raise DataError(f"{path} does not exist")
+    limit = max_pixels()
     try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert(mode))
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        with _open_limited(path, limit) as im:
+            yield im
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise CorruptFileError(path, f"cannot decode image ({exc})") from None
 
 

@@ -9,8 +9,10 @@ Layout under a root (the Pix3D archive, optionally with the 3D-LMNet point cloud
     pix3d_pointclouds/<cat>/<shape>/pcl_1024<suffix>.npy   3D-LMNet's GT points (optional)
 
 An entry needs the keys :data:`REQUIRED_KEYS`: ``img``, ``mask``, ``model`` (paths relative to the
-root), ``category``, ``img_size`` ``[w, h]``, ``bbox`` ``[x0, y0, x1, y1]`` in pixels and the
-booleans ``truncated``, ``occluded``, ``slightly_occluded``.
+root that stay inside it, :func:`entry_file`; nothing else is opened), ``category`` (a string),
+``img_size`` ``[w, h]``, ``bbox`` ``[x0, y0, x1, y1]`` in pixels (finite) and the booleans
+``truncated``, ``occluded``, ``slightly_occluded``. A used photograph's mask must mark the object
+inside the bbox (:func:`check_mask`).
 
 - **Filtering** (the paper's): category chair, sofa or table, and none of the three flags set.
 - **Input image**: the photograph masked, cropped to the bbox, resized and padded to the network's
@@ -29,19 +31,22 @@ from __future__ import annotations
 import json
 import math
 import zlib
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Sequence
 
 import numpy as np
 
-from lmnet.data.inputs import prepare_pix3d, read_converted, resize_bilinear
+from lmnet.data.inputs import image_size, prepare_pix3d, read_converted, resize_bilinear
 from lmnet.data.layout import load_npy
 from lmnet.data.meshes import sample_surface
+from lmnet.data.paths import resolve_inside
 from lmnet.errors import CorruptFileError, DataError
 
 CATEGORIES = ("chair", "sofa", "table")
 #: Pix3D category → the ShapeNet synset the tables file it under
 CATEGORY_SYNSETS = {"chair": "03001627", "sofa": "04256520", "table": "04379243"}
+#: the keys holding a file name relative to the root (:func:`entry_file`)
+PATH_KEYS = ("img", "mask", "model")
 REQUIRED_KEYS = ("img", "mask", "model", "category", "img_size", "bbox", "truncated", "occluded",
                  "slightly_occluded")
 INDEX_FILE = "pix3d.json"
@@ -53,22 +58,49 @@ GT_SEED = 0
 # ---------------------------------------------------------------------------- pix3d.json
 
 
+def entry_file(root: str | Path, entry: dict, key: str, where: str | None = None) -> Path:
+    """The file ``entry[key]`` names (``key`` one of :data:`PATH_KEYS`), as ``root / entry[key]``
+    through :func:`lmnet.data.paths.resolve_inside`: a name that is not a relative path inside
+    ``root`` (absolute, ``..``, a symlink out, not a string) raises
+    :class:`~lmnet.data.paths.PathOutsideRootError` naming ``pix3d.json`` and ``where`` (default:
+    the entry's ``img``) and ``key``. Nothing is opened."""
+    return resolve_inside(root, entry[key], source=Path(root) / INDEX_FILE, field=f"{where or _where(entry)}: {key}")
+
+
+def _where(entry: dict) -> str:
+    """How an error names an entry whose position in ``pix3d.json`` is not at hand: by its ``img``."""
+    img = entry.get("img")
+    return f"entry {img!r}" if isinstance(img, str) else "an entry"
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
 def _check_entry(e: Any, i: int, path: Path) -> None:
+    """:class:`DataError` naming entry ``i`` of ``path`` and its key unless ``e`` has every key of
+    :data:`REQUIRED_KEYS` with the right type: paths inside the root (:func:`entry_file`), a string
+    category, whole ``img_size`` > 0, a finite ``bbox``, boolean flags."""
     if not isinstance(e, dict):
         raise DataError(f"{path}: entry {i} is not an object")
-    name = e.get("img", f"entry {i}")
+    name = f"entry {i} ({e['img']})" if isinstance(e.get("img"), str) else f"entry {i}"
     for k in REQUIRED_KEYS:
         if k not in e:
-            raise DataError(f"{path}: entry {i} ({name}) has no key {k!r}; expected keys {', '.join(REQUIRED_KEYS)}")
+            raise DataError(f"{path}: {name} has no key {k!r}; expected keys {', '.join(REQUIRED_KEYS)}")
+    for k in PATH_KEYS:
+        entry_file(path.parent, e, k, where=f"entry {i}")
+    if not (isinstance(e["category"], str) and e["category"]):
+        raise DataError(f"{path}: {name}: category must be a name such as {', '.join(CATEGORIES)}, "
+                        f"got {type(e['category']).__name__} {e['category']!r}")
     size = e["img_size"]
-    if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and v > 0 for v in size)):
-        raise DataError(f"{path}: entry {i} ({name}): img_size must be [width, height] > 0, got {size!r}")
+    if not (isinstance(size, list) and len(size) == 2 and all(type(v) is int and v > 0 for v in size)):
+        raise DataError(f"{path}: {name}: img_size must be [width, height] > 0, got {size!r}")
     bbox = e["bbox"]
-    if not (isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(v, (int, float)) for v in bbox)):
-        raise DataError(f"{path}: entry {i} ({name}): bbox must be [x0, y0, x1, y1], got {bbox!r}")
+    if not (isinstance(bbox, list) and len(bbox) == 4 and all(_is_number(v) for v in bbox)):
+        raise DataError(f"{path}: {name}: bbox must be [x0, y0, x1, y1], finite numbers, got {bbox!r}")
     for k in ("truncated", "occluded", "slightly_occluded"):
         if not isinstance(e[k], bool):
-            raise DataError(f"{path}: entry {i} ({name}): {k} must be true or false, got {e[k]!r}")
+            raise DataError(f"{path}: {name}: {k} must be true or false, got {e[k]!r}")
 
 
 def load_index(root: str | Path) -> list[dict]:
@@ -132,29 +164,39 @@ def check_bbox(entry: dict, width: int, height: int) -> tuple[int, int, int, int
 
 def read_photo(root: str | Path, entry: dict) -> tuple[np.ndarray, np.ndarray]:
     """``(rgb uint8 (H, W, 3), mask bool (H, W))`` of an entry; a mask of another size is resized
-    to the photograph (bilinear, then ≠ 0)."""
-    root = Path(root)
-    rgb = read_converted(root / entry["img"], "RGB")
-    mask = read_converted(root / entry["mask"], "L")
+    to the photograph (bilinear, then ≠ 0). Both files are named through :func:`entry_file` and
+    decoded with the pixel limit of :func:`lmnet.data.inputs.read_converted`."""
+    rgb = read_converted(entry_file(root, entry, "img"), "RGB")
+    mask = read_converted(entry_file(root, entry, "mask"), "L")
     if mask.shape != rgb.shape[:2]:
         mask = resize_bilinear(mask[..., None], rgb.shape[0], rgb.shape[1])[..., 0]
     return rgb, mask != 0
 
 
+def check_mask(root: str | Path, entry: dict, mask: np.ndarray, bbox: tuple[int, int, int, int]) -> None:
+    """:class:`CorruptFileError` naming the mask file and the entry unless ``mask`` (bool (H, W), as
+    :func:`read_photo` returns it) marks an object pixel inside ``bbox`` (:func:`check_bbox`):
+    otherwise the network input would be an all-black image, evaluated without a word."""
+    x0, y0, x1, y1 = bbox
+    if mask[y0:y1, x0:x1].any():
+        return
+    what = "is all zero" if not mask.any() else f"has no non-zero pixel inside the bbox {list(bbox)}"
+    raise CorruptFileError(entry_file(root, entry, "mask"), f"the mask of {_where(entry)} {what}; expected "
+                                                            f"the object's pixels (non-zero)")
+
+
 def size_notes(root: str | Path, entry: dict, rgb: np.ndarray) -> list[str]:
     """Harmless inconsistencies worth a note: the photograph's size differs from ``img_size``, or
     the mask's from the photograph's (it is then resized)."""
-    from PIL import Image
-
-    root = Path(root)
     notes = []
     w, h = entry["img_size"]
     if rgb.shape[:2] != (h, w):
-        notes.append(f"{root / entry['img']}: image is {rgb.shape[1]}x{rgb.shape[0]}, pix3d.json img_size says {w}x{h}")
-    with Image.open(root / entry["mask"]) as m:
-        if m.size != (rgb.shape[1], rgb.shape[0]):
-            notes.append(f"{root / entry['mask']}: mask is {m.size[0]}x{m.size[1]}, image is "
-                         f"{rgb.shape[1]}x{rgb.shape[0]} (resized to it)")
+        notes.append(f"{entry_file(root, entry, 'img')}: image is {rgb.shape[1]}x{rgb.shape[0]}, "
+                     f"pix3d.json img_size says {w}x{h}")
+    mask_path = entry_file(root, entry, "mask")
+    mw, mh = image_size(mask_path)
+    if (mw, mh) != (rgb.shape[1], rgb.shape[0]):
+        notes.append(f"{mask_path}: mask is {mw}x{mh}, image is {rgb.shape[1]}x{rgb.shape[0]} (resized to it)")
     return notes
 
 
@@ -226,10 +268,13 @@ def to_lmnet_frame(points: np.ndarray) -> np.ndarray:
 
 def pointcloud_path(root: str | Path, entry: dict, n_points: int = GT_POINTS) -> Path:
     """``pix3d_pointclouds/<cat>/<shape>/pcl_<n><suffix>.npy``; the suffix is what follows
-    ``model`` in the OBJ file name (usually nothing)."""
-    obj = Path(entry["model"])
+    ``model`` in the OBJ file name (usually nothing). Built from the entry's ``category`` and
+    ``model``, so it too must stay inside ``root`` (:func:`lmnet.data.paths.resolve_inside`)."""
+    entry_file(root, entry, "model")  # refuses a model name outside the root
+    obj = PurePosixPath(entry["model"])
     suffix = obj.stem[len("model"):] if obj.stem.startswith("model") else obj.stem
-    return Path(root) / POINTCLOUD_DIR / entry["category"] / obj.parent.name / f"pcl_{n_points}{suffix}.npy"
+    rel = f"{POINTCLOUD_DIR}/{entry['category']}/{obj.parent.name}/pcl_{n_points}{suffix}.npy"
+    return resolve_inside(root, rel, source=Path(root) / INDEX_FILE, field=f"{_where(entry)}: category, model")
 
 
 def load_gt(root: str | Path, entry: dict, n_points: int = GT_POINTS) -> tuple[np.ndarray, str]:
@@ -242,7 +287,7 @@ def load_gt(root: str | Path, entry: dict, n_points: int = GT_POINTS) -> tuple[n
             raise CorruptFileError(p, f"expected finite ({n_points}, 3) points, got {pts.shape}")
         source = "official"
     else:
-        obj = Path(root) / entry["model"]
+        obj = entry_file(root, entry, "model")
         v, f = read_obj(obj)
         rng = np.random.default_rng([GT_SEED, zlib.crc32(str(entry["model"]).encode("utf-8"))])
         try:
@@ -290,6 +335,7 @@ class Pix3DDataset:
         e = self.entries[int(index)]
         rgb, mask = read_photo(self.root, e)
         bbox = check_bbox(e, rgb.shape[1], rgb.shape[0])
+        check_mask(self.root, e, mask, bbox)
         pts, source = self.gt(e)
         return {"image": torch.from_numpy(prepare_pix3d(rgb, mask, bbox)), "points": torch.from_numpy(pts),
                 "category": CATEGORY_SYNSETS[e["category"]], "pix3d_category": e["category"],

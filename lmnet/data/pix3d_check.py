@@ -1,9 +1,11 @@
 """Pix3D health check behind ``lmnet check-data --dataset pix3d``: which photographs the paper's
 evaluation can use, and every missing or bad file or ``pix3d.json`` entry by name.
 
-An entry of ``pix3d.json`` is checked for the keys and types :mod:`lmnet.data.pix3d` needs; a used
+An entry of ``pix3d.json`` is checked for the keys and types :mod:`lmnet.data.pix3d` needs, its
+``img``, ``mask`` and ``model`` for relative paths inside the root (never opened otherwise); a used
 entry (chair/sofa/table, no truncation or occlusion flag) is *usable* when its photograph and mask
-decode, its bbox lies inside the image, and its ground truth loads: the official ``pcl_1024`` file
+decode (within ``LMNET_MAX_IMAGE_PIXELS``), its bbox lies inside the image, its mask marks an object
+pixel inside the bbox, and its ground truth loads: the official ``pcl_1024`` file
 when present, else a readable ``model.obj`` with faces. A photograph whose size differs from
 ``img_size``, or a mask of another size than its photograph (resized to it), is a note, not a problem.
 """
@@ -93,8 +95,8 @@ def check_pix3d(root: str | Path, categories: Sequence[str] | str | None = None)
         report.used[c] = report.used.get(c, 0) + 1
         ok = True
         try:
-            rgb, _ = pix3d.read_photo(root, e)
-            pix3d.check_bbox(e, rgb.shape[1], rgb.shape[0])
+            rgb, mask = pix3d.read_photo(root, e)
+            pix3d.check_mask(root, e, mask, pix3d.check_bbox(e, rgb.shape[1], rgb.shape[0]))
             report.notes += pix3d.size_notes(root, e, rgb)
         except DataError as exc:
             report.problems.append(str(exc))
