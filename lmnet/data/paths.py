@@ -44,8 +44,8 @@ def resolve_inside(root, rel, *, source, field: str, backslashes: bool = False) 
     posix = PurePosixPath(name)
     if posix.is_absolute() or (len(name) > 1 and name[1] == ":") or ".." in posix.parts:
         raise PathOutsideRootError(f"{where} {rel!r} is not a relative path inside the dataset root {root}")
-    root_resolved = Path(os.path.realpath(root))
-    target = Path(os.path.realpath(root_resolved.joinpath(*posix.parts)))
-    if target != root_resolved and root_resolved not in target.parents:
+    root_resolved = os.path.realpath(root)
+    target = os.path.realpath(os.path.join(root_resolved, *posix.parts))
+    if target != root_resolved and not target.startswith(os.path.join(root_resolved, "")):
         raise PathOutsideRootError(f"{where} {rel!r} resolves to {target}, outside the dataset root {root_resolved}")
-    return Path(root) / Path(*posix.parts)
+    return Path(root).joinpath(*posix.parts)
