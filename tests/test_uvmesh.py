@@ -39,9 +39,12 @@ def test_cached_and_read_only():
     assert uv_sphere_template(16) is t
     with pytest.raises(ValueError):
         t.vertices[0, 0] = 5.0
+    first = int(t.faces[0, 0])
     copy = t.tensor("faces")
-    copy[0, 0] = 7
-    assert t.faces[0, 0] != 7 or copy.data_ptr() != t.faces.ctypes.data
+    copy[0, 0] = first + 1
+    assert t.faces[0, 0] == first and copy.dtype == torch.int64
+    with pytest.raises(ValueError, match="not an array field"):
+        t.tensor("rings")
     with pytest.raises(ConfigError, match="rings"):
         uv_sphere_template(2)
 
@@ -351,6 +354,7 @@ def test_obj_round_trip_is_exact(tmp_path, axes):
     t, v, texture = _random_mesh()
     obj = write_textured_obj(tmp_path / "bird", v, t.faces, t.uvs, t.face_uvs, texture, axes=axes)
     assert obj == tmp_path / "bird.obj"
+    assert write_textured_obj(tmp_path / "bird.obj", v, t.faces, t.uvs, t.face_uvs, texture, axes=axes) == obj
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bird.mtl", "bird.obj", "bird.png"]
     mesh = read_textured_obj(obj, axes=axes)
     assert mesh.vertices.dtype == np.float32 and mesh.faces.dtype == np.int64

@@ -1,6 +1,7 @@
 """Flatness (smoothness) regulariser of a triangle mesh: neighbouring faces should have parallel normals.
 
-Used by the textured-mesh reconstruction (weight 5e-5, with a warm-up) on the deformed UV sphere.
+Used on the deformed UV sphere of the textured-mesh pipeline (docs/textured.md#the-flatness-loss); convmesh's
+reconstruction weights it by 5e-5, with a warm-up.
 """
 
 from __future__ import annotations

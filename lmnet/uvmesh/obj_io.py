@@ -130,7 +130,8 @@ def _mtl_text(name: str) -> str:
 
 
 def write_textured_obj(stem_path, vertices, faces, uvs, face_uvs, texture, *, axes: str = "object") -> Path:
-    """Write ``<stem>.obj``, ``<stem>.mtl`` and ``<stem>.png``; returns the OBJ's path.
+    """Write ``<stem>.obj``, ``<stem>.mtl`` and ``<stem>.png``; returns the OBJ's path (a ``stem_path``
+    ending in ``.obj`` is taken without it).
 
     ``vertices (V, 3)``, ``faces (F, 3)`` (0-based), ``uvs (T, 2)`` in [0, 1], ``face_uvs (F, 3)``
     (0-based), torch or NumPy; ``texture`` float ``(3, H, W)`` in [−1, 1] or ``uint8 (H, W, 3)``
@@ -140,6 +141,8 @@ def write_textured_obj(stem_path, vertices, faces, uvs, face_uvs, texture, *, ax
     earlier files of the same stem untouched).
     """
     stem = Path(stem_path)
+    if stem.suffix.lower() == ".obj":
+        stem = stem.with_suffix("")
     name = stem.name
     if not name or any(c.isspace() for c in name):
         raise ValueError(f"the stem must be a file name without whitespace, got {name!r}")
