@@ -28,7 +28,7 @@ LAYERS: list[set[str]] = [
     {"camera", "atomic_io", "config", "envvars", "quaternions"},
     {"projection"},
     {"losses"},
-    {"models"},
+    {"models", "uvmesh"},
     {"data"},
     {"render"},
     {"synthetic", "runs"},

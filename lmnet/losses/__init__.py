@@ -17,6 +17,8 @@ Index (module → public names; units and conventions are stated at each functio
 - :mod:`lmnet.losses.emd_numpy` (NumPy, no torch): ``emd_exact_pair``, the solver of ``emd_exact``.
 - :mod:`lmnet.losses.latent`: ``latent_loss``, ``diversity_loss``, ``diversity_target`` (latent L1 /
   L2 and the Variant II diversity loss; means over batch and latent entries).
+- :mod:`lmnet.losses.flatness` (torch): ``face_normals``, ``flatness_loss`` (the textured-mesh
+  smoothness regulariser: ``(F/2)·Σ_i mean (n_f·n_{ff[f,i]} − 1)²``).
 - the silhouette method's mask and pose losses live in its folder (:mod:`lmnet.methods.silhouette`).
 - :mod:`lmnet.losses.kernels` (numba, no torch): the kernels shared with :mod:`lmnet.eval`:
   ``grid_build``, ``grid_query_all`` (exact grid nearest neighbours), ``kabsch_into``,
