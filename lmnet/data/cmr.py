@@ -206,7 +206,20 @@ def read_permutation(path: str | Path, value: Any, name: str, one_based: bool) -
     if arr.dtype.kind not in "iuf" or arr.size == 0:
         raise CorruptFileError(path, f"{name}: expected a list of keypoint indices, got {_describe(value)}")
     perm = arr.astype(np.int64) - (1 if one_based else 0)
-    if not np.array_equal(np.sort(perm), np.arange(arr.size)) or not np.array_equal(perm, arr - (1 if one_based else 0)):
+    whole = np.array_equal(arr, np.round(arr))
+    if not whole or not np.array_equal(np.sort(perm), np.arange(arr.size)):
         base = "1..K" if one_based else "0..K-1"
         raise CorruptFileError(path, f"{name}: expected a permutation of {base} (K={arr.size}), got {arr.tolist()}")
     return perm
+
+
+def read_text_lines(path: str | Path) -> list[str]:
+    """The lines of a UTF-8 text file of a dataset (CUB's id lists, Pascal3D+'s labels); a missing
+    or undecodable file raises naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path} does not exist")
+    try:
+        return path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise CorruptFileError(path, "not a UTF-8 text file") from None

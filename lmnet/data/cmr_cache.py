@@ -76,14 +76,14 @@ def write_poses_metadata(path: str | Path, scale, translation, rotation, paths: 
     ``paths`` N ``/``-separated rel_paths."""
     paths = [str(p) for p in paths]
     n = len(paths)
-    s = _tensor("scale", scale, torch.float32).reshape(n, 1) if np.size(scale) == n else None
-    t = _tensor("translation", translation, torch.float32)
-    r = _tensor("rotation", rotation, torch.float32)
-    if t.ndim == 2 and t.shape == (n, 2):
+    s, t, r = (_tensor(k, v, torch.float32) for k, v in
+               (("scale", scale), ("translation", translation), ("rotation", rotation)))
+    if t.shape == (n, 2):
         t = torch.cat([t, torch.zeros(n, 1)], dim=1)
-    if s is None or t.shape != (n, 3) or r.shape != (n, 4):
+    if s.shape not in ((n,), (n, 1)) or t.shape != (n, 3) or r.shape != (n, 4):
         raise DataError(f"poses for {n} paths: expected scale (N, 1), translation (N, 2|3), rotation (N, 4); "
-                        f"got {tuple(np.shape(scale))}, {tuple(np.shape(translation))}, {tuple(np.shape(rotation))}")
+                        f"got {tuple(s.shape)}, {tuple(t.shape)}, {tuple(r.shape)}")
+    s = s.reshape(n, 1)
     if (t[:, 2] != 0).any():
         raise DataError("translation: the z column must be 0 (weak perspective)")
     return write_npz_object(path, {"scale": s, "translation": t, "rotation": r, "path": paths})

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lmnet.data import cmr
 from lmnet.data.cmr_dataset import CmrDataset
 from lmnet.errors import CorruptFileError, DataError
 
@@ -50,12 +51,7 @@ def sfm_path(root: str | Path, split: str) -> Path:
 def read_id_file(path: str | Path) -> dict[str, str]:
     """``{id: value}`` of a CUB ``"<id> <value>"`` text file (``images.txt``, ``image_class_labels.txt``)."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path} does not exist")
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError:
-        raise CorruptFileError(path, "not a UTF-8 text file") from None
+    lines = cmr.read_text_lines(path)
     out: dict[str, str] = {}
     for n, line in enumerate(lines, 1):
         if not line.strip():

@@ -64,12 +64,7 @@ def read_labels(root: str | Path) -> tuple[dict[str, np.ndarray], dict[str, list
     """``({file name: int64 [shape, primary, secondary] ids}, {column: sorted names})`` of
     ``p3d_labels.csv`` (module docstring)."""
     path = Path(root) / LABELS_FILE
-    if not path.is_file():
-        raise DataError(f"{path} does not exist")
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError:
-        raise CorruptFileError(path, "not a UTF-8 text file") from None
+    lines = cmr.read_text_lines(path)
     if not lines or lines[0].strip() != LABELS_HEADER:
         raise CorruptFileError(path, f"first line must be {LABELS_HEADER!r}, got {(lines or [''])[0][:80]!r}")
     rows = []
