@@ -171,6 +171,19 @@ def test_check_data_names_every_broken_field(cub_root, capsys):
     assert any("sfm_anno[0].rot: expected a numeric 3x3 array" in p for p in check_cmr(root, "cub", ["train"]).problems)
 
 
+def test_an_image_missing_from_images_txt_is_named(cub_root):
+    root, _ = cub_root
+    listing = root / "CUB_200_2011" / "images.txt"
+    listing.write_text("".join(line + "\n" for line in listing.read_text().splitlines() if "bird_3.jpg" not in line))
+    rep = check_cmr(root, "cub", ["train"])
+    assert rep.problems == [f"{listing}: does not list '002.Bird_1/bird_3.jpg' "
+                            f"({root / 'data' / 'train_cub_cleaned.mat'}: images[3].rel_path), so it has no class"]
+    with pytest.raises(DataError, match="1 image\\(s\\) of .*train_cub_cleaned.mat are not listed, e.g. '002.Bird_1/bird_3.jpg'"):
+        CUBDataset(root, "train")
+    listing.unlink()
+    assert check_cmr(root, "cub", ["train"]).problems == [f"{listing} does not exist"]
+
+
 def test_size_mismatch_count_mismatch_and_bad_bbox_are_named(p3d_root):
     root, _ = p3d_root
     from PIL import Image
@@ -186,6 +199,18 @@ def test_size_mismatch_count_mismatch_and_bad_bbox_are_named(p3d_root):
     assert "images[1].bbox: x1 <= x2 and y1 <= y2 expected, got x1=500" in problems
     with pytest.raises(CorruptFileError, match=r"car_val.mat: images\[1\]\.bbox: x1 <= x2"):
         P3DDataset(root, "val")
+
+
+def test_pixel_limit_and_a_huge_bbox_are_refused(cub_root, monkeypatch):
+    root, _ = cub_root
+    monkeypatch.setenv("LMNET_MAX_IMAGE_PIXELS", "1000")
+    with pytest.raises(CorruptFileError, match="bird_0.jpg: image of 80x60 = 4,800 pixels is larger than the 1,000"):
+        CUBDataset(root, "train")[0]
+    monkeypatch.delenv("LMNET_MAX_IMAGE_PIXELS")
+    anno = root / "data" / "train_cub_cleaned.mat"
+    _edit_struct(anno, "images", 0, lambda e: e["bbox"][0, 0].__setitem__("x2", np.array([[1e9]])))
+    with pytest.raises(CorruptFileError, match=r"images\[0\]\.bbox: .* reaches more than the image's size beyond"):
+        CUBDataset(root, "train")
 
 
 def test_rel_paths_that_leave_the_root_are_refused(p3d_root, cub_root, tmp_path):

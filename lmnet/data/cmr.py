@@ -152,7 +152,8 @@ def parse_mask(path: Path, value: Any, where: str) -> np.ndarray:
 
 def parse_annotation(path: str | Path, entry: Any, i: int, n_keypoints: int) -> Annotation:
     """Check entry ``i`` of ``images`` (with ``n_keypoints`` keypoints) and return it; the bbox
-    must overlap the image (the mask's size)."""
+    must overlap the image (the mask's size) and reach at most one image width / height beyond it
+    (so the square crop stays within a few times the image)."""
     path, where = Path(path), f"{ANNOTATION_VAR}[{i}]"
     get = lambda name: _field(path, entry, where, name, ANNOTATION_FIELDS)  # noqa: E731
     rel = get("rel_path")
@@ -165,6 +166,9 @@ def parse_annotation(path: str | Path, entry: Any, i: int, n_keypoints: int) -> 
     if bbox[2] < 1 or bbox[3] < 1 or bbox[0] > w or bbox[1] > h:
         raise CorruptFileError(path, f"{where}.bbox: ({bbox[0]:g}, {bbox[1]:g}, {bbox[2]:g}, {bbox[3]:g}) does not "
                                      f"overlap the {w}x{h} image (1-based pixel coordinates)")
+    if bbox[0] < 1 - w or bbox[1] < 1 - h or bbox[2] > 2 * w or bbox[3] > 2 * h:
+        raise CorruptFileError(path, f"{where}.bbox: ({bbox[0]:g}, {bbox[1]:g}, {bbox[2]:g}, {bbox[3]:g}) reaches more "
+                                     f"than the image's size beyond the {w}x{h} image")
     return Annotation(rel, bbox, parts, mask)
 
 

@@ -96,9 +96,10 @@ def _check_split(report: CmrReport, ds, split: str, n_keypoints: int, images: bo
 
 
 def _dataset_files(report: CmrReport, ds) -> tuple[int, dict | None]:
-    """``(number of keypoints, CUB classes by rel_path or None)`` from the dataset-level files."""
+    """``(number of keypoints, CUB classes by rel_path; None for Pascal3D+ or an unreadable list)``
+    from the dataset-level files."""
     if ds is cub:
-        return cub.N_KEYPOINTS, _guard(report, cub.read_classes, report.root) or {}
+        return cub.N_KEYPOINTS, _guard(report, cub.read_classes, report.root)  # None: already a problem
     perm = _guard(report, p3d.read_kp_perm, report.root)
     _guard(report, p3d.read_labels, report.root)
     return (len(perm) if perm is not None else len(p3d.KP_NAMES)), None

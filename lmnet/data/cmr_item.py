@@ -29,6 +29,7 @@ The network input (convmesh's ``ImageDataset``): ``image = (rgb · 2 − 1) · m
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -80,11 +81,17 @@ def crop(img: np.ndarray, box: Sequence[float], background: float) -> np.ndarray
     return out
 
 
+@dataclass
 class _Pose:
-    """A mutable SfM pose in pixels: ``scale``, ``trans (2,)``, ``rot (3, 3)``."""
+    """An SfM pose in pixels as the steps change it: ``scale``, ``trans (2,)``, ``rot (3, 3)``."""
 
-    def __init__(self, sfm: SfmPose):
-        self.scale, self.trans, self.rot = float(sfm.scale), sfm.trans.astype(np.float64).copy(), sfm.rot.copy()
+    scale: float
+    trans: np.ndarray
+    rot: np.ndarray
+
+    @classmethod
+    def of(cls, sfm: SfmPose) -> "_Pose":
+        return cls(float(sfm.scale), sfm.trans.astype(np.float64).copy(), sfm.rot.copy())
 
 
 def _cropped(image: np.ndarray, anno: Annotation, sfm: SfmPose):
@@ -95,7 +102,7 @@ def _cropped(image: np.ndarray, anno: Annotation, sfm: SfmPose):
     kp[vis, :2] -= 1
     kp[vis, 0] -= box[0]
     kp[vis, 1] -= box[1]
-    pose = _Pose(sfm)
+    pose = _Pose.of(sfm)
     pose.trans -= np.array(box[:2], np.float64)
     return crop(image, box, 1.0), crop(anno.mask[..., None].astype(np.float64), box, 0.0), kp, vis, pose
 
@@ -106,8 +113,7 @@ def _scaled(img, mask, kp, vis, pose: _Pose, size: int, weights: str):
     h, w = (int(v) for v in np.round(np.array(img.shape[:2]) * factor))
     kp = kp.copy()
     kp[vis, :2] *= factor
-    out = _Pose.__new__(_Pose)
-    out.scale, out.trans, out.rot = pose.scale * factor, pose.trans * factor, pose.rot.copy()
+    out = _Pose(pose.scale * factor, pose.trans * factor, pose.rot.copy())
     return (resize_linear_float(img, h, w, weights), resize_linear_float(mask, h, w, weights)[..., 0], kp, out)
 
 
