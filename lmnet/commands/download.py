@@ -11,6 +11,13 @@ Pix3D (the paper's real-photo test): ``--what pix3d`` fetches the Pix3D release 
 (default http://pix3d.csail.mit.edu/data/pix3d.zip, or --url), ``--what pix3d-pointclouds``
 3D-LMNet's Pix3D point clouds from Google Drive (or --url); both extract safely into --root. Check
 with `lmnet check-data --dataset pix3d --root DIR`.
+
+CUB-200-2011 and Pascal3D+ cars (the textured-mesh datasets): ``--dataset cub`` fetches the CUB
+images (``--what images``) and CMR's annotation cache (``--what annotations``); ``--dataset p3d`` the
+Pascal3D+ release (images), CMR's Pascal3D+ annotations and SfM poses (annotations) and convmesh's
+``p3d_labels.csv`` (labels); ``--what all`` (the default) fetches every part. With several parts,
+each ``--url`` goes to the part whose archive name it ends with. Check with
+`lmnet check-data --dataset cub|p3d --root DIR`.
 """
 
 from __future__ import annotations
@@ -24,12 +31,17 @@ HELP = "download and safely extract the ShapeNet renderings and/or point clouds"
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--root", required=True, help="dataset root to install into (e.g. data/)")
-    p.add_argument("--what", choices=("pointclouds", "renderings", "all", "pix3d", "pix3d-pointclouds"),
-                   default="all", help="ShapeNet archives (pointclouds, renderings, all = both) or Pix3D")
+    p.add_argument("--dataset", choices=("shapenet", "cub", "p3d"), default="shapenet",
+                   help="shapenet (and Pix3D through --what), or the textured-mesh datasets cub / p3d")
+    p.add_argument("--what", choices=("pointclouds", "renderings", "all", "pix3d", "pix3d-pointclouds", "images",
+                                      "annotations", "labels"),
+                   default="all", help="ShapeNet archives (pointclouds, renderings, all = both) or Pix3D; with "
+                                       "--dataset cub|p3d: images, annotations, labels (p3d) or all")
     p.add_argument("--url", action="append", default=[],
                    help="mirror URL, tried in the order given (repeatable). With --what all, URLs "
                         "ending in .zip are used for point clouds, the others for renderings")
-    p.add_argument("--gdrive-id", help="Google Drive file id of the point-cloud zip "
+    p.add_argument("--gdrive-id", help="Google Drive file id of the point-cloud zip (with --dataset p3d: of CMR's "
+                                       "Pascal3D+ annotation archive) "
                                        "(default: $LMNET_POINTCLOUDS_GDRIVE_ID, else the published 3D-LMNet file)")
     p.add_argument("--sha256", help="expected sha256 of the archive (only with a single --what)")
     p.add_argument("--size", type=positive_int, help="expected archive size in bytes (only with a single --what)")
@@ -65,10 +77,38 @@ def _say_installed(what: str, out, folder) -> None:
         print(f"{what}: installed in {out}")
 
 
+def _run_cmr(args) -> int:
+    """``--dataset cub|p3d``: every asset ``--what`` names, each ``--url`` to the asset it names."""
+    from lmnet.data import cmr_download
+    from lmnet.errors import DownloadError
+
+    assets = cmr_download.assets_for(args.dataset, args.what)
+    if len(assets) > 1 and (args.sha256 or args.size):
+        raise DownloadError("--sha256/--size describe one file: use them with a single --what")
+    urls: dict[str, list[str]] = {a.name: [] for a in assets}
+    for url in args.url:
+        owner = [a for a in assets if len(assets) == 1 or url.split("?")[0].endswith("/" + a.filename)]
+        if not owner:
+            raise DownloadError(f"--url {url}: its file name is none of {', '.join(a.filename for a in assets)}; "
+                                f"with several parts each URL must end with its part's file name")
+        urls[owner[0].name].append(url)
+    for asset in assets:
+        out = cmr_download.download(args.root, asset.name, urls=urls[asset.name] or None, gdrive_id=args.gdrive_id,
+                                    force=args.force, keep_archive=args.keep_archive, size=args.size,
+                                    sha256=args.sha256, max_attempts=max(1, args.attempts), timeout=args.timeout)
+        _say_installed(asset.name, out, args.root)
+    print(f"next: lmnet check-data --dataset {args.dataset} --root {args.root}")
+    return 0
+
+
 def _run(args) -> int:
     from lmnet.data import download as dl
     from lmnet.errors import DownloadError
 
+    if args.dataset != "shapenet":
+        return _run_cmr(args)
+    if args.what in ("images", "annotations", "labels"):
+        raise DownloadError(f"--what {args.what} is a part of --dataset cub or p3d, not of ShapeNet")
     if args.what == "all" and (args.sha256 or args.size):
         raise DownloadError("--sha256/--size describe one archive: use them with --what renderings "
                             "or --what pointclouds")

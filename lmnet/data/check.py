@@ -18,6 +18,17 @@ from lmnet.data.dataset import select_keys
 from lmnet.errors import CorruptFileError, DataError
 
 
+def problem_lines(problems: Sequence, max_problems: int) -> list[str]:
+    """The report lines listing ``problems`` (at most ``max_problems`` in full), or saying there are
+    none: the tail of the Pix3D, CUB and Pascal3D+ check tables."""
+    if not problems:
+        return ["", "no problems found"]
+    lines = ["", f"{len(problems)} problem(s):"] + [f"- {p}" for p in problems[:max_problems]]
+    if len(problems) > max_problems:
+        lines.append(f"- … and {len(problems) - max_problems} more")
+    return lines
+
+
 @dataclass
 class Problem:
     key: str       # "synset/model"

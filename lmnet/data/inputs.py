@@ -99,8 +99,11 @@ def _open_limited(path: Path, limit: int | None):
     return im
 
 
-def read_rgba(path: str | Path, require_alpha: bool = False) -> np.ndarray:
-    """Decode ``path`` → ``uint8 (H, W, 4)`` RGBA (rules in the module docstring)."""
+def read_rgba(path: str | Path, require_alpha: bool = False, exif_orientation: bool = True) -> np.ndarray:
+    """Decode ``path`` → ``uint8 (H, W, 4)`` RGBA (rules in the module docstring).
+
+    ``exif_orientation=False`` keeps the stored pixel order: for datasets whose annotations (masks,
+    boxes, keypoints) were made on the stored pixels, as CMR's CUB / Pascal3D+ ``.mat`` files were."""
     from PIL import ImageOps, UnidentifiedImageError
 
     path = Path(path)
@@ -110,7 +113,8 @@ def read_rgba(path: str | Path, require_alpha: bool = False) -> np.ndarray:
             im.load()
             has_alpha = im.mode in _ALPHA_MODES or "transparency" in im.info
             mode = im.mode
-            im = ImageOps.exif_transpose(im)
+            if exif_orientation:
+                im = ImageOps.exif_transpose(im)
             if mode in _HIGH_BIT_MODES:
                 rgba = _high_bit_gray(np.asarray(im), im.info.get("transparency"))
             else:
@@ -289,21 +293,75 @@ def prepare_pix3d(rgb: np.ndarray, mask: np.ndarray, bbox: Sequence[int]) -> np.
 _COEF_SCALE = 2048  #: OpenCV's INTER_RESIZE_COEF_SCALE (11 bits)
 
 
-def _taps(n_src: int, n_dst: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """One axis of OpenCV's ``INTER_LINEAR``: source indices ``i0, i1`` and 11-bit fixed-point
-    weights ``w0, w1`` per output pixel (the position and fraction in float32, each weight rounded
-    on its own, positions clamped to the first / last pixel with weight 0)."""
+def _positions(n_src: int, n_dst: int, dtype=np.float32) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One axis of OpenCV's ``INTER_LINEAR``: source indices ``i0, i1`` and the fraction ``f`` per
+    output pixel. The position ``(x + 0.5) · n_src / n_dst − 0.5`` is computed in float64 and
+    rounded to ``dtype``, ``f`` is its distance to ``floor`` in ``dtype``; positions before the first
+    or from the last pixel on are clamped to that pixel with ``f = 0``."""
     scale = 1.0 / (n_dst / n_src)
-    s = ((np.arange(n_dst) + 0.5) * scale - 0.5).astype(np.float32)
+    s = ((np.arange(n_dst) + 0.5) * scale - 0.5).astype(dtype)
     i0 = np.floor(s).astype(np.int64)
-    f = (s - i0.astype(np.float32)).astype(np.float32)
+    f = (s - i0.astype(dtype)).astype(dtype)
     clamp = (i0 < 0) | (i0 >= n_src - 1)
     i0 = np.clip(i0, 0, n_src - 1)
     f[clamp] = 0
+    return i0, np.minimum(i0 + 1, n_src - 1), f
+
+
+def _taps(n_src: int, n_dst: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_positions` with 11-bit fixed-point weights ``w0, w1`` (each rounded on its own), as
+    OpenCV's 8-bit path uses them."""
+    i0, i1, f = _positions(n_src, n_dst)
     one = np.float32(_COEF_SCALE)
     w0 = np.rint((np.float32(1) - f) * one).astype(np.int64)
     w1 = np.rint(f * one).astype(np.int64)
-    return i0, np.minimum(i0 + 1, n_src - 1), w0, w1
+    return i0, i1, w0, w1
+
+
+def resize_bilinear(img: np.ndarray, height: int, width: int) -> np.ndarray:
+    """``uint8 (H, W, C)`` → ``uint8 (height, width, C)``, OpenCV ``INTER_LINEAR`` (what the 3D-LMNet
+    loaders call) in its integer arithmetic: pixel centres at ``(x + 0.5) · scale − 0.5``, clamped at
+    the borders, no anti-aliasing when shrinking; the horizontal pass sums ``w0·a + w1·b``, the
+    vertical one combines two such rows as OpenCV's SIMD path does,
+    ``((r0 >> 4)·v0 >> 16) + ((r1 >> 4)·v1 >> 16) + 2 >> 2``. Equal to ``cv2.resize`` when shrinking
+    (tested where OpenCV is installed); when enlarging, border rows can differ by one grey level."""
+    a = np.asarray(img).astype(np.int64)
+    y0, y1, v0, v1 = _taps(a.shape[0], height)
+    x0, x1, w0, w1 = _taps(a.shape[1], width)
+    rows = a[:, x0] * w0[None, :, None] + a[:, x1] * w1[None, :, None]
+    out = ((((rows[y0] >> 4) * v0[:, None, None]) >> 16) + (((rows[y1] >> 4) * v1[:, None, None]) >> 16) + 2) >> 2
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+#: the weight precision of OpenCV's ``INTER_LINEAR`` on float64 images: float32 up to OpenCV 4 (what
+#: CMR and convmesh ran with), float64 from OpenCV 5 on
+LINEAR_WEIGHTS = {"opencv4": np.float32, "opencv5": np.float64}
+
+
+def resize_linear_float(img: np.ndarray, height: int, width: int, weights: str = "opencv4") -> np.ndarray:
+    """``float (H, W)`` or ``(H, W, C)`` → float64 ``(height, width)`` / ``(height, width, C)``:
+    OpenCV ``INTER_LINEAR`` on a float64 image (what CMR's loaders call on ``imread / 255``), in its
+    arithmetic: the positions and fractions of :func:`_positions`, weights ``1 − f`` and ``f``,
+    products and sums in float64, the horizontal pass first. ``weights`` picks the precision of the
+    positions and weights (:data:`LINEAR_WEIGHTS`): ``"opencv4"`` (float32, the original code's
+    OpenCV) or ``"opencv5"`` (float64); the two differ by at most ~1e-5 of the value range. Equal
+    to ``cv2.resize`` of the matching OpenCV (tested where OpenCV is installed) up to the last bit;
+    unlike it, a ``(H, W, 1)`` input keeps its channel axis."""
+    if weights not in LINEAR_WEIGHTS:
+        raise ValueError(f"weights must be one of {', '.join(LINEAR_WEIGHTS)}, got {weights!r}")
+    a = np.asarray(img, dtype=np.float64)
+    if a.ndim not in (2, 3) or min(a.shape[:2]) < 1 or height < 1 or width < 1:
+        raise ValueError(f"resize_linear_float expects (H, W[, C]) with H, W >= 1 to a size >= 1, "
+                         f"got {a.shape} -> ({height}, {width})")
+    dtype = LINEAR_WEIGHTS[weights]
+    flat = a[..., None] if a.ndim == 2 else a
+    y0, y1, fy = _positions(flat.shape[0], height, dtype)
+    x0, x1, fx = _positions(flat.shape[1], width, dtype)
+    w0, w1 = (dtype(1) - fx).astype(np.float64), fx.astype(np.float64)
+    v0, v1 = (dtype(1) - fy).astype(np.float64), fy.astype(np.float64)
+    rows = flat[:, x0] * w0[None, :, None] + flat[:, x1] * w1[None, :, None]
+    out = rows[y0] * v0[:, None, None] + rows[y1] * v1[:, None, None]
+    return out[..., 0] if a.ndim == 2 else out
 
 
 def resize_bilinear(img: np.ndarray, height: int, width: int) -> np.ndarray:

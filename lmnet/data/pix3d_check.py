@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Sequence
 
 from lmnet.data import pix3d
+from lmnet.data.check import problem_lines
 from lmnet.errors import DataError
 
 
@@ -46,14 +47,7 @@ class Pix3DReport:
         if self.notes:
             lines += ["", f"{len(self.notes)} note(s) (usable; sizes that disagree):"]
             lines += [f"- {n}" for n in self.notes[:max_problems]]
-        if self.problems:
-            lines += ["", f"{len(self.problems)} problem(s):"]
-            lines += [f"- {p}" for p in self.problems[:max_problems]]
-            if len(self.problems) > max_problems:
-                lines.append(f"- … and {len(self.problems) - max_problems} more")
-        else:
-            lines += ["", "no problems found"]
-        return "\n".join(lines)
+        return "\n".join(lines + problem_lines(self.problems, max_problems))
 
     def to_dict(self) -> dict:
         return asdict(self)
