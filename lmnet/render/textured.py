@@ -29,13 +29,15 @@ alpha with gradients at the boundary. Conventions, stated once here:
   attributes / UVs and the texture; **none** reach depth ``z`` (it only decides visibility).
 
 **Memory and speed.** Screen-space bounding boxes select the (pixel, face) candidate pairs; they are
-enumerated in dense chunks of at most ``max_fragments`` elements (default 2²⁰; about 40 bytes of
-temporaries each, so ~40 MB per chunk) with no autograd. Autograd then sees only the winners: one
-face per covered pixel (``≤ B·H·W`` rows of ``3·C`` attributes) and at most ``max_faces`` faces per
-uncovered pixel for the soft alpha (``≤ max_faces·B·H·W`` pairs, far fewer in practice: only pixels
-near a face's box have any); the candidate list is truncated to ``max_faces`` per pixel whenever it
-outgrows ``max_fragments``, so it never holds more than ``max_faces·B·H·W + 2·max_fragments``
-pairs. Measured figures: ``docs/textured.md`` (benchmark ``benchmarks/bench_textured_render.py``).
+enumerated in dense chunks of at most ``max_fragments`` elements (default 2²⁰; about 30 bytes of
+temporaries each in float32, so ~30 MB per chunk) with no autograd. Autograd then sees only the
+winners: one face per covered pixel (``≤ B·H·W`` rows of ``3·C`` attributes) and at most
+``max_faces`` faces per uncovered pixel for the soft alpha (``≤ max_faces·B·H·W`` pairs, far fewer
+in practice: only pixels near a face's box have any); the candidate list is truncated to
+``max_faces`` per pixel whenever it outgrows ``max_fragments``, so it never holds more than
+``max_faces·B·H·W + 2·max_fragments`` pairs. Beyond the chunks, memory grows with the output: about
+300 bytes per pixel of ``B·H·W`` for forward + backward of the 960-face template. Measured figures:
+``docs/textured.md`` (benchmark ``benchmarks/bench_textured_render.py``).
 """
 
 from __future__ import annotations
