@@ -9,7 +9,9 @@ clouds on the same sphere, one sample per pixel and its default 2×2 supersampli
 
 The acceptance line of the textured renderer is batch 16 at 128², forward + backward ≤ 2 s on
 2 CPU cores. Each value is the median of several repeats after a warm-up; the 2 cores are shared
-with other jobs, so figures are "as measured under load".
+with other jobs, so figures are "as measured under load" (the notes give the load average). On an
+oversubscribed machine OpenMP's idle threads spin and slow torch's 2-thread runs 2-3×;
+``OMP_WAIT_POLICY=PASSIVE`` avoids that, so the 1-thread row is kept alongside.
 
     python -m benchmarks --only textured_render      # recorded in benchmarks/results/<host>.*
     python benchmarks/bench_textured_render.py       # printed only
@@ -127,7 +129,8 @@ def run(quick: bool = False) -> dict:
                 median_time(_points_step(batch, size, ss), reps, warmup=True), "s")
         row(case, mesh, "peak extra RSS forward+backward", _fresh_process_peak(batch, size), "MB")
     notes = [f"CPU torch with {torch.get_num_threads()} threads; median of {reps} after a warm-up; the cores "
-             f"are shared with other jobs (1-min load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after)",
+             f"are shared with other jobs (1-min load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after); "
+             f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}",
              "textured: random unit-quaternion poses, scale 0.55-0.75, texture 3x128x128, loss mean(rgb)+mean(alpha), "
              "gradients to vertices and texture",
              "peak extra RSS: one forward+backward in a fresh process (inputs built first), psutil sampling ~1 ms",
