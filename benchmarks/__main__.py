@@ -84,7 +84,12 @@ def to_markdown(report: dict) -> str:
              f"{hw['cpu_count']} CPUs, torch {hw['torch']} ({hw['torch_threads']} threads), "
              f"CUDA: {hw['cuda'] or 'none'}; {report['date']}; mode: {report['mode']}.", ""]
     for res in report["results"]:
-        lines += [f"## {res['topic']}", "", "| case | impl | metric | value | unit |", "|---|---|---|---|---|"]
+        lines += [f"## {res['topic']}", ""]
+        own_hw = res.get("measured_on")  # a topic kept from an earlier run on other hardware
+        if own_hw and own_hw["hardware"].get("cpu") != hw.get("cpu"):
+            lines += [f"Measured on {own_hw['hardware'].get('cpu', own_hw['hardware']['platform'])}, "
+                      f"{own_hw['date']} (not the machine above).", ""]
+        lines += ["| case | impl | metric | value | unit |", "|---|---|---|---|---|"]
         for r in res.get("rows", []):
             v = r["value"]
             vs = f"{v:.4g}" if isinstance(v, (int, float)) else str(v)
@@ -152,7 +157,10 @@ def main(argv=None) -> int:
     if args.only and previous.is_file():  # a partial run replaces its topics in the last full report
         old = json.loads(previous.read_text())
         fresh = {r["topic"] for r in report["results"]}
-        report["results"] = [r for r in old.get("results", []) if r.get("topic") not in fresh] + report["results"]
+        kept = [r for r in old.get("results", []) if r.get("topic") not in fresh]
+        for r in kept:  # each kept topic remembers the machine and date it was measured on
+            r.setdefault("measured_on", {"hardware": old["hardware"], "date": old["date"]})
+        report["results"] = kept + report["results"]
     atomic_io.write_json(out / f"{host}{suffix}.json", report)
     atomic_io.write_text(out / f"{host}{suffix}.md", to_markdown(report))
     atomic_io.write_text(out / f"latest{suffix}.md", to_markdown(report))

@@ -1,8 +1,9 @@
-"""Helpers shared by the ``bench_*.py`` modules: timing and printing a result table."""
+"""Helpers shared by the ``bench_*.py`` modules: timing, peak memory and printing a result table."""
 
 from __future__ import annotations
 
 import statistics
+import threading
 import time
 
 
@@ -17,6 +18,32 @@ def median_time(fn, repeats: int, *, warmup: bool = False) -> float:
         fn()
         ts.append(time.perf_counter() - t)
     return statistics.median(ts)
+
+
+def peak_rss_delta(fn) -> float:
+    """Peak RSS during ``fn()`` minus RSS before it, in MB (psutil sampling thread, ~1 ms): counts
+    torch, numpy and numba allocations alike."""
+    import psutil
+
+    proc = psutil.Process()
+    base = proc.memory_info().rss
+    peak = [base]
+    stop = threading.Event()
+
+    def sample():
+        while not stop.is_set():
+            peak[0] = max(peak[0], proc.memory_info().rss)
+            time.sleep(0.001)
+
+    th = threading.Thread(target=sample, daemon=True)
+    th.start()
+    try:
+        fn()
+    finally:
+        stop.set()
+        th.join()
+    peak[0] = max(peak[0], proc.memory_info().rss)
+    return (peak[0] - base) / 2**20
 
 
 def print_result(result: dict) -> None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import statistics
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -31,34 +30,9 @@ from lmnet.losses.emd import emd_approx
 from lmnet.losses import auction
 
 try:
-    from benchmarks._common import median_time, print_result
+    from benchmarks._common import median_time, peak_rss_delta, print_result
 except ImportError:  # run as a script: python benchmarks/bench_<topic>.py
-    from _common import median_time, print_result
-
-def _peak_rss_delta(fn) -> float:
-    """Peak RSS during ``fn()`` minus RSS before it, in MB (psutil sampling thread, ~1 ms)."""
-    import psutil
-
-    proc = psutil.Process()
-    base = proc.memory_info().rss
-    peak = [base]
-    stop = threading.Event()
-
-    def sample():
-        while not stop.is_set():
-            peak[0] = max(peak[0], proc.memory_info().rss)
-            time.sleep(0.001)
-
-    th = threading.Thread(target=sample, daemon=True)
-    th.start()
-    try:
-        fn()
-    finally:
-        stop.set()
-        th.join()
-    peak[0] = max(peak[0], proc.memory_info().rss)
-    return (peak[0] - base) / 2**20
-
+    from _common import median_time, peak_rss_delta, print_result
 
 def _box_surface(rng, n, lo, hi):
     lo, hi = np.asarray(lo, float), np.asarray(hi, float)
@@ -148,7 +122,7 @@ def bench_chamfer(quick: bool, rows: list, notes: list) -> None:
 
             step()  # warm-up (numba JIT / cache load, allocator)
             t = median_time(step, reps)
-            mem = _peak_rss_delta(step)
+            mem = peak_rss_delta(step)
             times[name] = t
             rows.append({"case": case, "impl": name, "metric": "time", "value": t, "unit": "s"})
             rows.append({"case": case, "impl": name, "metric": "peak extra RSS", "value": mem,
@@ -333,7 +307,7 @@ def bench_emd_torch_cpu(quick: bool, rows: list, notes: list) -> None:
 
         rows.append({"case": f"torch auction B={b} N={n}: cost + first bidding round",
                      "impl": "torch auction", "metric": "peak extra RSS",
-                     "value": _peak_rss_delta(first_round), "unit": "MB"})
+                     "value": peak_rss_delta(first_round), "unit": "MB"})
         rows.append({"case": f"torch auction B={b} N={n}: cost + first bidding round",
                      "impl": "torch auction", "metric": "cost matrix B*N*N*8",
                      "value": b * n * n * 8 / 2**20, "unit": "MB"})
