@@ -26,14 +26,15 @@ orientation:
   image is opaque (alpha 255). ``require_alpha=True`` refuses such an image instead (dataset
   renderings: their alpha is the silhouette, an opaque one would be a wrong mask);
 - **size**: an image of more than :func:`max_pixels` pixels is refused before it is decoded
-  (default 50 Mpixel; set ``LMNET_MAX_IMAGE_PIXELS`` to allow larger ones, ``0`` = no limit).
+  (default 50 Mpixel; set ``LMNET_MAX_IMAGE_PIXELS`` to allow larger ones, ``0`` = no limit). A user
+  image (:func:`prepare_image`, :func:`prepare_array`) is padded to a square first, so there the
+  same limit holds for the padded square, ``max(H, W)²`` pixels, also checked before decoding.
 
 Every problem raises :class:`~lmnet.errors.CorruptFileError` naming the file.
 """
 
 from __future__ import annotations
 
-import os
 import threading
 import warnings
 from pathlib import Path
@@ -41,7 +42,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from lmnet.errors import ConfigError, CorruptFileError, DataError
+from lmnet.envvars import MAX_IMAGE_PIXELS
+from lmnet.errors import CorruptFileError, DataError
 from lmnet.image_sizes import CROP_OFFSET, CROP_SIZE, R2N2_IMAGE_SIZE
 
 CROP_END = R2N2_IMAGE_SIZE - CROP_OFFSET - CROP_SIZE  #: removed after it: 5
@@ -51,8 +53,8 @@ CROP_NOTATION = f"[{CROP_OFFSET}:-{CROP_END}, {CROP_OFFSET}:-{CROP_END}]"  #: as
 #: Pix3D: the object's longest side is resized to ``CROP_SIZE - PIX3D_PAD`` = 93 px (:func:`prepare_pix3d`)
 PIX3D_PAD = 35
 
-MAX_PIXELS_ENV = "LMNET_MAX_IMAGE_PIXELS"
-DEFAULT_MAX_PIXELS = 50_000_000
+MAX_PIXELS_ENV = MAX_IMAGE_PIXELS.env
+DEFAULT_MAX_PIXELS = MAX_IMAGE_PIXELS.default
 _HIGH_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 _ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 _open_lock = threading.Lock()  # Pillow's own bomb limit is a module global, switched off around open
@@ -64,12 +66,16 @@ _open_lock = threading.Lock()  # Pillow's own bomb limit is a module global, swi
 def max_pixels() -> int | None:
     """The largest image (in pixels) :func:`read_rgba` decodes: ``$LMNET_MAX_IMAGE_PIXELS`` or the
     default; None when the variable is ``0`` (no limit)."""
-    raw = os.environ.get(MAX_PIXELS_ENV, "").strip().replace("_", "")
-    if not raw:
-        return DEFAULT_MAX_PIXELS
-    if not raw.isdigit():
-        raise ConfigError(f"{MAX_PIXELS_ENV} must be a whole number of pixels (0 = no limit), got {raw!r}")
-    return int(raw) or None
+    return MAX_IMAGE_PIXELS.value()
+
+
+def check_padded_size(width: int, height: int, name: str) -> None:
+    """Refuse (:class:`~lmnet.errors.ResourceLimitError`) a ``width × height`` user image whose
+    padded square, ``max(width, height)²`` pixels (:func:`prepare_array`), is over :func:`max_pixels`
+    — a 1×60000 image is 60,000 pixels but a 14.4 GB square; ``name`` is what the message calls it."""
+    side = max(int(width), int(height))
+    MAX_IMAGE_PIXELS.check(side * side, f"{name}: a {width}x{height} image is padded to a {side}x{side} square",
+                           hint="crop it closer to the object")
 
 
 def _open(path: Path):
@@ -110,12 +116,16 @@ def read_rgba(path: str | Path, require_alpha: bool = False) -> np.ndarray:
     except CorruptFileError:
         raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        kind = "PNG" if path.suffix.lower() == ".png" else "image"
-        raise CorruptFileError(path, f"unreadable or truncated {kind} ({exc})") from None
+        raise _unreadable(path, exc) from None
     if require_alpha and not has_alpha:
         raise CorruptFileError(path, f"{mode} image without an alpha channel: the silhouette (mask) would be "
                                      f"all opaque; renderings must be RGBA")
     return np.ascontiguousarray(rgba)
+
+
+def _unreadable(path: Path, exc: Exception) -> CorruptFileError:
+    kind = "PNG" if path.suffix.lower() == ".png" else "image"
+    return CorruptFileError(path, f"unreadable or truncated {kind} ({exc})")
 
 
 def _high_bit_gray(values: np.ndarray, transparency) -> np.ndarray:
@@ -190,7 +200,25 @@ def prepare_image(path: str | Path, background: float | None = 255.0) -> np.ndar
     path = Path(path)
     if not path.is_file():
         raise DataError(f"image {path} does not exist")
-    return prepare_array(read_rgba(path), background)
+    check_image_header(path)
+    return prepare_array(read_rgba(path), background, str(path))
+
+
+def check_image_header(path: str | Path) -> None:
+    """Read only the header of the user image ``path`` and refuse it, before anything is decoded,
+    when its padded square is over the pixel limit (:func:`check_padded_size`) or it is unreadable
+    (:class:`~lmnet.errors.CorruptFileError`)."""
+    from PIL import UnidentifiedImageError
+
+    path = Path(path)
+    try:
+        with _open(path) as im:
+            w, h = im.size
+    except FileNotFoundError:
+        raise DataError(f"image {path} does not exist") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise _unreadable(path, exc) from None
+    check_padded_size(w, h, str(path))
 
 
 def prepare_array(image: np.ndarray, background: float | None = 255.0, name: str = "image") -> np.ndarray:
@@ -208,6 +236,7 @@ def prepare_array(image: np.ndarray, background: float | None = 255.0, name: str
     image = np.asarray(image)
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] not in (3, 4) or min(image.shape[:2]) < 1:
         raise DataError(f"{name}: expected a uint8 array (H, W, 3) or (H, W, 4), got {image.dtype} {image.shape}")
+    check_padded_size(image.shape[1], image.shape[0], name)
     if image.shape[2] == 3:
         image = np.concatenate([image, np.full(image.shape[:2] + (1,), 255, np.uint8)], axis=2)
     rgba = _pad_square(Image.fromarray(np.ascontiguousarray(image), "RGBA"))
