@@ -69,6 +69,14 @@ def max_pixels() -> int | None:
     return MAX_IMAGE_PIXELS.value()
 
 
+def _check_file_pixels(path: Path, w: int, h: int) -> None:
+    limit = max_pixels()
+    if limit is not None and w * h > limit:
+        raise CorruptFileError(path, f"image of {w}x{h} = {w * h:,} pixels is larger than the "
+                                     f"{limit:,}-pixel limit; set {MAX_PIXELS_ENV}={w * h} (or 0 for "
+                                     f"no limit) to allow it")
+
+
 def check_padded_size(width: int, height: int, name: str) -> None:
     """Refuse (:class:`~lmnet.errors.ResourceLimitError`) a ``width × height`` user image whose
     padded square, ``max(width, height)²`` pixels (:func:`prepare_array`), is over :func:`max_pixels`
@@ -95,14 +103,9 @@ def read_rgba(path: str | Path, require_alpha: bool = False) -> np.ndarray:
     from PIL import ImageOps, UnidentifiedImageError
 
     path = Path(path)
-    limit = max_pixels()
     try:
         with _open(path) as im:
-            w, h = im.size
-            if limit is not None and w * h > limit:
-                raise CorruptFileError(path, f"image of {w}x{h} = {w * h:,} pixels is larger than the "
-                                             f"{limit:,}-pixel limit; set {MAX_PIXELS_ENV}={w * h} (or 0 for "
-                                             f"no limit) to allow it")
+            _check_file_pixels(path, *im.size)
             im.load()
             has_alpha = im.mode in _ALPHA_MODES or "transparency" in im.info
             mode = im.mode
@@ -206,8 +209,8 @@ def prepare_image(path: str | Path, background: float | None = 255.0) -> np.ndar
 
 def check_image_header(path: str | Path) -> None:
     """Read only the header of the user image ``path`` and refuse it, before anything is decoded,
-    when its padded square is over the pixel limit (:func:`check_padded_size`) or it is unreadable
-    (:class:`~lmnet.errors.CorruptFileError`)."""
+    when it is unreadable or over the pixel limit (:class:`~lmnet.errors.CorruptFileError`, as
+    :func:`read_rgba`) or its padded square is (:func:`check_padded_size`)."""
     from PIL import UnidentifiedImageError
 
     path = Path(path)
@@ -218,6 +221,7 @@ def check_image_header(path: str | Path) -> None:
         raise DataError(f"image {path} does not exist") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise _unreadable(path, exc) from None
+    _check_file_pixels(path, w, h)
     check_padded_size(w, h, str(path))
 
 
