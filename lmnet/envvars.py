@@ -66,7 +66,7 @@ MAX_IMAGE_PIXELS = Limit("LMNET_MAX_IMAGE_PIXELS", 50_000_000, "pixels")
 MAX_SAMPLE_CLOUDS = Limit("LMNET_MAX_SAMPLE_CLOUDS", 4096, "sample clouds")
 #: pixels one ``lmnet render`` holds: cells × size² for a strip, frames × size² for a GIF
 MAX_RENDER_PIXELS = Limit("LMNET_MAX_RENDER_PIXELS", 100_000_000, "pixels")
-#: distinct points ``lmnet mesh`` meshes (16,384 take ~10 s, 65,536 ~24 s on one core)
+#: points of a cloud ``lmnet mesh`` meshes (16,384 took ~10 s, 65,536 ~24 s on the development machine)
 MAX_MESH_POINTS = Limit("LMNET_MAX_MESH_POINTS", 100_000, "points")
 #: bytes one archive may expand to when extracted
 MAX_EXTRACT_BYTES = Limit("LMNET_MAX_EXTRACT_BYTES", 64 << 30, "bytes")

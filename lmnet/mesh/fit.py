@@ -95,9 +95,8 @@ def _build(method: str, pts: np.ndarray, spacing: float, normals, *, depth: int,
 
 
 def _methods_to_try(method: str, flat: bool, name: str) -> tuple[str, ...]:
-    """The methods ``method`` stands for; a flat cloud leaves ``alpha`` out (it needs volume)."""
-    if method not in METHODS:
-        raise LmnetError(f"unknown meshing method {method!r}; choose one of {', '.join(METHODS)}")
+    """The methods ``method`` (one of :data:`METHODS`) stands for; a flat cloud leaves ``alpha`` out
+    (it needs volume)."""
     if flat and method == "alpha":
         raise cloud.PointCloudError(f"{name}: all points lie on one plane; an alpha shape needs volume: "
                                     "use --method bpa or poisson")
@@ -123,6 +122,8 @@ def reconstruct(points, method: str = "auto", *, clean: bool = True, target_tria
     cloud — and keeps the lowest fit), optionally decimated, and scored by :func:`mesh_fit` against
     the input cloud as given, in its units. ``k``: neighbours for normals, in
     :data:`~lmnet.mesh.methods.KNN_RANGE`."""
+    if method not in METHODS:  # before any work
+        raise LmnetError(f"unknown meshing method {method!r}; choose one of {', '.join(METHODS)}")
     t0 = time.perf_counter()
     k = methods.check_knn(k)
     pts = cloud.check_cloud(points, name)
