@@ -68,6 +68,11 @@ class DownloadError(LmnetError):
     """A download failed or an archive is unsafe to extract."""
 
 
+class ResourceLimitError(LmnetError):
+    """What a command would compute is over a resource limit (pixels, samples, points, bytes); the
+    message names the limit and the environment variable that raises it (:mod:`lmnet.envvars`)."""
+
+
 class NonFiniteError(LmnetError):
     """A loss, a gradient or a prediction is NaN or infinite; the message says where (epoch, step)."""
 

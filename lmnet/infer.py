@@ -22,7 +22,8 @@ import torch
 
 from lmnet.data.categories import to_synsets
 from lmnet.data.dataset import ShapeNetDataset
-from lmnet.data.inputs import prepare_array, prepare_image, run_background
+from lmnet.data.inputs import check_image_header, prepare_array, prepare_image, run_background
+from lmnet.envvars import MAX_SAMPLE_CLOUDS
 from lmnet.errors import ConfigError, DataError
 from lmnet.runs.folder import CONFIG_FILE, read_run_config
 from lmnet.registry import load_model, require_kind
@@ -68,6 +69,15 @@ def _check_counts(batch_size: int, limit: int = 0) -> None:
         raise ConfigError(f"--limit must be a whole number >= 0 (0 = all), got {limit!r}")
 
 
+def _check_sample_memory(samples: int, batch: int) -> None:
+    """Refuse, before the model loads, ``samples`` per image for batches of ``batch`` images when the
+    sample clouds decoded at once (``batch × samples``, 2048 points each) are over the limit."""
+    if samples > 0:
+        MAX_SAMPLE_CLOUDS.check(batch * samples, f"--samples {samples} for batches of {batch} image(s) decodes "
+                                f"{batch * samples * 2048 * 3 * 4 / 1e9:.3g} GB of sample clouds at once",
+                                hint="lower --samples or --batch-size")
+
+
 def _generator(device: str, seed: int) -> torch.Generator:
     return torch.Generator(device=device).manual_seed(int(seed))
 
@@ -80,9 +90,11 @@ def predict_images(checkpoint: str | Path, images: Sequence[str | Path], out: st
     _check_counts(batch_size)
     check_out(out, overwrite)
     paths = [Path(p) for p in images]
-    for p in paths:  # fail on a bad path before the (slow) model load
+    for p in paths:  # fail on a bad path, image or size before the (slow) model load
         if not p.is_file():
             raise DataError(f"image {p} does not exist")
+        check_image_header(p)
+    _check_sample_memory(samples, min(batch_size, len(paths)))
 
     model, config = _load(checkpoint, device, samples)
     _check_samples(model, samples)
@@ -135,6 +147,7 @@ def predict_split(checkpoint: str | Path, out: str | Path, *, split: str = "test
     ``limit`` > 0 keeps the first N items. Writes images, GT (pointcloud_1024) and predictions."""
 
     _check_counts(batch_size, limit)
+    _check_sample_memory(samples, min(batch_size, limit) if limit else batch_size)
     check_out(out, overwrite)
     model, config = _load(checkpoint, device, samples)
     _check_samples(model, samples)

@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import argparse
 
+from lmnet.commands._args import int_in_range
+
 HELP = "point cloud .npy -> mesh (.ply/.obj) that follows the shape, with its fit"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from lmnet.mesh.fit import METHODS
+    from lmnet.mesh.methods import KNN_RANGE
 
     p.add_argument("--points", required=True, help="input .npy, shape (N, 3) or (K, N, 3) with --sample")
     p.add_argument("--out", required=True, help="output mesh, .ply or .obj")
@@ -35,7 +38,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--density-quantile", type=float, default=0.0,
                    help="Poisson: also drop vertices below this density quantile (default 0)")
     p.add_argument("--target-triangles", type=int, default=None, help="decimate to at most this many faces")
-    p.add_argument("--knn", type=int, default=30, help="neighbours for normal estimation (default 30)")
+    p.add_argument("--knn", type=int_in_range(*KNN_RANGE), default=30,
+                   help=f"neighbours for normal estimation, {KNN_RANGE[0]}..{KNN_RANGE[1]} (default 30)")
 
 
 def run(args) -> int:

@@ -4,6 +4,9 @@ One cloud without --gt → one image of --size pixels. Several clouds (or --gt, 
 sample stack, which counts as K clouds) → a labelled strip: ground truth first, then each cloud.
 --color-by error colours each cloud by its per-point Euclidean distance to --gt (plasma, 0 →
 --error-max, clipped). --gif writes a turntable of the first cloud instead (--out should end .gif).
+The image format follows --out: .png, or .jpg / .jpeg (JPEG, on white). Clouds are drawn in the
+3D-LMNet frame (centred, unit diagonal): a cloud with no point in the view is an error, not a blank
+image. The pixels held (cells × size², or frames × size²) are limited by LMNET_MAX_RENDER_PIXELS.
 
 Examples:
   lmnet render --points out/00000.pred.npy --out pred.png
@@ -15,7 +18,10 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "point clouds .npy -> PNG (z-buffered splats) or turntable GIF"
+from lmnet.commands._args import int_in_range
+
+HELP = "point clouds .npy -> PNG/JPEG (z-buffered splats) or turntable GIF"
+MAX_FRAMES = 1000  #: a turntable of 80 s at the default 80 ms per frame
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -32,21 +38,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="torch rasteriser (default) or the matplotlib fallback (no true occlusion)")
     p.add_argument("--transparent", action="store_true", help="transparent background (single image)")
     p.add_argument("--gif", action="store_true", help="write a turntable GIF of the first cloud")
-    p.add_argument("--frames", type=int, default=36, help="GIF frames (default 36)")
-    p.add_argument("--out", required=True, help="output .png (or .gif with --gif)")
+    p.add_argument("--frames", type=int_in_range(1, MAX_FRAMES), default=36,
+                   help=f"GIF frames, 1..{MAX_FRAMES} (default 36)")
+    p.add_argument("--out", required=True, help="output .png or .jpg (or .gif with --gif)")
 
 
 def _load(path: str):
     import numpy as np
 
-    from lmnet.errors import CorruptFileError, DataError
+    from lmnet.data.layout import load_npy
+    from lmnet.errors import CorruptFileError
 
-    try:
-        a = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except (ValueError, OSError) as exc:
-        raise CorruptFileError(path, f"not a readable .npy file ({exc})") from None
+    a = load_npy(path, "point cloud")
     if a.ndim not in (2, 3) or a.shape[-1] != 3 or a.shape[-2] == 0:
         raise CorruptFileError(path, f"expected a point cloud (N, 3) or samples (K, N, 3), got shape {a.shape}")
     if not np.issubdtype(a.dtype, np.floating) or not np.isfinite(a).all():
@@ -54,18 +57,35 @@ def _load(path: str):
     return a.astype(np.float32)
 
 
-def run(args) -> int:
+def _check_output(args):
+    """``--out`` as a Path, refused before any work when its extension does not match what is written."""
     from pathlib import Path
 
     from lmnet.errors import ConfigError
+    from lmnet.render.grids import IMAGE_FORMATS
+
+    out = Path(args.out)
+    suffix = out.suffix.lower()
+    if args.gif and suffix != ".gif":
+        raise ConfigError(f"--gif writes a GIF: --out should end with .gif, got {out}")
+    if not args.gif and suffix not in IMAGE_FORMATS:
+        raise ConfigError(f"--out {out}: the image format follows the extension; use "
+                          f"{', '.join(IMAGE_FORMATS)}{' (or .gif with --gif)' if suffix == '.gif' else ''}")
+    if args.transparent and IMAGE_FORMATS.get(suffix) == "JPEG":
+        raise ConfigError(f"--transparent needs a PNG: JPEG ({out}) has no alpha channel")
+    return out
+
+
+def _check_options(args) -> float:
+    """Refuse bad --size / --color-by / --view / --error-max; returns the error scale's top."""
+    from lmnet.errors import ConfigError
+    from lmnet.render import colors as colors_mod
+    from lmnet.render import pointclouds as pc
 
     if args.size < 16 or args.size > 4096:
         raise ConfigError(f"--size must be in 16..4096, got {args.size}")
     if args.color_by == "error" and args.gt is None:
         raise ConfigError("--color-by error needs --gt")
-    from lmnet.render import colors as colors_mod
-    from lmnet.render import pointclouds as pc
-
     try:
         pc.resolve_view(args.view, 1)
     except ValueError as exc:
@@ -73,46 +93,84 @@ def run(args) -> int:
     error_max = colors_mod.DEFAULT_ERROR_MAX if args.error_max is None else args.error_max
     if not error_max > 0:
         raise ConfigError(f"--error-max must be > 0, got {args.error_max}")
+    return error_max
 
-    clouds, names = [], []
+
+def _read_clouds(args):
+    """The clouds of --points (a (K, N, 3) stack counts K), their titles and sources (file, and
+    ``[k]`` in a stack), and the --gt cloud."""
+    from pathlib import Path
+
+    from lmnet.errors import ConfigError
+
+    clouds, names, sources = [], [], []
     for path in args.points:
         a = _load(path)
         stem = Path(path).name.removesuffix(".npy")
         if a.ndim == 3:
             clouds += list(a)
             names += [f"{stem}[{k}]" for k in range(len(a))]
+            sources += [f"{path}[{k}]" for k in range(len(a))]
         else:
             clouds.append(a)
             names.append(stem)
+            sources.append(path)
     gt = _load(args.gt) if args.gt else None
     if gt is not None and gt.ndim != 2:
         raise ConfigError(f"--gt must be one cloud (N, 3), got shape {gt.shape}")
+    return clouds, names, sources, gt
 
-    out = Path(args.out)
+
+def _drawn(img, name: str, args):
+    """``img`` (one render, ``uint8 (H, W, 4)``) if any point was drawn, else a one-line error:
+    a blank image would hide a cloud outside the frame, 1e30 coordinates or sub-pixel splats."""
+    from lmnet.errors import DataError
+
+    rgb, alpha = img[..., :3], img[..., 3]
+    if not bool(((alpha > 0) & ((rgb < 255).any(-1) | (alpha < 255))).any()):
+        raise DataError(f"{name}: no point is drawn in the view {args.view!r} at {args.size} px; lmnet render draws "
+                        "the 3D-LMNet frame: centred at the origin, bounding-box diagonal 1 (normalise the cloud)")
+    return img
+
+
+def run(args) -> int:
+    from pathlib import Path
+
+    from lmnet.envvars import MAX_RENDER_PIXELS
+    from lmnet.errors import DataError
+    from lmnet.render import grids
+    from lmnet.render import pointclouds as pc
+
+    out = _check_output(args)
+    error_max = _check_options(args)
+    clouds, names, sources, gt = _read_clouds(args)
+    n = args.frames if args.gif else len(clouds) + (gt is not None)
+    what = f"{n} GIF frames" if args.gif else f"{n} image cell(s)"
+    MAX_RENDER_PIXELS.check(n * args.size ** 2, f"render of {what} of {args.size}x{args.size}",
+                            hint="render fewer clouds or frames or a smaller --size")
     if args.gif:
-        if out.suffix.lower() != ".gif":
-            raise ConfigError(f"--gif writes a GIF: --out should end with .gif, got {out}")
-        pc.turntable_gif(clouds[0], out, n_frames=args.frames, image_size=args.size,
-                         color_by=args.color_by, gt=gt, backend=args.backend)
+        try:
+            pc.turntable_gif(clouds[0], out, n_frames=args.frames, image_size=args.size,
+                             color_by=args.color_by, gt=gt, backend=args.backend)
+        except ValueError as exc:
+            raise DataError(f"{sources[0]}: {exc}") from None
         print(f"turntable of {names[0]} ({args.frames} frames) -> {out}")
         return 0
-
-    from lmnet.render import grids
 
     kw = dict(view=args.view, image_size=args.size, backend=args.backend, error_max=error_max)
     if len(clouds) == 1 and gt is None:
         img = pc.render_cloud(clouds[0], color_by=args.color_by,
                               background=None if args.transparent else "white", **kw)[0]
-        grids.save_png(out, img)
+        grids.save_image(out, _drawn(img, sources[0], args))
     else:
         cells, titles = [], []
         if gt is not None:
             by = "uniform" if args.color_by == "error" else args.color_by
-            cells.append(grids.to_pil(pc.render_cloud(gt, color_by=by, **kw)[0]))
             titles.append(f"GT: {Path(args.gt).name}")
-        for c, name in zip(clouds, names):
-            cells.append(grids.to_pil(pc.render_cloud(c, color_by=args.color_by, gt=gt, **kw)[0]))
+            cells.append(grids.to_pil(_drawn(pc.render_cloud(gt, color_by=by, **kw)[0], args.gt, args)))
+        for c, name, source in zip(clouds, names, sources):
+            cells.append(grids.to_pil(_drawn(pc.render_cloud(c, color_by=args.color_by, gt=gt, **kw)[0], source, args)))
             titles.append(name)
-        grids.save_png(out, grids.compose([cells], args.size, titles))
+        grids.save_image(out, grids.compose([cells], args.size, titles))
     print(f"{len(clouds)} cloud(s){' + GT' if gt is not None else ''} -> {out}")
     return 0

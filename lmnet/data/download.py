@@ -6,8 +6,9 @@
   see :func:`pointclouds_gdrive_id`) or from HTTP mirrors like the renderings.
 
 Both then go through the same path: :func:`install_archive` extracts into a temporary folder inside
-``root`` (:func:`safe_extract` refuses absolute paths, ``..``, symlinks, hard links and device files;
-tar members also pass tarfile's ``data`` filter), moves the tree into place and writes a marker
+``root`` (:func:`safe_extract` refuses absolute paths, ``..``, symlinks, hard links and device files,
+archives over the size and compression-ratio limits, damaged members; tar members also pass
+tarfile's ``data`` filter), moves the tree into place and writes a marker
 file; a marked tree is skipped next time unless ``force``. Archives live in
 ``<root>/.lmnet_downloads/`` and are deleted after a successful install unless ``keep_archive``.
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import glob
 import logging
+import math
 import os
 import re
 import shutil
@@ -30,6 +32,7 @@ import tarfile
 import tempfile
 import time
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Sequence
@@ -38,6 +41,7 @@ from lmnet import atomic_io
 from lmnet.data import layout
 from lmnet.data.fetch import (FORCE_HINT, SIDECAR_SUFFIX, USER_AGENT, download_first, http_download,  # noqa: F401
                               read_sidecar, record_file, remove_with_sidecar, sha256_file, sidecar_path, verify_file)
+from lmnet.envvars import MAX_COMPRESSION_RATIO, MAX_EXTRACT_BYTES
 from lmnet.errors import DownloadError
 
 log = logging.getLogger("lmnet.data")
@@ -51,6 +55,9 @@ POINTCLOUDS_GDRIVE_ID_PREFIX = "1cfoe521"
 POINTCLOUDS_GDRIVE_ID: str | None = "1cfoe521iTgcB_7-g_98GYAqO553W8Y0g"
 GDRIVE_ID_ENV = "LMNET_POINTCLOUDS_GDRIVE_ID"
 DOWNLOAD_DIRNAME = ".lmnet_downloads"
+#: members smaller than this are exempt from the compression-ratio limit (small files of zeros or
+#: text compress any amount and cannot hurt)
+RATIO_MIN_BYTES = 1 << 20
 MARKER_NAME = ".lmnet_download_complete.json"
 
 
@@ -91,59 +98,144 @@ def _inside(path: Path, target: Path) -> bool:
         return False
 
 
-def safe_extract(archive: str | Path, target: str | Path) -> int:
-    """Extract a ``.tgz``/``.tar*`` or ``.zip`` into ``target``; return the number of files.
+def _shown(name: str) -> str:
+    """A member name for a one-line message: at most 80 characters."""
+    return repr(name if len(name) <= 80 else name[:77] + "...")
 
-    Refuses (with :class:`DownloadError`) absolute paths, ``..`` components, symlinks, hard links,
-    device files and FIFOs. Tar members pass both these checks and tarfile's ``data`` filter; zip
-    members are written one by one after checking that the resolved path stays inside ``target``.
-    Members extracted before a refused one are left in ``target``: extract into a scratch folder.
-    """
-    archive, target = Path(archive), Path(target)
-    target.mkdir(parents=True, exist_ok=True)
-    n_files = 0
-    if zipfile.is_zipfile(archive):
-        with zipfile.ZipFile(archive) as zf:
-            for info in zf.infolist():
-                _check_name(info.filename, archive)
-                mode = info.external_attr >> 16
-                if stat.S_ISLNK(mode):
-                    raise DownloadError(f"{archive}: refusing symlink member {info.filename!r}")
-                if mode and stat.S_IFMT(mode) and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
-                    raise DownloadError(f"{archive}: refusing special file member {info.filename!r}")
-                out = target / info.filename.replace("\\", "/")
-                if not _inside(out, target):
-                    raise DownloadError(f"{archive}: member {info.filename!r} would land outside {target}")
+
+class _Budget:
+    """The extraction limits of one archive (:mod:`lmnet.envvars`): the bytes it expands to in all
+    (``LMNET_MAX_EXTRACT_BYTES``) and how much a member expands (``LMNET_MAX_COMPRESSION_RATIO``;
+    members under :data:`RATIO_MIN_BYTES` are exempt, for a tar the whole archive counts)."""
+
+    def __init__(self, archive: Path):
+        self.archive = archive
+        self.total = 0
+
+    def add(self, size: int) -> None:
+        self.total += int(size)
+        MAX_EXTRACT_BYTES.check(self.total, f"{self.archive}: extracted size (so far)", error=DownloadError)
+
+    def ratio(self, what: str, size: int, compressed: int) -> None:
+        if size >= RATIO_MIN_BYTES:
+            MAX_COMPRESSION_RATIO.check(math.ceil(size / max(int(compressed), 1)),
+                                        f"{self.archive}: {what} expands {int(compressed):,} -> {int(size):,} bytes",
+                                        error=DownloadError)
+
+
+def _check_zip_member(info: zipfile.ZipInfo, archive: Path, target: Path, budget: _Budget) -> Path:
+    """Where the zip member ``info`` goes under ``target``, after the checks of :func:`safe_extract`."""
+    _check_name(info.filename, archive)
+    mode = info.external_attr >> 16
+    if stat.S_ISLNK(mode):
+        raise DownloadError(f"{archive}: refusing symlink member {_shown(info.filename)}")
+    if mode and stat.S_IFMT(mode) and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise DownloadError(f"{archive}: refusing special file member {_shown(info.filename)}")
+    out = target / info.filename.replace("\\", "/")
+    if not _inside(out, target):
+        raise DownloadError(f"{archive}: member {_shown(info.filename)} would land outside {target}")
+    budget.ratio(f"member {_shown(info.filename)}", info.file_size, info.compress_size)
+    budget.add(info.file_size)
+    return out
+
+
+def _extract_zip(archive: Path, target: Path) -> int:
+    try:
+        zf = zipfile.ZipFile(archive)
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise DownloadError(f"{archive}: damaged zip archive ({exc})") from None
+    n_files, budget = 0, _Budget(archive)
+    with zf:
+        members = [(info, _check_zip_member(info, archive, target, budget)) for info in zf.infolist()]
+        for info, out in members:  # every member checked (names, kinds, sizes) before anything is written
+            try:
                 if info.is_dir():
                     out.mkdir(parents=True, exist_ok=True)
                     continue
                 out.parent.mkdir(parents=True, exist_ok=True)
                 if not _inside(out.parent, target) or out.is_symlink():
-                    raise DownloadError(f"{archive}: member {info.filename!r} would land outside {target}")
+                    raise DownloadError(f"{archive}: member {_shown(info.filename)} would land outside {target}")
                 with zf.open(info) as src, open(out, "wb") as dst:
                     shutil.copyfileobj(src, dst, 1 << 20)
-                n_files += 1
-        return n_files
+            except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+                raise DownloadError(f"{archive}: damaged member {_shown(info.filename)} ({exc})") from None
+            except (FileExistsError, NotADirectoryError, IsADirectoryError):
+                raise DownloadError(f"{archive}: cannot extract member {_shown(info.filename)}: a file and a "
+                                    "folder of the archive have the same name") from None
+            except OSError as exc:  # a name too long for the file system, a full disk, ...
+                raise DownloadError(f"{archive}: cannot extract member {_shown(info.filename)} "
+                                    f"({exc.strerror or exc})") from None
+            n_files += 1
+    return n_files
+
+
+def _extract_tar(archive: Path, target: Path) -> int:
     try:
         tf = tarfile.open(archive, "r:*")
     except (tarfile.TarError, OSError) as exc:
         raise DownloadError(f"{archive}: not a readable tar or zip archive ({exc})") from None
+    n_files, budget, packed = 0, _Budget(archive), archive.stat().st_size
     with tf:
         try:
             for member in tf:
                 _check_name(member.name, archive)
                 if member.issym() or member.islnk():
-                    raise DownloadError(f"{archive}: refusing link member {member.name!r} -> "
+                    raise DownloadError(f"{archive}: refusing link member {_shown(member.name)} -> "
                                         f"{member.linkname!r}")
                 if not (member.isfile() or member.isdir()):
-                    raise DownloadError(f"{archive}: refusing special file member {member.name!r}")
+                    raise DownloadError(f"{archive}: refusing special file member {_shown(member.name)}")
+                budget.add(member.size)
+                budget.ratio("the archive", budget.total, packed)
                 tf.extract(member, target, filter="data")
                 n_files += member.isfile()
         except tarfile.FilterError as exc:
             raise DownloadError(f"{archive}: unsafe member refused by tarfile's data filter: {exc}") from None
-        except (tarfile.TarError, EOFError, OSError) as exc:
+        except (tarfile.TarError, EOFError, zlib.error) as exc:
             raise DownloadError(f"{archive}: damaged archive ({exc})") from None
+        except OSError as exc:
+            raise DownloadError(f"{archive}: damaged archive or a member that cannot be written "
+                                f"({exc.strerror or exc})") from None
     return n_files
+
+
+def _remove_new(target: Path, before: set[str] | None, top: Path) -> None:
+    """Undo a failed extraction: remove ``top`` (the first folder it created) or, when ``target``
+    existed (``before``: its entries then), the entries added since."""
+    if before is None:
+        shutil.rmtree(top, ignore_errors=True)
+        return
+    for name in set(os.listdir(target)) - before:
+        p = target / name
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+
+
+def safe_extract(archive: str | Path, target: str | Path) -> int:
+    """Extract a ``.tgz``/``.tar*`` or ``.zip`` into ``target``; return the number of files.
+
+    Refuses (with :class:`DownloadError`, one line naming the archive and the member) absolute
+    paths, ``..`` components, symlinks, hard links, device files and FIFOs, an archive that expands
+    to more than ``LMNET_MAX_EXTRACT_BYTES`` (default 64 GiB) or a member over 1 MiB that expands
+    more than ``LMNET_MAX_COMPRESSION_RATIO`` times (default 200; a tar counts as one member), a
+    damaged member (bad CRC, truncated data) and a member that cannot be written (a name too long
+    for the file system, a file where a folder goes). Tar members also pass tarfile's ``data``
+    filter; zip members are all checked before the first is written, then written one by one after
+    checking that the resolved path stays inside ``target``. On any failure (Ctrl-C included) what
+    was extracted is removed: ``target`` itself when this call created it, else the entries it added.
+    """
+    archive, target = Path(archive), Path(target)
+    top = target
+    while not top.parent.exists() and top.parent != top:
+        top = top.parent
+    before = set(os.listdir(target)) if target.is_dir() else None
+    target.mkdir(parents=True, exist_ok=True)
+    try:
+        return _extract_zip(archive, target) if zipfile.is_zipfile(archive) else _extract_tar(archive, target)
+    except BaseException:
+        _remove_new(target, before, top)
+        raise
 
 
 # --------------------------------------------------------------------------------------------

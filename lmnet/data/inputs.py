@@ -26,7 +26,9 @@ orientation:
   image is opaque (alpha 255). ``require_alpha=True`` refuses such an image instead (dataset
   renderings: their alpha is the silhouette, an opaque one would be a wrong mask);
 - **size**: an image of more than :func:`max_pixels` pixels is refused before it is decoded
-  (default 50 Mpixel; set ``LMNET_MAX_IMAGE_PIXELS`` to allow larger ones, ``0`` = no limit).
+  (default 50 Mpixel; set ``LMNET_MAX_IMAGE_PIXELS`` to allow larger ones, ``0`` = no limit). A user
+  image (:func:`prepare_image`, :func:`prepare_array`) is padded to a square first, so there the
+  same limit holds for the padded square, ``max(H, W)²`` pixels, also checked before decoding.
 
 Every problem raises :class:`~lmnet.errors.CorruptFileError` naming the file.
 """
@@ -42,7 +44,8 @@ from typing import Iterator, Mapping, Sequence
 
 import numpy as np
 
-from lmnet.errors import ConfigError, CorruptFileError, DataError
+from lmnet.envvars import MAX_IMAGE_PIXELS
+from lmnet.errors import CorruptFileError, DataError
 from lmnet.image_sizes import CROP_OFFSET, CROP_SIZE, R2N2_IMAGE_SIZE
 
 CROP_END = R2N2_IMAGE_SIZE - CROP_OFFSET - CROP_SIZE  #: removed after it: 5
@@ -52,8 +55,8 @@ CROP_NOTATION = f"[{CROP_OFFSET}:-{CROP_END}, {CROP_OFFSET}:-{CROP_END}]"  #: as
 #: Pix3D: the object's longest side is resized to ``CROP_SIZE - PIX3D_PAD`` = 93 px (:func:`prepare_pix3d`)
 PIX3D_PAD = 35
 
-MAX_PIXELS_ENV = "LMNET_MAX_IMAGE_PIXELS"
-DEFAULT_MAX_PIXELS = 50_000_000
+MAX_PIXELS_ENV = MAX_IMAGE_PIXELS.env
+DEFAULT_MAX_PIXELS = MAX_IMAGE_PIXELS.default
 _HIGH_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 _ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 _open_lock = threading.Lock()  # Pillow's own bomb limit is a module global, switched off around open
@@ -65,12 +68,24 @@ _open_lock = threading.Lock()  # Pillow's own bomb limit is a module global, swi
 def max_pixels() -> int | None:
     """The largest image (in pixels) :func:`read_rgba` decodes: ``$LMNET_MAX_IMAGE_PIXELS`` or the
     default; None when the variable is ``0`` (no limit)."""
-    raw = os.environ.get(MAX_PIXELS_ENV, "").strip().replace("_", "")
-    if not raw:
-        return DEFAULT_MAX_PIXELS
-    if not raw.isdigit():
-        raise ConfigError(f"{MAX_PIXELS_ENV} must be a whole number of pixels (0 = no limit), got {raw!r}")
-    return int(raw) or None
+    return MAX_IMAGE_PIXELS.value()
+
+
+def _check_file_pixels(path: Path, w: int, h: int) -> None:
+    limit = max_pixels()
+    if limit is not None and w * h > limit:
+        raise CorruptFileError(path, f"image of {w}x{h} = {w * h:,} pixels is larger than the "
+                                     f"{limit:,}-pixel limit; set {MAX_PIXELS_ENV}={w * h} (or 0 for "
+                                     f"no limit) to allow it")
+
+
+def check_padded_size(width: int, height: int, name: str) -> None:
+    """Refuse (:class:`~lmnet.errors.ResourceLimitError`) a ``width × height`` user image whose
+    padded square, ``max(width, height)²`` pixels (:func:`prepare_array`), is over :func:`max_pixels`
+    — a 1×60000 image is 60,000 pixels but a 14.4 GB square; ``name`` is what the message calls it."""
+    side = max(int(width), int(height))
+    MAX_IMAGE_PIXELS.check(side * side, f"{name}: a {width}x{height} image is padded to a {side}x{side} square",
+                           hint="crop it closer to the object")
 
 
 def _open(path: Path):
@@ -85,17 +100,16 @@ def _open(path: Path):
             Image.MAX_IMAGE_PIXELS = saved
 
 
-def _open_limited(path: Path, limit: int | None):
+def _open_limited(path: Path):
     """``path`` opened by Pillow with only its header read, or :class:`CorruptFileError` when it
-    has more than ``limit`` pixels (:func:`max_pixels`; None = no limit): the check comes before
+    has more than :func:`max_pixels` pixels (:func:`_check_file_pixels`): the check comes before
     any pixel is decoded, in place of Pillow's own bomb limit (whose exception was a traceback)."""
     im = _open(path)
-    w, h = im.size
-    if limit is not None and w * h > limit:
+    try:
+        _check_file_pixels(path, *im.size)
+    except CorruptFileError:
         im.close()
-        raise CorruptFileError(path, f"image of {w}x{h} = {w * h:,} pixels is larger than the "
-                                     f"{limit:,}-pixel limit; set {MAX_PIXELS_ENV}={w * h} (or 0 for "
-                                     f"no limit) to allow it")
+        raise
     return im
 
 
@@ -107,9 +121,8 @@ def read_rgba(path: str | Path, require_alpha: bool = False, exif_orientation: b
     from PIL import ImageOps, UnidentifiedImageError
 
     path = Path(path)
-    limit = max_pixels()
     try:
-        with _open_limited(path, limit) as im:
+        with _open_limited(path) as im:
             im.load()
             has_alpha = im.mode in _ALPHA_MODES or "transparency" in im.info
             mode = im.mode
@@ -124,12 +137,16 @@ def read_rgba(path: str | Path, require_alpha: bool = False, exif_orientation: b
     except CorruptFileError:
         raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        kind = "PNG" if path.suffix.lower() == ".png" else "image"
-        raise CorruptFileError(path, f"unreadable or truncated {kind} ({exc})") from None
+        raise _unreadable(path, exc) from None
     if require_alpha and not has_alpha:
         raise CorruptFileError(path, f"{mode} image without an alpha channel: the silhouette (mask) would be "
                                      f"all opaque; renderings must be RGBA")
     return np.ascontiguousarray(rgba)
+
+
+def _unreadable(path: Path, exc: Exception) -> CorruptFileError:
+    kind = "PNG" if path.suffix.lower() == ".png" else "image"
+    return CorruptFileError(path, f"unreadable or truncated {kind} ({exc})")
 
 
 def _high_bit_gray(values: np.ndarray, transparency) -> np.ndarray:
@@ -167,9 +184,8 @@ def _opened(path: Path) -> Iterator:
 
     if not path.is_file():
         raise DataError(f"{path} does not exist")
-    limit = max_pixels()
     try:
-        with _open_limited(path, limit) as im:
+        with _open_limited(path) as im:
             yield im
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise CorruptFileError(path, f"cannot decode image ({exc})") from None
@@ -220,7 +236,26 @@ def prepare_image(path: str | Path, background: float | None = 255.0) -> np.ndar
     path = Path(path)
     if not path.is_file():
         raise DataError(f"image {path} does not exist")
-    return prepare_array(read_rgba(path), background)
+    check_image_header(path)
+    return prepare_array(read_rgba(path), background, str(path))
+
+
+def check_image_header(path: str | Path) -> None:
+    """Read only the header of the user image ``path`` and refuse it, before anything is decoded,
+    when it is unreadable or over the pixel limit (:class:`~lmnet.errors.CorruptFileError`, as
+    :func:`read_rgba`) or its padded square is (:func:`check_padded_size`)."""
+    from PIL import UnidentifiedImageError
+
+    path = Path(path)
+    try:
+        with _open(path) as im:
+            w, h = im.size
+    except FileNotFoundError:
+        raise DataError(f"image {path} does not exist") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise _unreadable(path, exc) from None
+    _check_file_pixels(path, w, h)
+    check_padded_size(w, h, str(path))
 
 
 def prepare_array(image: np.ndarray, background: float | None = 255.0, name: str = "image") -> np.ndarray:
@@ -238,6 +273,7 @@ def prepare_array(image: np.ndarray, background: float | None = 255.0, name: str
     image = np.asarray(image)
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] not in (3, 4) or min(image.shape[:2]) < 1:
         raise DataError(f"{name}: expected a uint8 array (H, W, 3) or (H, W, 4), got {image.dtype} {image.shape}")
+    check_padded_size(image.shape[1], image.shape[0], name)
     if image.shape[2] == 3:
         image = np.concatenate([image, np.full(image.shape[:2] + (1,), 255, np.uint8)], axis=2)
     rgba = _pad_square(Image.fromarray(np.ascontiguousarray(image), "RGBA"))

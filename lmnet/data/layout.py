@@ -13,6 +13,7 @@ Every reader raises :class:`~lmnet.errors.CorruptFileError` naming the file and 
 from __future__ import annotations
 
 import math
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,11 +111,17 @@ def load_npy(path: str | Path, what: str = "point cloud") -> np.ndarray:
     naming ``path`` (``what``: what the file should hold, for the message)."""
     path = Path(path)
     try:
-        return np.load(path, allow_pickle=False)
+        arr = np.load(path, allow_pickle=False)
     except FileNotFoundError:
         raise CorruptFileError(path, f"missing {what}") from None
-    except (ValueError, OSError, EOFError) as exc:
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
         raise CorruptFileError(path, f"unreadable .npy ({exc})") from None
+    if not isinstance(arr, np.ndarray):  # np.load opens a .npz archive whatever the file is called
+        keys = sorted(arr.files)
+        arr.close()
+        raise CorruptFileError(path, f"a .npz archive (arrays {keys[:5]}), not a .npy array: save the {what} "
+                                     "with np.save")
+    return arr
 
 
 def read_pointcloud(path: str | Path, n_points: int | None = None) -> np.ndarray:

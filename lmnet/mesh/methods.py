@@ -13,9 +13,11 @@
 - ``alpha``: **alpha shape** with ``alpha = 4 × s``: the boundary of the Delaunay tetrahedra that
   fit in that ball; no normals needed, but noisy clouds give a rough, doubled surface.
 
-Normals (for ``bpa`` and ``poisson``) are PCA over the ``k`` nearest neighbours, oriented
-consistently over a Riemannian graph and flipped as a whole so that most point outward (away from
-the centroid). Each function returns an Open3D ``TriangleMesh``; ``o3d()`` imports Open3D lazily
+Normals (for ``bpa`` and ``poisson``) are PCA over the ``k`` nearest neighbours (``k`` in
+:data:`KNN_RANGE`), oriented consistently over a Riemannian graph and flipped as a whole so that
+most point outward (away from the centroid). A flat cloud (all points on one plane) gets the
+plane's normal everywhere: the orientation step triangulates in 3D, which a plane has no volume for;
+for the same reason ``alpha`` cannot mesh a flat cloud. Each function returns an Open3D ``TriangleMesh``; ``o3d()`` imports Open3D lazily
 (an optional dependency: ``pip install open3d-cpu``).
 """
 
@@ -27,6 +29,9 @@ from scipy.spatial import cKDTree
 from lmnet.errors import LmnetError
 
 BPA_RADII = (1.0, 2.0, 4.0)
+#: neighbours a normal is fitted to: a plane needs 3 points; more than a few hundred smooth the
+#: shape away (and cost N × k)
+KNN_RANGE = (3, 500)
 POISSON_DEPTH = 8
 POISSON_TRIM = 2.0
 ALPHA = 4.0
@@ -41,8 +46,17 @@ def o3d():
     return open3d
 
 
-def estimate_normals(points, *, k: int = 30):
-    """``(N, 3)`` → Open3D point cloud with unit normals, consistently oriented and pointing outward."""
+def check_knn(k) -> int:
+    """``k`` (neighbours for normals) if a whole number in :data:`KNN_RANGE`, else an :class:`LmnetError`."""
+    lo, hi = KNN_RANGE
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not lo <= k <= hi:
+        raise LmnetError(f"knn (neighbours for normal estimation) must be a whole number in {lo}..{hi}, got {k!r}")
+    return int(k)
+
+
+def estimate_normals(points, *, k: int = 30, plane_normal=None):
+    """``(N, 3)`` → Open3D point cloud with unit normals, consistently oriented and pointing outward.
+    ``plane_normal (3,)``: the cloud is flat; every normal is set to it (no PCA, no orientation)."""
     o = o3d()
     pts = np.asarray(points, dtype=np.float64)
     if pts.ndim != 2 or pts.shape[1] != 3 or pts.shape[0] < 4:
@@ -50,7 +64,10 @@ def estimate_normals(points, *, k: int = 30):
     if not np.isfinite(pts).all():
         raise LmnetError("point cloud contains NaN or infinite values")
     pcd = o.geometry.PointCloud(o.utility.Vector3dVector(pts))
-    k = int(min(k, pts.shape[0] - 1))
+    if plane_normal is not None:
+        pcd.normals = o.utility.Vector3dVector(np.tile(np.asarray(plane_normal, np.float64), (len(pts), 1)))
+        return pcd
+    k = int(min(check_knn(k), pts.shape[0] - 1))
     pcd.estimate_normals(o.geometry.KDTreeSearchParamKNN(knn=k))
     pcd.orient_normals_consistent_tangent_plane(max(3, min(k, 15)))
     normals = np.asarray(pcd.normals)

@@ -451,6 +451,25 @@ def save_grid(path, rows, **kwargs) -> Path:
     return save_png(path, make_grid(rows, **kwargs))
 
 
+#: the image formats :func:`save_image` writes, by file extension
+IMAGE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
+
+
+def save_image(path, img) -> Path:
+    """Write ``img`` (anything :func:`to_pil` takes) atomically in the format of ``path``'s
+    extension (:data:`IMAGE_FORMATS`): PNG, or JPEG (quality 95, alpha composited on white, JPEG
+    has none); any other extension is a ValueError. Returns the path."""
+    path = Path(path)
+    fmt = IMAGE_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise ValueError(f"{path}: unknown image extension {path.suffix!r}; use one of {', '.join(IMAGE_FORMATS)}")
+    if fmt == "PNG":
+        return save_png(path, img)
+    with atomic_path(path, suffix=path.suffix.lower()) as tmp:
+        _on_white(to_pil(img)).save(tmp, format="JPEG", quality=95)
+    return path
+
+
 def save_png(path, img) -> Path:
     """Write ``img`` (anything :func:`to_pil` takes) to ``path`` as PNG, atomically. Returns the path."""
 

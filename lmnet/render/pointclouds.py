@@ -54,6 +54,16 @@ def _meta_values(meta):
     return (*vals, 25.0) if len(vals) == 3 else tuple(vals)
 
 
+def _check_r2n2(values, spec: str):
+    """``(az, el, dist, fov)`` if a camera can be made of them: finite, distance ratio > 0, fov in
+    (0, 180) degrees; else a ValueError naming ``spec``."""
+    az, el, dist, fov = values
+    if not all(math.isfinite(v) for v in values) or dist <= 0 or not 0 < fov < 180:
+        raise ValueError(f"view {spec!r}: azimuth and elevation must be finite degrees, the distance ratio > 0 "
+                         f"and the field of view in (0, 180) degrees")
+    return values
+
+
 def parse_view(spec: str):
     """``"three_quarter"`` → itself; ``"r2n2:AZ,EL,DIST[,FOV]"`` → ``("r2n2", (az, el, dist, fov))``."""
     s = spec.strip()
@@ -65,7 +75,7 @@ def parse_view(spec: str):
         except ValueError:
             vals = []
         if len(vals) in (3, 4):
-            return "r2n2", _meta_values(vals)
+            return "r2n2", _check_r2n2(_meta_values(vals), spec)
     raise ValueError(f"view must be 'three_quarter', 'r2n2' (with meta) or 'r2n2:AZ,EL,DIST[,FOV]', "
                      f"got {spec!r}")
 
@@ -183,15 +193,23 @@ def render_mesh_preview(vertices, faces, view="three_quarter", meta=None, image_
 
 
 # ----------------------------------------------------------------------------- GIF
+#: supersampled pixels rendered per turntable batch (z-buffer keys: 8 bytes each): 16 Mi samples
+#: keep a batch near 128 MB; at 512 px (2 × 2 samples) that is the default 12 frames at a time
+GIF_BATCH_SAMPLES = 1 << 24
+
+
 def turntable_gif(points, path, n_frames: int = 36, image_size: int = 320, color_by="height",
                   gt=None, elevation_deg: float = 25.0, distance: float = VIEW_DISTANCE,
                   frame_ms: int = 80, radius=None, backend: str = "torch", batch: int = 12) -> Path:
     """Write a looping turntable GIF of one cloud ``(N, 3)`` spinning about the vertical (-x) axis.
 
     ``n_frames`` views evenly spaced in azimuth (:func:`~lmnet.render.cameras.turntable`) at
-    ``elevation_deg``, rendered ``batch`` at a time, composited on white, ``frame_ms`` per frame;
-    written atomically. (GIF stores identical consecutive frames once: a cloud that looks the
-    same from two successive views — e.g. empty — gives fewer frames.) Returns the path.
+    ``elevation_deg``, rendered ``batch`` at a time (fewer when a batch would be over
+    :data:`GIF_BATCH_SAMPLES` samples), composited on white, ``frame_ms`` per frame; each frame is
+    reduced to the first frame's palette as it is rendered (1 byte per pixel held); written
+    atomically. A cloud seen in no frame is a ValueError (the GIF would be blank). (GIF stores
+    identical consecutive frames once: a cloud that looks the same from two successive views gives
+    fewer frames.) Returns the path.
     """
     from PIL import Image
 
@@ -202,7 +220,8 @@ def turntable_gif(points, path, n_frames: int = 36, image_size: int = 320, color
         raise ValueError(f"n_frames must be >= 1, got {n_frames}")
     colors = point_colors(p, color_by, gt=gt)
     cams = turntable(int(n_frames), elevation_deg, distance)
-    frames = []
+    batch = max(1, min(int(batch), GIF_BATCH_SAMPLES // (2 * image_size) ** 2))
+    frames, palette, seen = [], None, False
     for s in range(0, int(n_frames), batch):
         k = min(batch, int(n_frames) - s)
         cam = Camera(cams.R[s:s + k], cams.t[s:s + k], cams.focal[s:s + k])
@@ -210,12 +229,18 @@ def turntable_gif(points, path, n_frames: int = 36, image_size: int = 320, color
                             image_size=image_size, radius=radius, backend=backend,
                             shading=not (isinstance(color_by, str) and color_by == "error"),
                             background="white")
-        frames += [Image.fromarray(f[..., :3].numpy(), "RGB") for f in rgba]
-    # one shared adaptive palette keeps colours stable between frames
-    palette = frames[0].quantize(colors=255, method=Image.Quantize.MEDIANCUT)
-    pal_frames = [f.quantize(palette=palette, dither=Image.Dither.NONE) for f in frames]
+        seen = seen or bool((rgba[..., :3] < 255).any())
+        for f in rgba:
+            rgb = Image.fromarray(f[..., :3].numpy(), "RGB")
+            # one shared adaptive palette (the first frame's) keeps colours stable between frames
+            if palette is None:
+                palette = rgb.quantize(colors=255, method=Image.Quantize.MEDIANCUT)
+            frames.append(rgb.quantize(palette=palette, dither=Image.Dither.NONE))
+    if not seen:
+        raise ValueError("turntable_gif: no point of the cloud is inside any frame (is it in the unit "
+                         "3D-LMNet frame, centred at the origin?)")
     path = Path(path)
     with atomic_path(path, suffix=".gif") as tmp:
-        pal_frames[0].save(tmp, format="GIF", save_all=True, append_images=pal_frames[1:],
-                           duration=int(frame_ms), loop=0, optimize=False, disposal=2)
+        frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:],
+                       duration=int(frame_ms), loop=0, optimize=False, disposal=2)
     return path

@@ -99,8 +99,7 @@ def _official_checkpoint(zip_path: Path, files_dir: Path, name: str) -> Path:
     target = files_dir / name
     if target.exists():
         shutil.rmtree(target)
-    target.mkdir(parents=True)
-    safe_extract(zip_path, target)
+    safe_extract(zip_path, target)  # creates target; removes it again if the zip is refused
     indexes = sorted(target.rglob("*.index"))
     best = [p for p in indexes if p.name == "best.index"] or indexes
     if len(best) != 1:
