@@ -398,18 +398,3 @@ def resize_linear_float(img: np.ndarray, height: int, width: int, weights: str =
     rows = flat[:, x0] * w0[None, :, None] + flat[:, x1] * w1[None, :, None]
     out = rows[y0] * v0[:, None, None] + rows[y1] * v1[:, None, None]
     return out[..., 0] if a.ndim == 2 else out
-
-
-def resize_bilinear(img: np.ndarray, height: int, width: int) -> np.ndarray:
-    """``uint8 (H, W, C)`` → ``uint8 (height, width, C)``, OpenCV ``INTER_LINEAR`` (what the 3D-LMNet
-    loaders call) in its integer arithmetic: pixel centres at ``(x + 0.5) · scale − 0.5``, clamped at
-    the borders, no anti-aliasing when shrinking; the horizontal pass sums ``w0·a + w1·b``, the
-    vertical one combines two such rows as OpenCV's SIMD path does,
-    ``((r0 >> 4)·v0 >> 16) + ((r1 >> 4)·v1 >> 16) + 2 >> 2``. Equal to ``cv2.resize`` when shrinking
-    (tested where OpenCV is installed); when enlarging, border rows can differ by one grey level."""
-    a = np.asarray(img).astype(np.int64)
-    y0, y1, v0, v1 = _taps(a.shape[0], height)
-    x0, x1, w0, w1 = _taps(a.shape[1], width)
-    rows = a[:, x0] * w0[None, :, None] + a[:, x1] * w1[None, :, None]
-    out = ((((rows[y0] >> 4) * v0[:, None, None]) >> 16) + (((rows[y1] >> 4) * v1[:, None, None]) >> 16) + 2) >> 2
-    return np.clip(out, 0, 255).astype(np.uint8)
