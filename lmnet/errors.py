@@ -68,6 +68,10 @@ class DownloadError(LmnetError):
     """A download failed or an archive is unsafe to extract."""
 
 
+class FolderInUseError(LmnetError):
+    """Another process writes the folder (its lock file names it): one writer per folder."""
+
+
 class NonFiniteError(LmnetError):
     """A loss, a gradient or a prediction is NaN or infinite; the message says where (epoch, step)."""
 
