@@ -23,9 +23,9 @@ import torch
 from test_import_port import REFERENCE, make_state
 from test_train import write_tiny_shapenet
 
-from lmnet import runs
+from lmnet import load_model, runs
 from lmnet.cli import main as cli_main
-from lmnet.errors import FolderInUseError
+from lmnet.errors import CorruptFileError, FolderInUseError
 from lmnet.methods.autoencoder import AutoencoderTrainer
 from lmnet.registry import get_method
 from lmnet.runs import guard
@@ -345,6 +345,10 @@ def test_a_config_json_that_is_no_json_object_is_one_line(tiny, image_run, tmp_p
     assert cli_main(["infer", "--checkpoint", str(image_run), "--out", str(tmp_path / "p"), "--images",
                      *pngs(tmp_path / "in", 1)]) == 2
     assert f"{image_run / runs.CONFIG_FILE}: {expected}" in one_line_error(capsys, "infer")
+    assert cli_main(["eval", "--run", str(image_run), "--split", "test"]) == 2
+    assert f"{image_run / runs.CONFIG_FILE}: {expected}" in one_line_error(capsys, "eval")
+    with pytest.raises(CorruptFileError, match=expected.replace("(", r"\(").replace(")", r"\)")):
+        load_model(image_run)
     run = trained_run(tiny, tmp_path / "ae", capsys)
     (run / runs.CONFIG_FILE).write_bytes(content)
     assert cli_main(train_args(tiny, run, "resume=true", "epochs=2")) == 2

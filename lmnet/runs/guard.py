@@ -231,7 +231,7 @@ def _take_over(lock: Path, raw: str, holder: dict, folder: Path) -> None:
     except FileNotFoundError:
         return
     if aside.read_bytes().decode("utf-8", "replace") != raw:  # a live lock written meanwhile: restore it
-        with contextlib.suppress(FileExistsError):
+        with contextlib.suppress(OSError):  # FileExistsError: a third process holds it now
             os.link(aside, lock)
         aside.unlink()
         return
@@ -258,6 +258,8 @@ def _acquire(folder: Path, what: str, command: str) -> str:
                 raise _in_use(what, folder, holder) from None
             _take_over(lock, raw, holder, folder)
             continue
+        except OSError as exc:  # a read-only folder, a full disk
+            raise ConfigError(f"{what} {folder} cannot be written ({exc.strerror or exc})") from None
         with os.fdopen(fd, "w") as fh:
             fh.write(json.dumps(mine) + "\n")
             fh.flush()
