@@ -73,6 +73,10 @@ class ResourceLimitError(LmnetError):
     message names the limit and the environment variable that raises it (:mod:`lmnet.envvars`)."""
 
 
+class FolderInUseError(LmnetError):
+    """Another process writes the folder (its lock file names it): one writer per folder."""
+
+
 class NonFiniteError(LmnetError):
     """A loss, a gradient or a prediction is NaN or infinite; the message says where (epoch, step)."""
 

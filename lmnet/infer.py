@@ -25,6 +25,7 @@ from lmnet.data.dataset import ShapeNetDataset
 from lmnet.data.inputs import check_image_header, prepare_array, prepare_image, run_background
 from lmnet.envvars import MAX_SAMPLE_CLOUDS
 from lmnet.errors import ConfigError, DataError
+from lmnet.runs import guard
 from lmnet.runs.folder import CONFIG_FILE, read_run_config
 from lmnet.registry import load_model, require_kind
 from lmnet.runs.predictions import PredictionWriter, check_finite, check_out
@@ -88,27 +89,28 @@ def predict_images(checkpoint: str | Path, images: Sequence[str | Path], out: st
     if not images:
         raise DataError("no input images given")
     _check_counts(batch_size)
-    check_out(out, overwrite)
     paths = [Path(p) for p in images]
-    for p in paths:  # fail on a bad path, image or size before the (slow) model load
+    for p in paths:  # fail on a bad path, image or size before the lock and the (slow) model load
         if not p.is_file():
             raise DataError(f"image {p} does not exist")
         check_image_header(p)
     _check_sample_memory(samples, min(batch_size, len(paths)))
+    with guard.lock_folder(out, "--out", "lmnet infer"):  # one writer; released on errors and Ctrl-C
+        check_out(out, overwrite)
 
-    model, config = _load(checkpoint, device, samples)
-    _check_samples(model, samples)
-    bg = run_background(config)
-    gen = _generator(device, seed)
-    writer = PredictionWriter(out, overwrite)
-    for i in range(0, len(paths), batch_size):
-        chunk = paths[i:i + batch_size]
-        imgs = np.stack([prepare_image(p, bg) for p in chunk])
-        pred, smp = _predict(model, torch.from_numpy(imgs).to(device), samples, gen)
-        check_finite(pred, [str(p) for p in chunk], str(checkpoint))
-        for j, p in enumerate(chunk):
-            writer.add(str(p), imgs[j], pred[j], None if smp is None else smp[j])
-    return writer.close()
+        model, config = _load(checkpoint, device, samples)
+        _check_samples(model, samples)
+        bg = run_background(config)
+        gen = _generator(device, seed)
+        writer = PredictionWriter(out, overwrite)
+        for i in range(0, len(paths), batch_size):
+            chunk = paths[i:i + batch_size]
+            imgs = np.stack([prepare_image(p, bg) for p in chunk])
+            pred, smp = _predict(model, torch.from_numpy(imgs).to(device), samples, gen)
+            check_finite(pred, [str(p) for p in chunk], str(checkpoint))
+            for j, p in enumerate(chunk):
+                writer.add(str(p), imgs[j], pred[j], None if smp is None else smp[j])
+        return writer.close()
 
 
 def reconstruct(images: Sequence[str | Path | np.ndarray], run: str | Path, *, which: str = "best",
@@ -148,25 +150,26 @@ def predict_split(checkpoint: str | Path, out: str | Path, *, split: str = "test
 
     _check_counts(batch_size, limit)
     _check_sample_memory(samples, min(batch_size, limit) if limit else batch_size)
-    check_out(out, overwrite)
-    model, config = _load(checkpoint, device, samples)
-    _check_samples(model, samples)
-    split_path = resolve_split_file(config, split, split_file)
-    cats = to_synsets(categories if categories is not None else config.get("categories"))
-    ds = ShapeNetDataset(Path(data_root or config.get("data_root") or "data"), split=split_path, categories=cats,
-                         views=views, n_points=1024, load_images=True, image_cache=config.get("image_cache", True),
-                         background=run_background(config))
-    n = len(ds) if not limit else min(len(ds), int(limit))
-    loader = torch.utils.data.DataLoader(torch.utils.data.Subset(ds, range(n)), batch_size=batch_size,
-                                         shuffle=False, num_workers=0)
-    gen = _generator(device, seed)
-    writer = PredictionWriter(out, overwrite)
-    for batch in loader:
-        imgs = batch["image"]
-        pred, smp = _predict(model, imgs.to(device), samples, gen)
-        check_finite(pred, [f"{s}/{m}" for s, m in zip(batch["category"], batch["model_id"])], str(checkpoint))
-        for j in range(imgs.shape[0]):
-            s, m, v = batch["category"][j], batch["model_id"][j], int(batch["view"][j])
-            writer.add(f"{s}/{m}/{v:02d}", imgs[j].numpy(), pred[j], None if smp is None else smp[j],
-                       gt=batch["points"][j].numpy(), synset=s, model_id=m, view=v)
-    return writer.close()
+    with guard.lock_folder(out, "--out", "lmnet infer"):  # one writer; released on errors and Ctrl-C
+        check_out(out, overwrite)
+        model, config = _load(checkpoint, device, samples)
+        _check_samples(model, samples)
+        split_path = resolve_split_file(config, split, split_file)
+        cats = to_synsets(categories if categories is not None else config.get("categories"))
+        ds = ShapeNetDataset(Path(data_root or config.get("data_root") or "data"), split=split_path, categories=cats,
+                             views=views, n_points=1024, load_images=True, image_cache=config.get("image_cache", True),
+                             background=run_background(config))
+        n = len(ds) if not limit else min(len(ds), int(limit))
+        loader = torch.utils.data.DataLoader(torch.utils.data.Subset(ds, range(n)), batch_size=batch_size,
+                                             shuffle=False, num_workers=0)
+        gen = _generator(device, seed)
+        writer = PredictionWriter(out, overwrite)
+        for batch in loader:
+            imgs = batch["image"]
+            pred, smp = _predict(model, imgs.to(device), samples, gen)
+            check_finite(pred, [f"{s}/{m}" for s, m in zip(batch["category"], batch["model_id"])], str(checkpoint))
+            for j in range(imgs.shape[0]):
+                s, m, v = batch["category"][j], batch["model_id"][j], int(batch["view"][j])
+                writer.add(f"{s}/{m}/{v:02d}", imgs[j].numpy(), pred[j], None if smp is None else smp[j],
+                           gt=batch["points"][j].numpy(), synset=s, model_id=m, view=v)
+        return writer.close()

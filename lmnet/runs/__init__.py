@@ -5,7 +5,9 @@
 - :mod:`.config` — the keys every method's config shares, :class:`~lmnet.runs.config.ConfigSpec`
   (how a method describes its config) and :func:`~lmnet.runs.config.resolve_run_config`;
 - :mod:`.splits` — which split file a run is evaluated or predicted on;
-- :mod:`.predictions` — the inference output folder: its writer and its reader.
+- :mod:`.predictions` — the inference output folder: its writer and its reader;
+- :mod:`.guard` — whose folder it is (lmnet's marker), one writer per folder (a lock file), what
+  ``--force`` / ``--overwrite`` remove.
 
 The methods (``lmnet/methods/<name>/``) declare their configs with this layer; the registry
 (:mod:`lmnet.registry`) loads any run folder (``load_model``).

@@ -108,9 +108,14 @@ def read_run_config(run_dir: str | Path) -> dict:
     if not path.is_file():
         raise DataError(f"{path} does not exist: {run_dir} is not an lmnet run folder")
     try:
-        return json.loads(path.read_text())
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise CorruptFileError(path, f"not UTF-8 text (byte {exc.start}): expected a run's JSON config") from None
     except json.JSONDecodeError as exc:
         raise CorruptFileError(path, f"invalid JSON: {exc}") from None
+    if not isinstance(config, dict):
+        raise CorruptFileError(path, f"expected a JSON object (a run's config), got a JSON {type(config).__name__}")
+    return config
 
 
 def write_history(run_dir: str | Path, history: list[dict], columns: list[str]) -> None:

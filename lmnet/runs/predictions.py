@@ -12,11 +12,16 @@ Output layout (``--out DIR``)::
 
 ``<id>`` is a running 6-digit number (``000000``, ``000001``, …) in input order. Point clouds are
 in the 3D-LMNet canonical frame (+x down, unit bounding-box diagonal), as the training data.
-Every file is written atomically; ``index.csv`` is written last.
+Every file is written atomically; ``index.csv`` is written last. While the files are written,
+``DIR/.lmnet-infer-partial`` marks the folder as lmnet's (an interrupted run leaves it, and no
+``index.csv``); it is removed once ``index.csv`` is there.
 
-Outputs are never mixed: a non-empty ``DIR`` is refused unless ``overwrite``, which first deletes the
-previous ``index.csv`` and then every file this layout names; a folder that also holds other files
-is refused even then (nothing of the user's is deleted).
+Outputs are never mixed (:mod:`lmnet.runs.guard`): a non-empty ``DIR`` is refused unless
+``overwrite``; with it, a folder without lmnet's marker (``index.csv`` or the partial marker) is
+refused, and so is one that also holds other files (nothing of the user's is deleted). Otherwise
+the previous ``index.csv`` goes first and then every file this layout names. The caller holds the
+folder's lock (:func:`lmnet.runs.guard.lock_folder`) from :func:`check_out` to
+:meth:`PredictionWriter.close`: a second writer is refused.
 """
 
 from __future__ import annotations
@@ -32,8 +37,10 @@ import numpy as np
 from lmnet import atomic_io
 from lmnet.data.layout import load_npy
 from lmnet.errors import ConfigError, DataError, NonFiniteError
+from lmnet.runs import guard
 
 INDEX_FILE = "index.csv"
+PARTIAL_MARKER = ".lmnet-infer-partial"
 INDEX_FIELDS = ("id", "source", "synset", "model_id", "view", "image", "gt", "pred", "samples")
 
 
@@ -46,19 +53,21 @@ def check_finite(preds: np.ndarray, keys: Sequence[str], source: str) -> None:
                              f"(a diverged training run?)")
 
 
-_OUTPUT_NAME = re.compile(r"^(index\.csv|\d{6}\.(image|gt|pred|samples)\.npy|\.[^/]+\.tmp)$")
+_OUTPUT_NAME = re.compile(r"^(index\.csv|\.lmnet-infer-partial|\d{6}\.(image|gt|pred|samples)\.npy|\.[^/]+\.tmp)$")
 
 
 def check_out(out: str | Path, overwrite: bool = False) -> list[Path]:
     """The previous outputs in ``out`` that ``overwrite`` replaces; raises ConfigError when ``out``
     cannot be used (rules in the module docstring). Deletes nothing."""
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out} is a file, expected a folder")
-    present = sorted(out.iterdir()) if out.is_dir() else []
+    out = guard.require_folder_path(out, "--out")
+    present = [out / name for name in guard.entries(out)]
     if present and not overwrite:
         raise ConfigError(f"--out {out} is not empty ({len(present)} entries, e.g. {present[0].name}): "
                           f"choose another folder, or pass --overwrite to replace the previous outputs")
+    if present and not ((out / INDEX_FILE).is_file() or (out / PARTIAL_MARKER).is_file()):
+        raise ConfigError(f"--out {out} is not empty and is not an lmnet infer output (no {INDEX_FILE}): it holds "
+                          f"{guard.listing([p.name for p in present])}; choose an empty folder "
+                          f"(--overwrite replaces only what lmnet infer wrote)")
     foreign = [p.name for p in present if not (p.is_file() and _OUTPUT_NAME.match(p.name))]
     if foreign:
         raise ConfigError(f"--out {out} holds files lmnet infer did not write ({', '.join(foreign[:5])}): "
@@ -70,13 +79,14 @@ def prepare_out(out: str | Path, overwrite: bool = False) -> Path:
     """Make ``out`` an empty output folder: :func:`check_out`, then delete the previous outputs."""
     out = Path(out)
     present = check_out(out, overwrite)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_io.write_text(out / PARTIAL_MARKER, "lmnet infer is writing here; index.csv comes last\n")
     index = out / INDEX_FILE
     if index.exists():  # first: a run killed while clearing never leaves an index of missing files
         index.unlink()
     for p in present:
-        if p.exists():
+        if p.exists() and p.name != PARTIAL_MARKER:
             p.unlink()
-    out.mkdir(parents=True, exist_ok=True)
     return out
 
 
@@ -110,6 +120,7 @@ class PredictionWriter:
         w.writerows(self.rows)
         path = self.out / INDEX_FILE
         atomic_io.write_text(path, buf.getvalue())
+        (self.out / PARTIAL_MARKER).unlink(missing_ok=True)
         return path
 
 

@@ -36,7 +36,8 @@ from torch.utils.data import Dataset
 
 import lmnet
 from lmnet import atomic_io, runs
-from lmnet.errors import ConfigError, DataError, Interrupted, NonFiniteError
+from lmnet.errors import ConfigError, DataError, Interrupted, LmnetError, NonFiniteError
+from lmnet.runs import guard
 from lmnet.runs.config import ConfigSpec, strip_meta
 from lmnet.runs.folder import git_commit
 from lmnet.train import resume
@@ -72,6 +73,10 @@ class Trainer(abc.ABC):
         self.amp, self.amp_dtype = self.precision.enabled, self.precision.autocast_dtype
         self.run_dir = Path(self.dist.broadcast_object(cfg["run_dir"] or default_run_dir(self.kind)))
         cfg["run_dir"] = str(self.run_dir)
+        # refused before any work (datasets, image cache): a file, another process's folder, a run
+        # that must not be trained over; fit() checks again under the folder's lock
+        self._on_main(lambda: guard.check_unlocked(self.run_dir, "run_dir"))
+        self._on_main(lambda: resume.check_run_dir(self.run_dir, cfg["resume"]))
 
         if train_set is None:
             train_set = build_dataset(cfg, "train", images=self.uses_images)
@@ -160,6 +165,26 @@ class Trainer(abc.ABC):
 
             tqdm.write(f"[lmnet train {self.kind}] {message}", file=sys.stderr)
 
+    def _on_main(self, check):
+        """Run ``check()`` on rank 0 only; an LmnetError it raises is raised on every rank."""
+        error = None
+        if self.dist.is_main:
+            try:
+                check()
+            except LmnetError as exc:
+                error = exc
+        error = self.dist.broadcast_object(error)
+        if error is not None:
+            raise error
+
+    @contextlib.contextmanager
+    def _folder_lock(self):
+        """Rank 0 holds the run folder's lock (:func:`lmnet.runs.guard.lock_folder`) for the block."""
+        with contextlib.ExitStack() as stack:
+            self._on_main(lambda: stack.enter_context(guard.lock_folder(self.run_dir, "run_dir",
+                                                                        f"lmnet train {self.kind}")))
+            yield
+
     def autocast(self):
         if not self.amp:
             return contextlib.nullcontext()
@@ -176,31 +201,37 @@ class Trainer(abc.ABC):
     # -- the loop --------------------------------------------------------------------------------
     def fit(self) -> Path:
         """Train epochs ``[start, epochs)``; returns the run folder."""
-        cfg = self.config
+        self._saved_epoch = 0
         try:
-            start = self._saved_epoch = self._start_or_resume()
-            pin = self.device.type == "cuda"
-            loader = train_loader(self.train_set, cfg, self.dist, self.generator, pin_memory=pin)
-            vloader = val_loader(self.val_set, cfg, self.dist, pin_memory=pin) if self.val_set is not None else None
-            for epoch in range(start, cfg["epochs"]):
-                t0 = time.perf_counter()
-                set_dataset_epoch(self.train_set, epoch)
-                self.start_epoch(epoch)
-                loader.sampler.set_epoch(epoch)  # the order of epoch `epoch` depends on (seed, epoch) only
-                row = {"epoch": epoch + 1, **self._train_epoch(loader, epoch)}
-                if vloader is not None and ((epoch + 1) % cfg["val_every"] == 0 or epoch + 1 == cfg["epochs"]):
-                    row.update(self._validate(vloader))
-                row["lr"] = self.optimizer.param_groups[0]["lr"]
-                if self.scheduler is not None:
-                    self.scheduler.step()
-                row["epoch_time_s"] = time.perf_counter() - t0
-                self._end_epoch(row)
+            with self._folder_lock():
+                self._fit_epochs()
         except KeyboardInterrupt:
             raise Interrupted(f"interrupted after epoch {self._saved_epoch}; resume with --set resume=true "
                               f"--set run_dir={self.run_dir}", epochs_done=self._saved_epoch) from None
         finally:
             self.dist.close()
         return self.run_dir
+
+    def _fit_epochs(self) -> None:
+        """Epochs ``[start, epochs)``, under the run folder's lock."""
+        cfg = self.config
+        start = self._saved_epoch = self._start_or_resume()
+        pin = self.device.type == "cuda"
+        loader = train_loader(self.train_set, cfg, self.dist, self.generator, pin_memory=pin)
+        vloader = val_loader(self.val_set, cfg, self.dist, pin_memory=pin) if self.val_set is not None else None
+        for epoch in range(start, cfg["epochs"]):
+            t0 = time.perf_counter()
+            set_dataset_epoch(self.train_set, epoch)
+            self.start_epoch(epoch)
+            loader.sampler.set_epoch(epoch)  # the order of epoch `epoch` depends on (seed, epoch) only
+            row = {"epoch": epoch + 1, **self._train_epoch(loader, epoch)}
+            if vloader is not None and ((epoch + 1) % cfg["val_every"] == 0 or epoch + 1 == cfg["epochs"]):
+                row.update(self._validate(vloader))
+            row["lr"] = self.optimizer.param_groups[0]["lr"]
+            if self.scheduler is not None:
+                self.scheduler.step()
+            row["epoch_time_s"] = time.perf_counter() - t0
+            self._end_epoch(row)
 
     def _train_epoch(self, loader, epoch: int) -> dict:
         from tqdm.auto import tqdm
@@ -308,6 +339,7 @@ class Trainer(abc.ABC):
 
     def _start_or_resume(self) -> int:
         cfg = self.config
+        self._on_main(lambda: resume.check_run_dir(self.run_dir, cfg["resume"]))  # again, now under the lock
         if self.dist.is_main:
             removed = runs.remove_stale_temporaries(self.run_dir)
             if removed:
@@ -315,10 +347,7 @@ class Trainer(abc.ABC):
                          + ", ".join(p.name for p in removed[:3]))
         last = runs.checkpoint_path(self.run_dir, "last")
         start = 0
-        if last.is_file():
-            if not cfg["resume"]:
-                raise ConfigError(f"run folder {self.run_dir} already holds a run ({last}); set resume=True "
-                                  f"to continue it or choose another run_dir")
+        if last.is_file():  # resume=True: check_run_dir refuses a last.pt without it
             ckpt = runs.load_checkpoint(last)
             if ckpt["kind"] != self.kind:
                 raise ConfigError(f"{last} is a {ckpt['kind']} run, cannot resume it as {self.kind}")

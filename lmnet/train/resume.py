@@ -11,6 +11,10 @@ not use. With ``lr_schedule="cosine"`` neither ``lr`` nor ``epochs`` may change 
 follows its start value and length).
 
 ``best.pt`` (:func:`repair_best`): it must hold the weights of ``last.pt``'s ``best_epoch``.
+
+The run folder (:func:`check_run_dir`, rules of :mod:`lmnet.runs.guard`): training starts in a
+missing or empty folder, or in a run folder that holds no weights and no history yet; it resumes
+from ``checkpoints/last.pt`` only. Everything else is refused before any work.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from pathlib import Path
 from lmnet import atomic_io
 from lmnet.errors import ConfigError, DataError
 from lmnet import runs
+from lmnet.runs import guard
 from lmnet.runs.config import strip_meta
 
 # (amp / channels_last: how the same maths is computed, which follows the device, which may change too;
@@ -93,3 +98,39 @@ def repair_best(run_dir: Path, last: dict, weights: dict) -> str | None:
         atomic_io.save_torch(weights, path)
         return f"rebuilt {path} (epoch {best_epoch}) from last.pt"
     return "lost"
+
+
+def check_run_dir(run_dir: Path, resume: bool) -> guard.RunFolder:
+    """Whether a run may start (``resume`` False) or continue (True) in ``run_dir``; raises
+    ConfigError with what to do instead (a CorruptFileError for an unreadable ``config.json``).
+
+    A folder that holds ``last.pt`` continues only with ``resume``. One that holds other weights or
+    a history but no ``last.pt`` is never trained over: there is nothing to continue from, and a new
+    run would replace its ``best.pt`` and ``config.json`` (an imported run: ``best.pt`` alone). The
+    one exception, with ``resume``: a training killed between ``best.pt`` and ``last.pt`` of its
+    first epoch (``best.pt`` of epoch 1, no history yet), whose first epoch is then redone."""
+    folder = guard.inspect_run_folder(run_dir, "run_dir")
+    last = runs.checkpoint_path(run_dir, "last")
+    if folder.has(f"{runs.CHECKPOINT_DIR}/last.pt"):
+        if not resume:
+            raise ConfigError(f"run folder {run_dir} already holds a run ({last}); set resume=True to continue it "
+                              f"or choose another run_dir")
+        return folder
+    if not folder.holds_run:
+        return folder
+    first_epoch_killed = _first_epoch_killed(folder)
+    if resume and first_epoch_killed:
+        return folder
+    held = ", ".join(f for f in folder.files if f != runs.CONFIG_FILE)
+    what = ("an imported run" if folder.imported else "a run killed in its first epoch" if first_epoch_killed
+            else "a run whose last.pt was removed")
+    raise ConfigError((f"cannot resume {run_dir}: it holds no {last} to continue from" if resume else
+                       f"run folder {run_dir} already holds a run") + f" ({what} of kind {folder.kind!r}: {held}); "
+                      + ("set resume=True to redo its first epoch" if first_epoch_killed else "choose another run_dir"))
+
+
+def _first_epoch_killed(folder: guard.RunFolder) -> bool:
+    """``best.pt`` of epoch 1 from a training, and neither ``last.pt`` nor ``history.csv`` yet."""
+    if folder.imported or folder.has(runs.HISTORY_FILE) or not folder.has(f"{runs.CHECKPOINT_DIR}/best.pt"):
+        return False
+    return int(runs.load_checkpoint(runs.checkpoint_path(folder.path, "best")).get("epoch", 0)) <= 1

@@ -8,13 +8,21 @@ the official split files, the input convention) plus ``kind``, ``lmnet_version``
 they were converted. ``best.pt`` is a regular lmnet checkpoint (``format``, ``kind``,
 ``model_config``, ``model``; ``epoch`` 0), so :func:`lmnet.registry.load_model`, ``lmnet infer``,
 ``lmnet eval`` and the notebooks use it like any trained run.
+
+Target folders (:func:`claim`, rules of :mod:`lmnet.runs.guard`): ``--out`` and ``--ae-out`` must be
+different folders, neither inside the other; each is missing, empty or an lmnet run folder, and one
+that holds a run is replaced only with ``--force``, which first removes exactly that run's files
+(its checkpoints, ``history.csv``, ``loss_curve.png``, eval reports, ``config.json``). Both folders
+are locked while the import runs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
 from pathlib import Path
+from typing import Iterator
 
 import torch
 
@@ -23,6 +31,7 @@ from lmnet import atomic_io, runs
 from lmnet.errors import ConfigError
 from lmnet.methods import autoencoder, image
 from lmnet.registry import build_model, resolve_train_config
+from lmnet.runs import guard
 from lmnet.runs.folder import git_commit
 
 OFFICIAL_SPLITS = {"train_split": "splits/lmnet_official_train_models.json",
@@ -47,17 +56,40 @@ def ae_model_config() -> dict:
     return autoencoder.model_config({})
 
 
+def check_target(out: str | Path, what: str, overwrite: bool) -> guard.RunFolder:
+    """The run folder ``out`` (named ``what`` in messages) if an import may write it: raises for a
+    file, a non-empty folder that is not an lmnet run folder, and (without ``overwrite``) a run."""
+    folder = guard.inspect_run_folder(out, what)
+    if folder.holds_run and not overwrite:
+        held = ", ".join(f for f in folder.files if f != runs.CONFIG_FILE)
+        raise ConfigError(f"{what} {out} already holds a run ({held}); choose another {what} or pass --force")
+    return folder
+
+
+@contextlib.contextmanager
+def claim(folders: dict[str, str | Path | None], overwrite: bool, command: str) -> Iterator[None]:
+    """Hold the locks of ``folders`` (option name → folder; None skipped) after checking that they
+    are distinct and writable (:func:`check_target`): before any conversion work."""
+    guard.require_distinct(folders)
+    with guard.lock_folders(folders, command):
+        for what, folder in folders.items():
+            if folder is not None:
+                check_target(folder, what, overwrite)
+        yield
+
+
 def write_run(out: str | Path, model_config: dict, state: dict[str, torch.Tensor], train_config: dict,
-              source: dict, overwrite: bool = False) -> Path:
-    """Check ``state`` loads strictly into the network of ``model_config``, then write the run folder.
+              source: dict, overwrite: bool = False, what: str = "--out") -> Path:
+    """Check ``state`` loads strictly into the network of ``model_config``, then write the run folder
+    (with ``overwrite``, after removing the run files already there). The caller holds the folder's
+    lock (:func:`claim`).
 
     ``train_config``: overrides of the run kind's training config (what the original training
     used); ``source``: provenance recorded under ``config.json["source"]``.
     """
     out = Path(out)
     best = runs.checkpoint_path(out, "best")
-    if (best.exists() or runs.checkpoint_path(out, "last").exists()) and not overwrite:
-        raise ConfigError(f"{out} already holds a run ({best.parent}); choose another --out or pass --force")
+    previous = check_target(out, what, overwrite)
     kind = model_config["kind"]
     model = build_model(model_config)
     model.load_state_dict(state, strict=True)  # a converter bug fails here, not at the user's first load
@@ -71,6 +103,8 @@ def write_run(out: str | Path, model_config: dict, state: dict[str, torch.Tensor
     ckpt = {"format": runs.CHECKPOINT_FORMAT, "kind": kind, "model_config": model_config,
             "model": {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()},
             "epoch": 0, "best_metric_name": "imported", "best_metric": float("nan"), "best_epoch": 0}
+    if previous.kind is not None:
+        guard.clear_run_folder(previous)  # never the new best.pt beside an old last.pt or history
     atomic_io.save_torch(ckpt, best)
     atomic_io.write_json(out / runs.CONFIG_FILE, {**cfg, **meta})
     return out

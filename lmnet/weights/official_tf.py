@@ -118,27 +118,30 @@ def import_official(checkpoint: str | Path, out: str | Path, ae_out: str | Path 
                     variant: str | None = None, overwrite: bool = False) -> dict[str, Path]:
     """Convert an official ``lm`` / ``plm`` checkpoint into an image run at ``out`` (Variant I, L1, or
     Variant II) and, with ``ae_out``, the autoencoder into an autoencoder run. Returns the folders."""
-    prefix = tf_checkpoint.resolve_prefix(checkpoint)
-    variant = variant or detect_variant(prefix)
-    shapes = {**image_shapes(variant), **ae_shapes()}
-    v = tf_checkpoint.read_checkpoint(prefix, names=list(shapes), shapes=shapes)
-    files = [Path(f"{prefix}.index")] + sorted(Path(prefix).parent.glob(f"{Path(prefix).name}.data-*"))
-    source = {"format": "official-tf", "checkpoint": str(Path(prefix).resolve()),
-              "files": {f.name: imported_run.sha256_of(f) for f in files},
-              "experiment": "plm" if variant == "probabilistic" else "lm",
-              "conversion": "conv W [kh,kw,in,out] -> [out,in,kh,kw]; FC W.T (NHWC rows kept, arch 'official'); "
-                            "autoencoder biases before BN folded into the BN running mean"}
-    written = {}
-    ae_cfg = {**imported_run.OFFICIAL_SPLITS, "lr": 5e-4, "batch_size": 32, "epochs": 500,
-              "chamfer_weights": [1.0, 0.5]}  # the original code's operator-precedence weights
-    if ae_out is not None:
-        written["autoencoder"] = imported_run.write_run(ae_out, imported_run.ae_model_config(), ae_state(v), ae_cfg,
-                                                        {**source, "part": "autoencoder"}, overwrite)
-    img_cfg = {**imported_run.OFFICIAL_SPLITS, "arch": "official", "variant": variant, "lr": 5e-5, "batch_size": 32,
-               "epochs": 50, "ae_run": str(ae_out) if ae_out is not None else None}
-    written["image"] = imported_run.write_run(out, imported_run.image_model_config(variant, "official"),
-                                              image_state(v, variant), img_cfg, {**source, "part": "image"}, overwrite)
-    return written
+    with imported_run.claim({"--ae-out": ae_out, "--out": out}, overwrite, "lmnet import-weights official-tf"):
+        prefix = tf_checkpoint.resolve_prefix(checkpoint)
+        variant = variant or detect_variant(prefix)
+        shapes = {**image_shapes(variant), **ae_shapes()}
+        v = tf_checkpoint.read_checkpoint(prefix, names=list(shapes), shapes=shapes)
+        files = [Path(f"{prefix}.index")] + sorted(Path(prefix).parent.glob(f"{Path(prefix).name}.data-*"))
+        source = {"format": "official-tf", "checkpoint": str(Path(prefix).resolve()),
+                  "files": {f.name: imported_run.sha256_of(f) for f in files},
+                  "experiment": "plm" if variant == "probabilistic" else "lm",
+                  "conversion": "conv W [kh,kw,in,out] -> [out,in,kh,kw]; FC W.T (NHWC rows kept, arch "
+                                "'official'); autoencoder biases before BN folded into the BN running mean"}
+        written = {}
+        ae_cfg = {**imported_run.OFFICIAL_SPLITS, "lr": 5e-4, "batch_size": 32, "epochs": 500,
+                  "chamfer_weights": [1.0, 0.5]}  # the original code's operator-precedence weights
+        if ae_out is not None:
+            written["autoencoder"] = imported_run.write_run(ae_out, imported_run.ae_model_config(), ae_state(v),
+                                                            ae_cfg, {**source, "part": "autoencoder"}, overwrite,
+                                                            "--ae-out")
+        img_cfg = {**imported_run.OFFICIAL_SPLITS, "arch": "official", "variant": variant, "lr": 5e-5,
+                   "batch_size": 32, "epochs": 50, "ae_run": str(ae_out) if ae_out is not None else None}
+        written["image"] = imported_run.write_run(out, imported_run.image_model_config(variant, "official"),
+                                                  image_state(v, variant), img_cfg, {**source, "part": "image"},
+                                                  overwrite)
+        return written
 
 
 def random_variables(variant: str = "l1", seed: int = 0) -> dict[str, np.ndarray]:

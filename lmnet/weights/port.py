@@ -136,21 +136,23 @@ def import_port(autoencoder: str | Path, image_encoder: str | Path, variant: str
     ``ae_out``, an autoencoder run). ``variant``: "l1" / "l2" (Variant I) or "probabilistic"."""
     if variant not in PORT_VARIANTS:
         raise DataError(f"--variant must be one of {PORT_VARIANTS}, got {variant!r}")
-    ae_sd = load_state_dict(autoencoder, ae_shapes(), "autoencoder")
-    img_sd = load_state_dict(image_encoder, image_shapes(variant), f"image encoder ({variant})")
-    ae = ae_state(ae_sd)
-    source = {"format": "port", "autoencoder": str(Path(autoencoder).resolve()),
-              "image_encoder": str(Path(image_encoder).resolve()),
-              "sha256": {"autoencoder": imported_run.sha256_of(autoencoder),
-                         "image_encoder": imported_run.sha256_of(image_encoder)},
-              "conversion": "autoencoder biases before BN folded into the running means; decoder.fc3 rows "
-                            "permuted channel-major -> point-major; 'std' head = log sigma^2 head"}
-    written = {}
-    if ae_out is not None:
-        written["autoencoder"] = imported_run.write_run(ae_out, imported_run.ae_model_config(), ae, {},
-                                                        {**source, "part": "autoencoder"}, overwrite)
-    img_cfg = {"arch": "port", "variant": variant, "ae_run": str(ae_out) if ae_out is not None else None}
-    written["image"] = imported_run.write_run(out, imported_run.image_model_config(variant, "port"),
-                                              image_state(img_sd, variant, ae), img_cfg,
-                                              {**source, "part": "image"}, overwrite)
-    return written
+    with imported_run.claim({"--ae-out": ae_out, "--out": out}, overwrite, "lmnet import-weights port"):
+        ae_sd = load_state_dict(autoencoder, ae_shapes(), "autoencoder")
+        img_sd = load_state_dict(image_encoder, image_shapes(variant), f"image encoder ({variant})")
+        ae = ae_state(ae_sd)
+        source = {"format": "port", "autoencoder": str(Path(autoencoder).resolve()),
+                  "image_encoder": str(Path(image_encoder).resolve()),
+                  "sha256": {"autoencoder": imported_run.sha256_of(autoencoder),
+                             "image_encoder": imported_run.sha256_of(image_encoder)},
+                  "conversion": "autoencoder biases before BN folded into the running means; decoder.fc3 rows "
+                                "permuted channel-major -> point-major; 'std' head = log sigma^2 head"}
+        written = {}
+        if ae_out is not None:
+            written["autoencoder"] = imported_run.write_run(ae_out, imported_run.ae_model_config(), ae, {},
+                                                            {**source, "part": "autoencoder"}, overwrite,
+                                                            "--ae-out")
+        img_cfg = {"arch": "port", "variant": variant, "ae_run": str(ae_out) if ae_out is not None else None}
+        written["image"] = imported_run.write_run(out, imported_run.image_model_config(variant, "port"),
+                                                  image_state(img_sd, variant, ae), img_cfg,
+                                                  {**source, "part": "image"}, overwrite)
+        return written

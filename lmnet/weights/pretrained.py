@@ -7,7 +7,10 @@ Layout under ``out`` (e.g. ``trained_models/``)::
     out/<name>/                 the image run (``lmnet import-weights``); official ones also write
     out/<name>-ae/              their autoencoder run; the port's autoencoder is ``out/port-autoencoder/``
 
-A run already imported (``config.json`` + ``checkpoints/best.pt``) is skipped unless ``force``.
+A run already imported (``config.json`` + ``checkpoints/best.pt``) is skipped unless ``force``; an
+import that stopped halfway is redone. A *trained* run found there (``last.pt`` or ``history.csv``)
+is replaced only with ``force``, and a folder that is not an lmnet run folder never
+(:mod:`lmnet.runs.guard`). ``out`` is locked for the whole download: one download into it at a time.
 ``from_file``: use a file fetched by hand instead of downloading it. Checks: zip member CRCs on
 extraction, the TensorFlow reader's CRC-32C on every tensor, the port files' strict keys and shapes.
 """
@@ -20,7 +23,8 @@ from pathlib import Path
 
 from lmnet import runs
 from lmnet.data.download import safe_extract
-from lmnet.errors import DataError, DownloadError
+from lmnet.errors import ConfigError, DataError, DownloadError
+from lmnet.runs import guard
 from lmnet.weights import imported_run, port
 from lmnet.weights.official_tf import import_official
 from lmnet.weights.port import import_port
@@ -91,7 +95,18 @@ def fetch(item: Published, files_dir: Path, from_file: str | Path | None = None,
 
 
 def _imported(run_dir: Path) -> bool:
-    return (run_dir / runs.CONFIG_FILE).is_file() and runs.checkpoint_path(run_dir, "best").is_file()
+    """An imported run: ``config.json`` and ``best.pt``, no ``last.pt`` or history of a training."""
+    return ((run_dir / runs.CONFIG_FILE).is_file() and runs.checkpoint_path(run_dir, "best").is_file()
+            and not runs.checkpoint_path(run_dir, "last").exists() and not (run_dir / runs.HISTORY_FILE).exists())
+
+
+def _refuse_trained(run_dirs: list[Path], force: bool) -> None:
+    """Without ``force``, refuse to import over a trained run (what an import replaces is its own)."""
+    for run_dir in run_dirs:
+        folder = guard.inspect_run_folder(run_dir, "run folder")
+        if folder.trained and not force:
+            raise ConfigError(f"{run_dir} holds a trained {folder.kind} run, not an imported one: pass --force to "
+                              f"replace it, or choose another --out")
 
 
 def _official_checkpoint(zip_path: Path, files_dir: Path, name: str) -> Path:
@@ -112,15 +127,20 @@ def download(name: str, out: str | Path, from_file: str | Path | None = None,
              ae_from_file: str | Path | None = None, force: bool = False, timeout: float = 5.0,
              progress: bool = True) -> dict[str, Path]:
     """Fetch and import the published model ``name`` into run folders under ``out`` (see module doc)."""
-
     item = lookup(name)
-    out = Path(out)
+    with guard.lock_folder(out, "--out", f"lmnet pretrained download {name}"):
+        return _download(item, Path(out), from_file, ae_from_file, force, timeout, progress)
+
+
+def _download(item: Published, out: Path, from_file, ae_from_file, force: bool, timeout: float,
+              progress: bool) -> dict[str, Path]:
     files_dir = out / "files"
     run_dir = out / item.name
     if item.kind == "official-tf":
         ae_dir = out / f"{item.name}-ae"
         if _imported(run_dir) and _imported(ae_dir) and not force:
             return {"image": run_dir, "autoencoder": ae_dir}
+        _refuse_trained([run_dir, ae_dir], force)
         path = fetch(item, files_dir, from_file, timeout, progress)
         prefix = _official_checkpoint(path, files_dir, item.name) if path.is_file() and path.suffix == ".zip" else path
         return import_official(prefix, run_dir, ae_out=ae_dir, variant=item.variant, overwrite=True)
@@ -129,15 +149,18 @@ def download(name: str, out: str | Path, from_file: str | Path | None = None,
     if item.variant == "autoencoder":
         if _imported(ae_dir) and not force:
             return {"autoencoder": ae_dir}
+        _refuse_trained([ae_dir], force)
         # the port's autoencoder alone: an autoencoder run (its state dict through the same checks)
-
         path = fetch(item, files_dir, from_file, timeout, progress)
         ae = port.ae_state(port.load_state_dict(path, port.ae_shapes(), "autoencoder"))
         src = {"format": "port", "autoencoder": str(path.resolve()), "sha256": imported_run.sha256_of(path),
                "part": "autoencoder", "published": item.name}
-        return {"autoencoder": imported_run.write_run(ae_dir, imported_run.ae_model_config(), ae, {}, src, True)}
+        with imported_run.claim({"run folder": ae_dir}, True, f"lmnet pretrained download {item.name}"):
+            return {"autoencoder": imported_run.write_run(ae_dir, imported_run.ae_model_config(), ae, {}, src, True,
+                                                          "run folder")}
     if _imported(run_dir) and _imported(ae_dir) and not force:
         return {"image": run_dir, "autoencoder": ae_dir}
+    _refuse_trained([run_dir, ae_dir], force)
     img_path = fetch(item, files_dir, from_file, timeout, progress)
     ae_path = fetch(ae_item, files_dir, ae_from_file, timeout, progress)
     return import_port(ae_path, img_path, item.variant, run_dir, ae_out=ae_dir, overwrite=True)
