@@ -7,13 +7,27 @@ The front door::
     clouds = lmnet.reconstruct(["chair.png"], "trained_models/lm-chair")  # (N, 2048, 3) float32
     run = lmnet.train("autoencoder", {"data_root": "data/synthetic", "epochs": 10})
     table = lmnet.evaluate(run_dir, data_root="data/synthetic", split_file=..., out_dir=...)
+    table = lmnet.evaluate_pix3d(run_dir, "data/pix3d")                 # the paper's Table 3
     dataset = lmnet.dataset("data/synthetic", split="splits/...json")   # a torch Dataset of ShapeNet items
     lmnet.synthesize("data/synthetic", n_models=40)                     # the synthetic ShapeNet
+    lmnet.synthesize("data/pix3d_synth", format="pix3d")                # a synthetic Pix3D stand-in
 
 Behind it, one folder per method (``lmnet.methods``), the registry that lists them
 (``lmnet.registry``), and the layers they share (docs/architecture.md). These functions import what
 they run when they run, so ``import lmnet`` stays fast.
+
+The notebooks import from this front door and from a handful of packages only: ``lmnet.notebook``,
+``lmnet.analysis``, ``lmnet.render``, ``lmnet.eval``, ``lmnet.data``, ``lmnet.weights``,
+``lmnet.mesh`` and ``lmnet.infer`` (``tests/test_layering.py`` checks it).
 """
+
+# ``lmnet.train`` names both the training package and the function below. Python binds a submodule
+# on its parent when it is first loaded, which would replace the function by the package the moment
+# anything (the registry, the function itself) imports it. Loading the package here, before the
+# function is defined, leaves the name to the function for good (its __init__ is a docstring: free).
+from lmnet import train as _train_package
+
+del _train_package
 
 __version__ = "0.1.0"
 
@@ -57,6 +71,15 @@ def evaluate(run_dir, **kwargs):
     return evaluate_run(run_dir, **kwargs)
 
 
+def evaluate_pix3d(run_dir, root, **kwargs):
+    """Evaluate an image run on the Pix3D photographs under ``root`` (the paper's Table 3), with
+    baselines; see :func:`lmnet.eval.pix3d_run.evaluate_pix3d` for the keyword arguments. Returns what
+    :func:`evaluate` returns."""
+    from lmnet.eval.pix3d_run import evaluate_pix3d as _evaluate_pix3d
+
+    return _evaluate_pix3d(run_dir, root, **kwargs)
+
+
 def dataset(root, **kwargs):
     """A ShapeNet dataset in the 3D-R2N2 + 3D-LMNet layout (real or synthetic) as a torch ``Dataset``;
     see :class:`lmnet.data.dataset.ShapeNetDataset` for the keyword arguments."""
@@ -65,12 +88,23 @@ def dataset(root, **kwargs):
     return ShapeNetDataset(root, **kwargs)
 
 
-def synthesize(out_dir, **kwargs):
-    """Generate (or complete) the synthetic ShapeNet under ``out_dir``; see
-    :func:`lmnet.synthetic.generate_dataset`."""
+def synthesize(out_dir, format: str = "shapenet", **kwargs):
+    """Generate (or complete) the synthetic ShapeNet under ``out_dir``
+    (:func:`lmnet.synthetic.generate_dataset`), or with ``format="pix3d"`` a small synthetic Pix3D
+    in the released layout (:func:`lmnet.synthetic.pix3d_synth.generate_pix3d`), as
+    ``lmnet synth --format``. The keyword arguments and the summary returned are those functions'."""
+    if format == "pix3d":
+        from lmnet.synthetic.pix3d_synth import generate_pix3d
+
+        return generate_pix3d(out_dir, **kwargs)
+    if format != "shapenet":
+        from lmnet.errors import ConfigError
+
+        raise ConfigError(f"synthesize: format must be 'shapenet' or 'pix3d', got {format!r}")
     from lmnet.synthetic import generate_dataset
 
     return generate_dataset(out_dir, **kwargs)
 
 
-__all__ = ["__version__", "load_model", "reconstruct", "train", "evaluate", "dataset", "synthesize"]
+__all__ = ["__version__", "load_model", "reconstruct", "train", "evaluate", "evaluate_pix3d", "dataset",
+           "synthesize"]

@@ -9,7 +9,8 @@ Inputs
   (:func:`predict_images`; any size PNG/JPG, prepared by :func:`lmnet.data.inputs.prepare_image`:
   padding, resize, crop, alpha and the run's input convention are stated there).
 
-Output layout: :mod:`lmnet.runs.predictions` (the writer used here and the reader).
+Output layout: :mod:`lmnet.runs.predictions` (the writer used here and the reader,
+:func:`load_predictions`, importable from here too).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from lmnet.errors import ConfigError, DataError
 from lmnet.runs import guard
 from lmnet.runs.folder import CONFIG_FILE, read_run_config
 from lmnet.registry import load_model, require_kind
-from lmnet.runs.predictions import PredictionWriter, check_finite, check_out
+from lmnet.runs.predictions import PredictionWriter, check_finite, check_out, load_predictions
 from lmnet.runs.splits import resolve_split_file
 
 
@@ -173,3 +174,6 @@ def predict_split(checkpoint: str | Path, out: str | Path, *, split: str = "test
                 writer.add(f"{s}/{m}/{v:02d}", imgs[j].numpy(), pred[j], None if smp is None else smp[j],
                            gt=batch["points"][j].numpy(), synset=s, model_id=m, view=v)
         return writer.close()
+
+
+__all__ = ["predict_split", "predict_images", "reconstruct", "load_predictions"]

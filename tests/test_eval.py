@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -469,3 +471,11 @@ def test_evaluate_pair_matches_reference_pipeline():
         assert math.isclose(rec["cd_gt2pred"], d_gp.mean(), rel_tol=1e-10)
         assert math.isclose(rec["cd_sq"], (d_pg ** 2).mean() + (d_gp ** 2).mean(), rel_tol=1e-10)
         assert abs(rec["emd"] - emd_scipy(p, g)) < 1e-9
+
+
+def test_the_evaluation_package_loads_no_torch():
+    """The ``spawn`` workers of :mod:`lmnet.eval.parallel` import ``lmnet.eval``: it and the protocols
+    stay torch-free, so a worker starts without paying for torch."""
+    code = "import sys, lmnet.eval, lmnet.eval.parallel; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

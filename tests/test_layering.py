@@ -19,6 +19,9 @@ from pathlib import Path
 
 import pytest
 
+import lmnet
+import lmnet.train  # the training package, loaded after the root (test_public_names_are_not_shadowed_by_submodules)
+
 PACKAGE = Path(__file__).resolve().parent.parent / "lmnet"
 
 #: lowest first; a name is the first component below ``lmnet`` ("" = the package root)
@@ -191,3 +194,88 @@ def test_tests_benchmarks_and_studies_follow_the_import_rule():
     bad = [b for folder in ("tests", "benchmarks", "studies") for b in
            _function_level_lmnet_imports(root / folder, heavy, modules)]
     assert bad == []
+
+
+# --- the notebooks import from a handful of public modules ----------------------------------------
+
+NOTEBOOKS = sorted((PACKAGE.parent / "notebooks").glob("*.ipynb"))
+
+#: the modules a notebook may import from: the front door and the packages that export, in their
+#: ``__init__``'s ``__all__``, what the notebooks use (docs/architecture.md#the-layers)
+NOTEBOOK_MODULES = ("lmnet", "lmnet.notebook", "lmnet.analysis", "lmnet.render", "lmnet.eval", "lmnet.data",
+                    "lmnet.weights", "lmnet.mesh", "lmnet.infer")
+
+
+def public_names(module: str, sources: dict[str, str]) -> set[str]:
+    """The literal ``__all__`` of ``module`` (read from its source, nothing imported)."""
+    for node in ast.parse(sources[module]).body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "__all__" for t in node.targets):
+            return set(ast.literal_eval(node.value))
+    return set()
+
+
+def notebook_code(path: Path) -> str:
+    """The code cells of the notebook ``path``, IPython magics and shell lines blanked."""
+    import json
+
+    cells = [c for c in json.loads(path.read_text(encoding="utf-8"))["cells"] if c["cell_type"] == "code"]
+    lines = "\n".join("".join(c["source"]) for c in cells).splitlines()
+    return "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in lines)
+
+
+def check_notebook_imports(code: str, sources: dict[str, str]) -> list[str]:
+    """Every lmnet import in ``code`` that is not of a name in the ``__all__`` of one of
+    :data:`NOTEBOOK_MODULES` (``import lmnet.render`` and ``import lmnet`` are fine), one line each;
+    ``from lmnet.weights import pretrained`` imports the module ``lmnet.weights.pretrained``."""
+    bad = []
+    for node in ast.walk(ast.parse(code)):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.split(".")[0] == "lmnet" and alias.name not in NOTEBOOK_MODULES:
+                    bad.append(f"line {node.lineno}: import {alias.name}: not one of the notebooks' modules")
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "lmnet":
+            if node.module not in NOTEBOOK_MODULES:
+                bad.append(f"line {node.lineno}: from {node.module} import ...: not one of the notebooks' modules")
+                continue
+            public = public_names(node.module, sources)
+            for alias in node.names:
+                if alias.name in public:
+                    continue
+                sub = f"{node.module}.{alias.name}"
+                what = f"the module {sub}" if sub in sources else f"{alias.name!r}, not in {node.module}.__all__"
+                bad.append(f"line {node.lineno}: from {node.module} import {alias.name}: {what}")
+    return bad
+
+
+def test_notebooks_import_only_the_public_modules():
+    sources = read_sources()
+    assert len(NOTEBOOKS) >= 8
+    bad = {p.name: check_notebook_imports(notebook_code(p), sources) for p in NOTEBOOKS}
+    assert {name: b for name, b in bad.items() if b} == {}
+
+
+@pytest.mark.parametrize("code, expected", [
+    ("from lmnet.render.grids import show", "from lmnet.render.grids import ...: not one of"),
+    ("import lmnet.registry", "import lmnet.registry: not one of"),
+    ("from lmnet import projection", "the module lmnet.projection"),
+    ("from lmnet.weights import pretrained", "the module lmnet.weights.pretrained"),
+    ("from lmnet.render import _font", "'_font', not in lmnet.render.__all__"),
+    ("if True:\n    from lmnet.synthetic.pix3d_synth import generate_pix3d", "from lmnet.synthetic.pix3d_synth"),
+])
+def test_the_notebook_check_fails_on_purpose(code, expected):
+    sources = read_sources()
+    fine = "import lmnet\nimport lmnet.render\nfrom lmnet import train\nfrom lmnet.render import make_grid\n"
+    assert check_notebook_imports(fine, sources) == []
+    bad = check_notebook_imports(fine + code, sources)
+    assert len(bad) == 1 and expected in bad[0], bad
+
+
+def test_public_names_are_not_shadowed_by_submodules():
+    """A package's public name that is also one of its submodules is replaced by that module as soon
+    as anything imports it (``import lmnet.train`` at the top of this file): ``lmnet.train`` (the
+    function) is kept by loading the package first in ``lmnet/__init__.py``; no other name may collide."""
+    assert callable(lmnet.train) and lmnet.train.__module__ == "lmnet"
+    sources = read_sources()
+    clash = sorted(f"{m}.{n}" for m in NOTEBOOK_MODULES for n in public_names(m, sources)
+                   if f"{m}.{n}" in sources and f"{m}.{n}" != "lmnet.train")
+    assert clash == []

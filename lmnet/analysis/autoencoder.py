@@ -13,7 +13,7 @@ from lmnet.analysis.metrics import chamfer_x100
 from lmnet.analysis.selection import round_robin
 from lmnet.data import layout
 from lmnet.data.categories import name_of
-from lmnet.data.dataset import select_keys
+from lmnet.data.splits import select_keys
 from lmnet.errors import ConfigError, DataError
 from lmnet.eval.baselines import medoid_index
 from lmnet.registry import load_model, require_kind

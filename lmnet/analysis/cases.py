@@ -12,7 +12,7 @@ from PIL import Image
 
 from lmnet.analysis.selection import round_robin
 from lmnet.data import layout
-from lmnet.data.dataset import select_keys
+from lmnet.data.splits import select_keys
 from lmnet.data.inputs import composite, crop, run_background
 from lmnet.registry import load_model
 

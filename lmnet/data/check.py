@@ -14,7 +14,7 @@ from typing import Iterable, Sequence
 
 from lmnet.data import layout
 from lmnet.data.categories import name_of
-from lmnet.data.dataset import select_keys
+from lmnet.data.splits import select_keys
 from lmnet.errors import CorruptFileError, DataError
 
 

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -40,9 +40,8 @@ from torch.utils.data import Dataset
 
 from lmnet.data import image_cache as ic
 from lmnet.data import layout
-from lmnet.data.categories import name_of, to_synsets
 from lmnet.data.inputs import composite, crop
-from lmnet.data.splits import check_key, load_split
+from lmnet.data.splits import describe_split, select_keys
 from lmnet.errors import ConfigError, CorruptFileError, DataError
 
 log = logging.getLogger("lmnet.data")
@@ -67,43 +66,6 @@ def _parse_views(views) -> list[int] | str:
     return views
 
 
-def select_keys(root: str | Path, split=None, categories=None, point_clouds_only: bool = False) -> list[str]:
-    """The sorted ``"synset/model"`` keys of ``split`` (None → everything on disk) in ``categories``.
-
-    With ``point_clouds_only`` and no split, only models of ``ShapeNet_pointclouds/`` are listed.
-    """
-    wanted = to_synsets(categories)
-    if split is None:
-        if point_clouds_only:
-            base = Path(root) / layout.POINTCLOUD_DIR
-            synsets = sorted(p.name for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
-            listing = {s: sorted(p.name for p in (base / s).iterdir() if p.is_dir()) for s in synsets}
-        else:
-            listing = {s: layout.list_models(root, s) for s in layout.list_synsets(root)}
-        keys = [f"{s}/{m}" for s, ms in listing.items() for m in ms]
-    else:
-        if isinstance(split, (str, Path)):
-            split = load_split(split)
-        if not isinstance(split, Mapping):
-            raise ConfigError(f"split must be None, a split file path or a dict {{synset: [keys]}}, "
-                              f"got {type(split).__name__}")
-        for s, ks in split.items():
-            if not isinstance(ks, (list, tuple)):
-                raise ConfigError(f"split: the value of {s!r} must be a list of keys, got {type(ks).__name__}")
-        keys = [check_key(str(k) if "/" in str(k) else f"{s}/{k}", "split")
-                for s, ks in split.items() for k in ks]
-    if wanted is not None:
-        keys = [k for k in keys if k.split("/", 1)[0] in wanted]
-        present = {k.split("/", 1)[0] for k in keys}
-        missing = [s for s in wanted if s not in present]
-        if missing and keys:
-            log.warning("categories %s have no models under %s%s; using %s",
-                        ", ".join(f"{name_of(s)} ({s})" for s in missing), root,
-                        "" if split is None else f" in split {_describe(split)}",
-                        ", ".join(name_of(s) for s in sorted(present)))
-    return sorted(set(keys))
-
-
 class ShapeNetDataset(Dataset):
     """See the module docstring. ``ds.keys``: models in order; ``ds.categories``: synsets present;
     ``ds.skipped``: ``"<key>[ view N]: <file>: <reason>"`` for every excluded model/view."""
@@ -126,7 +88,7 @@ class ShapeNetDataset(Dataset):
 
         keys = select_keys(self.root, split, categories, point_clouds_only=not self.load_images)
         if not keys:
-            raise DataError(f"no models found under {self.root} for split={_describe(split)} "
+            raise DataError(f"no models found under {self.root} for split={describe_split(split)} "
                             f"categories={categories!r} (none of these categories has a model there)")
 
         self._caches = self._open_caches(keys, image_cache) if self.load_images and image_cache else {}
@@ -258,9 +220,3 @@ class ShapeNetDataset(Dataset):
         return (f"ShapeNetDataset(root={str(self.root)!r}, models={len(self.keys)}, items={len(self)}, "
                 f"categories={self.categories}, views={self.views!r}, n_points={self.n_points}, "
                 f"load_images={self.load_images}, cached={bool(self._caches)}, skipped={len(self.skipped)})")
-
-
-def _describe(split) -> str:
-    if split is None or isinstance(split, (str, Path)):
-        return repr(str(split) if split is not None else None)
-    return f"<dict of {sum(len(v) for v in split.values())} models>"

@@ -10,11 +10,15 @@ category** (adding a category never reshuffles another), sorts ids before shuffl
 order of a file system never matters) and never puts one model in two splits. Models listed in
 ``holdout`` (e.g. the official test set, which 3D-LMNet calls "val") go to ``test`` only, so an
 autoencoder trained on ``train`` never sees a shape that the image network is evaluated on.
+
+:func:`select_keys` is which models of a dataset root a split (or the whole root) names; it needs no
+torch, so :func:`lmnet.data.check.check_data` and the readers stay torch-free.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 from pathlib import Path
 from typing import Iterable, Mapping
@@ -23,7 +27,11 @@ import numpy as np
 
 from lmnet import atomic_io
 from lmnet.config import parse_json_object
-from lmnet.errors import DataError
+from lmnet.data import layout
+from lmnet.data.categories import name_of, to_synsets
+from lmnet.errors import ConfigError, DataError
+
+log = logging.getLogger("lmnet.data")
 
 SPLIT_NAMES = ("train", "val", "test")
 Split = dict[str, list[str]]  # synset -> ["synset/model_id", ...]
@@ -160,3 +168,47 @@ def write_splits(out_dir: str | Path, splits: Mapping[str, Split], prefix: str =
         write_split(p, split)
         paths[name] = p
     return paths
+
+
+def select_keys(root: str | Path, split=None, categories=None, point_clouds_only: bool = False) -> list[str]:
+    """The sorted ``"synset/model"`` keys of ``split`` (None → everything on disk) in ``categories``.
+
+    With ``point_clouds_only`` and no split, only models of ``ShapeNet_pointclouds/`` are listed.
+    """
+    wanted = to_synsets(categories)
+    if split is None:
+        if point_clouds_only:
+            base = Path(root) / layout.POINTCLOUD_DIR
+            synsets = sorted(p.name for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
+            listing = {s: sorted(p.name for p in (base / s).iterdir() if p.is_dir()) for s in synsets}
+        else:
+            listing = {s: layout.list_models(root, s) for s in layout.list_synsets(root)}
+        keys = [f"{s}/{m}" for s, ms in listing.items() for m in ms]
+    else:
+        if isinstance(split, (str, Path)):
+            split = load_split(split)
+        if not isinstance(split, Mapping):
+            raise ConfigError(f"split must be None, a split file path or a dict {{synset: [keys]}}, "
+                              f"got {type(split).__name__}")
+        for s, ks in split.items():
+            if not isinstance(ks, (list, tuple)):
+                raise ConfigError(f"split: the value of {s!r} must be a list of keys, got {type(ks).__name__}")
+        keys = [check_key(str(k) if "/" in str(k) else f"{s}/{k}", "split")
+                for s, ks in split.items() for k in ks]
+    if wanted is not None:
+        keys = [k for k in keys if k.split("/", 1)[0] in wanted]
+        present = {k.split("/", 1)[0] for k in keys}
+        missing = [s for s in wanted if s not in present]
+        if missing and keys:
+            log.warning("categories %s have no models under %s%s; using %s",
+                        ", ".join(f"{name_of(s)} ({s})" for s in missing), root,
+                        "" if split is None else f" in split {describe_split(split)}",
+                        ", ".join(name_of(s) for s in sorted(present)))
+    return sorted(set(keys))
+
+
+def describe_split(split) -> str:
+    """``split`` (None, a split file path or a dict) in a few words, for messages."""
+    if split is None or isinstance(split, (str, Path)):
+        return repr(str(split) if split is not None else None)
+    return f"<dict of {sum(len(v) for v in split.values())} models>"

@@ -2,9 +2,15 @@
 (many pairs, multiprocessing), :mod:`.report` (per-category tables ×100), :mod:`.baselines`
 (mean shape, nearest training shape), :mod:`.runner` (a trained run folder end to end, one runner
 for every dataset) with its dataset sources :mod:`.run` (ShapeNet) and :mod:`.pix3d_run` (Pix3D);
-:mod:`.official` and :mod:`.official_run` follow the released evaluation code."""
+:mod:`.official` and :mod:`.official_run` follow the released evaluation code.
 
+Importable from here: the two protocols (:class:`Protocol`, :class:`OfficialProtocol`) and the pair
+evaluators. This package imports no torch: the ``spawn`` workers of :mod:`.parallel` import it, and
+each would pay for torch. A run folder is evaluated with ``lmnet.evaluate`` / ``lmnet.evaluate_pix3d``
+(the front door), whose records ``lmnet.analysis`` turns into figures."""
+
+from lmnet.eval.official import OfficialProtocol
 from lmnet.eval.protocol import Protocol, evaluate_pair
 from lmnet.eval.parallel import evaluate_pairs
 
-__all__ = ["Protocol", "evaluate_pair", "evaluate_pairs"]
+__all__ = ["Protocol", "OfficialProtocol", "evaluate_pair", "evaluate_pairs"]

@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from lmnet.data.categories import to_synsets
-from lmnet.data.dataset import ShapeNetDataset, select_keys
+from lmnet.data.dataset import ShapeNetDataset
+from lmnet.data.splits import select_keys
 from lmnet.data.inputs import run_background
 from lmnet.eval import official_run as orun
 from lmnet.eval.baselines import TrainingShapes
