@@ -43,6 +43,7 @@ def run(args) -> int:
         print(f"synthetic Pix3D in {s['out_dir']}: {s['models']} models, {s['entries']} photographs "
               f"({s['used']} pass the paper's filter)")
         return 0
+    from lmnet.data.splits import load_split
     from lmnet.synthetic import generate_dataset
 
     summary = generate_dataset(args.out, categories=args.categories, n_models=args.models or 40, seed=args.seed,
@@ -51,5 +52,6 @@ def run(args) -> int:
     print(f"{n} models in {summary['out_dir']} ({summary['generated']} generated, {summary['skipped']} "
           f"already complete) in {summary['seconds']:.1f} s")
     for name, path in summary["splits"].items():
-        print(f"  split {name:5s} -> {path}")
+        count = sum(len(v) for v in load_split(path).values())
+        print(f"  split {name:5s} -> {path} ({count} models{': EMPTY' if not count else ''})")
     return 0

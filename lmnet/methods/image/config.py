@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from lmnet.config import check_choice, check_number
+from lmnet.data.inputs import IMAGE_INPUTS
 from lmnet.errors import ConfigError
 from lmnet.models.image_encoder import IMAGE_SCALINGS
 from lmnet.models.image_to_pointcloud import VARIANTS
@@ -61,7 +62,6 @@ ARCH_DEFAULTS: dict[str, dict[str, Any]] = {
     "official": {"weight_decay_conv": 0.0, "weight_decay_fc": 0.0, "image_input": "stored_rgb"},
     "port": {"weight_decay_conv": 0.0, "weight_decay_fc": 0.0, "image_input": "stored_rgb"},
 }
-IMAGE_INPUTS = ("composite", "stored_rgb")
 
 
 def check(cfg: dict) -> None:
