@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 
+from lmnet.commands._args import non_negative_int, positive_int
+
 DEFAULT_CATEGORIES = "chair,table,airplane,car,lamp"
 HELP = "generate a synthetic ShapeNet (renders + point clouds) in the real on-disk format"
 
@@ -26,10 +28,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="comma-separated names or synset ids among chair, table, airplane, car, lamp")
     p.add_argument("--format", default="shapenet", choices=("shapenet", "pix3d"),
                    help="shapenet (default) or pix3d (categories chair, sofa, table)")
-    p.add_argument("--models", type=int, default=None, help="models per category (default 40; pix3d: 2)")
-    p.add_argument("--photos", type=int, default=4, help="pix3d: photographs per model (default 4)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=int, default=None, help="processes (default: number of CPUs)")
+    p.add_argument("--models", type=positive_int, default=None, help="models per category (default 40; pix3d: 2)")
+    p.add_argument("--photos", type=positive_int, default=4, help="pix3d: photographs per model (default 4)")
+    p.add_argument("--seed", type=non_negative_int, default=0)
+    p.add_argument("--workers", type=positive_int, default=None, help="processes (default: number of CPUs)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 

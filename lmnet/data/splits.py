@@ -122,6 +122,8 @@ def make_splits(models: Mapping[str, Iterable[str]], ratios=(0.6, 0.2, 0.2), see
     ratios = tuple(float(r) for r in ratios)
     if len(ratios) != 3 or not all(0 <= r < math.inf for r in ratios) or sum(ratios) <= 0:
         raise DataError(f"ratios must be three finite non-negative numbers with a positive sum, got {ratios}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise DataError(f"seed must be a whole number >= 0, got {seed!r}")
     held = set(holdout or ())
     out: dict[str, Split] = {name: {} for name in SPLIT_NAMES}
     for synset in sorted(models):

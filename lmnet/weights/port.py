@@ -102,11 +102,15 @@ def load_state_dict(path: str | Path, expected: dict[str, tuple[int, ...]], what
 
 
 def key_diff(obj: dict, expected: dict) -> str:
-    """``"missing keys: ...; unexpected keys: ..."`` of ``obj`` against ``expected`` ("" when they agree)."""
+    """``"missing keys: ...; unexpected keys: ..."`` of ``obj`` against ``expected`` ("" when they agree;
+    the first 8 of each named, then how many more)."""
+    def listed(keys: list[str], limit: int = 8) -> str:
+        return ", ".join(keys[:limit]) + (f" (and {len(keys) - limit} more)" if len(keys) > limit else "")
+
     missing = [k for k in expected if k not in obj]
     extra = [k for k in obj if k not in expected]
-    return "; ".join(([f"missing keys: {', '.join(missing)}"] if missing else []) +
-                     ([f"unexpected keys: {', '.join(extra)}"] if extra else []))
+    return "; ".join(([f"missing keys: {listed(missing)}"] if missing else []) +
+                     ([f"unexpected keys: {listed(extra)}"] if extra else []))
 
 
 PORT_HEADS = {"l1": "a Variant I image encoder (one head, latent)",
