@@ -22,6 +22,7 @@ from __future__ import annotations
 import ast
 import copy
 import json
+import math
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -80,6 +81,30 @@ def check_choice(config: Mapping[str, Any], key: str, choices) -> None:
     """Raise a :class:`ConfigError` naming ``key`` when ``config[key]`` is not one of ``choices``."""
     if config[key] not in choices:
         raise ConfigError(f"config key {key!r} must be one of {sorted(choices)}, got {config[key]!r}")
+
+
+def check_number(config: Mapping[str, Any], key: str, low: float | None = None, high: float | None = None, *,
+                 low_open: bool = False, meaning: str = "", none_ok: bool = False) -> None:
+    """Raise a :class:`ConfigError` naming ``key``, its value and the valid range unless
+    ``config[key]`` is a finite number (not a bool) in the range: ``>= low`` (``> low`` with
+    ``low_open``) and ``<= high``, either bound ``None`` for none. ``meaning`` (e.g. ``"a loss
+    weight"``) is said in the message; ``none_ok``: ``None`` is accepted too."""
+    v = config[key]
+    if v is None and none_ok:
+        return
+    ok = (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+          and (low is None or (v > low if low_open else v >= low)) and (high is None or v <= high))
+    if ok:
+        return
+    if low is not None and high is not None:
+        where = f"in {'(' if low_open else '['}{low:g}, {high:g}]"
+    elif low is not None:
+        where = f"{'>' if low_open else '>='} {low:g}"
+    else:
+        where = f"<= {high:g}" if high is not None else ""
+    what = f" ({meaning})" if meaning else ""
+    alt = "None or " if none_ok else ""
+    raise ConfigError(f"config key {key!r}{what} must be {alt}a finite number{' ' + where if where else ''}, got {v!r}")
 
 
 def _literal(text: str) -> Any:

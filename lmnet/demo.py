@@ -21,9 +21,9 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from lmnet.errors import DataError
+from lmnet.errors import ConfigError, DataError
 from lmnet.notebook import runner
-from lmnet.notebook.settings import project_root
+from lmnet.notebook.settings import config_keys, project_root
 
 # The notebooks `make demo` runs, in order (00 data, 01 AE, 02 Variant I, 03 Variant II,
 # 04 inference + evaluation, 05 rendering). 06 (silhouettes) is not part of the demo.
@@ -75,6 +75,18 @@ def notebooks_dir(given: str | Path | None = None) -> Path:
     return folder
 
 
+def check_override_keys(overrides: Mapping[str, Any], notebooks: Sequence[Path]) -> None:
+    """Refuse a key of ``overrides`` (``"?key"`` or ``"key"``) that no notebook of ``notebooks`` has:
+    the ``"?"`` form would be skipped by every one of them (a misspelt ``--set`` dropped without a
+    word). The error lists the valid keys."""
+    valid = set().union(*(config_keys(p) for p in notebooks)) if notebooks else set()
+    unknown = [k for k in overrides if k.lstrip("?") not in valid]
+    if unknown:
+        raise ConfigError(f"--set {', '.join(k.lstrip('?') for k in unknown)}: no notebook the demo runs has "
+                          f"{'this key' if len(unknown) == 1 else 'these keys'}; valid keys are: "
+                          f"{', '.join(sorted(valid))}")
+
+
 def demo_overrides(out: str | Path, **extra) -> dict[str, Any]:
     """:data:`DEMO_OVERRIDES` with the data / run / figure folders under ``out`` (absolute paths)."""
     out = Path(out).resolve()
@@ -110,6 +122,7 @@ def run_demo(out: str | Path, *, overrides: Mapping[str, Any] | None = None,
     :func:`demo_overrides`; the notebooks come from ``notebooks_from`` (:func:`notebooks_dir`).
     Returns ``{"seconds", "times": {notebook: s}, "paths": {...}}``."""
     folder = notebooks_dir(notebooks_from)
+    check_override_keys(overrides or {}, [folder / name for name in notebooks])
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     ov = demo_overrides(out, **dict(overrides or {}))

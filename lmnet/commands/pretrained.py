@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 
+from lmnet.commands._args import positive_float
+
 HELP = "list / download + import the published 3D-LMNet models"
 
 
@@ -29,7 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     d.add_argument("--ae-from-file", default=None,
                    help="port image models: the port's autoencoder file (default: download port-autoencoder)")
     d.add_argument("--force", action="store_true", help="import again even if the runs exist")
-    d.add_argument("--timeout", type=float, default=5.0, help="connection timeout in seconds (default 5)")
+    d.add_argument("--timeout", type=positive_float, default=5.0, help="connection timeout in seconds (default 5)")
 
 
 def run(args) -> int:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 
+from lmnet.commands._args import non_negative_int
+
 HELP = "write seeded, disjoint train/val/test split files"
 
 
@@ -17,7 +19,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="splits", help="output folder (default: splits)")
     p.add_argument("--prefix", default="lmnet", help="file name prefix (default: lmnet)")
     p.add_argument("--ratios", default="0.6,0.2,0.2", help="train,val,test proportions (default 0.6,0.2,0.2)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("--categories", default="all", help="names or synset ids, comma separated")
     p.add_argument("--holdout", help="split file whose models go to test only (e.g. the official test set)")
     p.add_argument("--format", choices=("json", "txt"), default="json")

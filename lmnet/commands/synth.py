@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 
+from lmnet.commands._args import non_negative_int, positive_int
+
 DEFAULT_CATEGORIES = "chair,table,airplane,car,lamp"
 HELP = "generate a synthetic ShapeNet (renders + point clouds) in the real on-disk format"
 
@@ -26,10 +28,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="comma-separated names or synset ids among chair, table, airplane, car, lamp")
     p.add_argument("--format", default="shapenet", choices=("shapenet", "pix3d"),
                    help="shapenet (default) or pix3d (categories chair, sofa, table)")
-    p.add_argument("--models", type=int, default=None, help="models per category (default 40; pix3d: 2)")
-    p.add_argument("--photos", type=int, default=4, help="pix3d: photographs per model (default 4)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=int, default=None, help="processes (default: number of CPUs)")
+    p.add_argument("--models", type=positive_int, default=None, help="models per category (default 40; pix3d: 2)")
+    p.add_argument("--photos", type=positive_int, default=4, help="pix3d: photographs per model (default 4)")
+    p.add_argument("--seed", type=non_negative_int, default=0)
+    p.add_argument("--workers", type=positive_int, default=None, help="processes (default: number of CPUs)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -43,6 +45,7 @@ def run(args) -> int:
         print(f"synthetic Pix3D in {s['out_dir']}: {s['models']} models, {s['entries']} photographs "
               f"({s['used']} pass the paper's filter)")
         return 0
+    from lmnet.data.splits import load_split
     from lmnet.synthetic import generate_dataset
 
     summary = generate_dataset(args.out, categories=args.categories, n_models=args.models or 40, seed=args.seed,
@@ -51,5 +54,6 @@ def run(args) -> int:
     print(f"{n} models in {summary['out_dir']} ({summary['generated']} generated, {summary['skipped']} "
           f"already complete) in {summary['seconds']:.1f} s")
     for name, path in summary["splits"].items():
-        print(f"  split {name:5s} -> {path}")
+        count = sum(len(v) for v in load_split(path).values())
+        print(f"  split {name:5s} -> {path} ({count} models{': EMPTY' if not count else ''})")
     return 0

@@ -216,11 +216,45 @@ def composite(rgba: np.ndarray, background: float | None = 255.0) -> tuple[np.nd
     return np.ascontiguousarray(image, dtype=np.float32), a[None].copy()
 
 
-def run_background(config: Mapping) -> float | None:
+# The two input conventions a run's ``image_input`` names (:func:`composite`).
+IMAGE_INPUTS = ("composite", "stored_rgb")
+
+
+def run_image_input(config: Mapping, where: str = "run config") -> str:
+    """The input convention (one of :data:`IMAGE_INPUTS`) of a run's ``config.json`` dict; ``where``
+    (the file) is named in errors.
+
+    A run that records ``image_input`` used that value. Without the key: ``image_input`` and
+    ``arch`` were added together (before them every run composited over ``background``) and every
+    imported run has recorded it since the first import, so
+
+    - an imported run (it has ``source``) used ``"stored_rgb"``, the only convention published
+      weights were ever imported with (both published codes fed the PNG's RGB as stored);
+    - a run with ``arch`` but no ``image_input`` had its config edited: its convention cannot be
+      known (``arch`` only sets a default), and it is refused naming the key;
+    - a run with neither (written before the key; silhouette runs, which have no such key) used
+      ``"composite"``.
+    """
+    if "image_input" in config:
+        value = config["image_input"]
+        if value not in IMAGE_INPUTS:
+            raise ConfigError(f"{where}: key 'image_input' must be one of {list(IMAGE_INPUTS)}, got {value!r}")
+        return value
+    if "source" in config:
+        return "stored_rgb"
+    if "arch" in config:
+        raise ConfigError(f"{where}: key 'image_input' is missing, and a run with 'arch' (here {config['arch']!r}) "
+                          f"was written with it, so the input convention it was trained with is unknown; add "
+                          f"\"image_input\": \"composite\" (RGB over the background) or \"stored_rgb\" (RGB as "
+                          f"stored, what arch official/port default to)")
+    return "composite"
+
+
+def run_background(config: Mapping, where: str = "run config") -> float | None:
     """The ``background`` argument of :func:`composite` for a run's ``config.json`` dict: ``None``
-    when its ``image_input`` is ``"stored_rgb"``, else its ``background`` (255, white, when absent:
-    runs written before ``image_input`` existed composited over it)."""
-    if config.get("image_input", "composite") == "stored_rgb":
+    when its convention (:func:`run_image_input`) is ``"stored_rgb"``, else its ``background``
+    (255, white, when absent: runs written before ``image_input`` existed composited over it)."""
+    if run_image_input(config, where) == "stored_rgb":
         return None
     return float(config.get("background", 255.0))
 

@@ -35,6 +35,7 @@ log = logging.getLogger("lmnet.data")
 
 SPLIT_NAMES = ("train", "val", "test")
 Split = dict[str, list[str]]  # synset -> ["synset/model_id", ...]
+log = logging.getLogger("lmnet.data")
 
 
 def _key(synset: str, model: str) -> str:
@@ -126,8 +127,10 @@ def make_splits(models: Mapping[str, Iterable[str]], ratios=(0.6, 0.2, 0.2), see
         ``{"train": Split, "val": Split, "test": Split}``, pairwise disjoint, deterministic.
     """
     ratios = tuple(float(r) for r in ratios)
-    if len(ratios) != 3 or any(r < 0 for r in ratios) or sum(ratios) <= 0:
-        raise DataError(f"ratios must be three non-negative numbers with a positive sum, got {ratios}")
+    if len(ratios) != 3 or not all(0 <= r < math.inf for r in ratios) or sum(ratios) <= 0:
+        raise DataError(f"ratios must be three finite non-negative numbers with a positive sum, got {ratios}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise DataError(f"seed must be a whole number >= 0, got {seed!r}")
     held = set(holdout or ())
     out: dict[str, Split] = {name: {} for name in SPLIT_NAMES}
     for synset in sorted(models):
@@ -145,7 +148,28 @@ def make_splits(models: Mapping[str, Iterable[str]], ratios=(0.6, 0.2, 0.2), see
         for name, entries in parts.items():
             if entries:
                 out[name][synset] = sorted(entries)
+    _warn_empty(out, models, ratios)
     return out
+
+
+def min_models(ratios: tuple[float, float, float]) -> int:
+    """The fewest models of a category for which every split with a ratio > 0 gets at least one."""
+    wanted = [r > 0 for r in ratios]
+    return next(n for n in range(1, 10_000) if all(c > 0 or not w for c, w in zip(_counts(n, ratios), wanted)))
+
+
+def _warn_empty(out: Mapping[str, Split], models: Mapping[str, Iterable[str]], ratios) -> None:
+    """A warning naming each split that was asked for (ratio > 0) but got no model of a category, and
+    how many models per category every split needs: an empty val or test split breaks training or
+    evaluation later, far from here."""
+    for name, ratio in zip(SPLIT_NAMES, ratios):
+        empty = [s for s in sorted(models) if ratio > 0 and s not in out[name]]
+        if empty:
+            counts = ", ".join(f"{s} ({len(set(models[s]))} models: " +
+                               ", ".join(f"{n} {len(out[n].get(s, []))}" for n in SPLIT_NAMES) + ")" for s in empty)
+            log.warning("split %r (ratio %g) has no model of %s; with ratios %s every split needs at least %d "
+                        "models per category", name, ratio, counts, "/".join(f"{r:g}" for r in ratios),
+                        min_models(ratios))
 
 
 def assert_disjoint(splits: Mapping[str, Split]) -> None:

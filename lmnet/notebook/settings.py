@@ -19,11 +19,13 @@ running notebooks headlessly: :mod:`lmnet.notebook.runner`.
 
 from __future__ import annotations
 
+import ast
 import os
 from pathlib import Path
 from typing import Any, Mapping
 
 from lmnet.config import parse_json_object, resolve_config
+from lmnet.errors import ConfigError
 
 ENV_VAR = "LMNET_NOTEBOOK_OVERRIDES"
 ROOT_ENV_VAR = "LMNET_PROJECT_ROOT"
@@ -125,6 +127,24 @@ def defaults() -> dict:
         "eval_views": [0], "eval_max_items": 0, "model_run": None, "user_images": [],
         "mesh_method": "auto", "mesh_depth": 8,
     }
+
+
+def config_keys(notebook: str | Path) -> set[str]:
+    """The keys of a notebook's config: :func:`defaults` plus the literal keys of its config cell
+    (``config = {**defaults(), "key": ...}``), read from the ``.ipynb`` without running it."""
+    path = Path(notebook)
+    nb = parse_json_object(path.read_text(encoding="utf-8"), f"notebook {path}", expected="a notebook")
+    for cell in nb.get("cells", []):
+        src = "".join(cell.get("source", []))
+        if cell.get("cell_type") != "code" or not src.lstrip().startswith("config = {"):
+            continue
+        try:
+            node = ast.parse(src).body[0].value
+        except SyntaxError as exc:
+            raise ConfigError(f"notebook {path}: its config cell is not valid Python ({exc.msg}, line {exc.lineno})") from None
+        if isinstance(node, ast.Dict):
+            return set(defaults()) | {k.value for k in node.keys if isinstance(k, ast.Constant) and isinstance(k.value, str)}
+    raise ConfigError(f"notebook {path} has no `config = {{...}}` cell")
 
 
 def with_overrides(config: Mapping[str, Any]) -> dict:

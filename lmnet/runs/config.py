@@ -133,8 +133,9 @@ def _check_common(cfg: dict) -> None:
     check_choice(cfg, "n_points", (1024, 2048, 16384))
     check_choice(cfg, "lr_schedule", ("none", "cosine"))
     w = cfg["chamfer_weights"]
-    if len(w) != 2 or not all(isinstance(x, (int, float)) and not isinstance(x, bool) and x >= 0 for x in w):
-        raise ConfigError(f"config key 'chamfer_weights' must be two non-negative numbers, got {w!r}")
+    if len(w) != 2 or not all(isinstance(x, (int, float)) and not isinstance(x, bool) and 0 <= x < math.inf for x in w):
+        raise ConfigError(f"config key 'chamfer_weights' (loss weights) must be two finite non-negative numbers, "
+                          f"got {w!r}")
     cfg["chamfer_weights"] = [float(x) for x in w]
     if cfg["categories"] is not None and not isinstance(cfg["categories"], (str, list, tuple)):
         raise ConfigError(f"config key 'categories' must be None, 'chair,car' or a list, got {cfg['categories']!r}")

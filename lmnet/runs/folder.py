@@ -29,6 +29,7 @@ from typing import Any
 import torch
 
 from lmnet import atomic_io
+from lmnet.data.inputs import run_image_input
 from lmnet.errors import CorruptFileError, DataError
 
 CHECKPOINT_FORMAT = "lmnet-checkpoint-v1"
@@ -77,7 +78,8 @@ def load_run(run: str | Path, which: str = "best") -> tuple[dict, dict]:
     ``run``: a run folder (``which`` picks ``checkpoints/best.pt`` or ``last.pt``) or a checkpoint
     ``.pt`` file directly (then ``config`` comes from the folder above ``checkpoints/`` when
     present). ``config`` is that ``config.json`` dict, ``{}`` when there is none, with ``kind``
-    set from the checkpoint when it lacks one."""
+    set from the checkpoint when it lacks one. An image run's input convention must be known
+    (:func:`lmnet.data.inputs.run_image_input`), else the error names its ``config.json``."""
     run = Path(run)
     if run.is_file():
         ckpt_file = run
@@ -89,6 +91,8 @@ def load_run(run: str | Path, which: str = "best") -> tuple[dict, dict]:
     ckpt = load_checkpoint(ckpt_file)
     config = read_run_config(folder) if folder is not None and (folder / CONFIG_FILE).is_file() else {}
     config.setdefault("kind", ckpt["kind"])
+    if config["kind"] == "image" and folder is not None:
+        run_image_input(config, str(folder / CONFIG_FILE))  # its input convention is known, or refused here
     return ckpt, config
 
 

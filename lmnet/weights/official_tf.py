@@ -25,9 +25,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lmnet.errors import CorruptFileError, DataError
 from lmnet.models.image_encoder import CONV_LAYOUT
 from lmnet.models.point_ae import DECODER_WIDTHS, ENCODER_CHANNELS
 from lmnet.weights import imported_run, tf_checkpoint
+from lmnet.weights.values import check_weights
 
 AE_SCOPE = "pointnet_ae/pointnet_ae"
 IMG_SCOPE = "psgn_vars"
@@ -114,16 +116,39 @@ def detect_variant(path: str | Path) -> str:
     return "probabilistic" if f"{IMG_SCOPE}/FullyConnected_1/W" in tf_checkpoint.list_variables(path) else "l1"
 
 
+VARIANT_HEADS = {"l1": "Variant I (the lm model: one head, psgn_vars/FullyConnected)",
+                 "probabilistic": "Variant II (the plm model: a second, log sigma^2 head psgn_vars/FullyConnected_1)"}
+
+
+def check_variant(prefix: Path, variant: str | None, requested_by: str | None = None) -> str:
+    """The variant to import: ``variant`` when the checkpoint's heads match it, the detected one when
+    ``variant`` is None; a mismatch (a plm imported as lm would silently lose its log σ² head) is
+    refused naming both. ``requested_by`` says who asked for ``variant`` (default ``--variant ...``)."""
+    if variant is not None and variant not in VARIANT_HEADS:
+        raise DataError(f"variant must be one of {tuple(VARIANT_HEADS)} for an official checkpoint, got {variant!r}")
+    found = detect_variant(prefix)
+    if variant is None or variant == found:
+        return found
+    lost = "drop its log sigma^2 head" if found == "probabilistic" else "need a log sigma^2 head it does not have"
+    raise CorruptFileError(f"{prefix}.index", f"holds {VARIANT_HEADS[found]}, but "
+                                              f"{requested_by or f'--variant {variant}'} asks for "
+                                              f"{VARIANT_HEADS[variant]}; importing it as that would {lost}: "
+                                              f"import it as variant {found!r}")
+
+
 def import_official(checkpoint: str | Path, out: str | Path, ae_out: str | Path | None = None,
-                    variant: str | None = None, overwrite: bool = False) -> dict[str, Path]:
+                    variant: str | None = None, overwrite: bool = False,
+                    requested_by: str | None = None) -> dict[str, Path]:
     """Convert an official ``lm`` / ``plm`` checkpoint into an image run at ``out`` (Variant I, L1, or
-    Variant II) and, with ``ae_out``, the autoencoder into an autoencoder run. Returns the folders."""
+    Variant II) and, with ``ae_out``, the autoencoder into an autoencoder run. Returns the folders.
+    ``variant`` None: detected; given, it must match the checkpoint (:func:`check_variant`)."""
     with imported_run.claim({"--ae-out": ae_out, "--out": out}, overwrite, "lmnet import-weights official-tf"):
         prefix = tf_checkpoint.resolve_prefix(checkpoint)
-        variant = variant or detect_variant(prefix)
+        variant = check_variant(prefix, variant, requested_by)
         shapes = {**image_shapes(variant), **ae_shapes()}
         v = tf_checkpoint.read_checkpoint(prefix, names=list(shapes), shapes=shapes)
         files = [Path(f"{prefix}.index")] + sorted(Path(prefix).parent.glob(f"{Path(prefix).name}.data-*"))
+        check_weights(v, files[1] if len(files) == 2 else prefix)  # one data shard (the published files): name it
         source = {"format": "official-tf", "checkpoint": str(Path(prefix).resolve()),
                   "files": {f.name: imported_run.sha256_of(f) for f in files},
                   "experiment": "plm" if variant == "probabilistic" else "lm",

@@ -28,6 +28,7 @@ from lmnet.errors import CorruptFileError, DataError
 from lmnet.models.image_encoder import CONV_LAYOUT
 from lmnet.models.point_ae import N_OUTPUT_POINTS
 from lmnet.weights import imported_run
+from lmnet.weights.values import check_weights
 
 # The port's Sequential indices of the 16 convs, in lmnet's CONV_LAYOUT order.
 PORT_CONVS = ("base.0.0", "base.0.2", "base.1", "base.3.0", "base.3.2", "base.4", "base.6.0", "base.6.2", "base.7",
@@ -65,8 +66,9 @@ def image_shapes(variant: str) -> dict[str, tuple[int, ...]]:
     return out
 
 
-def load_state_dict(path: str | Path, expected: dict[str, tuple[int, ...]], what: str) -> dict[str, torch.Tensor]:
-    """A bare state-dict file → ``{key: tensor}``, checked against ``expected`` ``{key: shape}``."""
+def read_state_dict(path: str | Path, what: str) -> dict[str, torch.Tensor]:
+    """A bare state-dict file → ``{key: tensor}`` as stored (``weights_only``; anything but a flat
+    ``{str: tensor}`` dict is refused)."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{what} file {path} does not exist")
@@ -80,16 +82,54 @@ def load_state_dict(path: str | Path, expected: dict[str, tuple[int, ...]], what
     if not isinstance(obj, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()):
         raise CorruptFileError(path, f"not a state dict (expected a {{name: tensor}} dict as saved by "
                                      f"torch.save(model.state_dict()), got {type(obj).__name__})")
-    missing = [k for k in expected if k not in obj]
-    extra = [k for k in obj if k not in expected]
-    if missing or extra:
-        parts = ([f"missing keys: {', '.join(missing)}"] if missing else []) + \
-                ([f"unexpected keys: {', '.join(extra)}"] if extra else [])
-        raise CorruptFileError(path, f"not the port's {what} state dict; " + "; ".join(parts))
+    return obj
+
+
+def load_state_dict(path: str | Path, expected: dict[str, tuple[int, ...]], what: str,
+                    obj: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    """A bare state-dict file (or its already read ``obj``) → ``{key: float tensor}``, checked against
+    ``expected`` ``{key: shape}`` and for usable values (:func:`~lmnet.weights.values.check_weights`)."""
+    path = Path(path)
+    obj = read_state_dict(path, what) if obj is None else obj
+    diff = key_diff(obj, expected)
+    if diff:
+        raise CorruptFileError(path, f"not the port's {what} state dict; {diff}")
     for k, shape in expected.items():
         if tuple(obj[k].shape) != tuple(shape):
             raise CorruptFileError(path, f"key {k!r} has shape {list(obj[k].shape)}, expected {list(shape)}")
+    check_weights(obj, path, "key", counters=[k for k in obj if k.endswith("num_batches_tracked")])
     return {k: v.float() if v.is_floating_point() else v for k, v in obj.items()}
+
+
+def key_diff(obj: dict, expected: dict) -> str:
+    """``"missing keys: ...; unexpected keys: ..."`` of ``obj`` against ``expected`` ("" when they agree;
+    the first 8 of each named, then how many more)."""
+    def listed(keys: list[str], limit: int = 8) -> str:
+        return ", ".join(keys[:limit]) + (f" (and {len(keys) - limit} more)" if len(keys) > limit else "")
+
+    missing = [k for k in expected if k not in obj]
+    extra = [k for k in obj if k not in expected]
+    return "; ".join(([f"missing keys: {listed(missing)}"] if missing else []) +
+                     ([f"unexpected keys: {listed(extra)}"] if extra else []))
+
+
+PORT_HEADS = {"l1": "a Variant I image encoder (one head, latent)",
+              "probabilistic": "a Variant II image encoder (heads mu and std, the log sigma^2 head)"}
+
+
+def check_variant(sd: dict[str, torch.Tensor], variant: str, path: str | Path,
+                  requested_by: str | None = None) -> None:
+    """Refuse an image-encoder state dict whose heads are not those of ``variant`` ("l1" and "l2"
+    files have the same head), naming both; files with neither head are left to the key check."""
+    found = "probabilistic" if "mu.weight" in sd and "std.weight" in sd else "l1" if "latent.weight" in sd else None
+    wanted = "probabilistic" if variant == "probabilistic" else "l1"
+    if found is None or found == wanted:
+        return
+    lost = "drop its log sigma^2 head" if found == "probabilistic" else "need heads it does not have"
+    raise CorruptFileError(path, f"holds {PORT_HEADS[found]}, but {requested_by or f'--variant {variant}'} asks for "
+                                 f"{PORT_HEADS[wanted]}; importing it as that would {lost} "
+                                 f"({key_diff(sd, image_shapes(variant))}): import it with variant "
+                                 f"{'probabilistic' if found == 'probabilistic' else 'l1 or l2'}")
 
 
 def _bn(sd: dict, prefix: str, bias: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -131,14 +171,18 @@ def image_state(sd: dict[str, torch.Tensor], variant: str, ae: dict[str, torch.T
 
 
 def import_port(autoencoder: str | Path, image_encoder: str | Path, variant: str, out: str | Path,
-                ae_out: str | Path | None = None, overwrite: bool = False) -> dict[str, Path]:
+                ae_out: str | Path | None = None, overwrite: bool = False,
+                requested_by: str | None = None) -> dict[str, Path]:
     """Convert the port's autoencoder + image-encoder files into an image run at ``out`` (and, with
-    ``ae_out``, an autoencoder run). ``variant``: "l1" / "l2" (Variant I) or "probabilistic"."""
+    ``ae_out``, an autoencoder run). ``variant``: "l1" / "l2" (Variant I) or "probabilistic"; it
+    must match the image encoder's heads (:func:`check_variant`; ``requested_by`` names who asked)."""
     if variant not in PORT_VARIANTS:
         raise DataError(f"--variant must be one of {PORT_VARIANTS}, got {variant!r}")
     with imported_run.claim({"--ae-out": ae_out, "--out": out}, overwrite, "lmnet import-weights port"):
         ae_sd = load_state_dict(autoencoder, ae_shapes(), "autoencoder")
-        img_sd = load_state_dict(image_encoder, image_shapes(variant), f"image encoder ({variant})")
+        raw = read_state_dict(image_encoder, "image encoder")
+        check_variant(raw, variant, image_encoder, requested_by)
+        img_sd = load_state_dict(image_encoder, image_shapes(variant), f"image encoder ({variant})", obj=raw)
         ae = ae_state(ae_sd)
         source = {"format": "port", "autoencoder": str(Path(autoencoder).resolve()),
                   "image_encoder": str(Path(image_encoder).resolve()),

@@ -94,6 +94,17 @@ def fetch(item: Published, files_dir: Path, from_file: str | Path | None = None,
     return dest
 
 
+def _requested_by(item: Published) -> str:
+    """Who asks for ``item.variant`` in an import's variant-mismatch error: the published name, and
+    which published names hold the other variant."""
+    def family(p: Published) -> bool:  # Variant II, or Variant I (l1 and l2 have the same heads)
+        return p.variant == "probabilistic"
+
+    others = [p.name for p in CATALOGUE.values()
+              if p.kind == item.kind and p.variant != "autoencoder" and family(p) != family(item)]
+    return f"the published model {item.name} (variant {item.variant}; the other variant is {' / '.join(others)})"
+
+
 def _imported(run_dir: Path) -> bool:
     """An imported run: ``config.json`` and ``best.pt``, no ``last.pt`` or history of a training."""
     return ((run_dir / runs.CONFIG_FILE).is_file() and runs.checkpoint_path(run_dir, "best").is_file()
@@ -143,7 +154,8 @@ def _download(item: Published, out: Path, from_file, ae_from_file, force: bool, 
         _refuse_trained([run_dir, ae_dir], force)
         path = fetch(item, files_dir, from_file, timeout, progress)
         prefix = _official_checkpoint(path, files_dir, item.name) if path.is_file() and path.suffix == ".zip" else path
-        return import_official(prefix, run_dir, ae_out=ae_dir, variant=item.variant, overwrite=True)
+        return import_official(prefix, run_dir, ae_out=ae_dir, variant=item.variant, overwrite=True,
+                               requested_by=_requested_by(item))
     ae_item = CATALOGUE["port-autoencoder"]
     ae_dir = out / ae_item.name
     if item.variant == "autoencoder":
@@ -163,4 +175,5 @@ def _download(item: Published, out: Path, from_file, ae_from_file, force: bool, 
     _refuse_trained([run_dir, ae_dir], force)
     img_path = fetch(item, files_dir, from_file, timeout, progress)
     ae_path = fetch(ae_item, files_dir, ae_from_file, timeout, progress)
-    return import_port(ae_path, img_path, item.variant, run_dir, ae_out=ae_dir, overwrite=True)
+    return import_port(ae_path, img_path, item.variant, run_dir, ae_out=ae_dir, overwrite=True,
+                       requested_by=_requested_by(item))

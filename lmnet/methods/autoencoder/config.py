@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from lmnet.errors import ConfigError
 from lmnet.runs.config import COMMON_DEFAULTS, ConfigSpec
 
 DEFAULTS: dict[str, Any] = {
@@ -14,4 +15,12 @@ DEFAULTS: dict[str, Any] = {
     "weight_decay": 0.0,
 }
 
-CONFIG = ConfigSpec("autoencoder", DEFAULTS, val_metrics=("val_chamfer_x100",))
+
+def check(cfg: dict) -> None:
+    """The autoencoder trains on the Chamfer loss alone: both of its weights 0 leave nothing to train."""
+    if not any(cfg["chamfer_weights"]):
+        raise ConfigError(f"config key 'chamfer_weights' is {cfg['chamfer_weights']}: the autoencoder's only loss "
+                          f"would be 0 (nothing to train); give at least one direction a weight > 0")
+
+
+CONFIG = ConfigSpec("autoencoder", DEFAULTS, val_metrics=("val_chamfer_x100",), check=check)

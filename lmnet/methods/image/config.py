@@ -19,7 +19,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from lmnet.config import check_choice
+from lmnet.config import check_choice, check_number
+from lmnet.data.inputs import IMAGE_INPUTS
 from lmnet.errors import ConfigError
 from lmnet.models.image_encoder import IMAGE_SCALINGS
 from lmnet.models.image_to_pointcloud import VARIANTS
@@ -61,7 +62,6 @@ ARCH_DEFAULTS: dict[str, dict[str, Any]] = {
     "official": {"weight_decay_conv": 0.0, "weight_decay_fc": 0.0, "image_input": "stored_rgb"},
     "port": {"weight_decay_conv": 0.0, "weight_decay_fc": 0.0, "image_input": "stored_rgb"},
 }
-IMAGE_INPUTS = ("composite", "stored_rgb")
 
 
 def check(cfg: dict) -> None:
@@ -72,8 +72,10 @@ def check(cfg: dict) -> None:
     check_choice(cfg, "image_input", IMAGE_INPUTS)
     if not cfg["ae_run"]:
         raise ConfigError("config key 'ae_run' is required: the autoencoder run folder (or .pt checkpoint)")
-    if cfg["theta_deg"] <= 0:
-        raise ConfigError(f"config key 'theta_deg' must be > 0, got {cfg['theta_deg']}")
+    check_number(cfg, "lambda_div", 0, meaning="weight of the diversity loss")
+    check_number(cfg, "alpha", 0, meaning="the diversity target's peak sigma")
+    check_number(cfg, "theta_deg", 0, low_open=True, meaning="width of the diversity target, degrees")
+    check_number(cfg, "background", 0, 255, meaning="grey level of the composite background")
     _check_logvar_head(cfg)
     check_views(cfg, "views")
     check_views(cfg, "val_views")
@@ -89,13 +91,8 @@ def _check_logvar_head(cfg: dict) -> None:
     if n >= cfg["epochs"]:
         raise ConfigError(f"config key 'logvar_head_epochs' ({n}) must be < 'epochs' ({cfg['epochs']}): "
                           f"the head-only epochs are the last ones of the run, after the joint ones")
-    lr = cfg["logvar_head_lr"]
-    if lr is not None and (isinstance(lr, bool) or not isinstance(lr, (int, float)) or lr <= 0):
-        raise ConfigError(f"config key 'logvar_head_lr' must be None (= lr) or a number > 0, got {lr!r}")
-    wd = cfg["weight_decay_logvar"]
-    if wd is not None and (isinstance(wd, bool) or not isinstance(wd, (int, float)) or wd < 0):
-        raise ConfigError(f"config key 'weight_decay_logvar' must be None (= weight_decay_fc) or a number >= 0, "
-                          f"got {wd!r}")
+    check_number(cfg, "logvar_head_lr", 0, low_open=True, meaning="None = lr", none_ok=True)
+    check_number(cfg, "weight_decay_logvar", 0, meaning="None = weight_decay_fc", none_ok=True)
 
 
 

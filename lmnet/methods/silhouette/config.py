@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lmnet.config import check_choice
+from lmnet.config import check_choice, check_number
 from lmnet.errors import ConfigError
 from lmnet.models.image_encoder import IMAGE_SCALINGS
 from lmnet.runs.config import COMMON_DEFAULTS, ConfigSpec, check_views
@@ -65,10 +65,11 @@ def check(cfg: dict) -> None:
         raise ConfigError(f"config key 'n_views' must be <= 24 (views per model), got {cfg['n_views']}")
     if cfg["pose_image_size"] < 16 or cfg["pose_image_size"] % 16:
         raise ConfigError(f"config key 'pose_image_size' must be a positive multiple of 16, got {cfg['pose_image_size']}")
-    for key in ("weight_silhouette", "weight_mask_distance", "weight_mask_coverage", "weight_chamfer", "weight_student",
-                "decoder_init_scale"):
-        if cfg[key] < 0:
-            raise ConfigError(f"config key {key!r} must be >= 0, got {cfg[key]}")
+    for key in ("weight_silhouette", "weight_mask_distance", "weight_mask_coverage", "weight_chamfer", "weight_student"):
+        check_number(cfg, key, 0, meaning="a loss weight")
+    check_number(cfg, "decoder_init_scale", 0, meaning="scale of the last decoder layer's initial weights")
+    check_number(cfg, "sigma_start", 0, low_open=True, meaning="blur sigma, voxels")
+    check_number(cfg, "background", 0, 255, meaning="grey level of the composite background")
     if not any(cfg[k] > 0 for k in ("weight_silhouette", "weight_mask_distance", "weight_mask_coverage", "weight_chamfer")):
         raise ConfigError("weight_silhouette, weight_mask_distance, weight_mask_coverage and weight_chamfer are all 0: "
                           "nothing to train")
