@@ -19,6 +19,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from lmnet.train import loop as train_loop
 import torch
 from test_import_port import REFERENCE, make_state
 from test_train import write_tiny_shapenet
@@ -361,7 +363,7 @@ def test_a_file_as_a_folder_is_refused_before_any_work(tiny, image_run, port_fil
 
     afile = tmp_path / "afile"
     afile.write_text("a file")
-    monkeypatch.setattr("lmnet.train.loop.build_dataset", no_work)
+    monkeypatch.setattr(train_loop, "build_dataset", no_work)
     assert cli_main(train_args(tiny, afile)) == 2
     assert f"run_dir {afile} is a file, expected a folder" in one_line_error(capsys, "train")
     assert cli_main(train_args(tiny, afile / "run")) == 2

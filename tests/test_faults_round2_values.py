@@ -18,6 +18,7 @@ import zipfile
 
 import numpy as np
 import pytest
+from PIL import Image
 import torch
 from test_import_port import REFERENCE, make_state
 from test_methods import _materialise
@@ -210,7 +211,9 @@ def test_trained_run_without_image_input_is_refused_and_old_runs_keep_composite(
     _without(edited, "image_input")
     with pytest.raises(ConfigError, match=r"edited/config.json: key 'image_input' is missing.*'lmnet'"):
         registry.load_model(edited)
-    _one_line_error(capsys, ["infer", "--checkpoint", str(edited), "--images", __file__, "--out",
+    photo = tmp_path / "photo.png"  # a real image: the image header is checked before the model loads
+    Image.new("RGB", (16, 16), (90, 120, 150)).save(photo)
+    _one_line_error(capsys, ["infer", "--checkpoint", str(edited), "--images", str(photo), "--out",
                              str(tmp_path / "o")], "key 'image_input' is missing")
     older = tmp_path / "older"
     _materialise("image", older)

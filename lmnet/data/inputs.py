@@ -45,7 +45,7 @@ from typing import Iterator, Mapping, Sequence
 import numpy as np
 
 from lmnet.envvars import MAX_IMAGE_PIXELS
-from lmnet.errors import CorruptFileError, DataError
+from lmnet.errors import ConfigError, CorruptFileError, DataError
 from lmnet.image_sizes import CROP_OFFSET, CROP_SIZE, R2N2_IMAGE_SIZE
 
 CROP_END = R2N2_IMAGE_SIZE - CROP_OFFSET - CROP_SIZE  #: removed after it: 5
