@@ -37,9 +37,14 @@ from lmnet.errors import DownloadError, ResourceLimitError
 
 ROOT = Path(__file__).resolve().parents[1]
 GIB = 1 << 30
-_CHILD = ("import atexit, resource, runpy, sys\n"
-          "atexit.register(lambda: print('PEAK_RSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,"
-          " file=sys.stderr))\n"
+# The child's own peak: VmHWM of its address space (reset by exec). ru_maxrss would not do: Linux
+# carries the forking pytest worker's high-water mark across exec into it.
+_CHILD = ("import atexit, runpy, sys\n"
+          "def _hwm():\n"
+          "    for line in open('/proc/self/status'):\n"
+          "        if line.startswith('VmHWM:'):\n"
+          "            return int(line.split()[1])\n"
+          "atexit.register(lambda: print('PEAK_RSS_KB', _hwm(), file=sys.stderr))\n"
           "sys.argv = ['lmnet'] + sys.argv[1:]\n"
           "runpy.run_module('lmnet', run_name='__main__')\n")
 
