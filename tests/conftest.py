@@ -115,6 +115,20 @@ def server():
     s.close()
 
 
+def ctrl_c_at_step(monkeypatch, step):
+    """Make autoencoder training raise ``KeyboardInterrupt`` (Ctrl-C) at its ``step``-th loss
+    computation (1-based; with 2 steps per epoch, step 3 is the first step of epoch 2)."""
+    calls = []
+
+    def interrupted(self, batch, _orig=AutoencoderTrainer.compute_losses):
+        calls.append(1)
+        if len(calls) == step:
+            raise KeyboardInterrupt
+        return _orig(self, batch)
+
+    monkeypatch.setattr(AutoencoderTrainer, "compute_losses", interrupted)
+
+
 def scripted_validation(monkeypatch, values):
     """Make autoencoder validation report ``values[i]`` as ``val_chamfer_x100`` at its i-th call."""
 

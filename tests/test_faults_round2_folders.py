@@ -19,9 +19,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from lmnet.train import loop as train_loop
 import torch
+from conftest import ctrl_c_at_step
 from test_import_port import REFERENCE, make_state
 from test_train import write_tiny_shapenet
 
@@ -32,6 +31,7 @@ from lmnet.methods.autoencoder import AutoencoderTrainer
 from lmnet.registry import get_method
 from lmnet.runs import guard
 from lmnet.runs.predictions import PARTIAL_MARKER, PredictionWriter
+from lmnet.train import loop as train_loop
 from lmnet.weights import pretrained
 
 
@@ -236,16 +236,7 @@ def test_an_unreadable_lock_is_busy_until_it_is_old(tmp_path):
 def test_the_lock_is_released_on_errors_and_ctrl_c(tiny, tmp_path, capsys, monkeypatch):
     assert cli_main(train_args(tiny, tmp_path / "nan", "lr=1e30")) == 2  # non-finite: an error mid-epoch
     assert not (tmp_path / "nan" / guard.LOCK_FILE).exists()
-    orig = AutoencoderTrainer.compute_losses
-    calls = []
-
-    def ctrl_c_in_epoch_2(self, batch):
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return orig(self, batch)
-
-    monkeypatch.setattr(AutoencoderTrainer, "compute_losses", ctrl_c_in_epoch_2)
+    ctrl_c_at_step(monkeypatch, 3)  # the first step of epoch 2
     assert cli_main(train_args(tiny, tmp_path / "cc", "epochs=2")) == 130
     assert not (tmp_path / "cc" / guard.LOCK_FILE).exists()
     monkeypatch.undo()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 from test_eval import tiny_project  # noqa: F401  (session fixture)
-from conftest import scripted_validation
+from conftest import ctrl_c_at_step, scripted_validation
 from test_train import ae_config, assert_same_weights, state, write_tiny_shapenet
 
 from lmnet.cli import main as cli_main
@@ -258,16 +258,7 @@ def test_ctrl_c_prints_one_line_and_leaves_no_temporary_files(tiny, tmp_path, mo
 
     root, splits = tiny
     run = tmp_path / "run"
-    calls = []
-    orig = AutoencoderTrainer.compute_losses
-
-    def ctrl_c_in_epoch_2(self, batch):
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return orig(self, batch)
-
-    monkeypatch.setattr(AutoencoderTrainer, "compute_losses", ctrl_c_in_epoch_2)
+    ctrl_c_at_step(monkeypatch, 3)  # the first step of epoch 2
     sets = (f"data_root={root}", f"train_split={splits['train']}", f"val_split={splits['val']}", "n_points=1024",
             "batch_size=2", "epochs=2", "num_workers=0", "progress=False", f"run_dir={run}")
     args = ["train", "ae"] + [a for s in sets for a in ("--set", s)]
