@@ -23,7 +23,7 @@ from typing import Any, Mapping
 import torch
 
 from lmnet.errors import ConfigError
-from lmnet.methods import autoencoder, image, silhouette
+from lmnet.methods import autoencoder, image, meshrecon, silhouette
 from lmnet.runs.folder import load_run
 from lmnet.train.method import CliAdjust, Method
 
@@ -51,6 +51,7 @@ def unregister(name: str) -> None:
 register(autoencoder.METHOD)
 register(image.METHOD)
 register(silhouette.METHOD)
+register(meshrecon.METHOD)
 
 
 def get_method(name: str, what: str = "training kind") -> Method:

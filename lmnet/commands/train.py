@@ -6,6 +6,8 @@
   lmnet train variant2  --config img.json --set ae_run=runs/ae1     probabilistic (Variant II)
   lmnet train silhouette --config sil.json [--set pose=unknown]     image → cloud from masks only
                                                                     (docs/training.md, lmnet.methods.silhouette)
+  lmnet train meshrecon --set preset=cpu --set data_root=data/cub   textured mesh from a photograph
+                                                                    (docs/textured.md, lmnet.methods.meshrecon)
 
 --config takes a JSON object of settings, or a run's config.json (its metadata keys are ignored);
 --set overrides single keys (values parsed as Python literals: lr=1e-4, categories=['chair']).
@@ -20,13 +22,14 @@ from __future__ import annotations
 import argparse
 import json
 
-HELP = "train a method: the autoencoder (ae), the image encoder (variant1 / variant2) or the mask-supervised network (silhouette)"
+HELP = ("train a method: the autoencoder (ae), the image encoder (variant1 / variant2), the mask-supervised network "
+        "(silhouette) or textured-mesh estimation (meshrecon)")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     # the names come from lmnet.registry when the command runs (importing it here would load torch
     # for every `lmnet --help`); an unknown name is an error listing them
-    p.add_argument("model", metavar="METHOD", help="the method to train: ae, variant1, variant2, silhouette "
+    p.add_argument("model", metavar="METHOD", help="the method to train: ae, variant1, variant2, silhouette, meshrecon "
                                                    "(or another registered method's name)")
     p.add_argument("--config", help="JSON file of settings (e.g. a previous run's config.json)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",

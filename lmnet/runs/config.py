@@ -68,6 +68,11 @@ COMMON_DEFAULTS: dict[str, Any] = {
     "progress": True,
 }
 
+#: the keys of the methods that train on ShapeNet point clouds (data, splits, clouds, Chamfer)
+SHAPENET_KEYS = ("data_root", "train_split", "val_split", "categories", "n_points", "chamfer_weights", "skip_bad")
+#: the keys of every run, whatever it trains on (epochs, optimiser, device, run folder, ...)
+RUN_DEFAULTS: dict[str, Any] = {k: v for k, v in COMMON_DEFAULTS.items() if k not in SHAPENET_KEYS}
+
 
 @dataclass(frozen=True)
 class ConfigSpec:
@@ -130,8 +135,10 @@ def _check_common(cfg: dict) -> None:
     for key in ("weight_decay", "weight_decay_conv", "weight_decay_fc"):
         if key in cfg and not 0 <= cfg[key] < math.inf:
             raise ConfigError(f"config key {key!r} must be a finite number >= 0, got {cfg[key]}")
-    check_choice(cfg, "n_points", (1024, 2048, 16384))
     check_choice(cfg, "lr_schedule", ("none", "cosine"))
+    if "n_points" not in cfg:   # a method that does not train on ShapeNet (RUN_DEFAULTS only)
+        return
+    check_choice(cfg, "n_points", (1024, 2048, 16384))
     w = cfg["chamfer_weights"]
     if len(w) != 2 or not all(isinstance(x, (int, float)) and not isinstance(x, bool) and 0 <= x < math.inf for x in w):
         raise ConfigError(f"config key 'chamfer_weights' (loss weights) must be two finite non-negative numbers, "

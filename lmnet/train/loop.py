@@ -79,8 +79,7 @@ class Trainer(abc.ABC):
         self._on_main(lambda: resume.check_run_dir(self.run_dir, cfg["resume"]))
 
         if train_set is None:
-            train_set = build_dataset(cfg, "train", images=self.uses_images)
-            val_set = build_dataset(cfg, "val", images=self.uses_images)
+            train_set, val_set = self.build_datasets()
         self.train_set, self.val_set = train_set, val_set
 
         seed_everything(cfg["seed"])  # identical initial weights on every rank
@@ -144,6 +143,16 @@ class Trainer(abc.ABC):
 
     def trainable_module(self) -> nn.Module:
         return self.model
+
+    def build_datasets(self) -> tuple[Dataset, Dataset | None]:
+        """``(train, val)`` of the run's config (val None: no validation); by default the ShapeNet
+        datasets of :func:`lmnet.train.data.build_dataset`. A method on other data overrides it."""
+        return (build_dataset(self.config, "train", images=self.uses_images),
+                build_dataset(self.config, "val", images=self.uses_images))
+
+    def batch_size_of(self, batch: dict) -> int:
+        """How many samples ``batch`` holds (the weights of the per-epoch means)."""
+        return int(batch["points"].shape[0])
 
     def ddp_find_unused_parameters(self) -> bool:
         """Whether some epochs leave trainable parameters without gradients (DDP must then look for them)."""
@@ -246,7 +255,7 @@ class Trainer(abc.ABC):
             loss = losses["loss"]
             optimizer_step(loss, self.optimizer, self.scaler, grad_clip=cfg["grad_clip"],
                            on_non_finite=lambda what: self._stop_non_finite(what, epoch, step, len(loader)))
-            b = int(batch["points"].shape[0])
+            b = self.batch_size_of(batch)
             for key, value in losses.items():
                 sums[key] += float(value.detach()) * b
             count += b
@@ -285,7 +294,7 @@ class Trainer(abc.ABC):
         for batch in vloader:
             for key, value in self.validation_sums(batch).items():
                 sums[key] += value
-            count += int(batch["points"].shape[0])
+            count += self.batch_size_of(batch)
         totals = self.dist.all_reduce_sum([sums[k] for k in self.val_columns] + [count], self.device)
         if totals[-1] == 0:
             raise DataError("the validation set is empty")
