@@ -102,7 +102,17 @@ def _config(root, run_dir, **kw):
             "progress": False, "amp": False, **kw}
 
 
-def test_a_run_trains_validates_and_resumes_bit_for_bit(cub_tree, tmp_path):
+@pytest.fixture
+def one_thread():
+    """Bit-exact comparisons on one thread: multi-threaded CPU convolutions may split their
+    reductions differently from run to run on a loaded machine (last-bit differences)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_a_run_trains_validates_and_resumes_bit_for_bit(cub_tree, tmp_path, one_thread):
     full = registry.train("meshrecon", _config(cub_tree, tmp_path / "full", epochs=3))
     registry.train("meshrecon", _config(cub_tree, tmp_path / "part", epochs=2))
     resumed = registry.train("meshrecon", _config(cub_tree, tmp_path / "part", epochs=3, resume=True))
