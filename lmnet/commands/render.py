@@ -1,17 +1,28 @@
-"""Render point clouds (.npy) to a PNG, or a turntable GIF, headlessly with the torch rasteriser.
+"""Render point clouds (.npy) or a textured mesh (.obj) to a PNG, or a turntable GIF, headlessly.
 
-One cloud without --gt → one image of --size pixels. Several clouds (or --gt, or a (K, N, 3)
-sample stack, which counts as K clouds) → a labelled strip: ground truth first, then each cloud.
---color-by error colours each cloud by its per-point Euclidean distance to --gt (plasma, 0 →
+--points: one cloud without --gt → one image of --size pixels. Several clouds (or --gt, or a
+(K, N, 3) sample stack, which counts as K clouds) → a labelled strip: ground truth first, then each
+cloud. --color-by error colours each cloud by its per-point Euclidean distance to --gt (plasma, 0 →
 --error-max, clipped). --gif writes a turntable of the first cloud instead (--out should end .gif).
-The image format follows --out: .png, or .jpg / .jpeg (JPEG, on white). Clouds are drawn in the
-3D-LMNet frame (centred, unit diagonal): a cloud with no point in the view is an error, not a blank
-image. The pixels held (cells × size², or frames × size²) are limited by LMNET_MAX_RENDER_PIXELS.
+Clouds are drawn in the 3D-LMNet frame (centred, unit diagonal): a cloud with no point in the view
+is an error, not a blank image.
+
+--mesh: one triangle OBJ (with its MTL and PNG texture beside it, as `lmnet` and convmesh write
+them; an OBJ without `mtllib` is drawn flat grey) → one image, or with --gif a turntable, on white,
+with soft shading. The mesh is centred and scaled to fill about 85 % of the picture; the file's +y
+is up, and azimuth 0 looks along its -x axis: the side of a bird or a car, whose mirror plane is
+x = 0. --view AZ,EL picks the view in degrees (default three_quarter = 30,20); a GIF turns from
+that azimuth at that elevation.
+
+The image format follows --out: .png, or .jpg / .jpeg (JPEG, on white). The pixels held (cells ×
+size², or frames × size²) are limited by LMNET_MAX_RENDER_PIXELS.
 
 Examples:
   lmnet render --points out/00000.pred.npy --out pred.png
   lmnet render --points pred.npy samples.npy --gt gt.npy --color-by error --view r2n2:45,25,0.8 --out cmp.png
   lmnet render --points pred.npy --gif --out pred.gif
+  lmnet render --mesh results/mesh_0.obj --out bird.png
+  lmnet render --mesh results/mesh_0.obj --gif --frames 48 --view 0,15 --out bird.gif
 """
 
 from __future__ import annotations
@@ -20,24 +31,29 @@ import argparse
 
 from lmnet.commands._args import int_in_range
 
-HELP = "point clouds .npy -> PNG/JPEG (z-buffered splats) or turntable GIF"
+HELP = "point clouds .npy or a textured mesh .obj -> PNG/JPEG or turntable GIF"
+#: ``--view three_quarter`` for a mesh: azimuth, elevation in degrees
+MESH_THREE_QUARTER = (30.0, 20.0)
 MAX_FRAMES = 1000  #: a turntable of 80 s at the default 80 ms per frame
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--points", nargs="+", required=True, help="one or more .npy, (N, 3) or (K, N, 3)")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--points", nargs="+", help="one or more .npy, (N, 3) or (K, N, 3)")
+    what.add_argument("--mesh", default=None, help="a triangle .obj (textured: its .mtl and .png beside it)")
     p.add_argument("--gt", default=None, help="ground-truth .npy (N, 3); needed for --color-by error")
-    p.add_argument("--color-by", choices=("height", "error", "uniform"), default="height",
+    p.add_argument("--color-by", choices=("height", "error", "uniform"), default=None,
                    help="point colours (default height; error needs --gt)")
     p.add_argument("--error-max", type=float, default=None,
                    help="distance mapped to the top of the error colour scale (default 0.05)")
     p.add_argument("--view", default="three_quarter",
-                   help="three_quarter (default) or r2n2:AZ,EL,DIST[,FOV] (degrees, distance ratio)")
+                   help="three_quarter (default) or, for --points, r2n2:AZ,EL,DIST[,FOV] (degrees, distance "
+                        "ratio), for --mesh, AZ,EL (degrees)")
     p.add_argument("--size", type=int, default=512, help="image side in pixels (default 512)")
-    p.add_argument("--backend", choices=("torch", "matplotlib"), default="torch",
-                   help="torch rasteriser (default) or the matplotlib fallback (no true occlusion)")
+    p.add_argument("--backend", choices=("torch", "matplotlib"), default=None,
+                   help="--points: torch rasteriser (default) or the matplotlib fallback (no true occlusion)")
     p.add_argument("--transparent", action="store_true", help="transparent background (single image)")
-    p.add_argument("--gif", action="store_true", help="write a turntable GIF of the first cloud")
+    p.add_argument("--gif", action="store_true", help="write a turntable GIF (of the first cloud, or of the mesh)")
     p.add_argument("--frames", type=int_in_range(1, MAX_FRAMES), default=36,
                    help=f"GIF frames, 1..{MAX_FRAMES} (default 36)")
     p.add_argument("--out", required=True, help="output .png or .jpg (or .gif with --gif)")
@@ -133,6 +149,69 @@ def _drawn(img, name: str, args):
     return img
 
 
+def _mesh_view(text: str) -> tuple[float, float]:
+    """``--view`` for a mesh: ``three_quarter`` or ``AZ,EL`` (degrees) → ``(azimuth, elevation)``."""
+    import math
+
+    from lmnet.errors import ConfigError
+
+    if text == "three_quarter":
+        return MESH_THREE_QUARTER
+    try:
+        az, el = (float(x) for x in text.split(","))
+    except ValueError:
+        raise ConfigError(f"--view {text!r}: with --mesh, use three_quarter or AZ,EL in degrees (e.g. 30,20)") from None
+    if not (math.isfinite(az) and math.isfinite(el)):
+        raise ConfigError(f"--view {text!r}: the angles must be finite numbers")
+    return az, el
+
+
+def _check_mesh_options(args) -> tuple[float, float]:
+    """Refuse the --points-only options and a bad --size / --view for --mesh; returns the view."""
+    from lmnet.errors import ConfigError
+
+    given = [name for name, value in (("--gt", args.gt), ("--color-by", args.color_by),
+                                      ("--error-max", args.error_max), ("--backend", args.backend),
+                                      ("--transparent", args.transparent or None)) if value is not None]
+    if given:
+        raise ConfigError(f"{', '.join(given)}: only for --points, not with --mesh")
+    if args.size < 16 or args.size > 4096:
+        raise ConfigError(f"--size must be in 16..4096, got {args.size}")
+    return _mesh_view(args.view)
+
+
+def _run_mesh(args) -> int:
+    """``--mesh``: one picture, or a turntable GIF, of the OBJ (module docstring)."""
+    from lmnet.envvars import MAX_RENDER_PIXELS
+    from lmnet.errors import DataError
+    from lmnet.render import grids
+    from lmnet.render import textured_views as tv
+    from lmnet.uvmesh.obj_io import read_obj
+
+    out = _check_output(args)
+    azimuth, elevation = _check_mesh_options(args)
+    n = args.frames if args.gif else 1
+    MAX_RENDER_PIXELS.check(n * args.size ** 2, f"render of {n} frame(s) of {args.size}x{args.size}",
+                            hint="render fewer frames or a smaller --size")
+    mesh = read_obj(args.mesh)
+    texture = None if mesh.texture is None else mesh.texture.transpose(2, 0, 1) / 255.0
+    try:
+        frames = tv.render_textured_mesh(mesh.vertices, mesh.faces, mesh.uvs, mesh.face_uvs, texture,
+                                         tv.view_rotations(n, elevation, azimuth), args.size)
+    except ValueError as exc:
+        raise DataError(f"{args.mesh}: {exc}") from None
+    if not bool((frames < 1).any()):
+        raise DataError(f"{args.mesh}: no face of the mesh covers a pixel at {args.size} px (are its faces "
+                        "degenerate?)")
+    if args.gif:
+        tv.turntable_gif(tv.to_uint8(frames), out)
+    else:
+        grids.save_image(out, tv.to_uint8(frames[0]))
+    kind = "textured" if mesh.texture is not None else "untextured"
+    print(f"{kind} mesh {args.mesh} ({len(mesh.faces)} faces) -> {out}" + (f" ({n} frames)" if args.gif else ""))
+    return 0
+
+
 def run(args) -> int:
     from pathlib import Path
 
@@ -141,6 +220,10 @@ def run(args) -> int:
     from lmnet.render import grids
     from lmnet.render import pointclouds as pc
 
+    if args.mesh is not None:
+        return _run_mesh(args)
+    args.color_by = args.color_by or "height"
+    args.backend = args.backend or "torch"
     out = _check_output(args)
     error_max = _check_options(args)
     clouds, names, sources, gt = _read_clouds(args)

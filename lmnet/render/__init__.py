@@ -13,6 +13,9 @@ Figures, what the notebooks use (:mod:`.grids`, :mod:`.pointclouds`, :mod:`.brow
 - :func:`render_cloud`, :func:`render_mesh_preview`, :func:`turntable_gif` (one call per picture);
 - :func:`browse`, the ipywidgets browser over prediction records.
 
+Textured meshes: :mod:`.textured` (the differentiable DIB-R-like renderer) and :mod:`.textured_views`
+(pictures and turntable GIFs of one mesh, ``lmnet render --mesh``).
+
 Soft silhouettes of point clouds, the differentiable projection of :mod:`lmnet.projection`:
 :func:`soft_silhouette`, :func:`mask_to_grid_resolution`, :func:`silhouette_iou`,
 :func:`annealed_sigma`.

@@ -4,7 +4,8 @@
   faces, UVs, topo UVs, tangent frames, mirror pairs, face adjacency; ``vertex_positions(D)``);
 - :mod:`lmnet.uvmesh.maps`: ``circpad``, ``symmetrize_texture``, ``adjust_poles``, ``remap_u``,
   ``pad_for_sampling``;
-- :mod:`lmnet.uvmesh.obj_io`: ``write_textured_obj``, ``read_textured_obj``.
+- :mod:`lmnet.uvmesh.obj_io`: ``write_textured_obj``, ``read_textured_obj``, ``read_obj`` (any
+  triangle OBJ, textured or not).
 
 Conventions are stated in each module and in docs/textured.md.
 """

@@ -34,7 +34,7 @@ from PIL import Image, UnidentifiedImageError
 from lmnet.atomic_io import atomic_path
 from lmnet.errors import CorruptFileError, DataError, NonFiniteError
 
-__all__ = ["AXES", "TexturedMesh", "texture_to_uint8", "write_textured_obj", "read_textured_obj"]
+__all__ = ["AXES", "TexturedMesh", "texture_to_uint8", "write_textured_obj", "read_textured_obj", "read_obj"]
 
 #: the axis conventions of :func:`write_textured_obj` / :func:`read_textured_obj`
 AXES = ("object", "y_up")
@@ -48,7 +48,7 @@ class TexturedMesh(NamedTuple):
     faces: np.ndarray      # (F, 3) int64
     uvs: np.ndarray        # (T, 2) float32
     face_uvs: np.ndarray   # (F, 3) int64
-    texture: np.ndarray    # (H, W, 3) uint8
+    texture: np.ndarray    # (H, W, 3) uint8; None from read_obj for an OBJ without a material
 
 
 def _numpy(x) -> np.ndarray:
@@ -180,13 +180,18 @@ def _parse_numbers(path: Path, line_no: int, fields: list[str], counts: tuple[in
     return values
 
 
-def _parse_corner(path: Path, line_no: int, corner: str, counts: tuple[int, int]) -> tuple[int, int]:
-    """``a/b`` or ``a/b/n`` → 0-based ``(vertex, uv)``; negative indices count back from the end."""
+def _parse_corner(path: Path, line_no: int, corner: str, counts: tuple[int, int],
+                  require_uv: bool = True) -> tuple[int, int]:
+    """``a/b`` or ``a/b/n`` → 0-based ``(vertex, uv)``; negative indices count back from the end.
+    With ``require_uv=False`` also ``a``, ``a//n`` (uv −1)."""
     parts = corner.split("/")
-    if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
-        raise CorruptFileError(path, f"line {line_no}: face corner {corner!r} must be 'v/vt' or 'v/vt/vn'")
-    out = []
-    for text, count, what in zip(parts[:2], counts, ("vertex", "UV")):
+    if not require_uv and parts[0] and (len(parts) == 1 or (len(parts) == 3 and not parts[1])):
+        parts = parts[:1]
+    elif len(parts) not in (2, 3) or not parts[0] or not parts[1]:
+        allowed = "'v/vt' or 'v/vt/vn'" if require_uv else "'v', 'v/vt', 'v//vn' or 'v/vt/vn'"
+        raise CorruptFileError(path, f"line {line_no}: face corner {corner!r} must be {allowed}")
+    out = [-1, -1]
+    for k, (text, count, what) in enumerate(zip(parts[:2], counts, ("vertex", "UV"))):
         try:
             index = int(text)
         except ValueError:
@@ -196,12 +201,13 @@ def _parse_corner(path: Path, line_no: int, corner: str, counts: tuple[int, int]
         if not 0 <= index < count:
             raise CorruptFileError(path, f"line {line_no}: face corner {corner!r}: {what} index {text} is "
                                          f"out of range (the file has {count} so far)")
-        out.append(index)
+        out[k] = index
     return out[0], out[1]
 
 
-def _parse_obj(path: Path):
-    """``(v, vt, f, ft, mtllib)`` of an OBJ file, lists of rows; every defect names its line."""
+def _parse_obj(path: Path, require_uv: bool = True):
+    """``(v, vt, f, ft, mtllib)`` of an OBJ file, lists of rows; every defect names its line.
+    ``require_uv=False`` admits corners without a UV (:func:`_parse_corner`)."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -222,7 +228,7 @@ def _parse_obj(path: Path):
             if len(rest) != 3:
                 raise CorruptFileError(path, f"line {line_no}: only triangles are supported, this face "
                                              f"has {len(rest)} corners")
-            corners = [_parse_corner(path, line_no, c, (len(v), len(vt))) for c in rest]
+            corners = [_parse_corner(path, line_no, c, (len(v), len(vt)), require_uv) for c in rest]
             f.append([c[0] for c in corners])
             ft.append([c[1] for c in corners])
         elif key == "mtllib":
@@ -261,7 +267,7 @@ def _read_png(path: Path) -> np.ndarray:
             return np.ascontiguousarray(np.asarray(im.convert("RGB")))
     except FileNotFoundError:
         raise DataError(f"{path} (the material's texture) does not exist") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise CorruptFileError(path, f"unreadable or truncated PNG ({exc})") from None
 
 
@@ -286,3 +292,19 @@ def read_textured_obj(path, *, axes: str = "object") -> TexturedMesh:
     uvs = np.array(vt, dtype=np.float64).reshape(-1, 2).astype(np.float32)
     return TexturedMesh(np.ascontiguousarray(vertices), np.ascontiguousarray(faces), uvs,
                         np.ascontiguousarray(face_uvs), texture)
+
+
+def read_obj(path, *, axes: str = "object") -> TexturedMesh:
+    """Any triangle OBJ, textured or not, for viewing. With an ``mtllib`` line it is read by
+    :func:`read_textured_obj` (every rule of it holds). Without one, faces may be ``f a b c`` or
+    ``f a//n …`` too, and the result has ``texture`` None, ``uvs`` ``(0, 2)`` and ``face_uvs``
+    −1 (UVs given in the file are not used). Errors as :func:`read_textured_obj`."""
+    path = Path(path)
+    v, _, f, _, mtllib = _parse_obj(path, require_uv=False)
+    if mtllib is not None:
+        return read_textured_obj(path, axes=axes)
+    vertices = np.array(v, dtype=np.float64).reshape(-1, 3).astype(np.float32)
+    faces = np.array(f, dtype=np.int64)
+    vertices, faces, face_uvs = _axes_transform(vertices, faces, np.full_like(faces, -1), axes)
+    return TexturedMesh(np.ascontiguousarray(vertices), np.ascontiguousarray(faces), np.zeros((0, 2), np.float32),
+                        np.ascontiguousarray(face_uvs), None)
