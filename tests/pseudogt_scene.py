@@ -37,7 +37,8 @@ def make_scene(seed: int, texture_size: int, render_size: int, normal: float = 0
     ``tangent`` along the surface: a bumpy surface without folds), a random pose (object inside the
     image), a smooth random texture, and the photograph rendered with :func:`render_textured` (float64)."""
     gen = torch.Generator().manual_seed(seed)
-    displacement = smooth_field(gen, 3, 4, 32) * torch.tensor([normal, tangent, tangent], dtype=torch.float64).view(1, 3, 1, 1)
+    weights = torch.tensor([normal, tangent, tangent], dtype=torch.float64).view(1, 3, 1, 1)
+    displacement = smooth_field(gen, 3, 4, 32) * weights
     vertices = TEMPLATE.vertex_positions(displacement, symmetric=True)
     q = F.normalize(torch.randn(1, 4, generator=gen, dtype=torch.float64), dim=-1)
     v_img = transform_vertices(vertices, torch.tensor([[0.62]], dtype=torch.float64),
