@@ -95,7 +95,7 @@ def test_pseudo_ground_truth_recovers_the_true_texture_where_visible(full_size):
     assert set(alpha.unique().tolist()) <= {0.0, 1.0} and bool((texture[alpha.expand_as(texture) == 0] == 0).all())
     truth = resample_true_texture(scene.texture, 128)
     where = (alpha > 0) & torch.from_numpy(ref_r)[None, None]
-    assert psnr(texture, truth, where) >= 30                  # measured 34.6 dB
+    assert psnr(texture, truth, where) >= 30                  # measured 34.4 dB
 
 
 def test_project_image_to_uv_covers_exactly_the_texels_of_a_uv_triangle():
