@@ -21,8 +21,10 @@ NDC pose of the unmirrored crop renders the truth vertices onto the crop's mask
 Keypoints are template vertices (:func:`~.textured_shapes.keypoint_vertices`), annotated where the
 deformed object puts them (``parts = X + 1``, 1-based), visible when not hidden by the object itself
 (depth test against the rendered surface); hidden ones are all zero. The SfM mean shape ``S`` is the
-keypoint vertices of the undeformed template, so ``parts − 1 = scale · (rot @ S)[:2] + trans`` holds
-up to the item's own deformation (the pose is the true one, not a fit).
+keypoint vertices of the dataset's mean shape (the template deformed by the mean displacement map, no
+per-item coefficients), so ``parts − 1 = scale · (rot @ S)[:2] + trans`` holds up to the item's own
+deformation (the pose is the true one, not a fit); the keypoint vertices of the item's truth
+``vertices`` re-project exactly.
 
 Items are numbered per split; item ``i`` has class ``i mod n_classes``; everything about it derives
 from ``numpy.random.default_rng([seed, dataset, split, i])`` and rendering runs single-threaded, so a
@@ -92,8 +94,9 @@ class Setting:
 
 
 class Assets:
-    """What every item of a set shares: the template, its faces and UVs, keypoint vertices, mean
-    shape ``S`` (3, K), the mean displacement and its basis."""
+    """What every item of a set shares: the template, its faces and UVs, keypoint vertices, the mean
+    displacement and its basis, and the SfM mean shape ``S`` (3, K): the keypoint vertices of the
+    mean shape (the template deformed by the mean displacement), exactly mirror-symmetric."""
 
     def __init__(self, fmt: str, seed: int):
         self.template = uv_sphere_template(RINGS[fmt])
@@ -101,9 +104,10 @@ class Assets:
         self.uvs = self.template.tensor("uvs")
         self.face_uvs = self.template.tensor("face_uvs")
         self.keypoints = keypoint_vertices(self.template, fmt)
-        self.mean_shape = self.template.vertices[self.keypoints].T.astype(np.float64)
         self.mean = mean_displacement(fmt)
         self.basis = displacement_basis(fmt, seed)
+        mean_vertices = self.template.vertex_positions(torch.from_numpy(self.mean.astype(np.float32))[None])[0]
+        self.mean_shape = mean_vertices.numpy()[self.keypoints].T.astype(np.float64)
 
 
 def _rot(axis: int, degrees: float) -> np.ndarray:
@@ -293,12 +297,10 @@ def _claim_folder(out: Path, setting: Setting) -> bool:
     """Check that ``out`` may hold this set; returns whether it is already complete. Refused
     (ConfigError): a file, a non-empty folder without this generator's marker, or a set written with
     other settings. A new or empty folder gets the marker (incomplete)."""
-    for p in (out, *out.parents):
-        if p.exists() or p.is_symlink():
-            if p.is_dir():
-                break
-            raise ConfigError(f"--out {out} is a file, expected a folder" if p == out else
-                              f"--out {out} cannot be a folder: {p} is a file")
+    existing = next(p for p in (out, *out.parents) if p.exists() or p.is_symlink())  # "." or "/" at worst
+    if not existing.is_dir():
+        raise ConfigError(f"--out {out} is a file, expected a folder" if existing == out else
+                          f"--out {out} cannot be a folder: {existing} is a file")
     names = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
     marker = out / MARKER
     if names and not marker.is_file():
