@@ -11,6 +11,11 @@ The front door::
     dataset = lmnet.dataset("data/synthetic", split="splits/...json")   # a torch Dataset of ShapeNet items
     lmnet.synthesize("data/synthetic", n_models=40)                     # the synthetic ShapeNet
     lmnet.synthesize("data/pix3d_synth", format="pix3d")                # a synthetic Pix3D stand-in
+    lmnet.synthesize("data/cub_synth", format="cub", n_train=160)       # synthetic birds (CUB layout)
+    birds = lmnet.textured_dataset("data/cub_synth", "cub", split="testval")  # CUB / P3D crops + poses
+    meshes = lmnet.reconstruct_textured(["bird.jpg"], "runs/meshrecon")  # textured meshes, in memory
+    lmnet.export_textured("runs/meshrecon", ["bird.jpg"], "out/")        # OBJ + MTL + PNG + pictures
+    lmnet.pseudo_ground_truth("runs/meshrecon", "cache/cub")             # convmesh's pseudo-GT cache
 
 Behind it, one folder per method (``lmnet.methods``), the registry that lists them
 (``lmnet.registry``), and the layers they share (docs/architecture.md). These functions import what
@@ -88,11 +93,40 @@ def dataset(root, **kwargs):
     return ShapeNetDataset(root, **kwargs)
 
 
+def textured_dataset(root, format: str = "cub", split: str = "train", **kwargs):
+    """A CUB-200-2011 (``format="cub"``) or Pascal3D+ cars (``"p3d"``) split in the layout convmesh
+    reads, real or synthetic, as a torch ``Dataset`` of crops with their poses; see
+    :class:`lmnet.data.cub.CUBDataset` / :class:`lmnet.data.p3d.P3DDataset` for the keyword arguments."""
+    from lmnet.data.cub import CUBDataset
+    from lmnet.data.p3d import P3DDataset
+
+    loaders = {"cub": CUBDataset, "p3d": P3DDataset}
+    if format not in loaders:
+        from lmnet.errors import ConfigError
+
+        raise ConfigError(f"textured_dataset: format must be 'cub' or 'p3d', got {format!r}")
+    return loaders[format](root, split, **kwargs)
+
+
+def read_pseudogt(path):
+    """One pseudo-ground-truth file (``pseudogt_RxR/<index>.npz``) → ``{"mesh", "texture",
+    "texture_alpha", "image"}`` torch tensors, read without running any pickle code; see
+    :func:`lmnet.data.cmr_cache.read_pseudogt`."""
+    from lmnet.data.cmr_cache import read_pseudogt as _read
+
+    return _read(path)
+
+
 def synthesize(out_dir, format: str = "shapenet", **kwargs):
     """Generate (or complete) the synthetic ShapeNet under ``out_dir``
     (:func:`lmnet.synthetic.generate_dataset`), or with ``format="pix3d"`` a small synthetic Pix3D
-    in the released layout (:func:`lmnet.synthetic.pix3d_synth.generate_pix3d`), as
-    ``lmnet synth --format``. The keyword arguments and the summary returned are those functions'."""
+    in the released layout (:func:`lmnet.synthetic.pix3d_synth.generate_pix3d`), or with ``"cub"`` /
+    ``"p3d"`` textured birds / cars in the CUB / Pascal3D+ layouts (:func:`lmnet.synthetic.generate_cmr`),
+    as ``lmnet synth --format``. The keyword arguments and the summary returned are those functions'."""
+    if format in ("cub", "p3d"):
+        from lmnet.synthetic import generate_cmr
+
+        return generate_cmr(out_dir, format, **kwargs)
     if format == "pix3d":
         from lmnet.synthetic.pix3d_synth import generate_pix3d
 
@@ -100,11 +134,37 @@ def synthesize(out_dir, format: str = "shapenet", **kwargs):
     if format != "shapenet":
         from lmnet.errors import ConfigError
 
-        raise ConfigError(f"synthesize: format must be 'shapenet' or 'pix3d', got {format!r}")
+        raise ConfigError(f"synthesize: format must be 'shapenet', 'pix3d', 'cub' or 'p3d', got {format!r}")
     from lmnet.synthetic import generate_dataset
 
     return generate_dataset(out_dir, **kwargs)
 
 
+def reconstruct_textured(images, run, **kwargs):
+    """Photographs → textured meshes in memory (one dict of NumPy arrays each: vertices, faces, uvs,
+    face_uvs, texture, displacement, input) with a mesh-estimation run; see
+    :func:`lmnet.infer_textured.reconstruct_textured`."""
+    from lmnet.infer_textured import reconstruct_textured as _reconstruct
+
+    return _reconstruct(images, run, **kwargs)
+
+
+def export_textured(run, images, out, **kwargs):
+    """Photographs → ``out/<id>.obj`` / ``.mtl`` / ``.png`` and pictures with a mesh-estimation run, as
+    ``lmnet infer --images``; returns ``out/index.csv``. See :func:`lmnet.infer_textured.predict_textured`."""
+    from lmnet.infer_textured import predict_textured
+
+    return predict_textured(run, images, out, **kwargs)
+
+
+def pseudo_ground_truth(run, out, **kwargs):
+    """convmesh's pseudo-ground-truth of a mesh-estimation run's training images into ``out``, as
+    ``lmnet pseudogt``; see :func:`lmnet.infer_textured.pseudogt_from_run`."""
+    from lmnet.infer_textured import pseudogt_from_run
+
+    return pseudogt_from_run(run, out, **kwargs)
+
+
 __all__ = ["__version__", "load_model", "reconstruct", "train", "evaluate", "evaluate_pix3d", "dataset",
-           "synthesize"]
+           "synthesize", "textured_dataset", "reconstruct_textured", "export_textured", "pseudo_ground_truth",
+           "read_pseudogt"]

@@ -136,7 +136,7 @@ def test_a_run_trains_validates_and_resumes_bit_for_bit(cub_tree, tmp_path, one_
 def test_the_pose_offsets_learn_and_the_network_lr_halves(cub_tree, tmp_path):
     run = registry.train("meshrecon", _config(cub_tree, tmp_path / "r", epochs=3, lr_decay_every=2))
     ckpt = load_checkpoint(run / "checkpoints" / "last.pt")
-    assert [row["lr"] for row in ckpt["history"]] == [1e-3, 1e-3, 5e-4]
+    assert [row["lr"] for row in ckpt["history"]] == [1e-4, 1e-4, 5e-5]
     assert ckpt["model"]["dataset_params.ds_translation"].abs().sum() > 0
 
 

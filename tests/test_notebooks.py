@@ -27,7 +27,7 @@ TINY = TINY_OVERRIDES
 def test_notebooks_exist_and_are_stripped():
     names = [p.name for p in NOTEBOOKS]
     for want in ("00_data", "01_autoencoder", "02_variant_I", "03_variant_II", "04_inference_and_evaluation",
-                 "05_rendering", "06_silhouette"):
+                 "05_rendering", "06_silhouette", "07_published_model", "08_textured_meshes"):
         assert f"{want}.ipynb" in names
     dirty = {p.name: has_outputs(p) for p in NOTEBOOKS if has_outputs(p)}
     assert not dirty, f"notebooks with outputs (run lmnet.notebook.strip_outputs): {dirty}"
@@ -95,7 +95,8 @@ def test_run_notebook_inline_backend_and_cwd(tmp_path, monkeypatch):
 def test_all_notebooks_run_tiny(tmp_path):
     """All notebooks in order on a tiny synthetic set (CI budget: see the module docstring)."""
     overrides = {**TINY, "?data_root": str(tmp_path / "data"), "?run_root": str(tmp_path / "runs"),
-                 "?figures_dir": str(tmp_path / "figures"), "?pix3d_root": str(tmp_path / "pix3d")}
+                 "?figures_dir": str(tmp_path / "figures"), "?pix3d_root": str(tmp_path / "pix3d"),
+                 "?cub_root": str(tmp_path / "cub")}
     times = {}
     for p in NOTEBOOKS:
         t0 = time.perf_counter()
@@ -105,6 +106,6 @@ def test_all_notebooks_run_tiny(tmp_path):
     figs = {f.name for f in (tmp_path / "figures").iterdir()}
     assert {"autoencoder_reconstructions.png", "results_grid.png", "turntable.gif",
             "variant2_spread_vs_azimuth.png", "published_test.png", "pix3d_best_cases.png",
-            "pix3d_worst_cases.png"} <= figs
+            "pix3d_worst_cases.png", "textured_turntable.gif"} <= figs
     for name in ("variant1_l1", "variant1_l2"):
         assert (tmp_path / "runs" / name / "eval_test.md").is_file()

@@ -108,7 +108,7 @@ def test_turntable_gif_frames_and_atomic_write(tmp_path, sphere, monkeypatch):
     tex = _two_colour_texture().transpose(2, 0, 1) / 255.0
     frames = tv.render_textured_mesh(sphere.vertices, sphere.faces, sphere.uvs, sphere.face_uvs, tex,
                                      tv.view_rotations(6), 40)
-    path = tv.turntable_gif(tv.to_uint8(frames), tmp_path / "t.gif", ms_per_frame=50)
+    path = tv.write_gif(tv.to_uint8(frames), tmp_path / "t.gif", ms_per_frame=50)
     with Image.open(path) as im:
         assert im.n_frames == 6 and im.info["duration"] == 50
         colours = set()
@@ -123,10 +123,10 @@ def test_turntable_gif_frames_and_atomic_write(tmp_path, sphere, monkeypatch):
 
     monkeypatch.setattr(Image.Image, "save", broken_save)
     with pytest.raises(OSError, match="disk full"):
-        tv.turntable_gif(tv.to_uint8(frames[:2]), path)
+        tv.write_gif(tv.to_uint8(frames[:2]), path)
     assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["t.gif"]
     with pytest.raises(ValueError, match="uint8"):
-        tv.turntable_gif(frames, tmp_path / "f.gif")
+        tv.write_gif(frames, tmp_path / "f.gif")
 
 
 @pytest.fixture()

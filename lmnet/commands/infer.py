@@ -2,9 +2,15 @@
 .npy files (input image, ground truth when known, prediction, and K samples for Variant II) plus an
 index.csv. Layout: see the lmnet.infer module docstring.
 
+With a mesh-estimation run (``lmnet train meshrecon``) and --images, each photograph becomes a
+textured mesh instead: <id>.obj/.mtl, its texture <id>.png, a picture <id>.render.png, the network's
+input <id>.input.png (and <id>.turntable.gif with --gif); the object's mask comes from --masks,
+the photo's alpha channel or an automatic estimate (layout: the lmnet.infer_textured docstring).
+
 Examples:
   lmnet infer --checkpoint runs/image-l1 --split test --views 0 --limit 50 --out preds/
   lmnet infer --checkpoint runs/image-prob --images chair.png sofa.jpg --samples 5 --out preds/
+  lmnet infer --checkpoint runs/meshrecon-birds --images bird.jpg --gif --out meshes/
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import argparse
 
 from lmnet.commands._args import non_negative_int, positive_int
 
-HELP = "predict point clouds for a split or for image files (.npy + index.csv)"
+HELP = "predict point clouds for a split or image files (.npy), or textured meshes from photos (.obj)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -30,6 +36,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=positive_int, default=16)
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=non_negative_int, default=0, help="sampling seed")
+    p.add_argument("--masks", nargs="+", help="meshrecon runs: one object mask per image (PNG/JPG, >127 = object)")
+    p.add_argument("--gif", action="store_true", help="meshrecon runs: also write a turntable GIF per image")
     p.add_argument("--out", required=True, help="output folder (must be empty, see --overwrite)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the previous outputs in --out (deleted first; other files are never touched)")
@@ -47,8 +55,18 @@ def run(args) -> int:
 
 
 def _run(args) -> int:
-    from lmnet import infer
+    from lmnet import infer, infer_textured
+    from lmnet.errors import ConfigError
 
+    if infer_textured.run_kind(args.checkpoint) == "meshrecon":
+        if not args.images:
+            raise ConfigError(f"{args.checkpoint} is a mesh-estimation run: give photographs with --images")
+        index = infer_textured.predict_textured(args.checkpoint, args.images, args.out, masks=args.masks,
+                                                device=args.device, gif=args.gif, overwrite=args.overwrite)
+        print(f"wrote {index}")
+        return 0
+    if args.masks or args.gif:
+        raise ConfigError("--masks and --gif are for mesh-estimation (meshrecon) runs")
     if args.images:
         index = infer.predict_images(args.checkpoint, args.images, args.out, samples=args.samples,
                                      batch_size=args.batch_size, device=args.device, seed=args.seed,

@@ -204,7 +204,7 @@ def _run_mesh(args) -> int:
         raise DataError(f"{args.mesh}: no face of the mesh covers a pixel at {args.size} px (are its faces "
                         "degenerate?)")
     if args.gif:
-        tv.turntable_gif(tv.to_uint8(frames), out)
+        tv.write_gif(tv.to_uint8(frames), out)
     else:
         grids.save_image(out, tv.to_uint8(frames[0]))
     kind = "textured" if mesh.texture is not None else "untextured"

@@ -47,7 +47,7 @@ def project_root(start: str | Path | None = None) -> Path:
 
 # Config keys holding paths, taken from the project root when relative.
 PATH_KEYS = ("data_root", "run_root", "figures_dir", "train_split", "val_split", "test_split", "model_run",
-             "user_images")
+             "user_images", "cub_root")
 
 
 def resolve_paths(config: Mapping[str, Any]) -> dict:
@@ -178,6 +178,8 @@ TINY_OVERRIDES: dict[str, Any] = {
     "?n_show": 2, "?interp_steps": 3, "?k_samples": 2, "?spread_k": 2, "?spread_items": 6,
     "?n_items": 3, "?gif_frames": 3, "?mesh_depth": 5, "?sigmas": [1.0], "?lambdas": [0.0, 5.5],
     "?logvar_head_epochs": 1, "?pix3d_synthetic": True, "?pix3d_max_items": 6,
+    "?cub_train": 6, "?cub_val": 3, "?meshrecon_epochs": 1, "?meshrecon_batch_size": 3,
+    "?pseudogt_resolution": 32, "?pseudogt_render_size": 128,
 }
 
 

@@ -14,7 +14,8 @@ Figures, what the notebooks use (:mod:`.grids`, :mod:`.pointclouds`, :mod:`.brow
 - :func:`browse`, the ipywidgets browser over prediction records.
 
 Textured meshes: :mod:`.textured` (the differentiable DIB-R-like renderer) and :mod:`.textured_views`
-(pictures and turntable GIFs of one mesh, ``lmnet render --mesh``).
+(pictures of one mesh: :func:`render_textured_mesh` under :func:`view_rotations`, :func:`to_uint8`,
+:func:`write_gif` for a turntable; ``lmnet render --mesh``).
 
 Soft silhouettes of point clouds, the differentiable projection of :mod:`lmnet.projection`:
 :func:`soft_silhouette`, :func:`mask_to_grid_resolution`, :func:`silhouette_iou`,
@@ -31,6 +32,7 @@ from lmnet.render.pointclouds import render_cloud, render_mesh_preview, turntabl
 from lmnet.render.rasterizer import (composite, render_mesh, render_mesh_camera, render_points,
                                      render_points_r2n2, vertex_normals)
 from lmnet.render.shading import DEFAULT_LIGHTS, Lights
+from lmnet.render.textured_views import render_textured_mesh, to_uint8, view_rotations, write_gif
 
 __all__ = [
     "Camera", "three_quarter_view", "turntable", "render_mesh", "render_mesh_camera",
@@ -38,4 +40,5 @@ __all__ = [
     "make_grid", "save_grid", "compose", "to_pil", "show", "save_png", "render_cloud", "render_mesh_preview",
     "turntable_gif", "Browser", "browse",
     "soft_silhouette", "mask_to_grid_resolution", "silhouette_iou", "annealed_sigma",
+    "render_textured_mesh", "view_rotations", "to_uint8", "write_gif",
 ]

@@ -31,7 +31,7 @@ from lmnet.quaternions import qmul, qrot
 from lmnet.render.textured import face_corners, rasterize, sample_texture
 
 __all__ = ["FILL", "GREY", "axis_quaternion", "view_rotations", "fit_scale", "render_textured_mesh",
-           "turntable_gif", "to_uint8"]
+           "write_gif", "to_uint8"]
 
 #: the fraction of the half image that the mesh's bounding sphere spans (:func:`fit_scale`)
 FILL = 0.85
@@ -169,7 +169,7 @@ def _shared_palette(frames: np.ndarray) -> Image.Image:
     return Image.fromarray(np.ascontiguousarray(mosaic), "RGB").quantize(colors=255, method=Image.Quantize.MEDIANCUT)
 
 
-def turntable_gif(frames, path, ms_per_frame: int = 80) -> Path:
+def write_gif(frames, path, ms_per_frame: int = 80) -> Path:
     """Write ``frames`` (``uint8 (K, H, W, 3)``) as a looping GIF at ``path``, ``ms_per_frame``
     each, atomically (:mod:`lmnet.atomic_io`); all frames share one palette (:func:`_shared_palette`,
     no dithering). GIF stores identical consecutive frames once, so a mesh that looks the same from

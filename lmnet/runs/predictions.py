@@ -53,7 +53,9 @@ def check_finite(preds: np.ndarray, keys: Sequence[str], source: str) -> None:
                              f"(a diverged training run?)")
 
 
-_OUTPUT_NAME = re.compile(r"^(index\.csv|\.lmnet-infer-partial|\d{6}\.(image|gt|pred|samples)\.npy|\.[^/]+\.tmp)$")
+# the files of both layouts: point clouds (this module) and textured meshes (lmnet.infer_textured)
+_OUTPUT_NAME = re.compile(r"^(index\.csv|\.lmnet-infer-partial|\d{6}\.(image|gt|pred|samples)\.npy"
+                          r"|\d{6}\.(obj|mtl|png|input\.png|render\.png|turntable\.gif)|\.[^/]+\.tmp)$")
 
 
 def check_out(out: str | Path, overwrite: bool = False) -> list[Path]:
