@@ -6,18 +6,22 @@ official-tf: the official TensorFlow checkpoints (read without TensorFlow, check
   a Variant I run, plm a Variant II run (mu and log sigma^2 heads), arch "official".
 port: the PyTorch port's .pth state dicts (autoencoder + one image encoder), arch "port".
 Both take the published input convention: the PNG's RGB as stored, alpha ignored, 0-255.
+convmesh: a convmesh / Zubić & Liò reconstruction checkpoint (checkpoint_<epoch>.pth) becomes a
+  meshrecon run (lmnet infer --images, lmnet pseudogt); read with weights_only (no code runs).
 
 Examples:
   lmnet import-weights official-tf --checkpoint trained_models/lm --out runs/official-lm --ae-out runs/official-ae
   lmnet import-weights port --autoencoder model_autoencoder_final.pth --image-encoder model_final.pth \\
       --variant l1 --out runs/port-l1
+  lmnet import-weights convmesh --checkpoint checkpoints_recon/pretrained_reconstruction_cub/checkpoint_latest.pth \\
+      --out runs/convmesh-cub
 """
 
 from __future__ import annotations
 
 import argparse
 
-HELP = "import the official TensorFlow or the PyTorch port's published weights as lmnet runs"
+HELP = "import published weights (official TensorFlow, the PyTorch port, convmesh) as lmnet runs"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -33,11 +37,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     for q in (tf, port):
         q.add_argument("--out", required=True, help="image run folder to write")
         q.add_argument("--ae-out", default=None, help="also write the autoencoder as a run folder here")
-        q.add_argument("--force", action="store_true", help="overwrite runs already in --out / --ae-out")
+    cm = sub.add_parser("convmesh", help="convmesh reconstruction checkpoint (.pth)")
+    cm.add_argument("--checkpoint", required=True, help="checkpoints_recon/<name>/checkpoint_<epoch>.pth")
+    cm.add_argument("--dataset", choices=("cub", "p3d"), default=None,
+                    help="the dataset it was trained on, when the checkpoint's args do not say")
+    cm.add_argument("--out", required=True, help="meshrecon run folder to write")
+    for q in (tf, port, cm):
+        q.add_argument("--force", action="store_true", help="overwrite runs already in the output folder(s)")
 
 
 def run(args) -> int:
-    if args.source == "official-tf":
+    if args.source == "convmesh":
+        from lmnet.weights.convmesh import import_convmesh
+
+        written = import_convmesh(args.checkpoint, args.out, dataset=args.dataset, overwrite=args.force)
+    elif args.source == "official-tf":
         from lmnet.weights.official_tf import import_official
 
         written = import_official(args.checkpoint, args.out, ae_out=args.ae_out, variant=args.variant,

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import hashlib
+import pickle
 from pathlib import Path
 from typing import Iterator
 
@@ -28,7 +29,7 @@ import torch
 
 import lmnet
 from lmnet import atomic_io, runs
-from lmnet.errors import ConfigError
+from lmnet.errors import ConfigError, CorruptFileError, DataError
 from lmnet.methods import autoencoder, image
 from lmnet.registry import build_model, resolve_train_config
 from lmnet.runs import guard
@@ -54,6 +55,21 @@ def image_model_config(variant: str, arch: str) -> dict:
 def ae_model_config() -> dict:
     """The ``model_config`` of a published point autoencoder."""
     return autoencoder.model_config({})
+
+
+def read_torch_file(path: str | Path, what: str):
+    """A ``torch.save`` file → its object, loaded with ``weights_only=True``: tensors and plain
+    containers only; a pickle payload beyond them (code that would run) is refused unexecuted."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{what} file {path} does not exist")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise CorruptFileError(path, f"refused: the file carries a pickle payload beyond tensors and plain "
+                                     f"containers, which is not loaded (weights_only=True): {exc}") from None
+    except Exception as exc:  # truncated zip, not a torch file at all, ...
+        raise CorruptFileError(path, f"cannot read it as a torch.save file ({type(exc).__name__}: {exc})") from None
 
 
 def check_target(out: str | Path, what: str, overwrite: bool) -> guard.RunFolder:
@@ -93,7 +109,7 @@ def write_run(out: str | Path, model_config: dict, state: dict[str, torch.Tensor
     kind = model_config["kind"]
     model = build_model(model_config)
     model.load_state_dict(state, strict=True)  # a converter bug fails here, not at the user's first load
-    cfg = resolve_train_config(kind, {**train_config, "run_dir": str(out)} if kind == "autoencoder"
+    cfg = resolve_train_config(kind, {**train_config, "run_dir": str(out)} if kind != "image"
                                else {**train_config, "run_dir": str(out), "ae_run": train_config.get("ae_run") or "-"})
     if kind == "image" and not train_config.get("ae_run"):
         cfg["ae_run"] = None  # the decoder is embedded; no autoencoder run was written beside it

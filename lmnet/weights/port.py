@@ -19,7 +19,6 @@ are checked strictly, every problem named.
 
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 
 import torch
@@ -69,16 +68,7 @@ def image_shapes(variant: str) -> dict[str, tuple[int, ...]]:
 def read_state_dict(path: str | Path, what: str) -> dict[str, torch.Tensor]:
     """A bare state-dict file → ``{key: tensor}`` as stored (``weights_only``; anything but a flat
     ``{str: tensor}`` dict is refused)."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{what} file {path} does not exist")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        raise CorruptFileError(path, f"refused: the file carries a pickle payload beyond tensors and plain "
-                                     f"containers, which is not loaded (weights_only=True): {exc}") from None
-    except Exception as exc:  # truncated zip, not a torch file at all, ...
-        raise CorruptFileError(path, f"cannot read it as a torch.save file ({type(exc).__name__}: {exc})") from None
+    obj = imported_run.read_torch_file(path, what)
     if not isinstance(obj, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()):
         raise CorruptFileError(path, f"not a state dict (expected a {{name: tensor}} dict as saved by "
                                      f"torch.save(model.state_dict()), got {type(obj).__name__})")
