@@ -65,6 +65,16 @@ def _scalar_int(path: Path, z, name: str) -> int:
     return int(value)
 
 
+def _features_name(path: Path, z) -> str:
+    """The optional ``features`` entry: a string scalar; ``""`` when absent (convmesh's files)."""
+    if "features" not in z.files:
+        return ""
+    value = z["features"]
+    if value.shape != () or value.dtype.kind != "U":
+        raise CorruptFileError(path, f"features: expected a string scalar, got {value.dtype} of shape {value.shape}")
+    return str(value)
+
+
 def _triangle(path: Path, z, dims: int | None) -> tuple[np.ndarray, np.ndarray]:
     mu, tri = z["stats_m"], z["stats_s"]
     if mu.ndim != 1 or mu.dtype.kind != "f":
@@ -96,7 +106,7 @@ def read_fid_stats(path: str | Path, dims: int | None = None) -> FidStats:
             if missing:
                 raise CorruptFileError(path, f"no array {missing[0]!r} (expected stats_m, stats_s, num_images, resolution)")
             mu, sigma = _triangle(path, z, dims)
-            features = str(z["features"]) if "features" in z.files and z["features"].dtype.kind == "U" else ""
+            features = _features_name(path, z)
             return FidStats(mu, sigma, _scalar_int(path, z, "num_images"), _scalar_int(path, z, "resolution"), features)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise CorruptFileError(path, f"not a readable .npz archive of plain arrays ({exc})") from None
