@@ -7,7 +7,12 @@ for every dataset) with its dataset sources :mod:`.run` (ShapeNet) and :mod:`.pi
 Importable from here: the two protocols (:class:`Protocol`, :class:`OfficialProtocol`) and the pair
 evaluators. This package imports no torch: the ``spawn`` workers of :mod:`.parallel` import it, and
 each would pay for torch. A run folder is evaluated with ``lmnet.evaluate`` / ``lmnet.evaluate_pix3d``
-(the front door), whose records ``lmnet.analysis`` turns into figures."""
+(the front door), whose records ``lmnet.analysis`` turns into figures.
+
+FID and KID for generated images (docs/fid.md) are imported from their modules: :mod:`.fid`
+(distances, NumPy / SciPy only), :mod:`.fid_stats` (convmesh's statistics files), and, with torch,
+:mod:`.inception` (Inception-v3 and its two weight files), :mod:`.proxy_features` (the offline
+stand-in) and :mod:`.features` (``extract_features``)."""
 
 from lmnet.eval.official import OfficialProtocol
 from lmnet.eval.protocol import Protocol, evaluate_pair
