@@ -83,7 +83,8 @@ class PseudoGTDataset(Dataset):
         self.mirror, self.seed = bool(mirror), int(seed)
         poses_path = self.cache_dir / cmr_cache.POSES_FILE
         if not poses_path.is_file():
-            raise DataError(f"{poses_path}: no such file (the pseudo-GT cache: lmnet pseudogt RUN --out {cache_dir})")
+            raise DataError(f"{poses_path}: no such file (write the pseudo-GT cache with: "
+                            f"lmnet pseudogt --run RUN --out {cache_dir})")
         paths = cmr_cache.read_poses_metadata(poses_path)["path"]
         read = _cub_labels if dataset == "cub" else _p3d_labels
         self.image_indices, labels, num_classes = read(Path(data_root), paths)
@@ -95,7 +96,7 @@ class PseudoGTDataset(Dataset):
         if missing:
             raise DataError(f"{cmr_cache.pseudogt_dir(self.cache_dir, self.resolution)}: {len(missing)} of "
                             f"{len(self.files)} pseudo-GT files missing, e.g. {missing[0].name} (write them at "
-                            f"texture resolution {self.resolution} with lmnet pseudogt)")
+                            f"texture resolution {self.resolution}: lmnet pseudogt --resolution {self.resolution})")
         if not self.files:
             raise DataError(f"{poses_path}: no image to train on")
         self.set_epoch(0)
