@@ -93,8 +93,9 @@ class Trainer(abc.ABC):
             net = DistributedDataParallel(net, device_ids=[self.device.index] if self.device.type == "cuda" else None,
                                           find_unused_parameters=self.ddp_find_unused_parameters())
         self.net = net
-        self.optimizer = torch.optim.Adam(self.param_groups(cfg), lr=cfg["lr"], betas=(cfg["beta1"], cfg["beta2"]),
-                                          foreach=True)
+        # float betas: torch's Adam refuses an int (a --set beta1=0)
+        betas = (float(cfg["beta1"]), float(cfg["beta2"]))
+        self.optimizer = torch.optim.Adam(self.param_groups(cfg), lr=cfg["lr"], betas=betas, foreach=True)
         self.scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=cfg["epochs"])
                           if cfg["lr_schedule"] == "cosine" else None)
         self.scaler = torch.amp.GradScaler("cuda") if self.precision.grad_scaler else None
