@@ -208,7 +208,7 @@ def test_p3d_keeps_imagenet_images_with_shape_and_colour(tmp_path):
 
 def _config(root, run_dir, **kw):
     return {"preset": "cpu", "data_root": str(root), "cache_dir": str(root / "cache"), "batch_size": 2,
-            "epochs": 2, "run_dir": str(run_dir), "progress": False, "amp": False, **kw}
+            "d_steps": 1, "epochs": 2, "run_dir": str(run_dir), "progress": False, "amp": False, **kw}
 
 
 @pytest.fixture
@@ -220,15 +220,20 @@ def one_thread():
 
 
 def test_a_run_trains_saves_and_resumes_bit_for_bit(cub_cache, tmp_path, one_thread):
-    full = registry.train("meshgan", _config(cub_cache, tmp_path / "full", epochs=3))
-    registry.train("meshgan", _config(cub_cache, tmp_path / "part", epochs=2))
-    resumed = registry.train("meshgan", _config(cub_cache, tmp_path / "part", epochs=3, resume=True))
+    # 3 steps an epoch with d_steps 1: epoch 1 is G D G, epoch 2 D G D (the step count survives a resume)
+    full = registry.train("meshgan", _config(cub_cache, tmp_path / "full", epochs=2))
+    registry.train("meshgan", _config(cub_cache, tmp_path / "part", epochs=1))
+    resumed = registry.train("meshgan", _config(cub_cache, tmp_path / "part", epochs=2, resume=True))
     a, b = load_checkpoint(full / "checkpoints" / "last.pt"), load_checkpoint(resumed / "checkpoints" / "last.pt")
     assert a["model"].keys() == b["model"].keys()
     for key in a["model"]:
         assert torch.equal(a["model"][key], b["model"][key]), key
     assert a["history"] == [{**row, "epoch_time_s": a["history"][i]["epoch_time_s"]}
                             for i, row in enumerate(b["history"])]
+    # Adam steps: 3 of the generator (group 0) and 3 of the discriminators (group 1) in 6 batches
+    opt = a["optimizer"]
+    steps = [{float(opt["state"][i]["step"]) for i in g["params"] if i in opt["state"]} for g in opt["param_groups"]]
+    assert steps == [{3.0}, {3.0}]
     row = a["history"][-1]
     for key in ("train_loss", "train_g", "train_flat", "train_d_fake", "train_d_real"):
         assert np.isfinite(row[key]), key
@@ -237,7 +242,7 @@ def test_a_run_trains_saves_and_resumes_bit_for_bit(cub_cache, tmp_path, one_thr
     assert not torch.equal(state["generator.fc.weight"], state["generator_running_avg.fc.weight"])
     assert not torch.equal(state["generator.conv_mesh.weight"], torch.zeros_like(state["generator.conv_mesh.weight"]))
     best = load_checkpoint(full / "checkpoints" / "best.pt")
-    assert best["epoch"] == 3 and torch.equal(best["model"]["generator_running_avg.fc.weight"],
+    assert best["epoch"] == 2 and torch.equal(best["model"]["generator_running_avg.fc.weight"],
                                               state["generator_running_avg.fc.weight"])
     config = json.loads((full / "config.json").read_text())
     assert config["kind"] == "meshgan" and config["texture_resolution"] == 64
