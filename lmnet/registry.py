@@ -23,7 +23,7 @@ from typing import Any, Mapping
 import torch
 
 from lmnet.errors import ConfigError
-from lmnet.methods import autoencoder, image, meshrecon, silhouette
+from lmnet.methods import autoencoder, image, meshgan, meshrecon, silhouette
 from lmnet.runs.folder import load_run
 from lmnet.train.method import CliAdjust, Method
 
@@ -52,6 +52,7 @@ register(autoencoder.METHOD)
 register(image.METHOD)
 register(silhouette.METHOD)
 register(meshrecon.METHOD)
+register(meshgan.METHOD)
 
 
 def get_method(name: str, what: str = "training kind") -> Method:

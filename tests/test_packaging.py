@@ -34,7 +34,7 @@ def test_the_built_package_runs_from_elsewhere(tmp_path):
     probe = run("-c", "import lmnet, lmnet.registry; print(lmnet.__file__); print(sorted(lmnet.registry.METHODS))")
     assert probe.returncode == 0, probe.stderr
     where, methods = probe.stdout.splitlines()
-    assert Path(where).is_relative_to(site) and methods == "['autoencoder', 'image', 'meshrecon', 'silhouette']"
+    assert Path(where).is_relative_to(site) and methods == "['autoencoder', 'image', 'meshgan', 'meshrecon', 'silhouette']"
     for command in ("demo", "infer", "train"):
         res = run("-m", "lmnet", command, "--help")
         assert res.returncode == 0 and res.stdout.startswith(f"usage: lmnet {command}"), res.stderr

@@ -14,13 +14,13 @@ from lmnet.runs.config import META_KEYS
 
 
 def test_every_kind_has_a_trainer_and_nothing_else_does():
-    assert set(registry.METHODS) == {"autoencoder", "image", "silhouette", "meshrecon"}
+    assert set(registry.METHODS) == {"autoencoder", "image", "silhouette", "meshrecon", "meshgan"}
     for name, method in registry.METHODS.items():  # one registry: a method's trainer trains its own config
         assert method.name == name and method.trainer.spec is method.config
 
 
 def test_unknown_kind_lists_the_kinds():
-    with pytest.raises(ConfigError, match=r"training kind must be one of \('autoencoder', 'image', 'silhouette', 'meshrecon'\), "
+    with pytest.raises(ConfigError, match=r"training kind must be one of \('autoencoder', 'image', 'silhouette', 'meshrecon', 'meshgan'\), "
                                           r"got 'voxels'"):
         registry.resolve_train_config("voxels", {})
     with pytest.raises(ConfigError, match="model kind in checkpoint model_config must be one of"):

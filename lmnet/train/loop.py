@@ -7,7 +7,7 @@ what the model is and how a batch becomes a loss. It knows no method by name: a 
 already resolved against it. ``Trainer(config).fit()`` runs epochs ``[start, epochs)`` and returns
 the run folder; per epoch:
 
-1. train: for each batch, ``compute_losses`` → backward → (clip) → Adam step;
+1. train: for each batch, ``train_step``: by default ``compute_losses`` → backward → (clip) → Adam step;
 2. validate (every ``val_every`` epochs and at the last one): ``validation_sums`` over the val set;
 3. record a history row, update the best metric (lower is better), and on rank 0 write
    ``checkpoints/last.pt`` (+ ``best.pt`` when improved), ``history.csv`` and ``loss_curve.png``.
@@ -93,8 +93,9 @@ class Trainer(abc.ABC):
             net = DistributedDataParallel(net, device_ids=[self.device.index] if self.device.type == "cuda" else None,
                                           find_unused_parameters=self.ddp_find_unused_parameters())
         self.net = net
-        self.optimizer = torch.optim.Adam(self.param_groups(cfg), lr=cfg["lr"], betas=(cfg["beta1"], cfg["beta2"]),
-                                          foreach=True)
+        # float betas: torch's Adam refuses an int (a --set beta1=0)
+        betas = (float(cfg["beta1"]), float(cfg["beta2"]))
+        self.optimizer = torch.optim.Adam(self.param_groups(cfg), lr=cfg["lr"], betas=betas, foreach=True)
         self.scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=cfg["epochs"])
                           if cfg["lr_schedule"] == "cosine" else None)
         self.scaler = torch.amp.GradScaler("cuda") if self.precision.grad_scaler else None
@@ -140,6 +141,17 @@ class Trainer(abc.ABC):
     def validation_sums(self, batch: dict) -> dict[str, float]:
         """Per-batch *sums* over samples of every validation column (divided by the count later)."""
         raise NotImplementedError
+
+    def train_step(self, batch: dict, on_non_finite) -> dict[str, torch.Tensor]:
+        """One training step on ``batch``; returns the losses to record (each key becomes the
+        per-epoch mean ``train_<key>``, over the steps that returned it). By default
+        ``compute_losses`` → one optimizer step on its ``"loss"``. A method with another schedule
+        (a GAN's alternating generator / discriminator steps) overrides it; ``on_non_finite(what)``
+        raises :class:`NonFiniteError` for this step (hand it to :func:`~lmnet.train.step.optimizer_step`)."""
+        losses = self.compute_losses(batch)
+        optimizer_step(losses["loss"], self.optimizer, self.scaler, grad_clip=self.config["grad_clip"],
+                       on_non_finite=on_non_finite)
+        return losses
 
     def trainable_module(self) -> nn.Module:
         return self.model
@@ -250,24 +262,24 @@ class Trainer(abc.ABC):
         count = 0
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg['epochs']}", leave=False, dynamic_ncols=True,
                    disable=not (cfg["progress"] and self.dist.is_main))
+        counts: dict[str, int] = defaultdict(int)  # per key: a step may record only some losses
         for step, batch in enumerate(bar):
-            losses = self.compute_losses(batch)
-            loss = losses["loss"]
-            optimizer_step(loss, self.optimizer, self.scaler, grad_clip=cfg["grad_clip"],
-                           on_non_finite=lambda what: self._stop_non_finite(what, epoch, step, len(loader)))
+            losses = self.train_step(batch, lambda what: self._stop_non_finite(what, epoch, step, len(loader)))
             b = self.batch_size_of(batch)
             for key, value in losses.items():
                 sums[key] += float(value.detach()) * b
+                counts[key] += b
             count += b
-            bar.set_postfix(loss=f"{float(loss.detach()):.4g}")
+            if "loss" in losses:
+                bar.set_postfix(loss=f"{float(losses['loss'].detach()):.4g}")
         bar.close()
         if count == 0:
             raise DataError(f"the training set yielded no batch ({len(self.train_set)} items, "
                             f"batch_size {cfg['batch_size']}, world size {self.dist.world_size})")
         self._sync_buffers()
         keys = sorted(sums)
-        totals = self.dist.all_reduce_sum([sums[k] for k in keys] + [count], self.device)
-        return {f"train_{k}": totals[i] / totals[-1] for i, k in enumerate(keys)}
+        totals = self.dist.all_reduce_sum([sums[k] for k in keys] + [counts[k] for k in keys], self.device)
+        return {f"train_{k}": totals[i] / totals[len(keys) + i] for i, k in enumerate(keys)}
 
     def _stop_non_finite(self, what: str, epoch: int, step: int | None, n_steps: int | None) -> None:
         """Raise :class:`NonFiniteError` naming ``what``, the epoch (and step) and the last good checkpoint."""
