@@ -39,7 +39,7 @@ LAYERS: list[set[str]] = [
     {"methods"},        # each lmnet.methods.<name> is a package of its own: methods do not import each other
     {"registry"},
     {"eval", "weights"},
-    {"infer", "infer_textured", "analysis", "mesh"},
+    {"infer", "infer_textured", "generate_textured", "analysis", "mesh"},
     {"notebook"},
     {"demo"},
     {"commands"},
