@@ -77,3 +77,20 @@ def test_bad_input_gets_one_line(gan_run, tmp_path, capsys):
     (tmp_path / "mine" / "notes.txt").write_text("mine")
     one_line(["generate", "--run", str(gan_run), "--out", str(tmp_path / "mine")], "did not write")
     assert (tmp_path / "mine" / "notes.txt").read_text() == "mine"
+
+
+def test_fid_of_a_gan_run_with_proxy_features(gan_run, tmp_path, capsys):
+    assert main(["eval", "fid", "--run", str(gan_run), "--proxy", "--untrained", "--batch-size", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "features: `proxy-randconv-v1`" in out and "comparable only with other proxy numbers" in out
+    report = (gan_run / "eval_fid.md").read_text()
+    for row in ("| full |", "| texture |", "| mesh |", "| mean texture |", "| real vs real (split halves) |",
+                "| untrained generator (full) |"):
+        assert row in report, row
+    assert main(["eval", "fid", "--run", str(gan_run)]) == 2
+    assert "exactly one of --inception-weights" in capsys.readouterr().err
+    bad = tmp_path / "inception.pth"
+    torch.save({"Conv2d_1a_3x3.conv.weight": torch.zeros(32, 3, 3, 3)}, bad)
+    assert main(["eval", "fid", "--run", str(gan_run), "--inception-weights", str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "inception.pth" in err, err

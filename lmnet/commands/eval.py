@@ -11,9 +11,17 @@ evaluated on one sample per image unless ``--plm-mean``) and also writes the rel
 CSV files (``Chamfer, Fwd, Bwd, Emd``). ``--dataset pix3d --root DIR`` evaluates on Pix3D's real
 photographs (chair, sofa, table) instead of ShapeNet renderings.
 
+``lmnet eval fid --run GANRUN (--inception-weights FILE | --proxy)`` scores a textured-mesh GAN run
+(``lmnet train meshgan``) instead: FID and KID of its renders under each training image's pose and
+class against the pseudo-GT crops, Full / Texture / Mesh variants, a mean-texture row and the
+split-half real-vs-real floor; written to RUN/eval_fid.md (lmnet.eval.textured_fid). The table names
+its features: Inception-v3 with the weights file given, or lmnet's offline proxy.
+
 Examples:  lmnet eval --run runs/image-l1 --split test --views all
            lmnet eval --run runs/image-l1 --split test --protocol official
            lmnet eval --run runs/image-l1 --dataset pix3d --root data/pix3d --categories chair,sofa,table
+           lmnet eval fid --run runs/gan-birds --inception-weights inception_v3_google-0cc3c7bd.pth
+           lmnet eval fid --run runs/gan-birds --proxy --untrained
 """
 
 from __future__ import annotations
@@ -26,7 +34,8 @@ HELP = "evaluate a run (CD/EMD x100 per category; lmnet or official protocol; Sh
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--run", required=True, help="image run folder (config.json + checkpoints/)")
+    p.add_argument("what", nargs="?", choices=("fid",), help="fid: score a meshgan run (FID / KID) instead")
+    p.add_argument("--run", required=True, help="image run folder (config.json + checkpoints/); a meshgan run with fid")
     p.add_argument("--split", default="test", choices=("train", "val", "test"))
     p.add_argument("--split-file", help="explicit split file (overrides the one resolved from the run)")
     p.add_argument("--data-root", help="dataset root (default: the run's data_root)")
@@ -50,6 +59,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", default="shapenet", choices=("shapenet", "pix3d"),
                    help="shapenet (renderings, default) or pix3d (real photographs; needs --root)")
     p.add_argument("--root", help="Pix3D root (pix3d.json, img/, mask/, model/ [, pix3d_pointclouds/])")
+    fid = p.add_argument_group("fid (meshgan runs)")
+    fid.add_argument("--inception-weights", help="Inception-v3 weights: torchvision's inception_v3_google-*.pth "
+                                                 "(convmesh's FID) or pytorch-fid's pt_inception-*.pth (TF-FID)")
+    fid.add_argument("--proxy", action="store_true", help="offline proxy features (comparable only with proxy numbers)")
+    fid.add_argument("--limit", type=non_negative_int, default=0, help="first N images of the cache (0 = all)")
+    fid.add_argument("--untrained", action="store_true", help="also score the same generator with fresh weights")
 
 
 def _protocol(args):
@@ -82,7 +97,26 @@ def _source(args):
                           data_root=args.data_root)
 
 
+def _fid(args) -> int:
+    from pathlib import Path
+
+    from lmnet import atomic_io
+    from lmnet.eval.textured_fid import format_fid_table, textured_fid
+
+    result = textured_fid(args.run, inception_weights=args.inception_weights, proxy=args.proxy, which=args.which,
+                          limit=args.limit, batch_size=args.batch_size, seed=args.seed or 0, device=args.device,
+                          data_root=args.data_root, untrained=args.untrained)
+    text = format_fid_table(result, args.run)
+    print(text)
+    if Path(args.run).is_dir():   # a run folder (not a bare .pt): the report goes beside its checkpoints
+        atomic_io.write_text(Path(args.run) / "eval_fid.md", text)
+        print(f"md: {Path(args.run) / 'eval_fid.md'}")
+    return 0
+
+
 def run(args) -> int:
+    if args.what == "fid":
+        return _fid(args)
     from lmnet.eval.runner import EvalOptions, evaluate
 
     options = EvalOptions(which=args.which, protocol=_protocol(args), baselines=not args.no_baselines,
