@@ -13,6 +13,7 @@ import torch
 from lmnet import registry
 from lmnet.cli import main
 from lmnet.errors import ConfigError, CorruptFileError
+from lmnet.methods.meshgan import model_config as meshgan_model_config
 from lmnet.methods.meshrecon import DatasetParams, ReconstructionNetwork
 from lmnet.weights.convmesh import import_convmesh, read_reconstruction
 
@@ -98,3 +99,41 @@ def test_wrong_checkpoints_get_one_clear_error(tmp_path):
     torch.save(chk, bad)
     with pytest.raises(CorruptFileError, match="NaN"):
         read_reconstruction(bad, "cub")
+
+
+def _original_gan(tmp_path, *, stripped=False, conditional="class", dataset="cub"):
+    torch.manual_seed(1)
+    classes = [5, 3] if conditional == "class_color" else [5]
+    cfg = registry.resolve_train_config("meshgan", {"preset": "cpu", "dataset": dataset, "conditional": conditional})
+    model = registry.build_model(meshgan_model_config(cfg, classes))
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.1, 0.1)
+    with torch.no_grad():
+        for p in model.generator_running_avg.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    chk = {"generator_running_avg": model.generator_running_avg.state_dict(),
+           "args": {"dataset": dataset, "texture_resolution": 64}}
+    if not stripped:
+        chk.update(generator=model.generator.state_dict(), discriminator=model.discriminator.state_dict(), epoch=600,
+                   iteration=1, g_curve=[1.0, 0.5])
+    path = tmp_path / "checkpoint_latest.pth"
+    torch.save(chk, path)
+    return path, model
+
+
+@pytest.mark.parametrize("kw", [{}, {"stripped": True}, {"conditional": "none"},
+                                {"dataset": "p3d", "conditional": "class_color"}])
+def test_an_original_gan_checkpoint_imports_and_samples_the_same(tmp_path, kw):
+    path, original = _original_gan(tmp_path, **kw)
+    written = import_convmesh(path, tmp_path / "run")
+    assert list(written) == ["meshgan"]
+    model, config = registry.load_model(tmp_path / "run")
+    assert config["kind"] == "meshgan" and config["source"]["format"] == "convmesh-gan"
+    assert ("freshly initialised" in config["source"]["conversion"]) == bool(kw.get("stripped"))
+    n = 3
+    classes = None if kw.get("conditional") == "none" else torch.zeros(n, 2 if kw.get("conditional") == "class_color"
+                                                                      else 1, dtype=torch.long)
+    want = original.sample(n, classes, 0.5, torch.Generator().manual_seed(0))
+    got = model.sample(n, classes, 0.5, torch.Generator().manual_seed(0))
+    assert all(torch.equal(a, b) for a, b in zip(want, got))

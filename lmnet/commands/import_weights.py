@@ -6,8 +6,10 @@ official-tf: the official TensorFlow checkpoints (read without TensorFlow, check
   a Variant I run, plm a Variant II run (mu and log sigma^2 heads), arch "official".
 port: the PyTorch port's .pth state dicts (autoencoder + one image encoder), arch "port".
 Both take the published input convention: the PNG's RGB as stored, alpha ignored, 0-255.
-convmesh: a convmesh / Zubić & Liò reconstruction checkpoint (checkpoint_<epoch>.pth) becomes a
-  meshrecon run (lmnet infer --images, lmnet pseudogt); read with weights_only (no code runs).
+convmesh: a convmesh / Zubić & Liò checkpoint (checkpoint_<epoch>.pth) becomes a meshrecon run
+  (a reconstruction checkpoint: lmnet infer --images, lmnet pseudogt) or a meshgan run (a GAN
+  checkpoint, release files stripped to the EMA generator too: lmnet generate, lmnet eval fid);
+  read with weights_only (no code runs).
 
 Examples:
   lmnet import-weights official-tf --checkpoint trained_models/lm --out runs/official-lm --ae-out runs/official-ae
@@ -37,11 +39,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     for q in (tf, port):
         q.add_argument("--out", required=True, help="image run folder to write")
         q.add_argument("--ae-out", default=None, help="also write the autoencoder as a run folder here")
-    cm = sub.add_parser("convmesh", help="convmesh reconstruction checkpoint (.pth)")
-    cm.add_argument("--checkpoint", required=True, help="checkpoints_recon/<name>/checkpoint_<epoch>.pth")
+    cm = sub.add_parser("convmesh", help="convmesh reconstruction or GAN checkpoint (.pth)")
+    cm.add_argument("--checkpoint", required=True, help="checkpoints_recon/<name>/ or checkpoints_gan/<name>/"
+                                                        "checkpoint_<epoch>.pth")
     cm.add_argument("--dataset", choices=("cub", "p3d"), default=None,
                     help="the dataset it was trained on, when the checkpoint's args do not say")
-    cm.add_argument("--out", required=True, help="meshrecon run folder to write")
+    cm.add_argument("--out", required=True, help="run folder to write (meshrecon or meshgan)")
     for q in (tf, port, cm):
         q.add_argument("--force", action="store_true", help="overwrite runs already in the output folder(s)")
 
