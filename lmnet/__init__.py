@@ -16,6 +16,8 @@ The front door::
     meshes = lmnet.reconstruct_textured(["bird.jpg"], "runs/meshrecon")  # textured meshes, in memory
     lmnet.export_textured("runs/meshrecon", ["bird.jpg"], "out/")        # OBJ + MTL + PNG + pictures
     lmnet.pseudo_ground_truth("runs/meshrecon", "cache/cub")             # convmesh's pseudo-GT cache
+    lmnet.generate_textured("runs/meshgan", "results/")                   # 16 GAN meshes + their picture
+    scores = lmnet.evaluate_fid("runs/meshgan", proxy=True)               # FID / KID of a GAN run
 
 Behind it, one folder per method (``lmnet.methods``), the registry that lists them
 (``lmnet.registry``), and the layers they share (docs/architecture.md). These functions import what
@@ -165,6 +167,23 @@ def pseudo_ground_truth(run, out, **kwargs):
     return pseudogt_from_run(run, out, **kwargs)
 
 
+def generate_textured(run, out, **kwargs):
+    """Textured meshes from a GAN run into ``out`` (OBJ / MTL / PNG and a picture), as ``lmnet
+    generate``; returns ``out/index.csv``. See :func:`lmnet.generate_textured.generate`."""
+    from lmnet.generate_textured import generate
+
+    return generate(run, out, **kwargs)
+
+
+def evaluate_fid(run, **kwargs):
+    """FID / KID of a GAN run's renders, as ``lmnet eval fid``: the result of
+    :func:`lmnet.eval.textured_fid.textured_fid` plus ``"table"``, its Markdown table."""
+    from lmnet.eval.textured_fid import format_fid_table, textured_fid
+
+    result = textured_fid(run, **kwargs)
+    return {**result, "table": format_fid_table(result, run)}
+
+
 __all__ = ["__version__", "load_model", "reconstruct", "train", "evaluate", "evaluate_pix3d", "dataset",
            "synthesize", "textured_dataset", "reconstruct_textured", "export_textured", "pseudo_ground_truth",
-           "read_pseudogt"]
+           "read_pseudogt", "generate_textured", "evaluate_fid"]

@@ -64,7 +64,7 @@ def fake_images(template, vertices, texture, poses: dict, size: int) -> torch.Te
 def _split_half_row(real: np.ndarray, kid_subsets: int) -> dict:
     half = len(real) // 2
     a, b = real[:half], real[half:2 * half]
-    return _scores(a, activation_statistics(a), b, kid_subsets)
+    return _scores(a, activation_statistics(b), b, kid_subsets)
 
 
 def _scores(acts: np.ndarray, real_stats, real: np.ndarray, kid_subsets: int) -> dict:

@@ -179,7 +179,8 @@ TINY_OVERRIDES: dict[str, Any] = {
     "?n_items": 3, "?gif_frames": 3, "?mesh_depth": 5, "?sigmas": [1.0], "?lambdas": [0.0, 5.5],
     "?logvar_head_epochs": 1, "?pix3d_synthetic": True, "?pix3d_max_items": 6,
     "?cub_train": 6, "?cub_val": 3, "?meshrecon_epochs": 1, "?meshrecon_batch_size": 3,
-    "?pseudogt_resolution": 32, "?pseudogt_render_size": 128,
+    "?pseudogt_resolution": 32, "?pseudogt_render_size": 128, "?gan_epochs": 1, "?gan_batch_size": 2,
+    "?gan_per_class": 2,
 }
 
 
