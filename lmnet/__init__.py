@@ -16,7 +16,7 @@ The front door::
     meshes = lmnet.reconstruct_textured(["bird.jpg"], "runs/meshrecon")  # textured meshes, in memory
     lmnet.export_textured("runs/meshrecon", ["bird.jpg"], "out/")        # OBJ + MTL + PNG + pictures
     lmnet.pseudo_ground_truth("runs/meshrecon", "cache/cub")             # convmesh's pseudo-GT cache
-    lmnet.generate_textured("runs/meshgan", "results/")                   # 16 GAN meshes + their picture
+    lmnet.generate_meshes("runs/meshgan", "results/")                      # 16 GAN meshes + their picture
     scores = lmnet.evaluate_fid("runs/meshgan", proxy=True)               # FID / KID of a GAN run
 
 Behind it, one folder per method (``lmnet.methods``), the registry that lists them
@@ -167,7 +167,7 @@ def pseudo_ground_truth(run, out, **kwargs):
     return pseudogt_from_run(run, out, **kwargs)
 
 
-def generate_textured(run, out, **kwargs):
+def generate_meshes(run, out, **kwargs):
     """Textured meshes from a GAN run into ``out`` (OBJ / MTL / PNG and a picture), as ``lmnet
     generate``; returns ``out/index.csv``. See :func:`lmnet.generate_textured.generate`."""
     from lmnet.generate_textured import generate
@@ -186,4 +186,4 @@ def evaluate_fid(run, **kwargs):
 
 __all__ = ["__version__", "load_model", "reconstruct", "train", "evaluate", "evaluate_pix3d", "dataset",
            "synthesize", "textured_dataset", "reconstruct_textured", "export_textured", "pseudo_ground_truth",
-           "read_pseudogt", "generate_textured", "evaluate_fid"]
+           "read_pseudogt", "generate_meshes", "evaluate_fid"]
