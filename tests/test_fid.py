@@ -16,12 +16,12 @@ import torch
 from scipy import linalg
 
 from lmnet.errors import CorruptFileError, DataError
-from lmnet.eval.features import extract_features
-from lmnet.eval.fid import activation_statistics, frechet_distance, kernel_inception_distance, polynomial_kernel
-from lmnet.eval.fid_stats import FidStats, fid_stats_name, read_fid_stats, write_fid_stats
-from lmnet.eval.inception import (FEATURES_NAME, InceptionV3, _ClassifierHeads, detect_layout, load_inception,
+from lmnet.fid.features import extract_features
+from lmnet.fid.metrics import activation_statistics, frechet_distance, kernel_inception_distance, polynomial_kernel
+from lmnet.fid.stats import FidStats, fid_stats_name, read_fid_stats, write_fid_stats
+from lmnet.fid.inception import (FEATURES_NAME, InceptionV3, _ClassifierHeads, detect_layout, load_inception,
                                   published_state_shapes)
-from lmnet.eval.proxy_features import PROXY_DIM, PROXY_NAME, ProxyFeatures, proxy_weights
+from lmnet.fid.proxy_features import PROXY_DIM, PROXY_NAME, ProxyFeatures, proxy_weights
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -358,7 +358,7 @@ def _images(kind, n, seed, size=48):
 _SUBPROCESS = """
 import sys, numpy as np, torch
 sys.path.insert(0, {root!r})
-from lmnet.eval.proxy_features import ProxyFeatures
+from lmnet.fid.proxy_features import ProxyFeatures
 images = torch.from_numpy(np.random.default_rng(9).uniform(size=(4, 3, 48, 40)).astype(np.float32))
 with torch.no_grad():
     np.save({out!r}, ProxyFeatures()(images).numpy())

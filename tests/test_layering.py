@@ -31,7 +31,7 @@ LAYERS: list[set[str]] = [
     {"camera", "atomic_io", "config", "envvars", "quaternions"},
     {"projection"},
     {"losses"},
-    {"models", "uvmesh"},
+    {"models", "uvmesh", "fid"},
     {"data"},
     {"render"},
     {"synthetic", "runs"},

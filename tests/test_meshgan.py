@@ -1,11 +1,16 @@
 """The textured-mesh GAN (lmnet.methods.meshgan): convmesh's layer names and sizes, symmetric outputs,
 the masked hinge losses, UV mirroring, truncated noise, the pseudo-GT dataset, and a run that
-trains, saves and resumes bit for bit on a pseudo-GT cache written beside a CUB stand-in tree."""
+trains, saves and resumes bit for bit on a pseudo-GT cache written beside a CUB stand-in tree, its FID in
+training (best.pt by FID), and two torchrun processes on gloo."""
 
 from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +21,7 @@ from lmnet import registry
 from lmnet.data import cmr_cache
 from lmnet.data.cub import read_classes
 from lmnet.errors import ConfigError, DataError
+from lmnet.eval.textured_fid import textured_fid
 from lmnet.methods.meshgan import Generator, MultiScaleDiscriminator, PseudoGTDataset, mirror_uv, truncated_noise
 from lmnet.methods.meshgan.losses import discriminator_weights, hinge_d_loss, hinge_g_loss
 from lmnet.methods.meshgan.model import ema_alpha, update_ema
@@ -220,10 +226,11 @@ def one_thread():
 
 
 def test_a_run_trains_saves_and_resumes_bit_for_bit(cub_cache, tmp_path, one_thread):
-    # 3 steps an epoch with d_steps 1: epoch 1 is G D G, epoch 2 D G D (the step count survives a resume)
-    full = registry.train("meshgan", _config(cub_cache, tmp_path / "full", epochs=2))
-    registry.train("meshgan", _config(cub_cache, tmp_path / "part", epochs=1))
-    resumed = registry.train("meshgan", _config(cub_cache, tmp_path / "part", epochs=2, resume=True))
+    # 3 steps an epoch with d_steps 1: epoch 1 is G D G, epoch 2 D G D (the step count survives a resume);
+    # the FID measured after every epoch (val_every 1) draws from none of the training's random streams
+    full = registry.train("meshgan", _config(cub_cache, tmp_path / "full", epochs=2, val_every=1))
+    registry.train("meshgan", _config(cub_cache, tmp_path / "part", epochs=1, val_every=1))
+    resumed = registry.train("meshgan", _config(cub_cache, tmp_path / "part", epochs=2, resume=True, val_every=1))
     a, b = load_checkpoint(full / "checkpoints" / "last.pt"), load_checkpoint(resumed / "checkpoints" / "last.pt")
     assert a["model"].keys() == b["model"].keys()
     for key in a["model"]:
@@ -241,9 +248,11 @@ def test_a_run_trains_saves_and_resumes_bit_for_bit(cub_cache, tmp_path, one_thr
     assert "generator_running_avg.blk1.conv1.weight_orig" in state and "discriminator.d2.projector.weight" in state
     assert not torch.equal(state["generator.fc.weight"], state["generator_running_avg.fc.weight"])
     assert not torch.equal(state["generator.conv_mesh.weight"], torch.zeros_like(state["generator.conv_mesh.weight"]))
-    best = load_checkpoint(full / "checkpoints" / "best.pt")
-    assert best["epoch"] == 2 and torch.equal(best["model"]["generator_running_avg.fc.weight"],
-                                              state["generator_running_avg.fc.weight"])
+    fids = [r["fid"] for r in a["history"]]
+    assert all(np.isfinite(fids)) and fids[0] != fids[1]
+    best = load_checkpoint(full / "checkpoints" / "best.pt")   # the epoch of the lowest FID
+    assert best["best_metric_name"] == "fid" and best["epoch"] == 1 + int(np.argmin(fids))
+    assert best["best_metric"] == min(fids)
     config = json.loads((full / "config.json").read_text())
     assert config["kind"] == "meshgan" and config["texture_resolution"] == 64
     model, _ = registry.load_model(full, "last")
@@ -251,3 +260,62 @@ def test_a_run_trains_saves_and_resumes_bit_for_bit(cub_cache, tmp_path, one_thr
     tex, disp, vertices = model.sample(4, torch.tensor([[0], [1], [0], [1]]), generator=g)
     assert tex.shape == (4, 3, 64, 64) and vertices.shape == (4, uv_sphere_template(16).num_vertices, 3)
     assert a["model_config"]["num_classes"] == [200] and a["model_config"]["num_discriminators"] == 2
+
+
+def test_fid_in_training_is_lmnet_eval_fids_full_row(cub_cache, tmp_path, one_thread):
+    """The FID a run records for its last epoch is `lmnet eval fid --proxy --which last`'s Full row."""
+    run = registry.train("meshgan", _config(cub_cache, tmp_path / "run", epochs=1))
+    recorded = load_checkpoint(run / "checkpoints" / "last.pt")["history"][-1]["fid"]
+    result = textured_fid(run, proxy=True, which="last", kid_subsets=2)
+    assert result["rows"]["full"]["fid"] == pytest.approx(recorded, rel=1e-9)
+
+
+def test_without_fid_best_is_the_latest_epoch(cub_cache, tmp_path, one_thread):
+    cfg = registry.resolve_train_config("meshgan", _config(cub_cache, tmp_path / "run", fid_features="none"))
+    assert cfg["best_metric"] == "train_loss"
+    run = registry.train("meshgan", cfg)
+    last = load_checkpoint(run / "checkpoints" / "last.pt")
+    assert "fid" not in last["history"][-1] and load_checkpoint(run / "checkpoints" / "best.pt")["epoch"] == 2
+    with pytest.raises(ConfigError, match="fid_features"):
+        registry.resolve_train_config("meshgan", {"fid_features": ""})
+
+
+def test_a_missing_inception_file_is_refused_before_training(cub_cache, tmp_path):
+    missing = tmp_path / "inception_v3_google.pth"
+    with pytest.raises(DataError, match="inception_v3_google.pth: no such Inception-v3 weights file"):
+        registry.train("meshgan", _config(cub_cache, tmp_path / "run", fid_features=str(missing)))
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+DDP_SCRIPT = """
+import os, torch
+from lmnet import registry
+trainer = registry.get_method("meshgan").trainer(registry.resolve_train_config("meshgan", {config!r}))
+trainer.fit()
+torch.save(trainer.model.state_dict(), os.path.join({out!r}, f"rank{{os.environ['RANK']}}.pt"))
+"""
+
+
+def test_ddp_two_gloo_processes_train_one_model(cub_cache, tmp_path):
+    """torchrun: each process its share of the batches and its own noise, gradients averaged by
+    hand; both end with the same weights (BatchNorm statistics: rank 0's), and the run folder is
+    rank 0's."""
+    cfg = _config(cub_cache, tmp_path / "ddp", epochs=2, num_workers=0)
+    script = tmp_path / "ddp_train.py"
+    script.write_text(DDP_SCRIPT.format(config=cfg, out=str(tmp_path)))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parent.parent)}
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                           str(script)], env=env, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    assert r0.keys() == r1.keys()
+    for key in r0:
+        assert torch.equal(r0[key], r1[key]), key
+    saved = load_checkpoint(tmp_path / "ddp" / "checkpoints" / "last.pt")
+    for key in r0:
+        assert torch.equal(saved["model"][key], r0[key]), key
+    assert len(saved["rng"]) == 2 and json.loads((tmp_path / "ddp" / "config.json").read_text())["world_size"] == 2
+    # 6 items, 2 processes, batch 2: 1 step per process and epoch, G in epoch 1 and D in epoch 2
+    opt = saved["optimizer"]
+    steps = [{float(opt["state"][i]["step"]) for i in g["params"] if i in opt["state"]} for g in opt["param_groups"]]
+    assert steps == [{1.0}, {1.0}] and np.isfinite(saved["history"][-1]["fid"])

@@ -41,7 +41,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-root", help="dataset root (default: the run's data_root)")
     p.add_argument("--views", default="all", help="'all' (24 per shape, the paper) or indices like 0 or 0,5")
     p.add_argument("--categories", default=None, help="names or synsets, comma separated (default: the run's)")
-    p.add_argument("--which", default="best", choices=("best", "last"), help="checkpoint (default best)")
+    p.add_argument("--which", "--which-epoch", dest="which", default="best", choices=("best", "last"),
+                   help="checkpoint (default best: lowest best_metric; a meshgan run's lowest FID in training)")
     p.add_argument("--no-icp", action="store_true", help="switch ICP off (the table says so)")
     p.add_argument("--no-normalize", action="store_true", help="switch per-cloud normalisation off")
     p.add_argument("--no-emd", action="store_true", help="skip EMD (the expensive step)")

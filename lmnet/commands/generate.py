@@ -26,7 +26,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="class of every mesh (0-based; class-conditional runs only)")
     p.add_argument("--truncation", type=float, default=None, help="noise truncation σ (default: the run's)")
     p.add_argument("--seed", type=non_negative_int, default=0)
-    p.add_argument("--which", choices=("best", "last"), default="best")
+    p.add_argument("--which", "--which-epoch", dest="which", choices=("best", "last"), default="best",
+                   help="checkpoint: best (lowest FID measured in training; the latest epoch when the run "
+                        "measured none) or last")
     p.add_argument("--cache-dir", help="pseudo-GT cache with the poses (default: the run's cache_dir)")
     p.add_argument("--data-root", help="dataset root with the class labels (default: the run's data_root)")
     p.add_argument("--device", default="cpu")

@@ -1,9 +1,7 @@
 """FID and KID of a textured-mesh GAN run (``lmnet eval fid``; convmesh's evaluation, [docs/fid.md]).
 
-Real images: the masked crops the pseudo-ground-truth stores (``image``, in [−1, 1] with background
-0), mapped ``x/2 + 0.5``, so the background is 0.5 grey, as convmesh's. Fake images: one per real
-image, rendered at the same size under **that** image's stored pose and with its class, the
-background 0.5 grey (the renderer's 0 mapped the same way). Three variants (convmesh's):
+Real and fake images as :mod:`lmnet.methods.meshgan.fid` makes them (the pseudo-GT crops on 0.5
+grey; renders under each real image's stored pose and class). Three variants (convmesh's):
 
 - ``full``: generated mesh + generated texture;
 - ``texture``: the image's pseudo-GT mesh + generated texture;
@@ -19,46 +17,21 @@ allows). Every table names its features (``features``): Inception-v3 with the to
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from lmnet.data import cmr_cache
 from lmnet.errors import ConfigError
-from lmnet.eval.features import extract_features
-from lmnet.eval.fid import activation_statistics, frechet_distance, kernel_inception_distance
-from lmnet.eval.inception import load_inception
-from lmnet.eval.proxy_features import ProxyFeatures
+from lmnet.fid.features import extract_features, feature_extractor
+from lmnet.fid.metrics import activation_statistics, frechet_distance, kernel_inception_distance
 from lmnet.methods.meshgan.data import PseudoGTDataset
+from lmnet.methods.meshgan.fid import real_images, sample_fakes
 from lmnet.registry import build_model, load_model, require_kind
-from lmnet.render.template_render import render_template
-from lmnet.render.textured import transform_vertices
 from lmnet.runs.folder import load_run
 
-__all__ = ["VARIANTS", "feature_extractor", "fake_images", "textured_fid", "format_fid_table"]
+__all__ = ["VARIANTS", "textured_fid", "format_fid_table"]
 
 VARIANTS = ("full", "texture", "mesh")
-
-
-def feature_extractor(inception_weights=None, proxy: bool = False):
-    """Inception-v3 loaded from ``inception_weights`` (either published layout), or with ``proxy``
-    lmnet's offline proxy; its ``features`` attribute names what the numbers use."""
-    if proxy == (inception_weights is not None):
-        raise ConfigError("give exactly one of --inception-weights FILE (a real FID) and --proxy (offline, "
-                          "comparable only with other proxy numbers)")
-    return ProxyFeatures() if proxy else load_inception(inception_weights)
-
-
-def _grey(rgb: torch.Tensor) -> torch.Tensor:
-    return (rgb / 2 + 0.5).clamp(0, 1)
-
-
-def fake_images(template, vertices, texture, poses: dict, size: int) -> torch.Tensor:
-    """``(B, 3, size, size)`` in [0, 1]: meshes rendered under ``poses`` on 0.5 grey."""
-    v_img = transform_vertices(vertices.float(), poses["scale"].float(), poses["translation"].float(),
-                               poses["rotation"].float())
-    return _grey(render_template(template, v_img, texture.float(), size)[0])
 
 
 def _split_half_row(real: np.ndarray, kid_subsets: int) -> dict:
@@ -72,14 +45,6 @@ def _scores(acts: np.ndarray, real_stats, real: np.ndarray, kid_subsets: int) ->
     kid, kid_std = kernel_inception_distance(acts, real, subsets=kid_subsets, subset_size=size)
     return {"fid": frechet_distance(*activation_statistics(acts), *real_stats), "kid": kid, "kid_std": kid_std,
             "images": int(len(acts))}
-
-
-def _load_items(ds: PseudoGTDataset, n: int, poses: dict):
-    items = [ds[i] for i in range(n)]
-    images = torch.stack([_grey(cmr_cache.read_pseudogt(ds.files[i])["image"].float()) for i in range(n)])
-    rows = [ds.image_indices[i] for i in range(n)]
-    pose = {k: torch.as_tensor(poses[k])[rows] for k in ("scale", "translation", "rotation")}
-    return items, images, pose
 
 
 @torch.no_grad()
@@ -98,10 +63,10 @@ def textured_fid(run, *, inception_weights=None, proxy: bool = False, which: str
     n = len(ds) if not limit else min(limit, len(ds))
     if n < 4:
         raise ConfigError(f"the FID needs at least 4 images, the cache {ds.cache_dir} gives {n}")
-    poses = cmr_cache.read_poses_metadata(ds.cache_dir / cmr_cache.POSES_FILE)
-    items, real_images, pose = _load_items(ds, n, poses)
-    size = real_images.shape[-1]
-    real = extract_features(extractor, real_images, batch_size, device)
+    images, pose = real_images(ds, n)
+    items = [ds[i] for i in range(n)]
+    size = images.shape[-1]
+    real = extract_features(extractor, images, batch_size, device)
     real_stats = activation_statistics(real)
     template = model.template
     generators = {"model": model}
@@ -118,14 +83,11 @@ def textured_fid(run, *, inception_weights=None, proxy: bool = False, which: str
         choices = {"full": (verts.cpu(), tex.cpu()), "texture": (pgt_mesh, tex.cpu()), "mesh": (verts.cpu(), pgt_tex)}
         for variant in (VARIANTS if name == "model" else ("full",)):
             v, t = choices[variant]
-            fakes = torch.cat([fake_images(template, v[i:i + batch_size], t[i:i + batch_size],
-                                           {k: p[i:i + batch_size] for k, p in pose.items()}, size)
-                               for i in range(0, n, batch_size)])
+            fakes = sample_fakes(template, v, t, pose, size, batch_size)
             label = variant if name == "model" else f"untrained generator ({variant})"
             rows[label] = _scores(extract_features(extractor, fakes, batch_size, device), real_stats, real, kid_subsets)
     mean_tex = pgt_tex.mean(0, keepdim=True).expand(n, -1, -1, -1)
-    fakes = torch.cat([fake_images(template, pgt_mesh[i:i + batch_size], mean_tex[i:i + batch_size],
-                                   {k: p[i:i + batch_size] for k, p in pose.items()}, size) for i in range(0, n, batch_size)])
+    fakes = sample_fakes(template, pgt_mesh, mean_tex, pose, size, batch_size)
     rows["mean texture"] = _scores(extract_features(extractor, fakes, batch_size, device), real_stats, real, kid_subsets)
     rows["real vs real (split halves)"] = _split_half_row(real, kid_subsets)
     return {"features": extractor.features, "images": n, "rows": rows}

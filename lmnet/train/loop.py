@@ -8,7 +8,8 @@ already resolved against it. ``Trainer(config).fit()`` runs epochs ``[start, epo
 the run folder; per epoch:
 
 1. train: for each batch, ``train_step``: by default ``compute_losses`` → backward → (clip) → Adam step;
-2. validate (every ``val_every`` epochs and at the last one): ``validation_sums`` over the val set;
+2. validate (every ``val_every`` epochs and at the last one): ``validation_sums`` over the val set,
+   or, for a method that measures itself (``measures_itself``: a GAN's FID), ``measure()`` on rank 0;
 3. record a history row, update the best metric (lower is better), and on rank 0 write
    ``checkpoints/last.pt`` (+ ``best.pt`` when improved), ``history.csv`` and ``loss_curve.png``.
 
@@ -59,6 +60,8 @@ class Trainer(abc.ABC):
     spec: ConfigSpec
     uses_images = False
     train_columns: tuple[str, ...] = ("train_loss",)
+    #: True for a method without a validation set that measures its ``val_metrics`` itself (:meth:`measure`)
+    measures_itself = False
 
     def __init__(self, config: dict, *, train_set: Dataset | None = None, val_set: Dataset | None = None):
         """``config``: resolved against :attr:`spec` (:meth:`lmnet.train.method.Method.resolve`).
@@ -103,9 +106,10 @@ class Trainer(abc.ABC):
         self.generator.manual_seed(cfg["seed"])
         seed_everything(cfg["seed"] + self.dist.rank)  # per-rank streams (e.g. Variant II's ε)
 
-        self.val_columns = list(self.spec.val_metrics) if self.val_set is not None else []
+        validates = self.val_set is not None or self.measures_itself
+        self.val_columns = list(self.spec.val_metrics) if validates else []
         self.columns = ["epoch", *self.train_columns, *self.val_columns, "lr", "epoch_time_s"]
-        self.best_metric_name = cfg["best_metric"] if self.val_set is not None else "train_loss"
+        self.best_metric_name = cfg["best_metric"] if validates else "train_loss"
         if self.best_metric_name != cfg["best_metric"]:
             self.log(f"no validation set: best.pt tracks {self.best_metric_name} instead of {cfg['best_metric']}")
         self.best_metric, self.best_epoch = math.inf, 0
@@ -152,6 +156,12 @@ class Trainer(abc.ABC):
         optimizer_step(losses["loss"], self.optimizer, self.scaler, grad_clip=self.config["grad_clip"],
                        on_non_finite=on_non_finite)
         return losses
+
+    def measure(self) -> dict[str, float]:
+        """The ``val_metrics`` of the current model, measured by the method itself (when
+        ``measures_itself``: no validation set), every ``val_every`` epochs and at the last one, on
+        rank 0 only (the values reach every rank). Must not draw from the training's random streams."""
+        raise NotImplementedError(f"{type(self).__name__} sets measures_itself but has no measure()")
 
     def trainable_module(self) -> nn.Module:
         return self.model
@@ -246,8 +256,8 @@ class Trainer(abc.ABC):
             self.start_epoch(epoch)
             loader.sampler.set_epoch(epoch)  # the order of epoch `epoch` depends on (seed, epoch) only
             row = {"epoch": epoch + 1, **self._train_epoch(loader, epoch)}
-            if vloader is not None and ((epoch + 1) % cfg["val_every"] == 0 or epoch + 1 == cfg["epochs"]):
-                row.update(self._validate(vloader))
+            if self.val_columns and ((epoch + 1) % cfg["val_every"] == 0 or epoch + 1 == cfg["epochs"]):
+                row.update(self._validate(vloader) if vloader is not None else self._measure(epoch))
             row["lr"] = self.optimizer.param_groups[0]["lr"]
             if self.scheduler is not None:
                 self.scheduler.step()
@@ -314,6 +324,17 @@ class Trainer(abc.ABC):
         if bad:
             self._stop_non_finite(f"validation {', '.join(bad)}", len(self.history), None, None)
         return {k: totals[i] / totals[-1] for i, k in enumerate(self.val_columns)}
+
+    def _measure(self, epoch: int) -> dict:
+        """:meth:`measure` on rank 0; its values on every rank (a non-finite one stops training)."""
+        values: dict[str, float] = {}
+        self.model.eval()
+        self._on_main(lambda: values.update(self.measure()))
+        values = self.dist.broadcast_object(values)
+        bad = [k for k, v in values.items() if not math.isfinite(v)]
+        if bad:
+            self._stop_non_finite(f"measured {', '.join(bad)}", epoch, None, None)
+        return values
 
     def _end_epoch(self, row: dict) -> None:
         self.history.append(row)

@@ -9,7 +9,16 @@ Two presets (``preset``), each a set of defaults an explicit setting still overr
 - ``cpu``: the same losses and schedule at 64² textures with networks 1/8 as wide (0.47 M generator
   and 0.08 M discriminator parameters), batch 8, 30 epochs. A generator step takes about 0.1 s on one
   CPU thread (measured), so 30 epochs over a few hundred synthetic images take minutes; over
-  CUB's 5964 images, an estimated 75 s an epoch (745 steps).
+  CUB's 5964 images, an estimated 75 s an epoch (745 steps). FID every 10 epochs.
+
+FID in training (convmesh's every 20 epochs; :mod:`.fid`): every ``val_every`` epochs and at the
+last one, the Full FID of the EMA generator over the first ``fid_images`` training images goes into
+``history.csv`` as ``fid`` and ``best.pt`` is the epoch of the lowest (``best_metric`` ``"fid"``,
+convmesh's ``--which_epoch best``). ``fid_features`` says with which features: ``"proxy"`` (lmnet's
+offline proxy, the default: comparable only with other proxy numbers), a path to Inception-v3
+weights (torchvision's ``inception_v3_google-*.pth``: convmesh's FID; pytorch-fid's
+``pt_inception-*.pth``: TF-FID), or ``"none"`` (no FID; ``best_metric`` then becomes
+``"train_loss"``, and ``best.pt`` follows the latest epoch).
 
 Keys (their meaning in training: :mod:`.trainer`):
 
@@ -28,6 +37,9 @@ Keys (their meaning in training: :mod:`.trainer`):
 | ``truncation`` | σ of the truncated noise for samples; None = the original's choice per dataset and conditioning |
 | ``mirror`` | each epoch, every item is mirrored in UV space with probability 1/2 |
 | ``max_images`` | 0 = every image of the cache, else the first this many (tiny runs, tests) |
+| ``fid_features`` | ``"proxy"``, a path to Inception-v3 weights, or ``"none"`` (FID in training, above) |
+| ``fid_images`` | how many training images the FID in training uses (0 = all) |
+| ``val_every`` | epochs between two FID measurements (the last epoch is always measured) |
 """
 
 from __future__ import annotations
@@ -68,12 +80,16 @@ DEFAULTS: dict[str, Any] = {
     "mesh_regularization": 1e-4,
     "truncation": None,
     "mirror": True,
-    "best_metric": "train_loss",
+    "val_every": 20,
+    "fid_features": "proxy",
+    "fid_images": 0,
+    "best_metric": "fid",
 }
 
 PRESETS = {"preset": {
     "faithful": {},
-    "cpu": {"texture_resolution": 64, "width": 0.125, "batch_size": 8, "epochs": 30, "num_workers": 0},
+    "cpu": {"texture_resolution": 64, "width": 0.125, "batch_size": 8, "epochs": 30, "num_workers": 0,
+            "val_every": 10},
 }}
 
 
@@ -93,7 +109,8 @@ def check(cfg: dict) -> None:
     check_number(cfg, "width", 0, 4, low_open=True, meaning="the channel multiplier")
     check_number(cfg, "lr_d", 0, low_open=True, meaning="Adam lr of the discriminators")
     check_number(cfg, "mesh_regularization", 0, meaning="a loss weight")
-    for key, low in (("d_steps", 1), ("max_images", 0)):
+    _check_fid(cfg)
+    for key, low in (("d_steps", 1), ("max_images", 0), ("fid_images", 0)):
         if cfg[key] < low:
             raise ConfigError(f"config key {key!r} must be >= {low}, got {cfg[key]}")
     if not 0 <= cfg["ema"] < 1:
@@ -103,4 +120,15 @@ def check(cfg: dict) -> None:
         cfg["truncation"] = TRUNCATION[(cfg["dataset"], cfg["conditional"])]
 
 
-CONFIG = ConfigSpec("meshgan", DEFAULTS, val_metrics=(), check=check, presets=PRESETS)
+def _check_fid(cfg: dict) -> None:
+    """``fid_features`` is "proxy", "none" or a weights file's path; without FID, ``best_metric``
+    "fid" becomes "train_loss" (best.pt = the latest epoch; module docstring)."""
+    features = cfg["fid_features"]
+    if not isinstance(features, str) or not features:
+        raise ConfigError("config key 'fid_features' must be 'proxy', 'none' or the path of an Inception-v3 "
+                          f"weights file, got {features!r}")
+    if features == "none" and cfg["best_metric"] == "fid":
+        cfg["best_metric"] = "train_loss"
+
+
+CONFIG = ConfigSpec("meshgan", DEFAULTS, val_metrics=("fid",), check=check, presets=PRESETS)

@@ -22,8 +22,15 @@ behave as the original's two optimisers. History columns: ``train_loss`` (``L_G`
 (its hinge part), ``train_flat``, each a mean over the epoch's generator steps; ``train_d_fake``,
 ``train_d_real`` over its discriminator steps.
 
-There is no validation set (sample quality is FID's job); ``best.pt`` is therefore the latest epoch
-that had a generator step, like ``last.pt`` without the optimiser. Single process only.
+There is no validation set: every ``val_every`` epochs (and at the last) the trainer measures the
+Full FID of its EMA generator on the training images (:class:`.fid.FidMonitor`, on rank 0; column
+``fid``) and ``best.pt`` is the epoch of the lowest FID. With ``fid_features="none"`` it measures
+nothing and ``best.pt`` is the latest epoch, like ``last.pt`` without the optimiser.
+
+Under ``torchrun`` each process trains on its share of the batches with its own noise; after each
+backward pass the gradients of the stepped networks are averaged over the processes (what DDP does,
+done by hand because a GAN step uses only one of its two networks), so every process holds the same
+weights; BatchNorm statistics are rank 0's after each epoch, as in the other methods.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from __future__ import annotations
 import contextlib
 
 import torch
+import torch.distributed as torch_dist
 from torch import nn
 
 from lmnet.errors import ConfigError
@@ -38,6 +46,7 @@ from lmnet.losses.flatness import flatness_loss
 from lmnet.methods.meshgan import model as ganmodel
 from lmnet.methods.meshgan.config import CONFIG
 from lmnet.methods.meshgan.data import build_datasets
+from lmnet.methods.meshgan.fid import FidMonitor
 from lmnet.methods.meshgan.losses import discriminator_weights, hinge_d_loss, hinge_g_loss
 from lmnet.methods.meshgan.network import LATENT_DIM
 from lmnet.train.loop import Trainer
@@ -65,11 +74,25 @@ class MeshGANTrainer(Trainer):
 
     def __init__(self, config: dict, **datasets):
         super().__init__(config, **datasets)
-        if self.dist.enabled:
-            raise ConfigError("meshgan trains in one process: run it without torchrun")
         if self.val_set is not None:
             raise ConfigError("meshgan has no validation set: pass train_set only")
         self.iteration, self.epoch = 0, 0
+        self.fid_monitor = None
+        if self.measures_itself and self.dist.is_main:  # a missing weights file is refused now, not after an epoch
+            features = self.config["fid_features"]
+            self.fid_monitor = FidMonitor(self.train_set, images=self.config["fid_images"], seed=self.config["seed"],
+                                          inception_weights=None if features == "proxy" else features,
+                                          device=self.device)
+            self.log(f"FID every {self.config['val_every']} epochs on {self.fid_monitor.n} images, "
+                     f"features {self.fid_monitor.features}; best.pt = the lowest")
+
+    @property
+    def measures_itself(self) -> bool:
+        return self.config["fid_features"] != "none"
+
+    def measure(self) -> dict[str, float]:
+        """The Full FID of the EMA generator (:class:`.fid.FidMonitor`)."""
+        return {"fid": self.fid_monitor.score(self.model)}
 
     def build_datasets(self):
         return build_datasets(self.config)
@@ -94,7 +117,10 @@ class MeshGANTrainer(Trainer):
                 {"params": list(self.model.discriminator.parameters()), "weight_decay": 0.0, "lr": config["lr_d"]}]
 
     def _steps_per_epoch(self) -> int:
+        """Batches per epoch and process (the loader drops a last partial batch when a full one exists)."""
         n, bs = len(self.train_set), self.config["batch_size"]
+        if self.dist.enabled:
+            n //= self.dist.world_size  # DistributedSampler(drop_last=True)
         return n // bs if n >= bs else 1
 
     def start_epoch(self, epoch: int) -> None:
@@ -104,7 +130,9 @@ class MeshGANTrainer(Trainer):
         self.epoch, self.iteration = epoch, epoch * self._steps_per_epoch()
 
     def counts_as_best(self, epoch: int, value: float) -> bool:
-        return True   # no quality measure yet: best.pt follows the latest epoch (module docstring)
+        if self.best_metric_name == "fid":
+            return value < self.best_metric
+        return True   # no FID: best.pt follows the latest epoch (module docstring)
 
     def _generator_step(self) -> bool:
         return self.iteration % (1 + self.config["d_steps"]) == 0
@@ -149,13 +177,27 @@ class MeshGANTrainer(Trainer):
         generator_step = self._generator_step()
         losses = self.compute_losses(batch)
         optimizer_step(losses["loss"], self.optimizer, self.scaler, grad_clip=self.config["grad_clip"],
-                       on_non_finite=on_non_finite)
+                       on_non_finite=on_non_finite, after_backward=self._average_gradients)
         self.iteration += 1
         if not generator_step:
             return {k: v for k, v in losses.items() if k != "loss"}
         ganmodel.update_ema(self.model.generator_running_avg, self.model.generator,
                             ganmodel.ema_alpha(self.epoch, self.config["ema"]))
         return losses
+
+    def _average_gradients(self) -> None:
+        """Under torchrun: each gradient becomes its mean over the processes (one all-reduce of them
+        all). Every process computed gradients for the same parameters (the same phase)."""
+        if not self.dist.enabled:
+            return
+        grads = [p.grad for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None]
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        torch_dist.all_reduce(flat, op=torch_dist.ReduceOp.SUM)
+        flat /= self.dist.world_size
+        offset = 0
+        for g in grads:
+            g.copy_(flat[offset:offset + g.numel()].view_as(g))
+            offset += g.numel()
 
     def validation_sums(self, batch: dict) -> dict[str, float]:
         raise ConfigError("meshgan has no validation set (its val_metrics are empty)")

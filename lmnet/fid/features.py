@@ -8,7 +8,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from lmnet.errors import DataError
+from lmnet.errors import ConfigError, DataError
+from lmnet.fid.inception import load_inception
+from lmnet.fid.proxy_features import ProxyFeatures
 
 
 def _batches(images: Iterable[torch.Tensor], batch_size: int):
@@ -58,3 +60,14 @@ def extract_features(extractor: nn.Module, images: Iterable[torch.Tensor], batch
     if not out:
         raise DataError("extract_features: no images")
     return np.concatenate(out)
+
+
+def feature_extractor(inception_weights=None, proxy: bool = False) -> nn.Module:
+    """Inception-v3 loaded from ``inception_weights`` (either published layout,
+    :func:`~lmnet.fid.inception.load_inception`), or with ``proxy`` lmnet's offline proxy
+    (:class:`~lmnet.fid.proxy_features.ProxyFeatures`); its ``features`` attribute names what the
+    numbers use. Exactly one of the two."""
+    if proxy == (inception_weights is not None):
+        raise ConfigError("give exactly one of --inception-weights FILE (a real FID) and --proxy (offline, "
+                          "comparable only with other proxy numbers)")
+    return ProxyFeatures() if proxy else load_inception(inception_weights)
