@@ -17,7 +17,6 @@ allows). Every table names its features (``features``): Inception-v3 with the to
 
 from __future__ import annotations
 
-
 import numpy as np
 import torch
 
