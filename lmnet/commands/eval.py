@@ -56,7 +56,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--max-items", type=non_negative_int, default=0, help="first N (shape, view) items only (0 = all)")
     p.add_argument("--seed", type=non_negative_int, default=None,
-                   help="subsampling seed (default 0 for lmnet, 1024 for official as released)")
+                   help="subsampling seed (default 0 for lmnet and pix3d, 1024 for official as released)")
     p.add_argument("--protocol", default="lmnet",
                    help="lmnet (corrected, default), official (the released 3D-LMNet computation), pix3d (the "
                         "Pix3D benchmark's CD/EMD), meshrcnn (Mesh R-CNN's scale-normalised Chamfer-L2 / F1) or "

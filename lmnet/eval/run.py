@@ -101,7 +101,8 @@ def evaluate_run(run_dir: str | Path, split: str = "test", views: str | Sequence
     class mean = mean of category means, ×100 (:mod:`lmnet.eval.report`).
     ``protocol``: :class:`Protocol` (lmnet's, the default) or :class:`OfficialProtocol` (the
     released computation; a Variant II model is then evaluated on one sample per image unless
-    ``plm_mean``). The other keywords: :class:`lmnet.eval.runner.EvalOptions`; ``progress`` is
+    ``plm_mean``) or another paper's protocol (:func:`lmnet.eval.protocols.paper_protocol`:
+    ``"pix3d"``, ``"meshrcnn"``, ``"p2m"``; files ``eval_<split>_<name>.*``). The other keywords: :class:`lmnet.eval.runner.EvalOptions`; ``progress`` is
     accepted for older callers and shows nothing.
     """
     options = EvalOptions(which=which, protocol=protocol, baselines=baselines, workers=workers, batch_size=batch_size,

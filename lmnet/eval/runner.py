@@ -4,7 +4,9 @@
 processes while the network keeps predicting (:class:`lmnet.eval.parallel.PairEvaluator`), adds the
 baselines (:mod:`lmnet.eval.baselines`) as extra methods, and writes the reports into the run folder
 (:func:`lmnet.eval.report.write_report`: ``eval_<stem>.{csv,md}``, ``eval_<stem>_pairs.csv``; with the
-official protocol ``eval_<stem>_official.*`` and the released ``eval_<stem>_official/<category>.csv``).
+official protocol ``eval_<stem>_official.*`` and the released ``eval_<stem>_official/<category>.csv``;
+with another paper's protocol, :mod:`lmnet.eval.protocols`, ``eval_<stem>_<name>.*``, its pairs first
+moved into their view's camera frame where the protocol asks for it, :mod:`lmnet.eval.camera_frame`).
 
 What differs between datasets is a small :class:`Source`: how the items are opened from the run's
 config, their order, their keys and per-pair fields, the notes that describe them, and the training
