@@ -240,3 +240,7 @@ def test_cli_refuses_unknown_protocol_and_icp_switches(tiny_project, capsys):  #
                    "meshrcnn, p2m"]
     assert main(["eval", "--run", str(run), "--protocol", "pix3d", "--no-icp"]) == 2
     assert "--protocol pix3d has no ICP" in capsys.readouterr().err
+    assert main(["eval", "--run", str(run), "--protocol", "p2m", "--dataset", "pix3d", "--root", str(run)]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "lmnet eval: error: --protocol p2m needs each pair's R2N2 view (rendering_metadata.txt); --dataset pix3d "
+        "has none: use --protocol lmnet, official or pix3d"]

@@ -84,7 +84,11 @@ def _protocol(args):
         if args.no_icp or args.no_normalize:
             raise ConfigError(f"--protocol {args.protocol} has no ICP and always normalises as its paper does; "
                               "drop --no-icp / --no-normalize or use --protocol lmnet")
-        return paper_protocol(args.protocol, seed=args.seed, emd=not args.no_emd)
+        proto = paper_protocol(args.protocol, seed=args.seed, emd=not args.no_emd)
+        if proto.camera_frame and args.dataset != "shapenet":
+            raise ConfigError(f"--protocol {args.protocol} needs each pair's R2N2 view (rendering_metadata.txt); "
+                              f"--dataset {args.dataset} has none: use --protocol lmnet, official or pix3d")
+        return proto
     if args.protocol == "official":
         if args.no_icp or args.no_normalize:
             raise ConfigError("--protocol official always scales and runs ICP (as released); "
