@@ -5,6 +5,10 @@ mean-shape and nearest-training-shape baselines. Writes eval_<split>.csv, eval_<
 eval_<split>_pairs.csv into the run folder; a previous report there is kept, renamed with the
 time it was written (eval_<split>.<YYYYmmdd-HHMMSS>.md ...).
 
+``--protocol pix3d | meshrcnn | p2m`` evaluates with another paper's protocol instead (the Pix3D
+benchmark's CD / EMD; Mesh R-CNN's scale-normalised Chamfer-L2 and F1, or its Pixel2Mesh protocol,
+in each view's camera frame) and writes ``eval_<split>_<protocol>.{csv,md}`` and its pairs file.
+
 ``--protocol official`` reproduces the released 3D-LMNet evaluation instead (scale before the
 seeded subsample, ICP moving the GT, the auction EMD next to the exact one; a Variant II run is
 evaluated on one sample per image unless ``--plm-mean``) and also writes the released per-category
@@ -19,6 +23,7 @@ its features: Inception-v3 with the weights file given, or lmnet's offline proxy
 
 Examples:  lmnet eval --run runs/image-l1 --split test --views all
            lmnet eval --run runs/image-l1 --split test --protocol official
+           lmnet eval --run runs/image-l1 --split test --protocol meshrcnn
            lmnet eval --run runs/image-l1 --dataset pix3d --root data/pix3d --categories chair,sofa,table
            lmnet eval fid --run runs/gan-birds --inception-weights inception_v3_google-0cc3c7bd.pth
            lmnet eval fid --run runs/gan-birds --proxy --untrained
@@ -30,7 +35,7 @@ import argparse
 
 from lmnet.commands._args import non_negative_int, positive_int
 
-HELP = "evaluate a run (CD/EMD x100 per category; lmnet or official protocol; ShapeNet or Pix3D)"
+HELP = "evaluate a run (CD/EMD x100 per category; lmnet, official, pix3d, meshrcnn or p2m protocol; ShapeNet or Pix3D)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -52,9 +57,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--max-items", type=non_negative_int, default=0, help="first N (shape, view) items only (0 = all)")
     p.add_argument("--seed", type=non_negative_int, default=None,
-                   help="subsampling seed (default 0 for lmnet, 1024 for official as released)")
-    p.add_argument("--protocol", default="lmnet", choices=("lmnet", "official"),
-                   help="lmnet (corrected, default) or official (the released code's computation)")
+                   help="subsampling seed (default 0 for lmnet and pix3d, 1024 for official as released)")
+    p.add_argument("--protocol", default="lmnet",
+                   help="lmnet (corrected, default), official (the released 3D-LMNet computation), pix3d (the "
+                        "Pix3D benchmark's CD/EMD), meshrcnn (Mesh R-CNN's scale-normalised Chamfer-L2 / F1) or "
+                        "p2m (Mesh R-CNN's Pixel2Mesh protocol); meshrcnn and p2m need ShapeNet views")
     p.add_argument("--plm-mean", action="store_true",
                    help="official protocol, Variant II run: evaluate μ instead of one sample per image")
     p.add_argument("--dataset", default="shapenet", choices=("shapenet", "pix3d"),
@@ -72,7 +79,17 @@ def _protocol(args):
     from lmnet.errors import ConfigError
     from lmnet.eval.official import SEED, OfficialProtocol
     from lmnet.eval.protocol import Protocol
+    from lmnet.eval.protocols import PAPER_PROTOCOLS, check_protocol_name, paper_protocol
 
+    if check_protocol_name(args.protocol) in PAPER_PROTOCOLS:
+        if args.no_icp or args.no_normalize:
+            raise ConfigError(f"--protocol {args.protocol} has no ICP and always normalises as its paper does; "
+                              "drop --no-icp / --no-normalize or use --protocol lmnet")
+        proto = paper_protocol(args.protocol, seed=args.seed, emd=not args.no_emd)
+        if proto.camera_frame and args.dataset != "shapenet":
+            raise ConfigError(f"--protocol {args.protocol} needs each pair's R2N2 view (rendering_metadata.txt); "
+                              f"--dataset {args.dataset} has none: use --protocol lmnet, official or pix3d")
+        return proto
     if args.protocol == "official":
         if args.no_icp or args.no_normalize:
             raise ConfigError("--protocol official always scales and runs ICP (as released); "

@@ -2,7 +2,10 @@
 (many pairs, multiprocessing), :mod:`.report` (per-category tables ×100), :mod:`.baselines`
 (mean shape, nearest training shape), :mod:`.runner` (a trained run folder end to end, one runner
 for every dataset) with its dataset sources :mod:`.run` (ShapeNet) and :mod:`.pix3d_run` (Pix3D);
-:mod:`.official` and :mod:`.official_run` follow the released evaluation code.
+:mod:`.official` and :mod:`.official_run` follow the released evaluation code;
+:mod:`.protocol_pix3d` and :mod:`.protocol_meshrcnn` follow other papers' evaluation code (the Pix3D
+benchmark; Mesh R-CNN and its Pixel2Mesh protocol), named in :mod:`.protocols`, with
+:mod:`.camera_frame` moving pairs into their view's camera frame.
 
 Importable from here: the two protocols (:class:`Protocol`, :class:`OfficialProtocol`) and the pair
 evaluators. This package imports no torch: the ``spawn`` workers of :mod:`.parallel` import it, and

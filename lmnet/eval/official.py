@@ -152,16 +152,34 @@ def auction_emd(pred, gt) -> float:
     matching (``auction_match(pred, gt)``: prediction points bid, float32 costs), raw units. A
     matching, so never below the exact EMD; bidders left unmatched (not seen on unit-cube clouds)
     are paired with the remaining GT points in index order."""
+    return auction_emd_bound(pred, gt)[0]
+
+
+def auction_eps_last(bids: int, n: int) -> float:
+    """ε of the last of ``bids`` bids of the released schedule on ``n`` points: ``1e-4 · 100^k``
+    for the ``k``-th block of ``40·n`` bids, at most 1 (float32 values, as the kernel)."""
+    eps = np.float32(1e-4)
+    for _ in range(max(0, (int(bids) - 1) // (40 * int(n)))):
+        eps = min(np.float32(1.0), np.float32(eps * np.float32(100.0)))
+    return float(eps)
+
+
+def auction_emd_bound(pred, gt) -> tuple[float, float]:
+    """``(emd, eps)``: :func:`auction_emd` and the ε of the auction's last bid. Every bidder ends
+    within its own bid's ε (≤ ``eps``) of its best object, so ``exact EMD ≤ emd ≤ exact EMD + eps``
+    (up to float32 rounding); ``eps`` is ``inf`` when bidders were left unmatched."""
     p = np.ascontiguousarray(pred, dtype=np.float32)
     g = np.ascontiguousarray(gt, dtype=np.float32)
     if p.shape != g.shape:
         raise ValueError(f"auction_emd needs equal point counts, got {p.shape} and {g.shape}")
-    match, _ = _k.auction_match(p, g)
+    match, bids = _k.auction_match(p, g)
+    eps = auction_eps_last(bids, len(p))
     if (match < 0).any():
         free = np.setdiff1d(np.arange(len(g)), match[match >= 0])
         match = match.copy()
         match[match < 0] = free
-    return float(np.linalg.norm(p.astype(np.float64) - g[match].astype(np.float64), axis=1).mean())
+        eps = float("inf")
+    return float(np.linalg.norm(p.astype(np.float64) - g[match].astype(np.float64), axis=1).mean()), eps
 
 
 def evaluate_prepared(pred_sub, gt_scaled, *, with_emd: bool = True) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from lmnet.data.splits import select_keys
 from lmnet.data.inputs import run_background
 from lmnet.eval import official_run as orun
 from lmnet.eval.baselines import TrainingShapes
+from lmnet.eval.camera_frame import VIEW_FIELDS
 from lmnet.eval.official import OfficialProtocol
 from lmnet.eval.protocol import Protocol
 from lmnet.eval.runner import MODEL_LABEL, EvalOptions, Source, evaluate
@@ -37,7 +38,8 @@ __all__ = ["MODEL_LABEL", "ShapeNetSource", "evaluate_run"]
 
 class ShapeNetSource(Source):
     """The renderings of a split: one item per (shape, view), keyed ``"synset/model/VV"``; records
-    carry ``category``, ``model_id``, ``view``. ``split``, ``views``, ``categories``, ``split_file``,
+    carry ``category``, ``model_id``, ``view`` and the view's ``azimuth``, ``elevation``,
+    ``distance_ratio`` (``rendering_metadata.txt``). ``split``, ``views``, ``categories``, ``split_file``,
     ``data_root``: as in :func:`evaluate_run`."""
 
     purpose = "evaluate_run"
@@ -78,7 +80,9 @@ class ShapeNetSource(Source):
         mids = list(batch["model_id"])
         vws = [int(v) for v in batch["view"]]
         keys = [f"{s}/{m}/{v:02d}" for s, m, v in zip(syn, mids, vws)]
-        return keys, syn, [{"category": s, "model_id": m, "view": v} for s, m, v in zip(syn, mids, vws)]
+        cams = zip(*(batch[k].tolist() for k in VIEW_FIELDS))  # the view's camera (Mesh R-CNN's protocols)
+        return keys, syn, [{"category": s, "model_id": m, "view": v, **dict(zip(VIEW_FIELDS, c))}
+                           for s, m, v, c in zip(syn, mids, vws, cams)]
 
 
 def evaluate_run(run_dir: str | Path, split: str = "test", views: str | Sequence[int] = "all",
@@ -97,7 +101,8 @@ def evaluate_run(run_dir: str | Path, split: str = "test", views: str | Sequence
     class mean = mean of category means, ×100 (:mod:`lmnet.eval.report`).
     ``protocol``: :class:`Protocol` (lmnet's, the default) or :class:`OfficialProtocol` (the
     released computation; a Variant II model is then evaluated on one sample per image unless
-    ``plm_mean``). The other keywords: :class:`lmnet.eval.runner.EvalOptions`; ``progress`` is
+    ``plm_mean``) or another paper's protocol (:func:`lmnet.eval.protocols.paper_protocol`:
+    ``"pix3d"``, ``"meshrcnn"``, ``"p2m"``; files ``eval_<split>_<name>.*``). The other keywords: :class:`lmnet.eval.runner.EvalOptions`; ``progress`` is
     accepted for older callers and shows nothing.
     """
     options = EvalOptions(which=which, protocol=protocol, baselines=baselines, workers=workers, batch_size=batch_size,

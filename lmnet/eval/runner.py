@@ -4,7 +4,9 @@
 processes while the network keeps predicting (:class:`lmnet.eval.parallel.PairEvaluator`), adds the
 baselines (:mod:`lmnet.eval.baselines`) as extra methods, and writes the reports into the run folder
 (:func:`lmnet.eval.report.write_report`: ``eval_<stem>.{csv,md}``, ``eval_<stem>_pairs.csv``; with the
-official protocol ``eval_<stem>_official.*`` and the released ``eval_<stem>_official/<category>.csv``).
+official protocol ``eval_<stem>_official.*`` and the released ``eval_<stem>_official/<category>.csv``;
+with another paper's protocol, :mod:`lmnet.eval.protocols`, ``eval_<stem>_<name>.*``, its pairs first
+moved into their view's camera frame where the protocol asks for it, :mod:`lmnet.eval.camera_frame`).
 
 What differs between datasets is a small :class:`Source`: how the items are opened from the run's
 config, their order, their keys and per-pair fields, the notes that describe them, and the training
@@ -22,6 +24,7 @@ from typing import Any, Mapping, Sequence
 import torch
 
 from lmnet.errors import ConfigError
+from lmnet.eval import camera_frame
 from lmnet.eval import official_run as orun
 from lmnet.eval.baselines import BaselineAnswers, TrainingShapes, prepare_baselines
 from lmnet.eval.official import COLUMN_TITLES as OFFICIAL_TITLES
@@ -29,6 +32,7 @@ from lmnet.eval.official import METRICS as OFFICIAL_METRICS
 from lmnet.eval.official import OfficialProtocol
 from lmnet.eval.parallel import PairEvaluator
 from lmnet.eval.protocol import Protocol
+from lmnet.eval.protocols import PaperProtocol, is_paper_protocol
 from lmnet.eval.report import write_report
 from lmnet.registry import load_model, require_kind
 from lmnet.runs.predictions import check_finite
@@ -48,7 +52,7 @@ class EvalOptions:
     - ``which``: the checkpoint, ``"best"`` or ``"last"``;
     - ``protocol``: :class:`~lmnet.eval.protocol.Protocol` (lmnet's; ``None`` = its defaults) or
       :class:`~lmnet.eval.official.OfficialProtocol` (the released computation, in the released
-      pair order);
+      pair order), or another paper's protocol (:mod:`lmnet.eval.protocols`: pix3d, meshrcnn, p2m);
     - ``baselines``: add the baseline methods where the dataset has training shapes (ShapeNet);
     - ``workers``: evaluation processes (``<= 1``: in this process); ``batch_size``: images per
       prediction batch (>= 1); ``device``: the network's torch device;
@@ -59,7 +63,7 @@ class EvalOptions:
     """
 
     which: str = "best"
-    protocol: Protocol | OfficialProtocol | None = None
+    protocol: Protocol | OfficialProtocol | PaperProtocol | None = None
     baselines: bool = True
     workers: int = 2
     batch_size: int = 32
@@ -163,6 +167,8 @@ def _predict_and_evaluate(model, items, source: Source, answers: BaselineAnswers
         def submit(method: str, preds, gts, keys, synsets, fields) -> None:
             if feed is not None:
                 preds, gts = feed.prepare(method, preds, gts, synsets)
+            if getattr(opts.protocol, "camera_frame", False):  # Mesh R-CNN's protocols
+                preds, gts = camera_frame.move_pairs(preds, gts, fields, opts.protocol.name)
             ev.submit(preds, gts, keys)
             meta.extend((method, f) for f in fields)
 
@@ -189,6 +195,10 @@ def _write_reports(run_dir: Path, source: Source, opts: EvalOptions, records: Ma
     """The report files (:func:`write_report`) and, official protocol, the released per-category
     CSV files of the model's records; returns ``(write_report's result, {category: path})``."""
     proto = opts.protocol
+    if is_paper_protocol(proto):
+        return write_report(run_dir, f"{source.stem}_{proto.name}", records, protocol_line=proto.describe(),
+                            notes=notes, protocol=proto.name, metrics=proto.metrics, titles=proto.titles,
+                            title=source.title), {}
     if not opts.official:
         return write_report(run_dir, source.stem, records, protocol_line=proto.describe(), notes=notes,
                             title=source.title), {}
