@@ -44,9 +44,9 @@ def test_compare_writes_one_table_and_a_figure(three_runs, tmp_path, capsys):
     common = ["--data-root", str(data.root), "--split-file", str(split), "--views", "0", "--workers", "1"]
     out = tmp_path / "cmp"
     assert cli_main(["compare", "--runs", *map(str, runs), "--labels", "l1,l2,published",
-                     "--protocols", "lmnet,official", "--out", str(out), *common]) == 0
+                     "--protocols", "lmnet,official,meshrcnn", "--out", str(out), *common]) == 0
     rows = _rows(out / "compare.csv")
-    assert {(r["protocol"], r["run"]) for r in rows} == {(p, r) for p in ("lmnet", "official")
+    assert {(r["protocol"], r["run"]) for r in rows} == {(p, r) for p in ("lmnet", "official", "meshrcnn")
                                                          for r in ("l1", "l2", "published")}
     methods = {r["method"] for r in rows if r["run"] == "l1"}
     assert "l1" in methods and any("nearest training shape" in m for m in methods)

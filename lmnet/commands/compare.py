@@ -40,17 +40,15 @@ def _protocols(names: str) -> dict:
     """``{name: protocol}``, each built as ``lmnet eval --protocol NAME`` builds it (its defaults)."""
     from lmnet.commands import eval as eval_command
     from lmnet.errors import ConfigError
+    from lmnet.eval.protocols import PROTOCOL_NAMES, check_protocol_name
 
     parser = argparse.ArgumentParser(add_help=False)
     eval_command.add_arguments(parser)
-    choices = next(a.choices for a in parser._actions if a.dest == "protocol")
     out = {}
     for name in [n.strip() for n in names.split(",") if n.strip()]:
-        if name not in choices:
-            raise ConfigError(f"--protocols: unknown protocol {name!r}; valid: {', '.join(choices)}")
-        out[name] = eval_command._protocol(parser.parse_args(["--run", "-", "--protocol", name]))
+        out[check_protocol_name(name)] = eval_command._protocol(parser.parse_args(["--run", "-", "--protocol", name]))
     if not out:
-        raise ConfigError(f"--protocols names none; valid: {', '.join(choices)}")
+        raise ConfigError(f"--protocols names none; valid: {', '.join(PROTOCOL_NAMES)}")
     return out
 
 
