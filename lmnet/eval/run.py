@@ -21,6 +21,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+import numpy as np
+
+from lmnet.data import layout
 from lmnet.data.categories import to_synsets
 from lmnet.data.dataset import ShapeNetDataset
 from lmnet.data.splits import select_keys
@@ -79,6 +82,11 @@ class ShapeNetSource(Source):
         vws = [int(v) for v in batch["view"]]
         keys = [f"{s}/{m}/{v:02d}" for s, m, v in zip(syn, mids, vws)]
         return keys, syn, [{"category": s, "model_id": m, "view": v} for s, m, v in zip(syn, mids, vws)]
+
+    def own_clouds(self, batch: Mapping[str, Any], n_points: int) -> list[np.ndarray]:
+        """``pointcloud_<n_points>.npy`` of each item's shape (:func:`lmnet.data.layout.read_model_pointcloud`)."""
+        return [layout.read_model_pointcloud(self.root, f"{s}/{m}", n_points)
+                for s, m in zip(batch["category"], batch["model_id"])]
 
 
 def evaluate_run(run_dir: str | Path, split: str = "test", views: str | Sequence[int] = "all",
