@@ -1,4 +1,4 @@
-"""The reference rows and extra columns of the evaluation tables (docs/evaluation.md#floor-ae-ceiling-and-gap-closed):
+"""The reference rows and extra columns of the evaluation tables (docs/evaluation.md#reference-rows-and-extra-columns):
 F-score against a brute-force NumPy computation, the gap-closed formula on a hand-computed example,
 and a tiny run whose floor (own GT pointcloud_2048) is the best row and whose AE ceiling is present."""
 

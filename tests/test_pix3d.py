@@ -22,7 +22,8 @@ from lmnet.eval.pix3d_run import evaluate_pix3d
 from lmnet.runs import checkpoint_path
 from lmnet.synthetic.pix3d_synth import generate_pix3d
 from lmnet.cli import main
-from lmnet.eval.pix3d_run import evaluate_pix3d, pix3d_case_rows
+from lmnet.eval.pix3d_run import Pix3DSource, evaluate_pix3d, pix3d_case_rows
+from lmnet.eval.baselines import AE_CEILING_LABEL
 from lmnet.render.grids import make_grid
 
 
@@ -272,9 +273,6 @@ def test_synth_then_eval_pix3d_end_to_end(tmp_path, capsys):
     res = evaluate_pix3d(run, d, workers=1)
     # references: the floor (each photograph's own shape, 2048 points of its own) beats the model;
     # the run's autoencoder gives the AE ceiling; no baselines, so no gap-closed columns
-    from lmnet.eval.baselines import AE_CEILING_LABEL
-    from lmnet.eval.pix3d_run import Pix3DSource
-
     assert set(res["records"]) == {"model", Pix3DSource.floor_label, AE_CEILING_LABEL}
     assert res["tables"][Pix3DSource.floor_label][-1]["cd_x100"] < res["tables"]["model"][-1]["cd_x100"]
     assert "gap closed" not in (run / "eval_pix3d.md").read_text()
