@@ -205,6 +205,13 @@ def _predict_and_evaluate(model, items, source: Source, answers: BaselineAnswers
     return by_method
 
 
+def floor_skip_note(missing: Sequence[Any], total: int, what: str) -> str:
+    """The note of a source whose items lack their own clouds (``missing``: the first few, of
+    ``total`` ``what``): no floor and no AE ceiling rather than a floor over some items only."""
+    return (f"floor and AE ceiling skipped: {len(missing)} of {total} {what} have no own "
+            f"{FLOOR_POINTS}-point cloud (first: {missing[0]})")
+
+
 def reference_answers(source: Source, batch: Mapping[str, Any], answers: BaselineAnswers) -> list[tuple[str, Any]]:
     """``(method, clouds)`` of the references of one batch, every item answered: the floor (the
     items' own GT ``pointcloud_2048``, :meth:`Source.own_clouds`) and, with an autoencoder, the AE
