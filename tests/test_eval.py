@@ -314,7 +314,8 @@ def test_evaluate_run_end_to_end(tmp_path, tiny_project):
     data, run, _ = tiny_project
     res = evaluate_run(run, split="test", views=[0, 1], workers=1, protocol=Protocol(icp_max_iter=10))
     tables = res["tables"]
-    assert set(tables) == {"model", baselines.MEAN_LATENT_LABEL, baselines.NEAREST_LABEL}
+    assert set(tables) == {"model", baselines.MEAN_LATENT_LABEL, baselines.NEAREST_LABEL, FLOOR_LABEL,
+                           baselines.AE_CEILING_LABEL}
     rows = tables["model"]
     assert [r["category"] for r in rows] == ["airplane", "chair", "mean"] and rows[-1]["n_pairs"] == 4
     assert all(r["cd_x100"] > 0 and r["emd_x100"] > 0 for r in rows)
@@ -338,6 +339,26 @@ def test_evaluate_run_end_to_end(tmp_path, tiny_project):
     assert len(res["records"][baselines.NEAREST_LABEL]) == 4
     md = (run / "eval_test.md").read_text()
     assert "ICP pred->GT: on" in md and "decoded mean AE latent" in md
+    _check_reference_rows(res, run)
+
+
+FLOOR_LABEL = "floor (own GT pointcloud_2048)"
+
+
+def _check_reference_rows(res, run):
+    """The floor and the AE ceiling answer every pair of the model; F-score and gap-closed columns
+    in the CSV and the markdown (their values: tests/test_eval_gap.py, on shapes whose clouds agree)."""
+    assert [r["key"] for r in res["records"][FLOOR_LABEL]] == [r["key"] for r in res["records"]["model"]]
+    assert len(res["records"][baselines.AE_CEILING_LABEL]) == len(res["records"]["model"])
+    floor = res["tables"][FLOOR_LABEL][-1]
+    assert math.isclose(floor["cd_gap_closed_pct"], 100.0) and math.isclose(floor["emd_gap_closed_pct"], 100.0)
+    with open(run / "eval_test.csv") as fh:
+        header = next(csv.reader(fh))
+    assert header[-4:] == ["fscore_1pct_x100", "fscore_2pct_x100", "cd_gap_closed_pct", "emd_gap_closed_pct"]
+    md = (run / "eval_test.md").read_text()
+    assert "## F-score@1% ×100" in md and "## CD gap closed, %" in md and "## EMD gap closed, %" in md
+    header_lines = [ln for ln in md.splitlines() if ln.startswith("| category |")]
+    assert header_lines and all(FLOOR_LABEL in ln and baselines.AE_CEILING_LABEL in ln for ln in header_lines)
 
 
 def test_cli_eval_toggles(tmp_path, tiny_project, capsys):
@@ -383,7 +404,7 @@ def test_evaluate_run_without_autoencoder_uses_medoid(tmp_path, tiny_project):
     cfg["ae_run"] = str(tmp_path / "no_such_ae")
     (run2 / "config.json").write_text(json.dumps(cfg))
     res = evaluate_run(run2, split="test", views=[0], workers=1, protocol=Protocol(emd=False, icp=False))
-    assert set(res["records"]) == {"model", baselines.MEDOID_LABEL}
+    assert set(res["records"]) == {"model", baselines.MEDOID_LABEL, FLOOR_LABEL}  # no AE: no AE ceiling
     assert any("nearest training shape" in n and "skipped" in n for n in res["notes"])
     # the medoid answer is a training shape (models 000 and 001 of each category), never a test shape
     assert sorted(res["medoid_keys"]) == sorted(data.models)
@@ -392,6 +413,9 @@ def test_evaluate_run_without_autoencoder_uses_medoid(tmp_path, tiny_project):
     assert len(res["records"][baselines.MEDOID_LABEL]) == len(res["records"]["model"]) == 2
     md = (run2 / "eval_test.md").read_text()
     assert "medoid training shape" in md and "EMD = exact assignment, mean Euclidean: OFF" in md
+    # gap closed against the medoid alone; EMD off: its gap is not defined
+    assert "## CD gap closed, %" in md
+    assert math.isnan(res["tables"]["model"][-1]["emd_gap_closed_pct"])
 
 
 # -------------------------------------------------------------------- fast ICP vs the reference

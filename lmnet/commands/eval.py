@@ -1,7 +1,9 @@
 """Evaluate a trained image run with the 3D-LMNet protocol (docs/evaluation.md): GT pointcloud_1024,
 prediction subsampled to 1024, per-cloud bounding-box normalisation, rigid ICP onto the GT,
-Chamfer (Euclidean, sum of the two mean NN distances) and exact EMD, per category ×100, plus the
-mean-shape and nearest-training-shape baselines. Writes eval_<split>.csv, eval_<split>.md and
+Chamfer (Euclidean, sum of the two mean NN distances), exact EMD and F-score at 1 % / 2 % of the
+size, per category ×100, plus the mean-shape and nearest-training-shape baselines, the floor (each
+shape's own GT pointcloud_2048), the AE ceiling and the share of the baseline-to-floor gap closed
+(CD, EMD). Writes eval_<split>.csv, eval_<split>.md and
 eval_<split>_pairs.csv into the run folder; a previous report there is kept, renamed with the
 time it was written (eval_<split>.<YYYYmmdd-HHMMSS>.md ...).
 
@@ -51,7 +53,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-icp", action="store_true", help="switch ICP off (the table says so)")
     p.add_argument("--no-normalize", action="store_true", help="switch per-cloud normalisation off")
     p.add_argument("--no-emd", action="store_true", help="skip EMD (the expensive step)")
-    p.add_argument("--no-baselines", action="store_true", help="only the model's rows")
+    p.add_argument("--no-baselines", action="store_true", help="only the model's rows (no baselines, floor, AE ceiling or gap closed)")
     p.add_argument("--workers", type=non_negative_int, default=2, help="evaluation processes (default 2)")
     p.add_argument("--batch-size", type=positive_int, default=32)
     p.add_argument("--device", default="cpu")

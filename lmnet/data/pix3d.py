@@ -277,9 +277,10 @@ def pointcloud_path(root: str | Path, entry: dict, n_points: int = GT_POINTS) ->
     return resolve_inside(root, rel, source=Path(root) / INDEX_FILE, field=f"{_where(entry)}: category, model")
 
 
-def load_gt(root: str | Path, entry: dict, n_points: int = GT_POINTS) -> tuple[np.ndarray, str]:
+def load_gt(root: str | Path, entry: dict, n_points: int = GT_POINTS, *, seed: int = GT_SEED) -> tuple[np.ndarray, str]:
     """``(points float32 (n_points, 3) in 3D-LMNet's frame, source)``; source ``"official"`` (the
-    npy file) or ``"sampled"`` (from the OBJ, see the module docstring)."""
+    npy file) or ``"sampled"`` (from the OBJ with ``(seed, crc32(model path))``, see the module
+    docstring; another ``seed`` draws another sample of the same surface)."""
     p = pointcloud_path(root, entry, n_points)
     if p.is_file():
         pts = load_npy(p)
@@ -289,7 +290,7 @@ def load_gt(root: str | Path, entry: dict, n_points: int = GT_POINTS) -> tuple[n
     else:
         obj = entry_file(root, entry, "model")
         v, f = read_obj(obj)
-        rng = np.random.default_rng([GT_SEED, zlib.crc32(str(entry["model"]).encode("utf-8"))])
+        rng = np.random.default_rng([int(seed), zlib.crc32(str(entry["model"]).encode("utf-8"))])
         try:
             pts = sample_surface(v, f, n_points, rng, face_draw="choice")
         except ValueError as exc:

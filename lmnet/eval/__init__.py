@@ -1,6 +1,7 @@
 """The paper's evaluation protocol (docs/evaluation.md): :mod:`.protocol` (one pair), :mod:`.parallel`
 (many pairs, multiprocessing), :mod:`.report` (per-category tables ×100), :mod:`.baselines`
-(mean shape, nearest training shape), :mod:`.runner` (a trained run folder end to end, one runner
+(mean shape, nearest training shape, AE ceiling), :mod:`.gap` (the share of the baseline-to-floor
+gap a method closes), :mod:`.runner` (a trained run folder end to end, one runner
 for every dataset) with its dataset sources :mod:`.run` (ShapeNet) and :mod:`.pix3d_run` (Pix3D);
 :mod:`.official` and :mod:`.official_run` follow the released evaluation code;
 :mod:`.protocol_pix3d` and :mod:`.protocol_meshrcnn` follow other papers' evaluation code (the Pix3D

@@ -13,10 +13,16 @@
   training shape with the nearest latent (Euclidean) is the answer; its ground-truth cloud is the
   prediction.
 
-For an evaluation (:mod:`lmnet.eval.runner`), :func:`prepare_baselines` builds both from a run's
-autoencoder (``config["ae_run"]``) and the training shapes (:class:`TrainingShapes`), falling back
-to the medoid when there is no loadable autoencoder; :meth:`BaselineAnswers.answers` then gives each
-batch's baseline clouds.
+- **AE ceiling** (:meth:`BaselineAnswers.reconstruct`, label ``"AE ceiling (autoencoder on own
+  GT pointcloud_2048)"``): the run's autoencoder encoding each test shape's own ground-truth cloud and
+  decoding it, what the image network would reach with a perfect latent. Not a baseline: a reference
+  from above, kept out of the gap-closed baseline ``B`` (:mod:`lmnet.eval.gap`).
+
+For an evaluation (:mod:`lmnet.eval.runner`), :func:`prepare_baselines` builds both baselines from a
+run's autoencoder (``config["ae_run"]``) and the training shapes (:class:`TrainingShapes`), falling
+back to the medoid when there is no loadable autoencoder; :meth:`BaselineAnswers.answers` then gives
+each batch's baseline clouds. A dataset without training shapes gets only the autoencoder
+(:func:`autoencoder_only`), for the AE ceiling.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from lmnet.registry import load_model
 MEAN_LATENT_LABEL = "mean shape (decoded mean AE latent)"
 MEDOID_LABEL = "mean shape (medoid training shape)"
 NEAREST_LABEL = "nearest training shape (latent retrieval)"
+AE_CEILING_LABEL = "AE ceiling (autoencoder on own GT pointcloud_2048)"
 
 
 def mean_latent_shapes(latents_by_category: Mapping[str, np.ndarray | torch.Tensor],
@@ -148,7 +155,8 @@ class BaselineAnswers:
     """The baselines of one evaluation: ``mean_shape`` (``{synset: (P, 3)}``, labelled
     ``mean_label``), and, with an autoencoder, the training ``latents (M, D)`` of ``keys`` whose
     clouds :meth:`answers` retrieves. ``medoid_keys``: ``{synset: key}`` of the medoid fallback.
-    Empty (no answers) when the dataset has no baselines."""
+    ``ae``: the run's autoencoder (``None`` without one), for :meth:`reconstruct`, reading
+    ``ae_points``-point clouds. Empty (no answers) when the dataset has no baselines."""
 
     mean_shape: dict[str, np.ndarray] = field(default_factory=dict)
     mean_label: str | None = None
@@ -156,6 +164,22 @@ class BaselineAnswers:
     latents: np.ndarray | None = None
     keys: list[str] = field(default_factory=list)
     clouds: _CloudCache | None = None
+    ae: Any = None
+    ae_points: int = 2048
+
+    @property
+    def labels(self) -> list[str]:
+        """The baseline methods these answers give (those the gap-closed ``B`` is taken from)."""
+        return [m for m, on in ((self.mean_label, bool(self.mean_shape)), (NEAREST_LABEL, self.latents is not None))
+                if on and m]
+
+    def reconstruct(self, clouds: Sequence[np.ndarray]) -> np.ndarray:
+        """The AE ceiling: ``B`` GT clouds ``(ae_points, 3)`` → ``(B, P, 3)`` float32, each encoded
+        and decoded by the autoencoder (on its own device)."""
+        dev = next(self.ae.parameters()).device
+        with torch.no_grad():
+            x = torch.as_tensor(np.stack(clouds), dtype=torch.float32, device=dev)
+            return self.ae.decode(self.ae.encode(x)).cpu().numpy()
 
     def answers(self, synsets: Sequence[str], mu: torch.Tensor) -> list[tuple[str, list[int], list[Any]]]:
         """For one batch (GT ``synsets``, image latents ``mu (B, D)``): ``(label, item indices,
@@ -180,15 +204,33 @@ def _encode_training_shapes(ae, root: Path, keys: Sequence[str], n_points: int, 
     return torch.cat(lat).numpy()
 
 
-def _load_autoencoder(config: Mapping[str, Any], device, notes: list[str]):
-    """``(ae model or None, its n_points)`` of the run's ``ae_run``; a run that does not load is noted."""
+def _load_autoencoder(config: Mapping[str, Any], device, notes: list[str],
+                      consequence: str = "mean shape falls back to the medoid, no AE ceiling"):
+    """``(ae model or None, its n_points)`` of the run's ``ae_run``; a run that does not load is
+    noted, with its ``consequence``."""
     if config.get("ae_run"):
         try:
             ae, ae_cfg = load_model(config["ae_run"], which=config.get("ae_which", "best"), device=device)
             return ae, int(ae_cfg.get("n_points", 2048))
         except DataError as exc:
-            notes.append(f"autoencoder run not loadable ({exc}); mean shape falls back to the medoid")
+            notes.append(f"autoencoder run not loadable ({exc}); {consequence}")
     return None, 2048
+
+
+def _ae_ceiling_note(n_points: int) -> str:
+    return (f"'{AE_CEILING_LABEL}': the run's autoencoder encodes each test shape's own GT "
+            f"pointcloud_{n_points} and decodes it (what a perfect image latent would give); a reference, "
+            "not a baseline")
+
+
+def autoencoder_only(config: Mapping[str, Any], *, device: str = "cpu") -> tuple[BaselineAnswers, list[str]]:
+    """No baselines, only the run's autoencoder for the AE ceiling (a dataset without training
+    shapes); with no loadable autoencoder, empty answers."""
+    notes: list[str] = []
+    ae, n_points = _load_autoencoder(config, device, notes, consequence="no AE ceiling")
+    if ae is not None:
+        notes.append(_ae_ceiling_note(n_points))
+    return BaselineAnswers(ae=ae, ae_points=n_points), notes
 
 
 def _mean_latent(out: BaselineAnswers, ae, decode, shapes: TrainingShapes, n_points: int, device,
@@ -233,15 +275,17 @@ def prepare_baselines(model, config: Mapping[str, Any], shapes: TrainingShapes, 
     """The baselines of an evaluation of the image ``model`` (its ``decoder`` decodes the mean
     latents) and the notes that describe them: with the run's autoencoder (``config["ae_run"]``,
     ``config["ae_which"]``) the decoded mean AE latent and the nearest training shape, without one
-    the medoid (:func:`medoid_index`, at most ``medoid_max_shapes`` shapes searched per category).
-    No training shapes: no baselines, and a note says so."""
+    the medoid (:func:`medoid_index`, at most ``medoid_max_shapes`` shapes searched per category);
+    the autoencoder is kept for the AE ceiling. No training shapes: no baselines, and a note says so."""
     notes: list[str] = []
     if not shapes.keys:
-        return BaselineAnswers(), ["baselines skipped: no training shapes outside the evaluated split"]
+        out, ae_notes = autoencoder_only(config, device=device)
+        return out, ["baselines skipped: no training shapes outside the evaluated split"] + ae_notes
     ae, n_points = _load_autoencoder(config, device, notes)
-    out = BaselineAnswers(clouds=_CloudCache(shapes.root, n_points))
+    out = BaselineAnswers(clouds=_CloudCache(shapes.root, n_points), ae=ae, ae_points=n_points)
     if ae is not None:
         _mean_latent(out, ae, lambda z: model.decoder(z.to(device)), shapes, n_points, device, notes)
+        notes.append(_ae_ceiling_note(n_points))
     else:
         _medoids(out, shapes, medoid_max_shapes, notes)
     return out, notes

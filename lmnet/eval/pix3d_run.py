@@ -14,14 +14,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
+import numpy as np
 import torch
 
 from lmnet.data import pix3d
 from lmnet.data.pix3d import Pix3DDataset
 from lmnet.eval.official import OfficialProtocol
 from lmnet.eval.protocol import Protocol
-from lmnet.eval.runner import MODEL_LABEL, EvalOptions, Source, evaluate
+from lmnet.eval.runner import FLOOR_POINTS, MODEL_LABEL, EvalOptions, Source, evaluate, floor_skip_note
 from lmnet.registry import load_model
+
+#: the seed of the floor's points when they are sampled on the OBJ (the GT's is lmnet.data.pix3d.GT_SEED)
+FLOOR_SEED = 2048
 
 __all__ = ["MODEL_LABEL", "Pix3DSource", "evaluate_pix3d", "pix3d_case_rows"]
 
@@ -38,10 +42,16 @@ class Pix3DSource(Source):
     def __init__(self, root: str | Path, categories=None):
         self.root, self.categories = root, categories
         self.gt_sources: dict[str, int] = {}
+        self._own: dict[tuple[str, int], np.ndarray] = {}
+        self.skip_note = ""
 
     def open(self, config: Mapping[str, Any]) -> Pix3DDataset:
         self.ds = Pix3DDataset(self.root, categories=self.categories)
-        self.gt_sources = {}
+        self.gt_sources, self._own = {}, {}
+        missing = [pix3d.entry_file(self.ds.root, e, "model") for e in self.ds.entries
+                   if not pix3d.pointcloud_path(self.ds.root, e, FLOOR_POINTS).is_file()
+                   and not pix3d.entry_file(self.ds.root, e, "model").is_file()]
+        self.skip_note = floor_skip_note(missing, len(self.ds.entries), "photographs' shapes") if missing else ""
         return self.ds
 
     def intro_notes(self, run: str, n_items: int) -> list[str]:
@@ -58,8 +68,27 @@ class Pix3DSource(Source):
             self.gt_sources[src] = self.gt_sources.get(src, 0) + 1
         return list(batch["key"]), syn, fields
 
+    floor_label = "floor (own GT, 2048 points: pcl_2048 or sampled on model.obj)"
+    floor_note = (f"'{floor_label}': each photograph's own shape as the prediction, 2048 points "
+                  "(pix3d_pointclouds pcl_2048 when present, else sampled on model.obj with a seed of its own, "
+                  "not the GT's points), evaluated like the model against the same GT: the error of sampling alone")
+
+    def own_clouds(self, batch: Mapping[str, Any], n_points: int) -> list[np.ndarray] | None:
+        """Each photograph's shape as ``n_points`` points in 3D-LMNet's frame (cached per model):
+        :func:`lmnet.data.pix3d.load_gt` with :data:`FLOOR_SEED`, so a sample on the OBJ is drawn
+        independently of the GT's. ``None`` when some shape has neither ``pcl_2048`` nor its OBJ."""
+        if self.skip_note:
+            return None
+        out = []
+        for i, model in zip(batch["index"], batch["model"]):
+            key = (str(model), int(n_points))
+            if key not in self._own:
+                self._own[key] = pix3d.load_gt(self.ds.root, self.ds.entries[int(i)], n_points, seed=FLOOR_SEED)[0]
+            out.append(self._own[key])
+        return out
+
     def closing_notes(self) -> list[str]:
-        return ["ground truth: " + ", ".join(f"{v} {k}" for k, v in sorted(self.gt_sources.items()))
+        return [self.skip_note] * bool(self.skip_note) + ["ground truth: " + ", ".join(f"{v} {k}" for k, v in sorted(self.gt_sources.items()))
                 + " (official = pix3d_pointclouds pcl_1024, sampled = 1024 area-weighted points from model.obj); "
                 "rotated into 3D-LMNet's frame (x, y, z) -> (-y, -x, -z)"]
 

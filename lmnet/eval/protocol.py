@@ -21,6 +21,10 @@ Steps, in order, for a prediction ``pred (N, 3)`` and its ground truth ``gt (M, 
    assignment; needs equal point counts).
 6. ``cd_sq`` = the PyTorch3D-style "chamfer": mean *squared* NN distance gt→pred + pred→gt.
    A different number from ``cd``; never mix the two columns.
+7. **F-score** at each threshold τ of :data:`FSCORE_TAUS` (0.01 and 0.02: 1 % and 2 % of the
+   normalised size, the longest bbox side being 1), from the NN distances of step 4 (after ICP):
+   precision = fraction of predicted points within τ of the GT, recall = fraction of GT points
+   within τ of the prediction, F = 2PR / (P + R) (0 when both are 0) (:func:`fscore_terms`).
 
 All values returned here are raw (not ×100); :mod:`lmnet.eval.report` multiplies by 100 for the
 tables. Steps 2 and 3 can be switched off (:class:`Protocol`), and :meth:`Protocol.describe` states
@@ -39,8 +43,17 @@ from scipy.spatial import cKDTree
 
 from lmnet.errors import ConfigError
 from lmnet.losses import _kernels_icp
-from lmnet.losses.chamfer_numpy import GRID_CELLS_PER_POINT, chamfer_terms
+from lmnet.losses.chamfer_numpy import GRID_CELLS_PER_POINT, chamfer_from_distances, nn_distances
 from lmnet.losses.emd_numpy import emd_exact_pair
+
+
+#: F-score thresholds τ, in normalised units (the longest bbox side is 1): 1 % and 2 % of the size
+FSCORE_TAUS = (0.01, 0.02)
+
+
+def fscore_key(tau: float) -> str:
+    """The record key suffix of a threshold: ``0.01`` → ``"1pct"`` (τ as a percentage of the size)."""
+    return f"{100.0 * tau:g}pct"
 
 
 @dataclass(frozen=True)
@@ -72,7 +85,9 @@ class Protocol:
                 f"per-cloud bbox normalisation (longest side 1): {'on' if self.normalize else 'OFF'}; "
                 f"ICP pred->GT: {icp}; CD = mean Euclidean NN dist gt->pred + pred->gt (not squared); "
                 f"EMD = exact assignment, mean Euclidean: {'on' if self.emd else 'OFF'}; "
-                f"CD^2 (PyTorch3D-style, squared distances) separate column; values x100")
+                f"CD^2 (PyTorch3D-style, squared distances) separate column; "
+                f"F-score at tau = {', '.join(f'{t:g}' for t in FSCORE_TAUS)} "
+                f"({'of the normalised size' if self.normalize else 'raw units'}) after ICP; values x100")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -216,11 +231,31 @@ def emd(a, b, backend: str = "auto") -> float:
     return emd_scipy(a, b)
 
 
+def fscore_terms(d_gp: np.ndarray, d_pg: np.ndarray, taus=FSCORE_TAUS) -> dict[str, float]:
+    """Precision, recall and F-score of one pair from its NN distances (those of the Chamfer terms):
+    ``d_gp (M,)`` from each GT point to the prediction, ``d_pg (N,)`` from each predicted point to
+    the GT, Euclidean, in the units of the clouds (normalised: the longest bbox side is 1).
+
+    For each ``tau``: precision ``P`` = fraction of ``d_pg`` <= tau (predicted points near the GT),
+    recall ``R`` = fraction of ``d_gp`` <= tau (GT points covered), ``F = 2PR / (P + R)``, 0 when
+    ``P + R = 0``. Keys ``precision_<k>``, ``recall_<k>``, ``fscore_<k>`` with ``<k>`` =
+    :func:`fscore_key` (``"1pct"``); values in [0, 1] (the tables print ×100)."""
+    out: dict[str, float] = {}
+    for tau in taus:
+        prec = float(np.mean(np.asarray(d_pg) <= tau))
+        rec = float(np.mean(np.asarray(d_gp) <= tau))
+        k = fscore_key(tau)
+        out[f"precision_{k}"], out[f"recall_{k}"] = prec, rec
+        out[f"fscore_{k}"] = 2.0 * prec * rec / (prec + rec) if prec + rec > 0 else 0.0
+    return out
+
+
 def evaluate_pair(pred, gt, protocol: Protocol | None = None, key: str = "") -> dict[str, Any]:
     """Run the whole protocol on one pair. ``pred (N, 3)`` with ``N >= n_points``, ``gt (M, 3)``.
 
     Returns ``{"key", "cd", "cd_gt2pred", "cd_pred2gt", "cd_sq", "emd" (NaN when off),
-    "icp_iters", "icp_converged"}`` in raw units (not ×100). ``icp_iters`` is 0 and
+    "icp_iters", "icp_converged"}`` and :func:`fscore_terms`'s ``precision_/recall_/fscore_1pct``,
+    ``_2pct`` in raw units (not ×100). ``icp_iters`` is 0 and
     ``icp_converged`` empty when ICP is off.
     """
     proto = protocol or Protocol()
@@ -236,7 +271,9 @@ def evaluate_pair(pred, gt, protocol: Protocol | None = None, key: str = "") -> 
         rec.update(icp_iters=res.iterations, icp_converged=res.converged)
     else:
         rec.update(icp_iters=0, icp_converged="")
-    rec.update(chamfer_terms(p, g))
+    d_gp, d_pg = nn_distances(g, p), nn_distances(p, g)
+    rec.update(chamfer_from_distances(d_gp, d_pg))
+    rec.update(fscore_terms(d_gp, d_pg))
     if proto.emd:
         if p.shape[0] != g.shape[0]:
             raise ValueError(f"pair {key!r}: EMD needs equal point counts; prediction has {p.shape[0]} "

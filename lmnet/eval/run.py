@@ -21,6 +21,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+import numpy as np
+
+from lmnet.data import layout
 from lmnet.data.categories import to_synsets
 from lmnet.data.dataset import ShapeNetDataset
 from lmnet.data.splits import select_keys
@@ -30,7 +33,7 @@ from lmnet.eval.baselines import TrainingShapes
 from lmnet.eval.camera_frame import VIEW_FIELDS
 from lmnet.eval.official import OfficialProtocol
 from lmnet.eval.protocol import Protocol
-from lmnet.eval.runner import MODEL_LABEL, EvalOptions, Source, evaluate
+from lmnet.eval.runner import FLOOR_POINTS, MODEL_LABEL, EvalOptions, Source, evaluate, floor_skip_note
 from lmnet.runs.splits import resolve_split_file
 
 __all__ = ["MODEL_LABEL", "ShapeNetSource", "evaluate_run"]
@@ -49,6 +52,7 @@ class ShapeNetSource(Source):
         self.split, self.views, self.categories = split, views, categories
         self.split_file, self.data_root = split_file, data_root
         self.stem, self.title = split, f"Evaluation on split '{split}'"
+        self.skip_note = ""  #: set by open() when some shape has no pointcloud_2048 (no floor, no AE ceiling)
 
     def open(self, config: Mapping[str, Any]) -> ShapeNetDataset:
         self.root = Path(self.data_root or config.get("data_root") or "data")
@@ -57,6 +61,9 @@ class ShapeNetSource(Source):
         self.ds = ShapeNetDataset(self.root, split=self.split_path, categories=cats, views=self.views, n_points=1024,
                                   load_images=True, image_cache=config.get("image_cache", True),
                                   background=run_background(config))
+        paths = (layout.pointcloud_path(self.root, *k.split("/", 1), FLOOR_POINTS) for k in self.ds.keys)
+        missing = [q for q in paths if not q.is_file()]
+        self.skip_note = floor_skip_note(missing, len(self.ds.keys), "shapes") if missing else ""
         return self.ds
 
     def intro_notes(self, run: str, n_items: int) -> list[str]:
@@ -83,6 +90,17 @@ class ShapeNetSource(Source):
         cams = zip(*(batch[k].tolist() for k in VIEW_FIELDS))  # the view's camera (Mesh R-CNN's protocols)
         return keys, syn, [{"category": s, "model_id": m, "view": v, **dict(zip(VIEW_FIELDS, c))}
                            for s, m, v, c in zip(syn, mids, vws, cams)]
+
+    def closing_notes(self) -> list[str]:
+        return [self.skip_note] if self.skip_note else []
+
+    def own_clouds(self, batch: Mapping[str, Any], n_points: int) -> list[np.ndarray] | None:
+        """``pointcloud_<n_points>.npy`` of each item's shape (:func:`lmnet.data.layout.read_model_pointcloud`);
+        ``None`` when some shape of the split has no ``pointcloud_2048.npy`` (said in the notes)."""
+        if self.skip_note:
+            return None
+        return [layout.read_model_pointcloud(self.root, f"{s}/{m}", n_points)
+                for s, m in zip(batch["category"], batch["model_id"])]
 
 
 def evaluate_run(run_dir: str | Path, split: str = "test", views: str | Sequence[int] = "all",

@@ -2,7 +2,9 @@
 (:func:`lmnet.registry.load_model`), predicts every item, refuses predictions that are not finite
 (naming the item), evaluates each (prediction, ground truth) pair with the chosen protocol in worker
 processes while the network keeps predicting (:class:`lmnet.eval.parallel.PairEvaluator`), adds the
-baselines (:mod:`lmnet.eval.baselines`) as extra methods, and writes the reports into the run folder
+baselines (:mod:`lmnet.eval.baselines`), the floor (each item's own GT ``pointcloud_2048`` as the
+prediction, :meth:`Source.own_clouds`) and the AE ceiling as extra methods (``baselines=False``: none
+of them), and writes the reports, with the gap-closed columns (:mod:`lmnet.eval.gap`), into the run folder
 (:func:`lmnet.eval.report.write_report`: ``eval_<stem>.{csv,md}``, ``eval_<stem>_pairs.csv``; with the
 official protocol ``eval_<stem>_official.*`` and the released ``eval_<stem>_official/<category>.csv``;
 with another paper's protocol, :mod:`lmnet.eval.protocols`, ``eval_<stem>_<name>.*``, its pairs first
@@ -21,12 +23,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+import numpy as np
 import torch
 
 from lmnet.errors import ConfigError
 from lmnet.eval import camera_frame
 from lmnet.eval import official_run as orun
-from lmnet.eval.baselines import BaselineAnswers, TrainingShapes, prepare_baselines
+from lmnet.eval.baselines import AE_CEILING_LABEL, BaselineAnswers, TrainingShapes, autoencoder_only, prepare_baselines
 from lmnet.eval.official import COLUMN_TITLES as OFFICIAL_TITLES
 from lmnet.eval.official import METRICS as OFFICIAL_METRICS
 from lmnet.eval.official import OfficialProtocol
@@ -38,6 +41,7 @@ from lmnet.registry import load_model, require_kind
 from lmnet.runs.predictions import check_finite
 
 MODEL_LABEL = "model"  #: the method name of the network's own rows
+FLOOR_POINTS = 2048  #: the floor's prediction: each item's own GT cloud of this many points
 
 
 def _check_count(name: str, value: Any, low: int, hint: str = "") -> None:
@@ -53,7 +57,8 @@ class EvalOptions:
     - ``protocol``: :class:`~lmnet.eval.protocol.Protocol` (lmnet's; ``None`` = its defaults) or
       :class:`~lmnet.eval.official.OfficialProtocol` (the released computation, in the released
       pair order), or another paper's protocol (:mod:`lmnet.eval.protocols`: pix3d, meshrcnn, p2m);
-    - ``baselines``: add the baseline methods where the dataset has training shapes (ShapeNet);
+    - ``baselines``: add the baseline methods where the dataset has training shapes (ShapeNet), the
+      floor where it has the items' own clouds and the AE ceiling where the run has an autoencoder;
     - ``workers``: evaluation processes (``<= 1``: in this process); ``batch_size``: images per
       prediction batch (>= 1); ``device``: the network's torch device;
     - ``max_items``: evaluate only the first N items (0 = all), for quick checks;
@@ -93,6 +98,9 @@ class Source:
     purpose = "evaluation"
     stem = "eval"
     title = "Evaluation"
+    floor_label = f"floor (own GT pointcloud_{FLOOR_POINTS})"
+    floor_note = (f"'{floor_label}': each item's own ground-truth pointcloud_{FLOOR_POINTS} used as the "
+                  "prediction, evaluated like the model against the same GT: the error of sampling alone")
 
     def open(self, config: Mapping[str, Any]) -> torch.utils.data.Dataset:
         """The dataset; its items are dicts with ``"image"`` ``(3, H, W)`` and ``"points"`` (the GT)."""
@@ -114,6 +122,12 @@ class Source:
         """``(keys, synsets, fields)`` of a batch: one key per item (seeds the protocol's subsample,
         names the item in errors), its GT synset, the fields of its per-pair record."""
         raise NotImplementedError
+
+    def own_clouds(self, batch: Mapping[str, Any], n_points: int) -> list[np.ndarray] | None:
+        """Each item's own ground-truth cloud of ``n_points`` points, float32 ``(n_points, 3)`` in
+        the frame of ``batch["points"]``: the floor's prediction and the AE ceiling's input.
+        ``None``: the dataset has none (no floor, no AE ceiling)."""
+        return None
 
     def closing_notes(self) -> list[str]:
         """Notes known only once every item was read."""
@@ -145,9 +159,14 @@ def evaluate(source: Source, run_dir: str | Path, options: EvalOptions | None = 
         answers, baseline_notes = prepare_baselines(model, config, shapes, device=opts.device,
                                                     medoid_max_shapes=opts.medoid_max_shapes)
         notes += baseline_notes
+    elif opts.baselines:
+        answers, ae_notes = autoencoder_only(config, device=opts.device)
+        notes += ae_notes
     records = _predict_and_evaluate(model, torch.utils.data.Subset(ds, order), source, answers, opts, run)
+    if source.floor_label in records:
+        notes.append(source.floor_note)
     notes += source.closing_notes()
-    out, released = _write_reports(run_dir, source, opts, records, notes)
+    out, released = _write_reports(run_dir, source, opts, records, notes, answers.labels)
     return {"tables": out["tables"], "paths": {k: out[k] for k in ("csv", "md", "pairs")}, "kept": out["kept"],
             "notes": notes, "n_pairs": n_items, "records": records, "medoid_keys": answers.medoid_keys,
             "released_csvs": released}
@@ -182,6 +201,8 @@ def _predict_and_evaluate(model, items, source: Source, answers: BaselineAnswers
             for method, sel, clouds in answers.answers(synsets, mu):
                 submit(method, clouds, gts[sel], [keys[i] for i in sel], [synsets[i] for i in sel],
                        [fields[i] for i in sel])
+            for method, clouds in (reference_answers(source, batch, answers) if opts.baselines else []):
+                submit(method, clouds, gts, keys, synsets, fields)
         records = ev.results()
     by_method: dict[str, list[dict[str, Any]]] = {}
     for (method, f), rec in zip(meta, records):
@@ -190,18 +211,43 @@ def _predict_and_evaluate(model, items, source: Source, answers: BaselineAnswers
     return by_method
 
 
+def floor_skip_note(missing: Sequence[Any], total: int, what: str) -> str:
+    """The note of a source whose items lack their own clouds (``missing``: the first few, of
+    ``total`` ``what``): no floor and no AE ceiling rather than a floor over some items only."""
+    return (f"floor and AE ceiling skipped: {len(missing)} of {total} {what} have no own "
+            f"{FLOOR_POINTS}-point cloud (first: {missing[0]})")
+
+
+def reference_answers(source: Source, batch: Mapping[str, Any], answers: BaselineAnswers) -> list[tuple[str, Any]]:
+    """``(method, clouds)`` of the references of one batch, every item answered: the floor (the
+    items' own GT ``pointcloud_2048``, :meth:`Source.own_clouds`) and, with an autoencoder, the AE
+    ceiling (:meth:`lmnet.eval.baselines.BaselineAnswers.reconstruct` of the own clouds of the AE's
+    size). Nothing when the source has no own clouds."""
+    own = source.own_clouds(batch, FLOOR_POINTS)
+    if own is None:
+        return []
+    out: list[tuple[str, Any]] = [(source.floor_label, own)]
+    if answers.ae is not None:
+        ae_in = own if answers.ae_points == FLOOR_POINTS else source.own_clouds(batch, answers.ae_points)
+        out.append((AE_CEILING_LABEL, answers.reconstruct(ae_in)))
+    return out
+
+
 def _write_reports(run_dir: Path, source: Source, opts: EvalOptions, records: Mapping[str, list],
-                   notes: list[str]) -> tuple[dict[str, Any], dict[str, Path]]:
-    """The report files (:func:`write_report`) and, official protocol, the released per-category
-    CSV files of the model's records; returns ``(write_report's result, {category: path})``."""
+                   notes: list[str], baselines: Sequence[str] = ()) -> tuple[dict[str, Any], dict[str, Path]]:
+    """The report files (:func:`write_report`, gap closed against the ``baselines`` methods and the
+    floor) and, official protocol, the released per-category CSV files of the model's records;
+    returns ``(write_report's result, {category: path})``."""
     proto = opts.protocol
+    refs = {"baselines": baselines, "floor": source.floor_label}
     if is_paper_protocol(proto):
         return write_report(run_dir, f"{source.stem}_{proto.name}", records, protocol_line=proto.describe(),
                             notes=notes, protocol=proto.name, metrics=proto.metrics, titles=proto.titles,
-                            title=source.title), {}
+                            title=source.title, **refs), {}
     if not opts.official:
         return write_report(run_dir, source.stem, records, protocol_line=proto.describe(), notes=notes,
-                            title=source.title), {}
+                            title=source.title, **refs), {}
     out = write_report(run_dir, f"{source.stem}_official", records, protocol_line=proto.describe(), notes=notes,
-                       protocol="official", metrics=OFFICIAL_METRICS, titles=OFFICIAL_TITLES, title=source.title)
+                       protocol="official", metrics=OFFICIAL_METRICS, titles=OFFICIAL_TITLES, title=source.title,
+                       **refs)
     return out, orun.write_released_csvs(run_dir, f"eval_{source.stem}_official", records.get(MODEL_LABEL, []))

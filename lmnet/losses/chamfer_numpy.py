@@ -46,8 +46,14 @@ def chamfer_terms(pred, gt) -> dict[str, float]:
     - ``cd_sq`` = the same sum with squared distances (the PyTorch3D-style ``chamfer_distance``), a
       different quantity.
     """
-    d_gp = nn_distances(gt, pred)
-    d_pg = nn_distances(pred, gt)
+    return chamfer_from_distances(nn_distances(gt, pred), nn_distances(pred, gt))
+
+
+def chamfer_from_distances(d_gp: np.ndarray, d_pg: np.ndarray) -> dict[str, float]:
+    """:func:`chamfer_terms` from the NN distances already taken: ``d_gp (M,)`` from each GT point to
+    the prediction, ``d_pg (N,)`` from each predicted point to the GT (Euclidean, raw units), so a
+    caller that needs the distances for something else (the F-score of :mod:`lmnet.eval.protocol`)
+    takes them once."""
     return {
         "cd": float(d_gp.mean() + d_pg.mean()),
         "cd_gt2pred": float(d_gp.mean()),
