@@ -128,10 +128,11 @@ def remove_partial_files(out_dir: Path, synset: str, mid: str) -> None:
 
 
 def render_views(vertices: np.ndarray, faces: np.ndarray, views: list[layout.ViewMeta], colors,
-                 cull_backfaces: bool) -> np.ndarray:
+                 cull_backfaces: bool, supersample: int = 3) -> np.ndarray:
     """The R2N2 renders of one mesh (3D-LMNet frame) under ``views`` → ``uint8 (K, 137, 137, 4)``,
     transparent background. ``colors``: ``(3,)``, ``(F, 3)`` or per-corner ``(F, 3, 3)`` in [0, 1]
-    (:func:`lmnet.render.render_mesh`). Single-threaded, so the bytes do not depend on the worker
+    (:func:`lmnet.render.render_mesh`); ``supersample``: samples per pixel along each axis (alpha is
+    the covered fraction). Single-threaded, so the bytes do not depend on the worker
     count."""
     import torch
 
@@ -143,7 +144,7 @@ def render_views(vertices: np.ndarray, faces: np.ndarray, views: list[layout.Vie
             torch.tensor([m.azimuth for m in views]), torch.tensor([m.elevation for m in views]),
             torch.tensor([m.distance_ratio for m in views]), torch.tensor([m.fov for m in views]),
             image_size=R2N2_IMAGE_SIZE, color=torch.as_tensor(np.asarray(colors)).float(),
-            cull_backfaces=cull_backfaces,
+            cull_backfaces=cull_backfaces, supersample=supersample,
         ).numpy()
     finally:
         torch.set_num_threads(threads)
