@@ -37,7 +37,7 @@ from lmnet.data.splits import make_splits, write_splits
 from lmnet.errors import ConfigError, CorruptFileError, DataError
 from lmnet.synthetic.generator import (is_complete, marker_path, remove_partial_files, render_views,
                                        sample_pointclouds, sample_views, write_model)
-from lmnet.synthetic.mesh_files import UP_AXES, SourceMesh, find_meshes, read_mesh
+from lmnet.synthetic.mesh_files import UP_AXES, SourceMesh, closed_and_outward, find_meshes, read_mesh
 
 log = logging.getLogger("lmnet.synthetic")
 
@@ -94,8 +94,10 @@ def build_model(out_dir: Path, src: SourceMesh, up: str, seed: int) -> bool:
     marker.unlink(missing_ok=True)  # a rebuild killed half-way must not look complete
     remove_partial_files(out_dir, src.synset, src.model_id)
     views = sample_views(_rng(seed, src, _STREAM_VIEWS))
-    # user meshes need not be closed or consistently oriented: draw both sides of every face
-    images = render_views(vertices, faces, views, colors, cull_backfaces=False, supersample=RENDER_SUPERSAMPLE)
+    # user meshes need not be closed or consistently oriented: both sides of every face are drawn
+    # unless the surface is closed and outward-oriented (then back faces are hidden: half the work)
+    images = render_views(vertices, faces, views, colors, cull_backfaces=closed_and_outward(vertices, faces),
+                          supersample=RENDER_SUPERSAMPLE)
     clouds = sample_pointclouds(vertices, faces, _rng(seed, src, _STREAM_POINTS))
     write_model(out_dir, src.synset, src.model_id, images, views, clouds, marker, stamp)
     return True

@@ -183,3 +183,11 @@ def read_mesh(path: str | Path, up: str = "y") -> tuple[np.ndarray, np.ndarray, 
     if not face_areas(v, f).sum() > 1e-12:
         raise CorruptFileError(path, "degenerate: zero surface area (every face is a line or a point)")
     return v @ LMNET_FROM_V1.numpy().astype(np.float64), f, np.concatenate(colors)
+
+
+def closed_and_outward(vertices: np.ndarray, faces: np.ndarray) -> bool:
+    """Whether the surface (``(V, 3)``, ``(F, 3)``; coincident vertices merged) is closed (every edge
+    shared by exactly two faces), consistently wound and encloses a positive volume, i.e. every
+    face's counter-clockwise side faces out: then back faces can be culled from a camera outside."""
+    merged = trimesh.Trimesh(vertices, faces, process=True)
+    return bool(merged.is_watertight and merged.is_winding_consistent and merged.volume > 0)
