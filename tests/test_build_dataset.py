@@ -49,20 +49,18 @@ def _box_uv(box: trimesh.Trimesh) -> trimesh.visual.TextureVisuals:
 
 
 def write_meshes(folder: Path) -> None:
-    """airplane/: the pyvista airplane (PLY) + a procedural one (STL); chair/<model folder>/: a
-    procedural chair with face colours (PLY); gadget/: a grey table (OFF), a textured box and a
-    vertex-coloured car (GLB), and the broken files of :data:`BROKEN`. Everything z up."""
+    """airplane/: the pyvista airplane (PLY); chair/<model folder>/: a procedural chair with face
+    colours (PLY); gadget/: a grey table (STL), a textured box and a vertex-coloured car (GLB), and
+    the broken files of :data:`BROKEN`. Everything z up. (A good OFF file: the rebuild test.)"""
     for sub in ("airplane", "chair/procedural_chair", "gadget"):
         (folder / sub).mkdir(parents=True)
     shutil.copy(AIRPLANE, folder / "airplane" / "pyvista_airplane.ply")
-    parts = {name: BUILDERS[name](np.random.default_rng(i)) for i, name in enumerate(("airplane", "chair", "table", "car"))}
-    v, f, _ = parts["airplane"]
-    trimesh.Trimesh(_zup(v), f, process=False).export(folder / "airplane" / "procedural.stl")
+    parts = {name: BUILDERS[name](np.random.default_rng(i)) for i, name in ((1, "chair"), (2, "table"), (3, "car"))}
     v, f, c = parts["chair"]
     trimesh.Trimesh(_zup(v), f, face_colors=(c * 255).astype(np.uint8), process=False).export(
         folder / "chair" / "procedural_chair" / "model.ply")
     v, f, _ = parts["table"]
-    trimesh.Trimesh(_zup(v), f, process=False).export(folder / "gadget" / "table.off")
+    trimesh.Trimesh(_zup(v), f, process=False).export(folder / "gadget" / "table.stl")
     v, f, _ = parts["car"]
     blue = np.tile([20, 40, 230, 255], (len(v), 1)).astype(np.uint8)
     trimesh.Trimesh(_zup(v), f, vertex_colors=blue, process=False).export(folder / "gadget" / "car.glb")
@@ -88,15 +86,15 @@ def _keys(summary) -> list[tuple[str, str]]:
 
 def test_tree_check_data_accepts_with_categories_and_splits(built, capsys):
     meshes, out, summary = built
-    assert summary["models"] == {"02691156": ["procedural", "pyvista_airplane"], "03001627": ["procedural_chair"],
+    assert summary["models"] == {"02691156": ["pyvista_airplane"], "03001627": ["procedural_chair"],
                                  GADGET: ["box", "car", "table"]}
-    assert summary["categories"][GADGET] == "gadget" and summary["built"] == 6 and summary["reused"] == 0
+    assert summary["categories"][GADGET] == "gadget" and summary["built"] == 5 and summary["reused"] == 0
     report = check_data(out)
-    assert report.ok and report.n_models == 6, report.table()
+    assert report.ok and report.n_models == 5, report.table()
     assert cli_main(["check-data", "--root", str(out)]) == 0
     splits = {name: load_split(path) for name, path in summary["splits"].items()}
     keys = [{k for v in s.values() for k in v} for s in splits.values()]
-    assert set.union(*keys) == {f"{s}/{m}" for s, m in _keys(summary)} and sum(map(len, keys)) == 6
+    assert set.union(*keys) == {f"{s}/{m}" for s, m in _keys(summary)} and sum(map(len, keys)) == 5
     assert splits["val"] and splits["test"]  # gadget's three models: one in each split
     manifest = json.loads((out / MANIFEST).read_text())
     assert manifest["models"]["02691156/pyvista_airplane"] == "airplane/pyvista_airplane.ply"
@@ -181,13 +179,13 @@ def test_resumes_and_rebuilds_only_what_is_missing(built, tmp_path):
     copy = tmp_path / "out"
     shutil.copytree(out, copy)
     again = build_dataset(meshes, copy, up="z", seed=3, progress=False)
-    assert (again["built"], again["reused"]) == (0, 6) and again["models"] == summary["models"]
+    assert (again["built"], again["reused"]) == (0, 5) and again["models"] == summary["models"]
     (copy / MARKER_DIR / GADGET / "table").unlink()                 # killed before the marker
     layout.image_path(copy, GADGET, "table", 7).unlink()
     stale = layout.rendering_dir(copy, GADGET, "table") / ".07.png.abc.png.tmp"
     stale.write_bytes(b"partial")
     again = build_dataset(meshes, copy, up="z", seed=3, progress=False)
-    assert (again["built"], again["reused"]) == (1, 5) and not stale.exists()
+    assert (again["built"], again["reused"]) == (1, 4) and not stale.exists()
     for rel in [layout.image_path(out, GADGET, "table", 7), layout.pointcloud_path(out, GADGET, "table", 2048),
                 layout.metadata_path(out, GADGET, "table")]:
         rel = rel.relative_to(out)
@@ -236,7 +234,7 @@ def test_cli_resumes_and_lists_the_skipped_files(built, capsys):
     assert cli_main(["build-dataset", "--meshes", str(meshes), "--out", str(out), "--up", "z", "--seed", "3",
                      "--no-progress"]) == 0
     text = capsys.readouterr().out
-    assert "6 models" in text and "0 built, 6 already complete" in text and "gadget (9" in text
+    assert "5 models" in text and "0 built, 5 already complete" in text and "gadget (9" in text
     assert f"skipped {len(BROKEN)} bad mesh file(s):" in text
     assert all(str(meshes / "gadget" / name) in text for name in BROKEN)
 
