@@ -192,20 +192,27 @@ def test_resumes_and_rebuilds_only_what_is_missing(built, tmp_path):
         assert (copy / rel).read_bytes() == (out / rel).read_bytes(), rel  # deterministic
 
 
-def test_a_changed_file_is_rebuilt_and_settings_must_match(tmp_path):
+def test_workers_give_the_same_files_a_changed_file_is_rebuilt_settings_must_match(tmp_path):
     src = tmp_path / "meshes"
     src.mkdir()
-    # a thin rod: few covered pixels, so the two builds render fast
+    # thin rods: few covered pixels, so the builds render fast
     trimesh.creation.cylinder(radius=0.02, height=1.0, sections=8).export(src / "crate.off")
-    s1 = build_dataset(src, tmp_path / "out", category="crate", progress=False)
-    assert s1["models"] == {category_id("crate"): ["crate"]} and s1["built"] == 1
-    pc1 = layout.read_pointcloud(layout.pointcloud_path(tmp_path / "out", category_id("crate"), "crate", 1024))
+    trimesh.creation.cylinder(radius=0.03, height=0.8, sections=6).export(src / "pole.stl")
+    synset = category_id("crate")
+    one = build_dataset(src, tmp_path / "one", category="crate", workers=1, progress=False)
+    two = build_dataset(src, tmp_path / "two", category="crate", workers=2, progress=False)
+    assert one["models"] == two["models"] == {synset: ["crate", "pole"]} and two["built"] == 2
+    files = sorted(p.relative_to(tmp_path / "one") for p in (tmp_path / "one").rglob("*")
+                   if p.is_file() and p.name != MANIFEST)
+    assert len(files) == 2 * (24 + 2 + 3 + 1) + 3  # PNGs, 2 text files, 3 clouds, marker; 3 splits
+    assert all((tmp_path / "one" / f).read_bytes() == (tmp_path / "two" / f).read_bytes() for f in files)
+    pc1 = layout.read_pointcloud(layout.pointcloud_path(tmp_path / "one", synset, "crate", 1024))
     trimesh.creation.cylinder(radius=0.03, height=1.0, sections=8).export(src / "crate.off")
-    s2 = build_dataset(src, tmp_path / "out", category="crate", progress=False)
-    pc2 = layout.read_pointcloud(layout.pointcloud_path(tmp_path / "out", category_id("crate"), "crate", 1024))
-    assert s2["built"] == 1 and not np.array_equal(pc1, pc2)
+    again = build_dataset(src, tmp_path / "one", category="crate", progress=False)
+    pc2 = layout.read_pointcloud(layout.pointcloud_path(tmp_path / "one", synset, "crate", 1024))
+    assert (again["built"], again["reused"]) == (1, 1) and not np.array_equal(pc1, pc2)
     with pytest.raises(DataError, match=r"other settings: seed=0 \(now 5\)"):
-        build_dataset(src, tmp_path / "out", category="crate", seed=5, progress=False)
+        build_dataset(src, tmp_path / "one", category="crate", seed=5, progress=False)
 
 
 def test_refuses_foreign_folders_and_loose_files(tmp_path, capsys):

@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from lmnet.commands._args import non_negative_int
+from lmnet.commands._args import non_negative_int, positive_int
 
 HELP = "build a ShapeNet-layout dataset (renders + point clouds + splits) from a folder of your meshes"
 
@@ -35,6 +35,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="the axis that points up in the files (default y, ShapeNet's; z for CAD / Blender exports)")
     p.add_argument("--ratios", default="0.6,0.2,0.2", help="train,val,test proportions (default 0.6,0.2,0.2)")
     p.add_argument("--seed", type=non_negative_int, default=0, help="seeds views, points and splits (default 0)")
+    p.add_argument("--workers", type=positive_int, default=None,
+                   help="processes (default: number of CPUs); the files do not depend on it")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -48,7 +50,7 @@ def run(args) -> int:
     except ValueError:
         raise ConfigError(f"--ratios expects three numbers like 0.6,0.2,0.2, got {args.ratios!r}") from None
     s = build_dataset(args.meshes, args.out, category=args.category, up=args.up, seed=args.seed, ratios=ratios,
-                      progress=not args.no_progress)
+                      workers=args.workers, progress=not args.no_progress)
     n = sum(len(v) for v in s["models"].values())
     cats = ", ".join(f"{name} ({synset}: {len(s['models'][synset])})" for synset, name in sorted(s["categories"].items()))
     print(f"{n} models in {s['out_dir']} ({s['built']} built, {s['reused']} already complete) in "

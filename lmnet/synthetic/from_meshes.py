@@ -35,7 +35,7 @@ from lmnet import atomic_io
 from lmnet.config import parse_json_object
 from lmnet.data.splits import make_splits, write_splits
 from lmnet.errors import ConfigError, CorruptFileError, DataError
-from lmnet.synthetic.generator import (is_complete, marker_path, remove_partial_files, render_views,
+from lmnet.synthetic.generator import (is_complete, map_jobs, marker_path, remove_partial_files, render_views,
                                        sample_pointclouds, sample_views, write_model)
 from lmnet.synthetic.mesh_files import UP_AXES, SourceMesh, closed_and_outward, find_meshes, read_mesh
 
@@ -103,25 +103,33 @@ def build_model(out_dir: Path, src: SourceMesh, up: str, seed: int) -> bool:
     return True
 
 
-def _build_all(out_dir: Path, sources: list[SourceMesh], up: str, seed: int, progress: bool):
-    """Build every source → ``(built, reused, bad)``: the sources written, those already complete,
-    and ``["<file>: <reason>", ...]`` for the bad meshes (each also logged as it is met)."""
-    from tqdm import tqdm
+def _build_job(job: tuple) -> tuple[SourceMesh, str, str | None]:
+    """One model for :func:`map_jobs` → ``(src, "built" | "reused" | "bad", "<file>: <reason>" | None)``;
+    a bad mesh is logged (one line) where it is met."""
+    out_dir, src, up, seed = job
+    try:
+        return src, "built" if build_model(Path(out_dir), src, up, seed) else "reused", None
+    except CorruptFileError as exc:
+        log.warning("skipped %s", exc)
+        return src, "bad", str(exc)
 
-    built, reused, bad = [], [], []
-    for src in tqdm(sources, unit="mesh", desc="build-dataset", disable=not progress):
-        try:
-            (built if build_model(out_dir, src, up, seed) else reused).append(src)
-        except CorruptFileError as exc:
-            bad.append(str(exc))
-            log.warning("skipped %s", exc)
-    return built, reused, bad
+
+def _build_all(out_dir: Path, sources: list[SourceMesh], up: str, seed: int, workers: int | None, progress: bool):
+    """Build every source → ``(built, reused, bad)``: the sources written, those already complete,
+    and ``["<file>: <reason>", ...]`` for the bad meshes, each in the sources' order."""
+    jobs = [(str(out_dir), src, up, seed) for src in sources]
+    done = {r[0].rel: r for r in map_jobs(_build_job, jobs, workers, progress, desc="build-dataset", unit="mesh")}
+    results = [done[src.rel] for src in sources]
+    return ([src for src, status, _ in results if status == "built"],
+            [src for src, status, _ in results if status == "reused"],
+            [message for _, status, message in results if status == "bad"])
 
 
 def build_dataset(meshes_dir: str | Path, out_dir: str | Path, category: str | None = None, up: str = "y",
-                  seed: int = 0, ratios=(0.6, 0.2, 0.2), progress: bool = True) -> dict:
+                  seed: int = 0, ratios=(0.6, 0.2, 0.2), workers: int | None = 1, progress: bool = True) -> dict:
     """Build the dataset of every mesh under ``meshes_dir`` into ``out_dir`` (module docs; the
-    folder → category rule is :mod:`lmnet.synthetic.mesh_files`'s).
+    folder → category rule is :mod:`lmnet.synthetic.mesh_files`'s). ``workers``: processes
+    (``None`` → the number of CPUs; the files do not depend on it).
 
     Returns:
         ``{"out_dir", "models": {synset: [model_id, ...]}, "categories": {synset: name}, "built",
@@ -137,7 +145,7 @@ def build_dataset(meshes_dir: str | Path, out_dir: str | Path, category: str | N
     settings = {"tool": "lmnet build-dataset", "meshes": str(Path(meshes_dir).resolve()), "category": category,
                 "up": up, "seed": int(seed)}
     claim_root(out_dir, settings)
-    built, reused, bad = _build_all(out_dir, sources, up, int(seed), progress)
+    built, reused, bad = _build_all(out_dir, sources, up, int(seed), workers, progress)
     good = built + reused
     if not good:
         raise DataError(f"{meshes_dir}: none of the {len(sources)} mesh files is usable: " + "; ".join(bad[:5]))

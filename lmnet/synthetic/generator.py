@@ -193,6 +193,33 @@ def _worker_init():
     torch.set_num_threads(1)
 
 
+def map_jobs(fn, jobs: list, workers: int | None, progress: bool, desc: str, unit: str) -> list:
+    """``[fn(job) for job in jobs]``, in completion order, in this process (``workers`` 1) or in a
+    pool of ``workers`` processes (``None`` → the number of CPUs), each single-threaded in torch, with
+    a tqdm bar when ``progress``. ``fn`` must be a module-level function (it is pickled)."""
+    from tqdm import tqdm
+
+    workers = (os.cpu_count() or 1) if workers is None else int(workers)
+    workers = max(1, min(workers, len(jobs)))
+    results = []
+    with tqdm(total=len(jobs), unit=unit, desc=desc, disable=not progress) as bar:
+        if workers == 1:
+            for job in jobs:
+                results.append(fn(job))
+                bar.update(1)
+            return results
+        import multiprocessing as mp
+
+        # fork (Linux) needs no `if __name__ == "__main__"` guard in the caller's script, and
+        # is what torch's DataLoader uses; spawn elsewhere
+        method = "fork" if "fork" in mp.get_all_start_methods() and sys.platform.startswith("linux") else "spawn"
+        with mp.get_context(method).Pool(workers, initializer=_worker_init) as pool:
+            for res in pool.imap_unordered(fn, jobs, chunksize=1):
+                results.append(res)
+                bar.update(1)
+    return results
+
+
 def generate_dataset(out_dir: str | Path, categories: Iterable[str] | str = DEFAULT_CATEGORIES,
                      n_models: int = 40, seed: int = 0, workers: int | None = None,
                      progress: bool = True) -> dict:
@@ -220,35 +247,8 @@ def generate_dataset(out_dir: str | Path, categories: Iterable[str] | str = DEFA
         raise ConfigError(f"n_models must be >= 1, got {n_models}")
     out_dir = Path(out_dir)
     jobs = [(str(out_dir), s, i, int(seed)) for s in synsets for i in range(int(n_models))]
-    workers = (os.cpu_count() or 1) if workers is None else int(workers)
-    workers = max(1, min(workers, len(jobs)))
     t0 = time.perf_counter()
-    results = []
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(jobs), unit="model", desc="synth")
-    try:
-        if workers == 1:
-            for job in jobs:
-                results.append(_job(job))
-                if bar is not None:
-                    bar.update(1)
-        else:
-            import multiprocessing as mp
-
-            # fork (Linux) needs no `if __name__ == "__main__"` guard in the caller's script, and
-            # is what torch's DataLoader uses; spawn elsewhere
-            method = "fork" if "fork" in mp.get_all_start_methods() and sys.platform.startswith("linux") else "spawn"
-            with mp.get_context(method).Pool(workers, initializer=_worker_init) as pool:
-                for res in pool.imap_unordered(_job, jobs, chunksize=1):
-                    results.append(res)
-                    if bar is not None:
-                        bar.update(1)
-    finally:
-        if bar is not None:
-            bar.close()
+    results = map_jobs(_job, jobs, workers, progress, desc="synth", unit="model")
     models: dict[str, list[str]] = {s: [] for s in synsets}
     for synset, mid, _ in results:
         models[synset].append(mid)
