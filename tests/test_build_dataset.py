@@ -211,6 +211,12 @@ def test_workers_give_the_same_files_a_changed_file_is_rebuilt_settings_must_mat
     again = build_dataset(src, tmp_path / "one", category="crate", progress=False)
     pc2 = layout.read_pointcloud(layout.pointcloud_path(tmp_path / "one", synset, "crate", 1024))
     assert (again["built"], again["reused"]) == (1, 1) and not np.array_equal(pc1, pc2)
+    (src / "pole.stl").unlink()                                      # a file removed: its model goes
+    again = build_dataset(src, tmp_path / "one", category="crate", progress=False)
+    assert again["removed"] == [f"{synset}/pole"] and again["models"] == {synset: ["crate"]}
+    assert not layout.rendering_dir(tmp_path / "one", synset, "pole").parent.exists()
+    assert not (tmp_path / "one" / layout.POINTCLOUD_DIR / synset / "pole").exists()
+    assert check_data(tmp_path / "one").n_models == 1
     with pytest.raises(DataError, match=r"other settings: seed=0 \(now 5\)"):
         build_dataset(src, tmp_path / "one", category="crate", seed=5, progress=False)
 

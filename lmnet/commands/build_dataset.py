@@ -58,6 +58,9 @@ def run(args) -> int:
     for name, path in s["splits"].items():
         count = sum(len(v) for v in load_split(path).values())
         print(f"  split {name:5s} -> {path} ({count} models{': EMPTY' if not count else ''})")
+    if s["removed"]:
+        print(f"removed {len(s['removed'])} model(s) whose file is gone or bad: {', '.join(s['removed'][:5])}"
+              + (" ..." if len(s["removed"]) > 5 else ""))
     if s["bad"]:
         print(f"skipped {len(s['bad'])} bad mesh file(s):")
         for line in s["bad"]:

@@ -15,7 +15,8 @@ Determinism: views and points of a model come from
 
 Resumability: each file is written atomically and a model's marker
 ``<out>/.build_done/<synset>/<model_id>`` (which holds the source file's SHA-256) last; a re-run skips
-complete models whose file is unchanged and rebuilds the others. ``<out>`` must be new, empty or an
+complete models whose file is unchanged, rebuilds the others, and deletes the models whose file is
+gone or went bad, so the tree always mirrors the meshes folder. ``<out>`` must be new, empty or an
 earlier build with the same settings (``build_dataset.json``); anything else is refused.
 
 Bad meshes (unreadable, no faces, non-finite or degenerate) are named in one warning line each,
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import shutil
 import time
 from pathlib import Path
 
@@ -33,6 +35,7 @@ import numpy as np
 
 from lmnet import atomic_io
 from lmnet.config import parse_json_object
+from lmnet.data import layout
 from lmnet.data.splits import make_splits, write_splits
 from lmnet.errors import ConfigError, CorruptFileError, DataError
 from lmnet.synthetic.generator import (is_complete, map_jobs, marker_path, remove_partial_files, render_views,
@@ -125,6 +128,22 @@ def _build_all(out_dir: Path, sources: list[SourceMesh], up: str, seed: int, wor
             [message for _, status, message in results if status == "bad"])
 
 
+def remove_stale_models(out_dir: Path, keep: set[str]) -> list[str]:
+    """Delete the models under ``out_dir`` (both trees and the marker) whose ``"synset/model"`` key is
+    not in ``keep``: their file was removed from the meshes folder, went bad, or a killed run left
+    them half-written. Only for a folder :func:`claim_root` made this build's. Returns their keys."""
+    stale = set()
+    for base in (out_dir / layout.RENDERING_DIR, out_dir / layout.POINTCLOUD_DIR, out_dir / MARKER_DIR):
+        for d in sorted(base.glob("*/*")) if base.is_dir() else []:
+            if f"{d.parent.name}/{d.name}" not in keep:
+                stale.add(f"{d.parent.name}/{d.name}")
+                if d.is_dir():
+                    shutil.rmtree(d)
+                else:
+                    d.unlink()
+    return sorted(stale)
+
+
 def build_dataset(meshes_dir: str | Path, out_dir: str | Path, category: str | None = None, up: str = "y",
                   seed: int = 0, ratios=(0.6, 0.2, 0.2), workers: int | None = 1, progress: bool = True) -> dict:
     """Build the dataset of every mesh under ``meshes_dir`` into ``out_dir`` (module docs; the
@@ -133,7 +152,8 @@ def build_dataset(meshes_dir: str | Path, out_dir: str | Path, category: str | N
 
     Returns:
         ``{"out_dir", "models": {synset: [model_id, ...]}, "categories": {synset: name}, "built",
-        "reused", "bad": ["<file>: <reason>", ...], "seconds", "splits": {name: path}}``.
+        "reused", "bad": ["<file>: <reason>", ...], "removed": [stale "synset/model", ...], "seconds",
+        "splits": {name: path}}``.
     Raises:
         DataError: no mesh files, no usable mesh, or an ``out_dir`` that is not this build's.
     """
@@ -149,6 +169,7 @@ def build_dataset(meshes_dir: str | Path, out_dir: str | Path, category: str | N
     good = built + reused
     if not good:
         raise DataError(f"{meshes_dir}: none of the {len(sources)} mesh files is usable: " + "; ".join(bad[:5]))
+    removed = remove_stale_models(out_dir, {f"{src.synset}/{src.model_id}" for src in good})
     models: dict[str, list[str]] = {}
     for src in good:
         models.setdefault(src.synset, []).append(src.model_id)
@@ -159,5 +180,5 @@ def build_dataset(meshes_dir: str | Path, out_dir: str | Path, category: str | N
         **settings, "categories": dict(sorted(categories.items())),
         "models": {f"{s.synset}/{s.model_id}": s.rel for s in good}, "skipped": bad})
     return {"out_dir": str(out_dir), "models": models, "categories": categories, "built": len(built),
-            "reused": len(reused), "bad": bad, "seconds": time.perf_counter() - t0,
+            "reused": len(reused), "bad": bad, "removed": removed, "seconds": time.perf_counter() - t0,
             "splits": {k: str(v) for k, v in paths.items()}}
