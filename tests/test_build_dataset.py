@@ -229,6 +229,12 @@ def test_refuses_foreign_folders_and_loose_files(tmp_path, capsys):
         find_meshes(src)
     assert [m.model_id for m in find_meshes(src, category="Box Things")] == ["loose"]
     assert category_id("Box Things").startswith("9") and category_id("chair") == "03001627"
+    for sub in ("chair/a", "chair/b", "03001627"):                 # one id, three files: all kept apart
+        (tmp_path / "cats" / sub).mkdir(parents=True)
+        trimesh.creation.box().export(tmp_path / "cats" / sub / "seat.obj")
+    found = find_meshes(tmp_path / "cats")
+    assert {m.synset for m in found} == {"03001627"} and len({m.model_id for m in found}) == 3
+    assert sorted(m.model_id for m in found)[0] == "a"
     foreign = tmp_path / "foreign"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("mine")

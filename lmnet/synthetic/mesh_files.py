@@ -12,7 +12,7 @@ synset id; any other name gets a synset-like id ``9`` + 7 digits of a hash of th
 **Model ids.** The file's stem, or, for a file inside a per-model folder (``chair/abc123/model.obj``),
 the name of that folder; characters other than letters, digits, ``.``, ``_`` and ``-`` become ``_``.
 When two files of one category get the same id, the later one (in sorted path order) gets ``-`` and
-8 hex digits of a hash of its relative path appended.
+8 hex digits of a hash of its path appended.
 """
 
 from __future__ import annotations
@@ -73,14 +73,16 @@ def _mesh_files(folder: Path) -> list[Path]:
                   and not any(part.startswith(".") for part in p.relative_to(folder).parts))
 
 
-def _model_ids(files: list[Path], category_dir: Path) -> list[str]:
-    """One id per file (module docs), unique within the category."""
+def _model_ids(files: list[Path], category_dir: Path, taken: set[str]) -> list[str]:
+    """One id per file (module docs), none of them in ``taken`` (the category's ids so far, which
+    grows with them)."""
     ids: list[str] = []
     for f in files:
         rel = f.relative_to(category_dir)
         mid = _UNSAFE.sub("_", rel.parts[0] if len(rel.parts) > 1 else f.stem).strip(".") or "model"
-        if mid in ids:
-            mid += "-" + hashlib.blake2b(rel.as_posix().encode(), digest_size=4).hexdigest()
+        if mid in taken:
+            mid += "-" + hashlib.blake2b(f.as_posix().encode(), digest_size=4).hexdigest()
+        taken.add(mid)
         ids.append(mid)
     return ids
 
@@ -102,10 +104,10 @@ def find_meshes(meshes_dir: str | Path, category: str | None = None) -> list[Sou
                             "category: put them in a sub-folder named after their category, or pass --category NAME")
         groups = [(d.name, d, _mesh_files(d)) for d in sorted(root.iterdir())
                   if d.is_dir() and not d.name.startswith(".")]
-    out = []
+    out, taken = [], {}
     for name, folder, files in groups:
-        synset = category_id(name)
-        for f, mid in zip(files, _model_ids(files, folder)):
+        synset = category_id(name)  # two folders may name one synset ("chair", "03001627")
+        for f, mid in zip(files, _model_ids(files, folder, taken.setdefault(synset, set()))):
             out.append(SourceMesh(f, f.relative_to(root).as_posix(), category_name(synset, name), synset, mid))
     if not out:
         raise DataError(f"{root}: no mesh files ({', '.join(MESH_SUFFIXES)}) found"
