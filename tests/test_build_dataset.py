@@ -21,7 +21,7 @@ from lmnet.cli import main as cli_main
 from lmnet.data import layout
 from lmnet.data.check import check_data
 from lmnet.data.meshes import normalize_unit_diagonal
-from lmnet.data.splits import load_split
+from lmnet.data.splits import load_split, select_keys
 from lmnet.errors import DataError
 from lmnet.methods.autoencoder import train_autoencoder
 from lmnet.synthetic.from_meshes import MANIFEST, MARKER_DIR, build_dataset
@@ -96,6 +96,7 @@ def test_tree_check_data_accepts_with_categories_and_splits(built, capsys):
     keys = [{k for v in s.values() for k in v} for s in splits.values()]
     assert set.union(*keys) == {f"{s}/{m}" for s, m in _keys(summary)} and sum(map(len, keys)) == 5
     assert splits["val"] and splits["test"]  # gadget's three models: one in each split
+    assert select_keys(out, None, GADGET) == [f"{GADGET}/{m}" for m in ("box", "car", "table")]  # a filter takes the id
     manifest = json.loads((out / MANIFEST).read_text())
     assert manifest["models"]["02691156/pyvista_airplane"] == "airplane/pyvista_airplane.ply"
     assert manifest["models"]["03001627/procedural_chair"] == "chair/procedural_chair/model.ply"
