@@ -159,7 +159,7 @@ def _mean_rgb(out: Path, synset: str, mid: str) -> np.ndarray:
     return imgs[imgs[:, 3] == 255, :3].astype(float).mean(0)
 
 
-def test_renders_use_the_meshes_own_colours(built):
+def test_renders_use_the_meshes_own_colours(built, tmp_path):
     meshes, out, _ = built
     r, g, b = _mean_rgb(out, GADGET, "car")                       # vertex colours (GLB)
     assert b > 2 * r and b > 2 * g
@@ -173,6 +173,13 @@ def test_renders_use_the_meshes_own_colours(built):
     v = trimesh.load(meshes / "gadget" / "box.glb", force="mesh", process=False).vertices
     red = v[faces][..., 0] < 0                                    # the texture's red half at -x
     assert np.allclose(colors[red], np.array([230, 20, 20]) / 255) and np.allclose(colors[~red], np.array([20, 200, 30]) / 255)
+    # the same texture as OBJ + MTL + PNG (trimesh writes the three files)
+    box = trimesh.creation.box((0.8, 0.5, 0.3))
+    trimesh.Trimesh(box.vertices, box.faces, visual=_box_uv(box), process=False).export(tmp_path / "box.obj")
+    assert (tmp_path / "material.mtl").is_file()
+    _, faces, colors = read_mesh(tmp_path / "box.obj")
+    corners = trimesh.load(tmp_path / "box.obj", force="mesh", process=False).vertices[faces]
+    assert np.allclose(colors[corners[..., 0] < 0], np.array([230, 20, 20]) / 255)
 
 
 def test_resumes_and_rebuilds_only_what_is_missing(built, tmp_path):
