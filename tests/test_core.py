@@ -60,6 +60,9 @@ def test_categories():
     assert to_synsets("all") is None
     with pytest.raises(ConfigError, match="unknown category 'chiar'"):
         to_synset("chiar")
+    assert to_synset("95127337") == "95127337"  # a category of lmnet build-dataset
+    with pytest.raises(ConfigError, match="8-digit synset id"):
+        to_synset("0300162")
 
 
 def test_frame_conversion_is_involution_and_x_down():

@@ -105,6 +105,25 @@ def test_half_covered_pixels_get_half_alpha():
     assert (img[a > 0][:, :3] == round(0.72 * 255)).all()  # straight (un-premultiplied) colour
 
 
+def test_per_corner_colours_are_interpolated():
+    """(F, 3, 3) colours: equal corners give exactly the per-face image; a left-to-right ramp
+    (black at x = -0.5, white at x = +0.5) comes out as a ramp across the square."""
+    v, f = _square(0.5)
+    face = torch.tensor([[0.2, 0.4, 0.6], [0.9, 0.1, 0.3]])
+    flat = render_mesh_camera(v, f, _front_camera(), image_size=16, supersample=1, lights=FLAT, color=face)
+    corners = render_mesh_camera(v, f, _front_camera(), image_size=16, supersample=1, lights=FLAT,
+                                 color=face.unsqueeze(1).expand(2, 3, 3))
+    assert (flat.int() - corners.int()).abs().max() <= 1  # rounding of the weights only
+    ramp = ((v[:, 0] + 0.5)[f].unsqueeze(-1)).expand(2, 3, 3)
+    img = render_mesh_camera(v, f, _front_camera(), image_size=16, supersample=1, lights=FLAT,
+                             color=ramp)[0].numpy()
+    row = img[8, 4:12, 0].astype(float)
+    expected = (np.arange(4, 12) + 0.5 - 4) / 8 * 255  # pixel centres across the 8-px square
+    assert np.abs(row - expected).max() <= 1.0
+    with pytest.raises(ValueError, match="per-corner"):
+        render_mesh_camera(v, f, _front_camera(), image_size=8, color=torch.zeros(3, 3, 3))
+
+
 def test_depth_test_picks_the_nearest_triangle_whatever_the_order():
     near_v, near_f = _square(0.3, z=0.2)
     far_v, far_f = _square(0.5, z=-0.2)

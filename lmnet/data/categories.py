@@ -26,14 +26,17 @@ ALL_SYNSETS: tuple[str, ...] = tuple(sorted(SYNSET_TO_NAME))
 
 
 def to_synset(category: str) -> str:
-    """Accept a name (``chair``) or a synset id (``03001627``) and return the synset id."""
+    """Accept a name (``chair``) or a synset id (``03001627``, or any other 8 digits: the categories of
+    ``lmnet build-dataset``) and return the synset id."""
     c = str(category).strip().lower()
     if c in SYNSET_TO_NAME:
         return c
     if c in NAME_TO_SYNSET:
         return NAME_TO_SYNSET[c]
+    if len(c) == 8 and c.isascii() and c.isdigit():  # another synset-like id (lmnet build-dataset's categories)
+        return c
     valid = ", ".join(f"{n} ({s})" for s, n in sorted(SYNSET_TO_NAME.items()))
-    raise ConfigError(f"unknown category {category!r}; expected one of: {valid}")
+    raise ConfigError(f"unknown category {category!r}; expected one of: {valid}, or another 8-digit synset id")
 
 
 def to_synsets(categories: Iterable[str] | str | None) -> list[str] | None:

@@ -38,6 +38,14 @@ def _colors(color, n: int, what: str, dtype, device) -> torch.Tensor:
     return c
 
 
+def _corner_colors(color, n_faces: int, dtype, device) -> torch.Tensor:
+    """Per-corner colours ``(F, 3, 3)`` (face, corner, RGB), checked against ``n_faces``."""
+    c = torch.as_tensor(color, dtype=dtype, device=device)
+    if c.shape != (n_faces, 3, 3):
+        raise ValueError(f"per-corner color must be ({n_faces}, 3, 3), got {tuple(c.shape)}")
+    return c
+
+
 def _resolve(sample: torch.Tensor, rgb: torch.Tensor, batch: int, size: int, ss: int) -> torch.Tensor:
     """Average covered samples into pixels → straight-alpha uint8 ``(B, H, W, 4)``.
 
@@ -276,7 +284,8 @@ def render_mesh_camera(vertices: torch.Tensor, faces: torch.Tensor, camera: Came
         faces: ``(F, 3)`` long vertex indices (any winding; lighting is two-sided).
         camera: ``K`` cameras (:class:`~lmnet.render.cameras.Camera`).
         image_size: output side ``H = W`` in pixels.
-        color: ``(3,)`` or per-face ``(F, 3)`` base colour in [0, 1].
+        color: ``(3,)``, per-face ``(F, 3)`` or per-corner ``(F, 3, 3)`` (face, corner, RGB) base
+            colour in [0, 1]; per-corner colours are interpolated perspective-correctly.
         supersample: samples per pixel along each axis (anti-aliasing; 1 = aliased).
         smooth: interpolate area-weighted vertex normals (perspective-correct); False = flat faces.
         lights: key/fill/ambient set-up in camera coordinates.
@@ -292,13 +301,18 @@ def render_mesh_camera(vertices: torch.Tensor, faces: torch.Tensor, camera: Came
     cam = camera.to(device=device, dtype=dtype)
     K, ss = len(cam), int(supersample)
     S = image_size * ss
-    face_color = _colors(color, faces.shape[0], "color", dtype, device)
+    per_corner = torch.as_tensor(color).dim() == 3
+    face_color = (_corner_colors(color, faces.shape[0], dtype, device) if per_corner
+                  else _colors(color, faces.shape[0], "color", dtype, device))
     tris = _setup_triangles(vertices, faces, cam, S, cull_backfaces)
     if tris is None:
         return _blank(K, image_size, device)
     sample, m = _nearest_samples(tris, K * S * S, S, max_fragments)
     n = _mesh_normals(vertices, faces, cam, tris, sample, m, S, smooth)
-    shaded = lambert(n, face_color[tris.face[m]], lights)
+    base = face_color[tris.face[m]]
+    if per_corner:  # (c, 3 corners, 3) weighted by the sample's barycentrics
+        base = (_perspective_weights(tris, sample, m, S).unsqueeze(-1) * base).sum(1)
+    shaded = lambert(n, base, lights)
     return _resolve(sample, shaded, K, image_size, ss)
 
 

@@ -74,8 +74,14 @@ def model_pointclouds(category: str, seed: int, index: int, mesh=None) -> dict[i
     ``(vertices, faces)`` of :func:`build_mesh` when the caller already has them."""
     synset = to_synset(category)
     verts, faces = mesh if mesh is not None else build_mesh(synset, seed, index)[:2]
-    prng = _rng(seed, synset, index, _STREAM_POINTS)
-    return {n: sample_surface(verts, faces, n, prng).astype(np.float32) for n in layout.POINT_COUNTS}
+    return sample_pointclouds(verts, faces, _rng(seed, synset, index, _STREAM_POINTS))
+
+
+def sample_pointclouds(vertices: np.ndarray, faces: np.ndarray, rng: np.random.Generator) -> dict[int, np.ndarray]:
+    """``{n: (n, 3) float32}`` for every size of ``layout.POINT_COUNTS``, drawn one after the other
+    from ``rng`` on the surface of ``vertices (V, 3)`` / ``faces (F, 3)`` (area-weighted,
+    :func:`lmnet.data.meshes.sample_surface`)."""
+    return {n: sample_surface(vertices, faces, n, rng).astype(np.float32) for n in layout.POINT_COUNTS}
 
 
 def sample_views(rng: np.random.Generator, n_views: int = layout.N_VIEWS) -> list[layout.ViewMeta]:
@@ -90,12 +96,14 @@ def sample_views(rng: np.random.Generator, n_views: int = layout.N_VIEWS) -> lis
     return metas
 
 
-def _marker(out_dir: Path, synset: str, mid: str) -> Path:
-    return out_dir / MARKER_DIR / synset / mid
+def marker_path(out_dir: Path, synset: str, mid: str, marker_dir: str = MARKER_DIR) -> Path:
+    """The completion marker of a model: ``<out_dir>/<marker_dir>/<synset>/<model_id>``."""
+    return Path(out_dir) / marker_dir / synset / mid
 
 
-def _complete(out_dir: Path, synset: str, mid: str) -> bool:
-    if not _marker(out_dir, synset, mid).is_file():
+def is_complete(out_dir: Path, synset: str, mid: str, marker_dir: str = MARKER_DIR) -> bool:
+    """Whether the model's marker and all of its files exist."""
+    if not marker_path(out_dir, synset, mid, marker_dir).is_file():
         return False
     files = [layout.metadata_path(out_dir, synset, mid),
              layout.rendering_dir(out_dir, synset, mid) / "renderings.txt"]
@@ -111,43 +119,67 @@ def _write_png(path: Path, rgba: np.ndarray) -> None:
         Image.fromarray(rgba, "RGBA").save(tmp, format="PNG", compress_level=6)
 
 
-def generate_model(out_dir: str | Path, category: str, index: int, seed: int = 0) -> tuple[str, str, bool]:
-    """Write one model (skipped if already complete). Returns ``(synset, model_id, generated)``."""
-    import torch
-
-    out_dir = Path(out_dir)
-    synset = to_synset(category)
-    mid = model_id(seed, synset, index)
-    if _complete(out_dir, synset, mid):
-        return synset, mid, False
-    # a killed run may have left temporary files of atomic writes behind: drop them
+def remove_partial_files(out_dir: Path, synset: str, mid: str) -> None:
+    """Drop the temporary files of atomic writes that a killed run left in a model's folders."""
     for d in (layout.rendering_dir(out_dir, synset, mid), layout.pointcloud_path(out_dir, synset, mid, 1024).parent):
         if d.is_dir():
             for tmp in d.glob(".*.tmp"):
                 tmp.unlink()
-    verts, faces, colors = build_mesh(synset, seed, index)
-    views = sample_views(_rng(seed, synset, index, _STREAM_VIEWS))
+
+
+def render_views(vertices: np.ndarray, faces: np.ndarray, views: list[layout.ViewMeta], colors,
+                 cull_backfaces: bool, supersample: int = 3) -> np.ndarray:
+    """The R2N2 renders of one mesh (3D-LMNet frame) under ``views`` → ``uint8 (K, 137, 137, 4)``,
+    transparent background. ``colors``: ``(3,)``, ``(F, 3)`` or per-corner ``(F, 3, 3)`` in [0, 1]
+    (:func:`lmnet.render.render_mesh`); ``supersample``: samples per pixel along each axis (alpha is
+    the covered fraction). Single-threaded, so the bytes do not depend on the worker
+    count."""
+    import torch
+
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # single-threaded: byte-identical output whatever the worker count
+    torch.set_num_threads(1)
     try:
-        images = render_mesh(
-            torch.from_numpy(verts).float(), torch.from_numpy(faces),
+        return render_mesh(
+            torch.from_numpy(vertices).float(), torch.from_numpy(faces),
             torch.tensor([m.azimuth for m in views]), torch.tensor([m.elevation for m in views]),
             torch.tensor([m.distance_ratio for m in views]), torch.tensor([m.fov for m in views]),
-            image_size=R2N2_IMAGE_SIZE, color=torch.from_numpy(colors).float(),
-            cull_backfaces=True,  # every part is closed and outward-oriented (tested)
+            image_size=R2N2_IMAGE_SIZE, color=torch.as_tensor(np.asarray(colors)).float(),
+            cull_backfaces=cull_backfaces, supersample=supersample,
         ).numpy()
     finally:
         torch.set_num_threads(threads)
-    for n, pts in model_pointclouds(synset, seed, index, mesh=(verts, faces)).items():
+
+
+def write_model(out_dir: Path, synset: str, mid: str, images: np.ndarray, views: list[layout.ViewMeta],
+                clouds: dict[int, np.ndarray], marker: Path, marker_text: str) -> None:
+    """Write one model's files, each atomically: point clouds, PNGs, ``renderings.txt``,
+    ``rendering_metadata.txt``, then the completion ``marker`` (last, so a killed run never leaves a
+    model marked complete with files missing)."""
+    for n, pts in clouds.items():
         atomic_io.save_npy(layout.pointcloud_path(out_dir, synset, mid, n), pts)
     for i, img in enumerate(images):
         _write_png(layout.image_path(out_dir, synset, mid, i), img)
     rdir = layout.rendering_dir(out_dir, synset, mid)
-    atomic_io.write_text(rdir / "renderings.txt", "".join(f"{i:02d}.png\n" for i in range(layout.N_VIEWS)))
+    atomic_io.write_text(rdir / "renderings.txt", "".join(f"{i:02d}.png\n" for i in range(len(images))))
     atomic_io.write_text(layout.metadata_path(out_dir, synset, mid),
                          "".join(layout.format_metadata_line(m) + "\n" for m in views))
-    atomic_io.write_text(_marker(out_dir, synset, mid), f"{category} {index} {seed}\n")
+    atomic_io.write_text(marker, marker_text)
+
+
+def generate_model(out_dir: str | Path, category: str, index: int, seed: int = 0) -> tuple[str, str, bool]:
+    """Write one model (skipped if already complete). Returns ``(synset, model_id, generated)``."""
+    out_dir = Path(out_dir)
+    synset = to_synset(category)
+    mid = model_id(seed, synset, index)
+    if is_complete(out_dir, synset, mid):
+        return synset, mid, False
+    remove_partial_files(out_dir, synset, mid)
+    verts, faces, colors = build_mesh(synset, seed, index)
+    views = sample_views(_rng(seed, synset, index, _STREAM_VIEWS))
+    # every part is closed and outward-oriented (tested), so back faces can be culled
+    images = render_views(verts, faces, views, colors, cull_backfaces=True)
+    write_model(out_dir, synset, mid, images, views, model_pointclouds(synset, seed, index, mesh=(verts, faces)),
+                marker_path(out_dir, synset, mid), f"{category} {index} {seed}\n")
     return synset, mid, True
 
 
@@ -159,6 +191,33 @@ def _worker_init():
     import torch
 
     torch.set_num_threads(1)
+
+
+def map_jobs(fn, jobs: list, workers: int | None, progress: bool, desc: str, unit: str) -> list:
+    """``[fn(job) for job in jobs]``, in completion order, in this process (``workers`` 1) or in a
+    pool of ``workers`` processes (``None`` → the number of CPUs), each single-threaded in torch, with
+    a tqdm bar when ``progress``. ``fn`` must be a module-level function (it is pickled)."""
+    from tqdm import tqdm
+
+    workers = (os.cpu_count() or 1) if workers is None else int(workers)
+    workers = max(1, min(workers, len(jobs)))
+    results = []
+    with tqdm(total=len(jobs), unit=unit, desc=desc, disable=not progress) as bar:
+        if workers == 1:
+            for job in jobs:
+                results.append(fn(job))
+                bar.update(1)
+            return results
+        import multiprocessing as mp
+
+        # fork (Linux) needs no `if __name__ == "__main__"` guard in the caller's script, and
+        # is what torch's DataLoader uses; spawn elsewhere
+        method = "fork" if "fork" in mp.get_all_start_methods() and sys.platform.startswith("linux") else "spawn"
+        with mp.get_context(method).Pool(workers, initializer=_worker_init) as pool:
+            for res in pool.imap_unordered(fn, jobs, chunksize=1):
+                results.append(res)
+                bar.update(1)
+    return results
 
 
 def generate_dataset(out_dir: str | Path, categories: Iterable[str] | str = DEFAULT_CATEGORIES,
@@ -188,35 +247,8 @@ def generate_dataset(out_dir: str | Path, categories: Iterable[str] | str = DEFA
         raise ConfigError(f"n_models must be >= 1, got {n_models}")
     out_dir = Path(out_dir)
     jobs = [(str(out_dir), s, i, int(seed)) for s in synsets for i in range(int(n_models))]
-    workers = (os.cpu_count() or 1) if workers is None else int(workers)
-    workers = max(1, min(workers, len(jobs)))
     t0 = time.perf_counter()
-    results = []
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(jobs), unit="model", desc="synth")
-    try:
-        if workers == 1:
-            for job in jobs:
-                results.append(_job(job))
-                if bar is not None:
-                    bar.update(1)
-        else:
-            import multiprocessing as mp
-
-            # fork (Linux) needs no `if __name__ == "__main__"` guard in the caller's script, and
-            # is what torch's DataLoader uses; spawn elsewhere
-            method = "fork" if "fork" in mp.get_all_start_methods() and sys.platform.startswith("linux") else "spawn"
-            with mp.get_context(method).Pool(workers, initializer=_worker_init) as pool:
-                for res in pool.imap_unordered(_job, jobs, chunksize=1):
-                    results.append(res)
-                    if bar is not None:
-                        bar.update(1)
-    finally:
-        if bar is not None:
-            bar.close()
+    results = map_jobs(_job, jobs, workers, progress, desc="synth", unit="model")
     models: dict[str, list[str]] = {s: [] for s in synsets}
     for synset, mid, _ in results:
         models[synset].append(mid)
