@@ -9,8 +9,7 @@ from PIL import Image
 
 from lmnet.data.cub import CUBDataset
 from lmnet.data.cmr_write import write_cub_tree
-from lmnet.data.photo_mask import (NoObjectError, estimate_foreground, object_crop, otsu_threshold,
-                                   read_photo_rgba)
+from lmnet.data.photo_mask import NoObjectError, estimate_foreground, object_crop, read_photo_rgba
 from lmnet.errors import CorruptFileError, DataError
 from tests.cmr_standin import CUB_PERM, make_item, symmetric_shape
 
@@ -120,13 +119,6 @@ def test_pixel_limit_applies(tmp_path, monkeypatch):
     monkeypatch.setenv("LMNET_MAX_IMAGE_PIXELS", "1000")
     with pytest.raises(DataError, match="LMNET_MAX_IMAGE_PIXELS"):
         read_photo_rgba(tmp_path / "photo.png")
-
-
-def test_otsu_threshold_splits_two_modes():
-    values = np.r_[np.full(100, 0.1), np.full(50, 0.7)]
-    t = otsu_threshold(values)
-    assert 0.1 < t < 0.7
-    assert otsu_threshold(np.full(10, 0.3)) == 0.3
 
 
 def test_object_crop_matches_a_cmr_dataset_item(tmp_path):
