@@ -27,17 +27,25 @@ When no object is found, :class:`NoObjectError` says to pass a mask (``--masks``
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
 
 from lmnet.data.cmr_item import crop, network_image, square_bbox
-from lmnet.data.inputs import check_image_header, read_rgba, resize_linear_float
-from lmnet.errors import CorruptFileError, DataError
+from lmnet.data.inputs import (as_rgba, check_image_header, frame_photo, framing_warnings, prepare_array,
+                               read_rgba, resize_linear_float)
+from lmnet.errors import ConfigError, CorruptFileError, DataError
 
-__all__ = ["NoObjectError", "read_photo_rgba", "estimate_foreground", "object_crop", "WORK_SIDE", "BORDER_FRAC",
-           "N_COLOURS", "MIN_CONTRAST", "MIN_FRACTION", "MAX_FRACTION"]
+__all__ = ["NoObjectError", "NotFoundError", "read_photo_rgba", "foreground", "estimate_foreground", "rembg_foreground",
+           "photo_input", "array_input", "object_crop", "BACKGROUND_METHODS", "WORK_SIDE", "BORDER_FRAC", "N_COLOURS",
+           "MIN_CONTRAST", "MIN_FRACTION", "MAX_FRACTION"]
+
+#: how an opaque photo's object is found (``--background``): offline estimate, or the optional rembg
+BACKGROUND_METHODS = ("auto", "rembg")
+#: rembg's default model file
+REMBG_MODEL = "u2net.onnx"
 
 #: the estimate works on the photo block-averaged to at most this many pixels on its longer side
 WORK_SIDE = 400
@@ -63,8 +71,55 @@ class NoObjectError(DataError):
     """No object could be found in a photograph: the message names the file and what to pass instead."""
 
 
+class NotFoundError(NoObjectError):
+    """The automatic estimate (or rembg) found no object; ``why`` says what its best guess was."""
+
+    def __init__(self, message: str, why: str):
+        super().__init__(message)
+        self.why = why
+
+
 def _hint() -> str:
     return "pass a mask (--masks) or an RGBA PNG whose alpha is the object"
+
+
+def photo_input(path, mask_path=None, image_background: float | None = 255.0,
+                background: str = "auto") -> tuple[np.ndarray, list[str]]:
+    """A user's image file (and optionally its mask file, read as :func:`read_photo_rgba` reads it)
+    → :func:`array_input` of its decoded pixels."""
+    path = Path(path)
+    rgba = _read_image(path, "image")
+    mask = None
+    if mask_path is not None:
+        mask = _mask_from_file(Path(mask_path), rgba.shape[:2], path)
+        if not bool((mask > 0.5).any()):
+            raise NoObjectError(f"{mask_path}: the mask is empty (no pixel is object); {_hint()}")
+    return array_input(rgba, str(path), image_background, background, mask)
+
+
+def array_input(image: np.ndarray, name: str, image_background: float | None = 255.0, background: str = "auto",
+                mask: np.ndarray | None = None) -> tuple[np.ndarray, list[str]]:
+    """A user's image ``uint8 (H, W, 3)`` / ``(H, W, 4)`` → ``(network input float32 (3, 128, 128)
+    RGB 0–255, warnings)`` for the point-cloud networks, in the run's input convention
+    ``image_background`` (:func:`~lmnet.data.inputs.run_background`); ``name`` is what messages call it.
+
+    - With alpha (not fully opaque) and no ``mask``: taken as framed by its maker, as a rendering is
+      (:func:`~lmnet.data.inputs.prepare_array`), no warnings.
+    - Otherwise the object's mask (``mask`` ``(H, W)`` in [0, 1], else :func:`foreground` by
+      ``background``) frames it as the renderings frame their object
+      (:func:`~lmnet.data.inputs.frame_photo`), with the phrases of
+      :func:`~lmnet.data.inputs.framing_warnings`. When the estimate finds no object, the whole
+      image is fed as :func:`~lmnet.data.inputs.prepare_array` feeds it, with a phrase saying so."""
+    rgba = as_rgba(image, name)
+    if mask is None:
+        if bool((rgba[..., 3] < 255).any()):
+            return prepare_array(rgba, image_background, name), []
+        try:
+            mask = foreground(rgba[..., :3], name, background)
+        except NotFoundError as exc:
+            return prepare_array(rgba, image_background, name), [f"no object found ({exc.why}): the whole image "
+                                                                 f"was fed as it is; pass a mask with --masks"]
+    return frame_photo(rgba[..., :3], mask, image_background), framing_warnings(mask)
 
 
 def _read_image(path: Path, what: str) -> np.ndarray:
@@ -86,10 +141,10 @@ def _mask_from_file(mask_path: Path, shape: tuple[int, int], photo: Path) -> np.
     return ((grey > 127) & (rgba[..., 3] > 127)).astype(np.float64)
 
 
-def read_photo_rgba(path, mask_path=None) -> tuple[np.ndarray, np.ndarray]:
+def read_photo_rgba(path, mask_path=None, background: str = "auto") -> tuple[np.ndarray, np.ndarray]:
     """A user's photo (and optionally its mask file) → ``(rgb, mask)``: ``rgb`` float64
     ``(H, W, 3)`` in [0, 1] and ``mask`` float64 ``(H, W)`` in [0, 1] (1 = object), from the mask
-    file, else the photo's alpha, else :func:`estimate_foreground` (module docstring).
+    file, else the photo's alpha, else :func:`foreground` with ``background`` (module docstring).
 
     Errors: a missing photo or mask → :class:`DataError`; an undecodable, truncated or too large
     one → :class:`CorruptFileError`; a mask of another size → :class:`CorruptFileError` naming the
@@ -102,10 +157,50 @@ def read_photo_rgba(path, mask_path=None) -> tuple[np.ndarray, np.ndarray]:
     elif bool((rgba[..., 3] < 255).any()):
         mask, source = rgba[..., 3] / 255.0, path
     else:
-        return rgb, estimate_foreground(rgb, str(path))
+        return rgb, foreground(rgba[..., :3], str(path), background)
     if not bool((mask > 0.5).any()):
         raise NoObjectError(f"{source}: the mask is empty (no pixel is object); {_hint()}")
     return rgb, mask
+
+
+def foreground(rgb: np.ndarray, name: str, background: str = "auto") -> np.ndarray:
+    """The object mask of an opaque photo ``rgb`` (``uint8 (H, W, 3)``) → float64 ``(H, W)`` in [0, 1],
+    by one of :data:`BACKGROUND_METHODS`: ``"auto"`` (:func:`estimate_foreground`, offline, no
+    model) or ``"rembg"`` (:func:`rembg_foreground`). ``name`` is what errors call the photo."""
+    if background == "auto":
+        return estimate_foreground(rgb / 255.0, name)
+    if background == "rembg":
+        return rembg_foreground(rgb, name)
+    raise ConfigError(f"--background must be one of {', '.join(BACKGROUND_METHODS)}, got {background!r}")
+
+
+def rembg_model_path() -> Path:
+    """Where rembg keeps its default model (``u2net.onnx`` under ``$U2NET_HOME``, else ``~/.u2net``)."""
+    return Path(os.environ.get("U2NET_HOME") or Path.home() / ".u2net") / REMBG_MODEL
+
+
+def rembg_foreground(rgb: np.ndarray, name: str) -> np.ndarray:
+    """The object mask of ``rgb`` (``uint8 (H, W, 3)``) by the optional ``rembg`` package (a learnt
+    salient-object network, U²-Net) → float64 ``(H, W)`` in [0, 1]. Only where rembg and its model
+    file are installed already: nothing is downloaded; otherwise a :class:`ConfigError` says what
+    is missing. :class:`NoObjectError` as :func:`estimate_foreground` when its mask is empty."""
+    try:
+        import rembg  # heavy optional dependency (onnxruntime)
+    except ImportError:
+        raise ConfigError("--background rembg needs the optional package rembg, which is not installed "
+                          "(pip install rembg, with its model file u2net.onnx in ~/.u2net); "
+                          "or use --background auto or a mask file (--masks)") from None
+    model = rembg_model_path()
+    if not model.is_file():
+        raise ConfigError(f"--background rembg: rembg's model file {model} is missing (lmnet does not download "
+                          f"it); put u2net.onnx there or set U2NET_HOME, or use --background auto")
+    from PIL import Image
+
+    mask = np.asarray(rembg.remove(Image.fromarray(np.ascontiguousarray(rgb), "RGB"), only_mask=True,
+                                   session=rembg.new_session("u2net")), dtype=np.float64) / 255.0
+    if not bool((mask > 0.5).any()):
+        raise NotFoundError(f"{name}: rembg found no object; {_hint()}", "rembg's mask is empty")
+    return mask
 
 
 def _block_mean(rgb: np.ndarray, k: int) -> np.ndarray:
@@ -221,8 +316,8 @@ def _check_found(fg: np.ndarray, name: str) -> None:
     if fraction <= MIN_FRACTION or fraction > MAX_FRACTION or touches_all:
         why = "touches all four borders" if touches_all and MIN_FRACTION < fraction <= MAX_FRACTION else \
             f"would cover {100 * fraction:.1f} % of it (expected {100 * MIN_FRACTION:g}–{100 * MAX_FRACTION:g} %)"
-        raise NoObjectError(f"{name}: no object found against the background along the photo's borders "
-                            f"(the best guess {why}); {_hint()}")
+        raise NotFoundError(f"{name}: no object found against the background along the photo's borders "
+                            f"(the best guess {why}); {_hint()}", f"the best guess {why}")
 
 
 def estimate_foreground(rgb: np.ndarray, name: str = "photo") -> np.ndarray:
