@@ -12,12 +12,12 @@ Photos are made from the R2N2-like renders of ``lmnet synth`` (137 px RGBA): eac
 Mask: :func:`lmnet.data.photo_mask.estimate_foreground` on the JPEG, IoU with the truth (mean, 5th
 percentile and minimum over the renders; an estimate that finds no object counts as IoU 0).
 
-Prediction (with a run): :func:`lmnet.infer.reconstruct_photo`-style inputs through
-:func:`lmnet.data.inputs.frame_photo` for the JPEG on white and grey, against the RGBA render as the
-dataset feeds it; Chamfer distance (the evaluation's ×100 Euclidean CD, no ICP) of each prediction to
+Prediction (with a run): :func:`lmnet.infer.reconstruct` of the 137 px JPEG on white and on grey
+(automatic mask, framed by :func:`lmnet.data.inputs.frame_photo`) against that of the RGBA render
+(fed as the dataset feeds it); Chamfer distance (the evaluation's ×100 Euclidean CD, no ICP) of each prediction to
 the shape's ``pointcloud_1024``; the table gives the mean CD of both and their relative difference.
 
-    python -m benchmarks.bench_photo_mask DATA_ROOT [RUN] [--renders N] [--out benchmarks/results/photo_mask.md]
+    python -m benchmarks.bench_photo_mask DATA_ROOT [RUN --split TEST_SPLIT] [--renders N] [--out FILE.md]
 """
 
 from __future__ import annotations
@@ -76,9 +76,15 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
     return float((a & b).sum() / union) if union else 1.0
 
 
-def pick_renders(data_root: Path, n: int, seed: int = 0) -> list[Path]:
-    """``n`` renders of ``data_root``'s ShapeNetRendering, drawn without replacement (seeded)."""
+def pick_renders(data_root: Path, n: int, seed: int = 0, split: Path | None = None) -> list[Path]:
+    """``n`` renders of ``data_root``'s ShapeNetRendering (of the models of the ``split`` file's
+    ``{synset: ["synset/model", ...]}`` only, when given), drawn without replacement (seeded)."""
     renders = sorted((data_root / "ShapeNetRendering").glob("*/*/rendering/*.png"))
+    if split is not None:
+        import json
+
+        keep = {key for keys in json.loads(split.read_text()).values() for key in keys}
+        renders = [r for r in renders if f"{r.parts[-4]}/{r.parts[-3]}" in keep]
     rng = np.random.default_rng(seed)
     return [renders[i] for i in sorted(rng.choice(len(renders), min(n, len(renders)), replace=False))]
 
@@ -113,15 +119,51 @@ def mask_table(results: dict[str, dict]) -> list[str]:
     return lines
 
 
+def prediction_rows(data_root: Path, run: Path, renders: list[Path], tmp: Path) -> list[str]:
+    """CD ×100 (no ICP) to ``pointcloud_1024`` of the predictions from the RGBA renders and from their
+    JPEGs over white and grey (automatic mask, reframed), through :func:`lmnet.reconstruct`."""
+    import torch
+
+    from lmnet.infer import reconstruct
+    from lmnet.losses.chamfer import chamfer_distance
+
+    rng = np.random.default_rng(0)
+    gts = [np.load(data_root / "ShapeNet_pointclouds" / r.parts[-4] / r.parts[-3] / "pointcloud_1024.npy")
+           for r in renders]
+    lines = ["| input | renders | mean CD ×100 | vs RGBA |", "|---|---|---|---|"]
+    ref = None
+    for kind in ("rgba", "white", "grey"):
+        files = renders
+        if kind != "rgba":
+            files = []
+            for i, r in enumerate(renders):
+                rgba = np.asarray(Image.open(r).convert("RGBA"), dtype=np.float64) / 255
+                files.append(tmp / f"{kind}{i}.jpg")
+                files[-1].write_bytes(photo_jpeg(rgba, background(kind, 137, 137, rng)))
+        preds = reconstruct(files, run)
+        cd = np.mean([100 * float(chamfer_distance(torch.from_numpy(p)[None], torch.from_numpy(g)[None]))
+                      for p, g in zip(preds, gts)])
+        ref = cd if ref is None else ref
+        lines.append(f"| {kind} | {len(files)} | {cd:.3f} | {100 * (cd - ref) / ref:+.1f} % |")
+    return lines
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("data_root", type=Path)
     p.add_argument("run", nargs="?", type=Path)
     p.add_argument("--renders", type=int, default=40)
     p.add_argument("--out", type=Path)
+    p.add_argument("--split", type=Path, help="the run's test split file: the prediction rows use its models only")
     args = p.parse_args(argv)
     renders = pick_renders(args.data_root, args.renders)
     lines = mask_table(mask_ious(renders))
+    if args.run:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            test = pick_renders(args.data_root, args.renders // 2, split=args.split)
+            lines += [""] + prediction_rows(args.data_root, args.run, test, Path(tmp))
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:
