@@ -24,14 +24,19 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 from scipy import ndimage
 
 from lmnet.data.photo_mask import NoObjectError, estimate_foreground
+from lmnet.infer import reconstruct
+from lmnet.losses.chamfer import chamfer_distance
 
 BACKGROUNDS = ("white", "grey", "gradient", "noise")
 SCALE = 3  #: the render is enlarged this many times to make the photo
@@ -81,8 +86,6 @@ def pick_renders(data_root: Path, n: int, seed: int = 0, split: Path | None = No
     ``{synset: ["synset/model", ...]}`` only, when given), drawn without replacement (seeded)."""
     renders = sorted((data_root / "ShapeNetRendering").glob("*/*/rendering/*.png"))
     if split is not None:
-        import json
-
         keep = {key for keys in json.loads(split.read_text()).values() for key in keys}
         renders = [r for r in renders if f"{r.parts[-4]}/{r.parts[-3]}" in keep]
     rng = np.random.default_rng(seed)
@@ -122,11 +125,6 @@ def mask_table(results: dict[str, dict]) -> list[str]:
 def prediction_rows(data_root: Path, run: Path, renders: list[Path], tmp: Path) -> list[str]:
     """CD ×100 (no ICP) to ``pointcloud_1024`` of the predictions from the RGBA renders and from their
     JPEGs over white and grey (automatic mask, reframed), through :func:`lmnet.reconstruct`."""
-    import torch
-
-    from lmnet.infer import reconstruct
-    from lmnet.losses.chamfer import chamfer_distance
-
     rng = np.random.default_rng(0)
     gts = [np.load(data_root / "ShapeNet_pointclouds" / r.parts[-4] / r.parts[-3] / "pointcloud_1024.npy")
            for r in renders]
@@ -159,8 +157,6 @@ def main(argv=None) -> None:
     renders = pick_renders(args.data_root, args.renders)
     lines = mask_table(mask_ious(renders))
     if args.run:
-        import tempfile
-
         with tempfile.TemporaryDirectory() as tmp:
             test = pick_renders(args.data_root, args.renders // 2, split=args.split)
             lines += [""] + prediction_rows(args.data_root, args.run, test, Path(tmp))
