@@ -6,8 +6,10 @@ Inputs
   (:func:`lmnet.registry.load_model`);
 - either a dataset split (:func:`predict_split`; the split file is resolved like
   ``lmnet eval``: ``--split test|val|train`` or ``--split-file``) or user images
-  (:func:`predict_images`; any size PNG/JPG, prepared by :func:`lmnet.data.inputs.prepare_image`:
-  padding, resize, crop, alpha and the run's input convention are stated there).
+  (:func:`predict_images`; any size PNG/JPG, prepared by :func:`lmnet.data.photo_mask.photo_input`:
+  an image with alpha as a rendering, a photo without alpha masked and framed as the renderings
+  frame their object; the run's input convention throughout). ``<id>.input.png`` shows what the
+  network saw; a photo unlike the training data gets one warning line on stderr.
 
 Output layout: :mod:`lmnet.runs.predictions` (the writer used here and the reader,
 :func:`load_predictions`, importable from here too).
@@ -15,6 +17,7 @@ Output layout: :mod:`lmnet.runs.predictions` (the writer used here and the reade
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Sequence
 
@@ -23,12 +26,14 @@ import torch
 
 from lmnet.data.categories import to_synsets
 from lmnet.data.dataset import ShapeNetDataset
-from lmnet.data.inputs import check_image_header, prepare_array, prepare_image, run_background
+from lmnet.data.inputs import check_image_header, run_background
+from lmnet.data.photo_mask import BACKGROUND_METHODS, array_input, photo_input
 from lmnet.envvars import MAX_SAMPLE_CLOUDS
 from lmnet.errors import ConfigError, DataError
 from lmnet.runs import guard
 from lmnet.runs.folder import CONFIG_FILE, read_run_config
 from lmnet.registry import load_model, require_kind
+from lmnet.runs.latent_ood import LATENT_OOD_FILE, latent_warning, read_latent_ood
 from lmnet.runs.predictions import PredictionWriter, check_finite, check_out, load_predictions
 from lmnet.runs.splits import resolve_split_file
 
@@ -85,8 +90,12 @@ def _generator(device: str, seed: int) -> torch.Generator:
 
 
 def predict_images(checkpoint: str | Path, images: Sequence[str | Path], out: str | Path, *, samples: int = 0,
-                   batch_size: int = 16, device: str = "cpu", seed: int = 0, overwrite: bool = False) -> Path:
-    """Predict user image files; writes the layout of the module docstring; returns ``index.csv``."""
+                   batch_size: int = 16, device: str = "cpu", seed: int = 0, overwrite: bool = False,
+                   masks: Sequence[str | Path] | None = None, background: str = "auto") -> Path:
+    """Predict user image files; writes the layout of the module docstring; returns ``index.csv``.
+    ``masks``: None or one mask file per image; ``background``: how an opaque photo's object is
+    found (:func:`lmnet.data.photo_mask.photo_input`). One warning line per image unlike the
+    training data goes to stderr (:func:`_warn_unlike`)."""
     if not images:
         raise DataError("no input images given")
     _check_counts(batch_size)
@@ -101,17 +110,58 @@ def predict_images(checkpoint: str | Path, images: Sequence[str | Path], out: st
 
         model, config = _load(checkpoint, device, samples)
         _check_samples(model, samples)
-        bg = run_background(config)
+        prepared = photo_inputs(paths, masks, run_background(config), background)
+        ood = _latent_reference(checkpoint)
         gen = _generator(device, seed)
         writer = PredictionWriter(out, overwrite)
         for i in range(0, len(paths), batch_size):
             chunk = paths[i:i + batch_size]
-            imgs = np.stack([prepare_image(p, bg) for p in chunk])
+            imgs = np.stack([x for x, _ in prepared[i:i + batch_size]])
             pred, smp = _predict(model, torch.from_numpy(imgs).to(device), samples, gen)
             check_finite(pred, [str(p) for p in chunk], str(checkpoint))
+            notes = _latent_notes(model, imgs, device, ood)
             for j, p in enumerate(chunk):
-                writer.add(str(p), imgs[j], pred[j], None if smp is None else smp[j])
+                writer.add(str(p), imgs[j], pred[j], None if smp is None else smp[j], input_png=True)
+                _warn_unlike(p, prepared[i + j][1] + notes[j])
         return writer.close()
+
+
+def photo_inputs(paths: Sequence[Path], masks, image_background: float | None, background: str = "auto"):
+    """Every image's ``(network input (3, 128, 128), warnings)`` (:func:`lmnet.data.photo_mask.photo_input`),
+    all read before anything is written; ``masks`` None or one mask file per image."""
+    if masks is not None and len(masks) != len(paths):
+        raise ConfigError(f"--masks gives {len(masks)} file(s) for {len(paths)} image(s): give one mask per image")
+    if background not in BACKGROUND_METHODS:
+        raise ConfigError(f"--background must be one of {', '.join(BACKGROUND_METHODS)}, got {background!r}")
+    return [photo_input(p, None if masks is None else masks[k], image_background, background)
+            for k, p in enumerate(paths)]
+
+
+def _latent_reference(checkpoint: str | Path) -> dict | None:
+    """The run's :func:`~lmnet.runs.latent_ood.read_latent_ood`, or None (said once on stderr)."""
+    path = Path(checkpoint)
+    folder = path if path.is_dir() else path.parent.parent if path.parent.name == "checkpoints" else None
+    ood = read_latent_ood(folder) if folder is not None else None
+    if ood is None:
+        print(f"note: {checkpoint} has no {LATENT_OOD_FILE} (trained before it existed, or without a validation "
+              f"set): photos are not checked against the training images' latents", file=sys.stderr)
+    return ood
+
+
+def _latent_notes(model, imgs: np.ndarray, device: str, ood: dict | None) -> list[list[str]]:
+    """Per image of ``imgs (B, 3, 128, 128)``: ``[phrase]`` when its μ is farther from the training
+    latents than the run's threshold (:func:`~lmnet.runs.latent_ood.latent_warning`), else ``[]``."""
+    if ood is None:
+        return [[] for _ in imgs]
+    with torch.no_grad():
+        mu = model.encode_image(torch.from_numpy(imgs).to(device))[0].float().cpu().numpy()
+    return [[w] if (w := latent_warning(ood, z)) else [] for z in mu]
+
+
+def _warn_unlike(path: Path, phrases: Sequence[str]) -> None:
+    """One stderr line for an image unlike the training data: ``warning: PATH: phrase; phrase``."""
+    if phrases:
+        print(f"warning: {path}: {'; '.join(phrases)}; the prediction may be poor", file=sys.stderr)
 
 
 def reconstruct(images: Sequence[str | Path | np.ndarray], run: str | Path, *, which: str = "best",
@@ -119,8 +169,8 @@ def reconstruct(images: Sequence[str | Path | np.ndarray], run: str | Path, *, w
     """Image files or arrays → predicted point clouds ``float32 (N, 2048, 3)`` in the 3D-LMNet frame,
     in memory (``lmnet.reconstruct``; :func:`predict_images` writes them to disk instead).
 
-    ``images``: paths (any PNG/JPG, :func:`~lmnet.data.inputs.prepare_image`) and/or arrays ``uint8
-    (H, W, 3)`` / ``(H, W, 4)`` (:func:`~lmnet.data.inputs.prepare_array`), prepared in the run's
+    ``images``: paths (any PNG/JPG, :func:`~lmnet.data.photo_mask.photo_input`) and/or arrays ``uint8
+    (H, W, 3)`` / ``(H, W, 4)`` (:func:`~lmnet.data.photo_mask.array_input`), prepared in the run's
     input convention. ``run``: an image run folder or ``.pt`` (``which``: its best / last checkpoint).
     Variant II returns μ's decoding (no sampling)."""
     if isinstance(images, (str, Path, np.ndarray)):
@@ -131,8 +181,8 @@ def reconstruct(images: Sequence[str | Path | np.ndarray], run: str | Path, *, w
     model, config = load_model(run, which=which, device=device)
     require_kind(config, "image", run, "reconstruct")
     bg = run_background(config)
-    prepared = np.stack([prepare_array(x, bg, f"images[{i}]") if isinstance(x, np.ndarray) else prepare_image(x, bg)
-                         for i, x in enumerate(images)])
+    prepared = np.stack([(array_input(x, f"images[{i}]", bg) if isinstance(x, np.ndarray)
+                          else photo_input(x, None, bg))[0] for i, x in enumerate(images)])
     names = [f"images[{i}]" if isinstance(x, np.ndarray) else str(x) for i, x in enumerate(images)]
     out = []
     for i in range(0, len(prepared), batch_size):

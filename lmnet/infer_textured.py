@@ -63,16 +63,18 @@ def run_kind(run: str | Path) -> str | None:
     return None
 
 
-def read_inputs(images: Sequence[str | Path], masks: Sequence[str | Path] | None, size: int):
+def read_inputs(images: Sequence[str | Path], masks: Sequence[str | Path] | None, size: int,
+                background: str = "auto"):
     """Every photograph's network input, read before anything else happens: ``(B, 4, S, S)`` float32
-    (RGB·mask in [−1, 1], mask). ``masks``: None or one mask file per photograph."""
+    (RGB·mask in [−1, 1], mask). ``masks``: None or one mask file per photograph; ``background``:
+    how an opaque photo's mask is found (:func:`lmnet.data.photo_mask.foreground`)."""
     if not images:
         raise DataError("no input images given")
     if masks is not None and len(masks) != len(images):
         raise ConfigError(f"--masks gives {len(masks)} file(s) for {len(images)} image(s): give one mask per image")
     inputs = []
     for i, path in enumerate(images):
-        rgb, mask = read_photo_rgba(path, None if masks is None else masks[i])
+        rgb, mask = read_photo_rgba(path, None if masks is None else masks[i], background)
         image, m = object_crop(rgb, mask, size)
         inputs.append(np.concatenate([image, m]))
     return torch.from_numpy(np.stack(inputs))
@@ -126,11 +128,12 @@ def _write_one(out: Path, ident: str, mesh: dict, gif: bool) -> dict:
 
 
 def predict_textured(run, images: Sequence[str | Path], out: str | Path, *, masks=None, which: str = "best",
-                     device: str = "cpu", gif: bool = False, overwrite: bool = False) -> Path:
-    """Write the layout of the module docstring for ``images``; returns ``DIR/index.csv``."""
+                     device: str = "cpu", gif: bool = False, overwrite: bool = False, background: str = "auto") -> Path:
+    """Write the layout of the module docstring for ``images``; returns ``DIR/index.csv``
+    (``background``: :func:`read_inputs`)."""
     images = [Path(p) for p in images]
     model, _ = _load(run, which, device)   # a wrong run is refused before any photograph is read
-    inputs = read_inputs(images, masks, model.generator.image_size)
+    inputs = read_inputs(images, masks, model.generator.image_size, background)
     with guard.lock_folder(out, "--out", "lmnet infer"):
         out = prepare_out(out, overwrite)
         rows = []

@@ -47,7 +47,8 @@ LAYERS: list[set[str]] = [
     {"__main__", ""},
 ]
 ENTRY = {"commands", "cli", "__main__", ""}
-HEAVY = {"matplotlib", "open3d", "ipywidgets", "gdown", "tensorflow", "IPython", "nbclient", "nbformat", "plotly"}
+HEAVY = {"matplotlib", "open3d", "ipywidgets", "gdown", "tensorflow", "IPython", "nbclient", "nbformat", "plotly",
+         "rembg"}
 
 
 def module_name(path: Path, root: Path) -> str:

@@ -7,8 +7,13 @@ textured mesh instead: <id>.obj/.mtl, its texture <id>.png, a picture <id>.rende
 input <id>.input.png (and <id>.turntable.gif with --gif); the object's mask comes from --masks,
 the photo's alpha channel or an automatic estimate (layout: the lmnet.infer_textured docstring).
 
+A photo without alpha is cut out (--masks, else an automatic estimate; --background rembg uses the
+optional rembg package) and framed as the training renders frame their object; <id>.input.png shows
+what the network saw, and a photo unlike the training data gets a one-line warning.
+
 Examples:
   lmnet infer --checkpoint runs/image-l1 --split test --views 0 --limit 50 --out preds/
+  lmnet infer --checkpoint runs/image-l1 --images chair.jpg --mask chair_mask.png --out preds/
   lmnet infer --checkpoint runs/image-prob --images chair.png sofa.jpg --samples 5 --out preds/
   lmnet infer --checkpoint runs/meshrecon-birds --images bird.jpg --gif --out meshes/
 """
@@ -36,7 +41,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=positive_int, default=16)
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=non_negative_int, default=0, help="sampling seed")
-    p.add_argument("--masks", nargs="+", help="meshrecon runs: one object mask per image (PNG/JPG, >127 = object)")
+    p.add_argument("--masks", "--mask", nargs="+", dest="masks",
+                   help="one object mask per image (PNG/JPG, >127 = object); default: the image's alpha, else found")
+    p.add_argument("--background", choices=("auto", "rembg"), default="auto",
+                   help="how a photo without alpha or mask is cut out: auto (offline estimate from the photo's "
+                        "borders) or rembg (needs the optional rembg package and its model file)")
     p.add_argument("--gif", action="store_true", help="meshrecon runs: also write a turntable GIF per image")
     p.add_argument("--out", required=True, help="output folder (must be empty, see --overwrite)")
     p.add_argument("--overwrite", action="store_true",
@@ -62,15 +71,18 @@ def _run(args) -> int:
         if not args.images:
             raise ConfigError(f"{args.checkpoint} is a mesh-estimation run: give photographs with --images")
         index = infer_textured.predict_textured(args.checkpoint, args.images, args.out, masks=args.masks,
-                                                device=args.device, gif=args.gif, overwrite=args.overwrite)
+                                                device=args.device, gif=args.gif, overwrite=args.overwrite,
+                                                background=args.background)
         print(f"wrote {index}")
         return 0
-    if args.masks or args.gif:
-        raise ConfigError("--masks and --gif are for mesh-estimation (meshrecon) runs")
+    if args.gif:
+        raise ConfigError("--gif is for mesh-estimation (meshrecon) runs")
+    if args.masks and not args.images:
+        raise ConfigError("--masks goes with --images (one mask per image)")
     if args.images:
         index = infer.predict_images(args.checkpoint, args.images, args.out, samples=args.samples,
                                      batch_size=args.batch_size, device=args.device, seed=args.seed,
-                                     overwrite=args.overwrite)
+                                     overwrite=args.overwrite, masks=args.masks, background=args.background)
     else:
         index = infer.predict_split(args.checkpoint, args.out, split=args.split, split_file=args.split_file,
                                     views=args.views, categories=args.categories, samples=args.samples,

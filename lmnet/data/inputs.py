@@ -52,6 +52,11 @@ CROP_END = R2N2_IMAGE_SIZE - CROP_OFFSET - CROP_SIZE  #: removed after it: 5
 #: the network crop of a rendering, ``[4:-5, 4:-5]`` (docs/formats.md#network-input-crop-and-background)
 CROP = (slice(CROP_OFFSET, -CROP_END), slice(CROP_OFFSET, -CROP_END))
 CROP_NOTATION = f"[{CROP_OFFSET}:-{CROP_END}, {CROP_OFFSET}:-{CROP_END}]"  #: as the image cache records it
+#: the object's box's longer side over the network crop's side in the R2N2-like renderings: the median
+#: of the 720 renders of ``lmnet synth --models 6`` (5 categories; 5th–95th percentile 0.51–0.90)
+RENDER_FILL = 0.70
+#: a photo's object smaller than this (box's longer side, px) is warned about (:func:`framing_warnings`)
+TINY_OBJECT_PX = 32
 #: Pix3D: the object's longest side is resized to ``CROP_SIZE - PIX3D_PAD`` = 93 px (:func:`prepare_pix3d`)
 PIX3D_PAD = 35
 
@@ -303,22 +308,84 @@ def prepare_array(image: np.ndarray, background: float | None = 255.0, name: str
     the frame roughly as in the renderings (centred, some margin)."""
     from PIL import Image
 
+    image = as_rgba(image, name)
+    rgba = _pad_square(Image.fromarray(np.ascontiguousarray(image), "RGBA"))
+    arr = np.asarray(rgba) if rgba.size == (CROP_SIZE, CROP_SIZE) else _render_crop(rgba)
+    prepared, _ = composite(np.ascontiguousarray(arr), background)
+    return prepared
+
+
+def as_rgba(image: np.ndarray, name: str = "image") -> np.ndarray:
+    """A user's image array, ``uint8 (H, W, 3)`` (opaque) or ``(H, W, 4)`` → ``uint8 (H, W, 4)``;
+    :class:`DataError` naming ``name`` for anything else, and the padded-square pixel limit
+    (:func:`check_padded_size`)."""
     image = np.asarray(image)
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] not in (3, 4) or min(image.shape[:2]) < 1:
         raise DataError(f"{name}: expected a uint8 array (H, W, 3) or (H, W, 4), got {image.dtype} {image.shape}")
     check_padded_size(image.shape[1], image.shape[0], name)
     if image.shape[2] == 3:
         image = np.concatenate([image, np.full(image.shape[:2] + (1,), 255, np.uint8)], axis=2)
-    rgba = _pad_square(Image.fromarray(np.ascontiguousarray(image), "RGBA"))
-    if rgba.size != (CROP_SIZE, CROP_SIZE):
-        if rgba.size != (R2N2_IMAGE_SIZE, R2N2_IMAGE_SIZE):
-            size = (R2N2_IMAGE_SIZE, R2N2_IMAGE_SIZE)
-            rgba = rgba.convert("RGBa").resize(size, Image.LANCZOS).convert("RGBA")
-        arr = crop(np.asarray(rgba))
-    else:
-        arr = np.asarray(rgba)
-    prepared, _ = composite(np.ascontiguousarray(arr), background)
+    return image
+
+
+def _render_crop(rgba) -> np.ndarray:
+    """A square PIL RGBA image → ``uint8 (128, 128, 4)``: resized to 137×137 as a rendering
+    (premultiplied alpha, Lanczos; not when it is 137 px already), then its network :func:`crop`."""
+    from PIL import Image
+
+    if rgba.size != (R2N2_IMAGE_SIZE, R2N2_IMAGE_SIZE):
+        size = (R2N2_IMAGE_SIZE, R2N2_IMAGE_SIZE)
+        rgba = rgba.convert("RGBa").resize(size, Image.LANCZOS).convert("RGBA")
+    return crop(np.asarray(rgba))
+
+
+def frame_photo(rgb: np.ndarray, mask: np.ndarray, background: float | None = 255.0) -> np.ndarray:
+    """A photo and its object mask → network input ``float32 (3, 128, 128)``, RGB 0–255, framed as
+    the renderings frame their object. ``rgb``: ``uint8 (H, W, 3)``; ``mask``: ``(H, W)`` in [0, 1]
+    (1 = object; :func:`lmnet.data.photo_mask.read_photo_rgba`).
+
+    The box of the mask's pixels > 0.5 is centred in a square whose 128 px network crop the box's
+    longer side fills to :data:`RENDER_FILL` (the renderings' median); the square covers the
+    rendering's whole 137 px frame (the crop plus :data:`CROP_OFFSET` / ``CROP_END`` px), and what
+    lies outside the photo is transparent. Its alpha is ``mask · 255``; then the steps of a
+    rendering: resize to 137 px (:func:`_render_crop`), :func:`crop`, :func:`composite` with
+    ``background`` (the run's convention, :func:`run_background`). An empty mask is a ValueError."""
+    from PIL import Image
+
+    ys, xs = np.nonzero(np.asarray(mask) > 0.5)
+    if len(xs) == 0:
+        raise ValueError("the mask is empty: no pixel > 0.5")
+    longest = max(ys.max() - ys.min(), xs.max() - xs.min()) + 1
+    inner = longest / RENDER_FILL  # the network crop's side, in photo pixels
+    side = max(1, round(inner * R2N2_IMAGE_SIZE / CROP_SIZE))
+    before = inner * CROP_OFFSET / CROP_SIZE  # the frame's rows / columns before the crop
+    left = round((xs.min() + xs.max() + 1) / 2 - inner / 2 - before)
+    top = round((ys.min() + ys.max() + 1) / 2 - inner / 2 - before)
+    alpha = np.clip(np.rint(np.asarray(mask, dtype=np.float64) * 255), 0, 255).astype(np.uint8)
+    rgba = Image.fromarray(np.ascontiguousarray(np.dstack([rgb, alpha])), "RGBA")
+    framed = rgba.crop((left, top, left + side, top + side))  # outside the photo: (0, 0, 0, 0)
+    prepared, _ = composite(np.ascontiguousarray(_render_crop(framed)), background)
     return prepared
+
+
+def framing_warnings(mask: np.ndarray) -> list[str]:
+    """What makes a photo's object unlike the renderings' (their objects are whole and seen at
+    :data:`RENDER_FILL` · 128 ≈ 89 px): the mask (``(H, W)`` in [0, 1]) touching the photo's border
+    (the object is probably cut off), or an object whose box's longer side is under
+    :data:`TINY_OBJECT_PX` px (the network sees it enlarged, blurred). One phrase per finding."""
+    fg = np.asarray(mask) > 0.5
+    found = []
+    sides = [name for name, edge in (("top", fg[0]), ("bottom", fg[-1]), ("left", fg[:, 0]), ("right", fg[:, -1]))
+             if edge.any()]
+    if sides:
+        found.append(f"the object touches the photo's {'/'.join(sides)} border (cut off?)")
+    ys, xs = np.nonzero(fg)
+    if len(xs):
+        longest = max(ys.max() - ys.min(), xs.max() - xs.min()) + 1
+        if longest < TINY_OBJECT_PX:
+            found.append(f"the object is tiny ({longest} px across; the renderings show it at "
+                         f"~{round(RENDER_FILL * CROP_SIZE)} px)")
+    return found
 
 
 def _pad_square(rgba):

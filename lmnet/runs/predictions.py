@@ -6,6 +6,7 @@ Output layout (``--out DIR``)::
                                image, gt, pred, samples   (file names relative to DIR; empty when absent)
     DIR/<id>.image.npy         float32 (3, 128, 128): the exact network input, RGB 0–255 in the run's
                                input convention (image_input; lmnet.data.inputs.composite)
+    DIR/<id>.input.png         the same network input as a picture (user images only): what the network saw
     DIR/<id>.gt.npy            float32 (1024, 3): ground truth pointcloud_1024 (dataset inputs only)
     DIR/<id>.pred.npy          float32 (2048, 3): the deterministic prediction (μ for Variant II)
     DIR/<id>.samples.npy       float32 (K, 2048, 3): K samples z ~ N(μ, σ²) (Variant II, --samples K)
@@ -92,6 +93,16 @@ def prepare_out(out: str | Path, overwrite: bool = False) -> Path:
     return out
 
 
+def _png(image: np.ndarray) -> bytes:
+    """``(3, H, W)`` RGB 0–255 → PNG bytes (rounded, clipped)."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    pixels = np.clip(np.rint(np.asarray(image).transpose(1, 2, 0)), 0, 255).astype(np.uint8)
+    Image.fromarray(np.ascontiguousarray(pixels), "RGB").save(buf, "PNG")
+    return buf.getvalue()
+
+
 class PredictionWriter:
     """Writes one prediction per :meth:`add` (atomically, ids in order) and ``index.csv`` at
     :meth:`close`, into a folder made empty by :func:`prepare_out`."""
@@ -101,8 +112,13 @@ class PredictionWriter:
         self.rows: list[dict[str, Any]] = []
 
     def add(self, source: str, image: np.ndarray, pred: np.ndarray, samples: np.ndarray | None = None,
-            gt: np.ndarray | None = None, synset: str = "", model_id: str = "", view: int | str = "") -> None:
+            gt: np.ndarray | None = None, synset: str = "", model_id: str = "", view: int | str = "",
+            input_png: bool = False) -> None:
+        """One prediction; ``image`` float ``(3, H, W)`` RGB 0–255 (also as ``<id>.input.png`` when
+        ``input_png``)."""
         i = f"{len(self.rows):06d}"
+        if input_png:
+            atomic_io.write_bytes(self.out / f"{i}.input.png", _png(image))
         row = {"id": i, "source": source, "synset": synset, "model_id": model_id, "view": view,
                "image": f"{i}.image.npy", "pred": f"{i}.pred.npy", "gt": "", "samples": ""}
         atomic_io.save_npy(self.out / row["image"], image.astype(np.float32))

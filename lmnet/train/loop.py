@@ -166,6 +166,10 @@ class Trainer(abc.ABC):
     def trainable_module(self) -> nn.Module:
         return self.model
 
+    def finish(self) -> None:
+        """Called once, on the main process, after the last epoch's files are written: what a
+        method stores in the run folder beside the checkpoints (nothing by default)."""
+
     def build_datasets(self) -> tuple[Dataset, Dataset | None]:
         """``(train, val)`` of the run's config (val None: no validation); by default the ShapeNet
         datasets of :func:`lmnet.train.data.build_dataset`. A method on other data overrides it."""
@@ -263,6 +267,9 @@ class Trainer(abc.ABC):
                 self.scheduler.step()
             row["epoch_time_s"] = time.perf_counter() - t0
             self._end_epoch(row)
+        if self.dist.is_main:
+            self.finish()
+        self.dist.barrier()
 
     def _train_epoch(self, loader, epoch: int) -> dict:
         from tqdm.auto import tqdm

@@ -47,6 +47,7 @@ from lmnet.methods.image import model as network
 from lmnet.methods.image.config import CONFIG
 from lmnet.models.image_to_pointcloud import ImageToPointCloud, reparameterize
 from lmnet.runs.folder import checkpoint_path, load_checkpoint
+from lmnet.runs.latent_ood import MAX_REFERENCE, write_latent_ood
 from lmnet.train.loop import Trainer
 from lmnet.train.param_groups import conv_fc_weight_decay_groups
 from lmnet.train.teacher import load_autoencoder
@@ -169,3 +170,25 @@ class ImageTrainer(Trainer):
         cd = chamfer_distance(pred.float(), points)
         return {"val_latent_loss": float(lat) * b, "val_chamfer_x100": 100.0 * float(cd) * b}
 
+    # -- what inference compares a photo's latent with (lmnet.runs.latent_ood) -------------------
+
+    def finish(self) -> None:
+        """Write ``latent_ood.npz``: the best checkpoint's μ of up to ``MAX_REFERENCE`` training
+        images and the validation images' distances to them. Skipped without a validation set."""
+        best = checkpoint_path(self.run_dir, "best")
+        if self.val_set is None or len(self.val_set) == 0 or not best.is_file():
+            self.log("no validation set: latent_ood.npz not written (lmnet infer skips the latent check)")
+            return
+        model = copy.deepcopy(self.model)
+        model.load_state_dict(load_checkpoint(best)["model"])
+        model.eval()
+        reference = self._latents(model, self.train_set, MAX_REFERENCE)
+        write_latent_ood(self.run_dir, reference, self._latents(model, self.val_set, len(self.val_set)))
+
+    @torch.no_grad()
+    def _latents(self, model: ImageToPointCloud, dataset, limit: int):
+        """μ ``(n, D)`` (NumPy float32) of up to ``limit`` items of ``dataset``, evenly spread."""
+        n = min(limit, len(dataset))
+        picked = torch.utils.data.Subset(dataset, torch.linspace(0, len(dataset) - 1, n).round().long().tolist())
+        loader = torch.utils.data.DataLoader(picked, batch_size=self.config["batch_size"], shuffle=False)
+        return torch.cat([model.encode_image(self.to_images(b["image"]))[0].float().cpu() for b in loader]).numpy()
