@@ -2,7 +2,9 @@
 
 Per model: 24 RGBA renders (137×137, transparent background) with R2N2-like random views,
 ``renderings.txt``, ``rendering_metadata.txt`` and ``pointcloud_{1024,2048,16384}.npy`` sampled
-uniformly on the same (normalised, 3D-LMNet-frame) mesh that was rendered. Plus seeded 60/20/20
+uniformly on the same (normalised, 3D-LMNet-frame) mesh that was rendered. With ``colors``, each part
+has its own colour (:mod:`lmnet.synthetic.part_colours`) in the renders, which are unlit (:data:`UNLIT`), and
+``pointcloud_{n}_colors.npy`` (``uint8 (n, 3)``) holds each point's colour. Plus seeded 60/20/20
 split files ``<out>/splits/synthetic_{train,val,test}_models.json``.
 
 Determinism: everything about model ``index`` of ``category`` derives from
@@ -32,6 +34,8 @@ from lmnet.data.meshes import normalize_unit_diagonal, sample_surface
 from lmnet.data.splits import make_splits, write_splits
 from lmnet.errors import ConfigError
 from lmnet.render import render_mesh
+from lmnet.render.shading import DEFAULT_LIGHTS, Lights
+from lmnet.synthetic.part_colours import part_face_colours, point_colours
 from lmnet.synthetic.shapes import BUILDERS
 
 DEFAULT_CATEGORIES = ("chair", "table", "airplane", "car", "lamp")
@@ -43,7 +47,10 @@ ELEVATION_RANGE = (25.0, 30.0)
 DISTANCE_RATIO_RANGE = (0.65, 0.9)
 FOV = 25.0
 
-_STREAM_SHAPE, _STREAM_VIEWS, _STREAM_POINTS = 0, 1, 2
+#: ``colors=True`` renders are unlit (ambient light only): a pixel shows its part's colour exactly,
+#: so the colour of a point seen in the image can be checked against the point's stored colour
+UNLIT = Lights(ambient=1.0, key=0.0, fill=0.0)
+_STREAM_SHAPE, _STREAM_VIEWS, _STREAM_POINTS, _STREAM_COLOURS = 0, 1, 2, 3
 
 
 def model_id(seed: int, synset: str, index: int) -> str:
@@ -55,9 +62,10 @@ def _rng(seed: int, synset: str, index: int, stream: int) -> np.random.Generator
     return np.random.default_rng([seed, int(synset), index, stream])
 
 
-def build_mesh(category: str, seed: int, index: int):
+def build_mesh(category: str, seed: int, index: int, colors: bool = False):
     """The normalised mesh of one model in the 3D-LMNet frame (+x down, front +z, unit bbox
-    diagonal, bbox centred at the origin): ``vertices (V, 3), faces (F, 3), face_colors (F, 3)``."""
+    diagonal, bbox centred at the origin): ``vertices (V, 3), faces (F, 3), face_colors (F, 3)``;
+    with ``colors`` the face colours are per part (:func:`~lmnet.synthetic.part_colours.part_face_colours`)."""
     synset = to_synset(category)
     name = name_of(synset)
     if name not in BUILDERS:
@@ -65,6 +73,8 @@ def build_mesh(category: str, seed: int, index: int):
     v, f, c = BUILDERS[name](_rng(seed, synset, index, _STREAM_SHAPE))
 
     v = normalize_unit_diagonal(v) @ LMNET_FROM_V1.numpy().astype(np.float64)
+    if colors:
+        c = part_face_colours(v, f, _rng(seed, synset, index, _STREAM_COLOURS))
     return v, f, c
 
 
@@ -72,10 +82,27 @@ def model_pointclouds(category: str, seed: int, index: int, mesh=None) -> dict[i
     """The ``pointcloud_{1024,2048,16384}.npy`` arrays of one model, ``{n: (n, 3) float32}``, exactly
     as :func:`generate_model` writes them, without rendering anything. ``mesh``: the
     ``(vertices, faces)`` of :func:`build_mesh` when the caller already has them."""
+    return {n: pts for n, (pts, _) in _sampled_clouds(category, seed, index, mesh).items()}
+
+
+def _sampled_clouds(category: str, seed: int, index: int, mesh=None) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """``{n: (points (n, 3) float32, face index (n,))}``: the clouds of :func:`model_pointclouds`."""
     synset = to_synset(category)
     verts, faces = mesh if mesh is not None else build_mesh(synset, seed, index)[:2]
     prng = _rng(seed, synset, index, _STREAM_POINTS)
-    return {n: sample_surface(verts, faces, n, prng).astype(np.float32) for n in layout.POINT_COUNTS}
+    clouds = {}
+    for n in layout.POINT_COUNTS:
+        pts, face = sample_surface(verts, faces, n, prng, return_faces=True)
+        clouds[n] = (pts.astype(np.float32), face)
+    return clouds
+
+
+def model_point_colours(category: str, seed: int, index: int) -> dict[int, np.ndarray]:
+    """``{n: uint8 (n, 3)}``: the colour of each point of :func:`model_pointclouds` on the per-part
+    coloured mesh (``colors=True``), exactly as ``pointcloud_{n}_colors.npy`` stores it."""
+    verts, faces, face_colours = build_mesh(category, seed, index, colors=True)
+    clouds = _sampled_clouds(category, seed, index, mesh=(verts, faces))
+    return {n: point_colours(face_colours, face) for n, (_, face) in clouds.items()}
 
 
 def sample_views(rng: np.random.Generator, n_views: int = layout.N_VIEWS) -> list[layout.ViewMeta]:
@@ -94,13 +121,15 @@ def _marker(out_dir: Path, synset: str, mid: str) -> Path:
     return out_dir / MARKER_DIR / synset / mid
 
 
-def _complete(out_dir: Path, synset: str, mid: str) -> bool:
+def _complete(out_dir: Path, synset: str, mid: str, colors: bool = False) -> bool:
     if not _marker(out_dir, synset, mid).is_file():
         return False
     files = [layout.metadata_path(out_dir, synset, mid),
              layout.rendering_dir(out_dir, synset, mid) / "renderings.txt"]
     files += [layout.image_path(out_dir, synset, mid, i) for i in range(layout.N_VIEWS)]
     files += [layout.pointcloud_path(out_dir, synset, mid, n) for n in layout.POINT_COUNTS]
+    if colors:
+        files += [layout.pointcloud_colours_path(out_dir, synset, mid, n) for n in layout.POINT_COUNTS]
     return all(p.is_file() for p in files)
 
 
@@ -111,21 +140,23 @@ def _write_png(path: Path, rgba: np.ndarray) -> None:
         Image.fromarray(rgba, "RGBA").save(tmp, format="PNG", compress_level=6)
 
 
-def generate_model(out_dir: str | Path, category: str, index: int, seed: int = 0) -> tuple[str, str, bool]:
-    """Write one model (skipped if already complete). Returns ``(synset, model_id, generated)``."""
+def generate_model(out_dir: str | Path, category: str, index: int, seed: int = 0,
+                   colors: bool = False) -> tuple[str, str, bool]:
+    """Write one model (skipped if already complete; ``colors``: per-part colours and the points'
+    colour files). Returns ``(synset, model_id, generated)``."""
     import torch
 
     out_dir = Path(out_dir)
     synset = to_synset(category)
     mid = model_id(seed, synset, index)
-    if _complete(out_dir, synset, mid):
+    if _complete(out_dir, synset, mid, colors):
         return synset, mid, False
     # a killed run may have left temporary files of atomic writes behind: drop them
     for d in (layout.rendering_dir(out_dir, synset, mid), layout.pointcloud_path(out_dir, synset, mid, 1024).parent):
         if d.is_dir():
             for tmp in d.glob(".*.tmp"):
                 tmp.unlink()
-    verts, faces, colors = build_mesh(synset, seed, index)
+    verts, faces, face_colours = build_mesh(synset, seed, index, colors)
     views = sample_views(_rng(seed, synset, index, _STREAM_VIEWS))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # single-threaded: byte-identical output whatever the worker count
@@ -134,13 +165,16 @@ def generate_model(out_dir: str | Path, category: str, index: int, seed: int = 0
             torch.from_numpy(verts).float(), torch.from_numpy(faces),
             torch.tensor([m.azimuth for m in views]), torch.tensor([m.elevation for m in views]),
             torch.tensor([m.distance_ratio for m in views]), torch.tensor([m.fov for m in views]),
-            image_size=R2N2_IMAGE_SIZE, color=torch.from_numpy(colors).float(),
+            image_size=R2N2_IMAGE_SIZE, color=torch.from_numpy(face_colours).float(),
             cull_backfaces=True,  # every part is closed and outward-oriented (tested)
+            lights=UNLIT if colors else DEFAULT_LIGHTS,
         ).numpy()
     finally:
         torch.set_num_threads(threads)
-    for n, pts in model_pointclouds(synset, seed, index, mesh=(verts, faces)).items():
+    for n, (pts, face) in _sampled_clouds(synset, seed, index, mesh=(verts, faces)).items():
         atomic_io.save_npy(layout.pointcloud_path(out_dir, synset, mid, n), pts)
+        if colors:
+            atomic_io.save_npy(layout.pointcloud_colours_path(out_dir, synset, mid, n), point_colours(face_colours, face))
     for i, img in enumerate(images):
         _write_png(layout.image_path(out_dir, synset, mid, i), img)
     rdir = layout.rendering_dir(out_dir, synset, mid)
@@ -163,13 +197,14 @@ def _worker_init():
 
 def generate_dataset(out_dir: str | Path, categories: Iterable[str] | str = DEFAULT_CATEGORIES,
                      n_models: int = 40, seed: int = 0, workers: int | None = None,
-                     progress: bool = True) -> dict:
+                     progress: bool = True, colors: bool = False) -> dict:
     """Generate ``n_models`` per category under ``out_dir`` (resumable) and write split files.
 
     Args:
         categories: names or synset ids (a list or a comma-separated string).
         n_models: models per category.
         workers: processes (``None`` → number of CPUs; ``1`` → in this process).
+        colors: per-part colours in the renders and ``pointcloud_{n}_colors.npy`` (module docs).
     Returns:
         ``{"out_dir", "models": {synset: [model_id, ...]}, "generated", "skipped", "seconds",
         "splits": {"train"|"val"|"test": path}}``.
@@ -187,7 +222,7 @@ def generate_dataset(out_dir: str | Path, categories: Iterable[str] | str = DEFA
     if int(n_models) < 1:
         raise ConfigError(f"n_models must be >= 1, got {n_models}")
     out_dir = Path(out_dir)
-    jobs = [(str(out_dir), s, i, int(seed)) for s in synsets for i in range(int(n_models))]
+    jobs = [(str(out_dir), s, i, int(seed), bool(colors)) for s in synsets for i in range(int(n_models))]
     workers = (os.cpu_count() or 1) if workers is None else int(workers)
     workers = max(1, min(workers, len(jobs)))
     t0 = time.perf_counter()
