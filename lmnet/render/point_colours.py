@@ -5,7 +5,7 @@
 1. :func:`fit_camera` — the R2N2 camera under which the cloud's splatted silhouette
    (:func:`splat_silhouettes`) best matches the image's mask (highest IoU): elevation and distance
    from R2N2's priors (:data:`ELEVATIONS`, :data:`DISTANCE_RATIOS`), azimuth searched on a coarse
-   grid, then refined around the best;
+   grid, then all three refined around the best;
 2. :func:`visible_points` — a z-buffer of the splatted points (:func:`depth_buffer`): a point is
    visible when its depth is within ``tolerance`` of the nearest depth at its pixel;
 3. :func:`image_colours` — visible points take the colour of the pixel they land on (a point that
@@ -109,43 +109,53 @@ def mask_iou(silhouettes: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return inter / union
 
 
-def grid_mask(rgba: np.ndarray, size: int) -> torch.Tensor:
+def grid_mask(rgba: np.ndarray, size: int, radius: int = 0) -> torch.Tensor:
     """The object's mask ``bool (size, size)`` of a crop ``uint8 (128, 128, 4)``: alpha >
-    :data:`MASK_THRESHOLD`, area-downsampled to the grid (a grid pixel is in when half of it is)."""
+    :data:`MASK_THRESHOLD`, area-downsampled to the grid (a grid pixel is in when half of it is),
+    then dilated by a square of ``radius`` grid pixels — as much as a splat disk widens a silhouette,
+    so that the fit does not favour far cameras."""
     alpha = torch.from_numpy((rgba[..., 3] > MASK_THRESHOLD).astype(np.float32))
-    return torch.nn.functional.adaptive_avg_pool2d(alpha[None, None], size)[0, 0] >= 0.5
+    grid = torch.nn.functional.adaptive_avg_pool2d(alpha[None, None], size) >= 0.5
+    if radius > 0:
+        grid = torch.nn.functional.max_pool2d(grid.float(), 2 * radius + 1, stride=1, padding=radius) > 0
+    return grid[0, 0]
 
 
-def _best_candidate(points, mask, az, el, dist, fov, size, chunk=256):
-    """``(index, iou)`` of the best of candidate cameras ``(C,)`` by silhouette IoU with ``mask``."""
-    ious = torch.cat([mask_iou(splat_silhouettes(points, az[i:i + chunk], el[i:i + chunk], dist[i:i + chunk],
-                                                 fov, size=size), mask) for i in range(0, len(az), chunk)])
-    best = int(torch.argmax(ious))  # ties: the first candidate
-    return best, float(ious[best])
-
-
-def _grid(azimuths, elevations, distances):
-    a, e, d = torch.meshgrid(torch.as_tensor(azimuths, dtype=torch.float32),
+def _search(points: torch.Tensor, rgba: np.ndarray, azimuths, elevations, distances, fov: float, size: int,
+            radius: int, chunk: int = 256) -> tuple[float, float, float, float]:
+    """``(azimuth, elevation, distance_ratio, iou)`` of the best camera of the grid ``azimuths ×
+    elevations × distances`` by the IoU of the splatted silhouette with the (dilated) mask."""
+    mask = grid_mask(rgba, size, radius)
+    a, e, d = torch.meshgrid(torch.as_tensor(np.asarray(azimuths) % 360.0, dtype=torch.float32),
                              torch.as_tensor(elevations, dtype=torch.float32),
                              torch.as_tensor(distances, dtype=torch.float32), indexing="ij")
-    return a.flatten(), e.flatten(), d.flatten()
+    a, e, d = a.flatten(), e.flatten(), d.flatten()
+    ious = torch.cat([mask_iou(splat_silhouettes(points, a[i:i + chunk], e[i:i + chunk], d[i:i + chunk], fov,
+                                                 size=size, radius=radius), mask) for i in range(0, len(a), chunk)])
+    best = int(torch.argmax(ious))  # ties: the first candidate
+    return float(a[best]), float(e[best]), float(d[best]), float(ious[best])
 
 
-def fit_camera(points: np.ndarray, rgba: np.ndarray, *, fov: float = 25.0, size: int = 64,
-               elevations=ELEVATIONS, distances=DISTANCE_RATIOS) -> FittedCamera:
+def _around(centre: float, half_width: float, step: float) -> np.ndarray:
+    return centre + np.arange(-half_width, half_width + step / 2, step)
+
+
+def fit_camera(points: np.ndarray, rgba: np.ndarray, *, fov: float = 25.0, elevations=ELEVATIONS,
+               distances=DISTANCE_RATIOS) -> FittedCamera:
     """The R2N2 camera whose splatted silhouette of ``points (N, 3)`` best matches the mask of
-    ``rgba uint8 (128, 128, 4)`` (IoU on a ``size`` px grid): every azimuth on a
-    :data:`COARSE_AZIMUTH_STEP` grid × ``elevations`` × ``distances``, then azimuths
-    :data:`FINE_AZIMUTH_STEP` apart within one coarse step of the best, with the same priors."""
+    ``rgba uint8 (128, 128, 4)`` (IoU), in three searches:
+
+    1. every azimuth on a :data:`COARSE_AZIMUTH_STEP` grid × ``elevations`` × ``distances`` (64 px grid);
+    2. azimuths :data:`FINE_AZIMUTH_STEP` apart within one coarse step of the best, same priors;
+    3. on the 128 px grid: azimuth ± 2° (1° steps), elevation ± 1.5° (0.75°), distance ± 0.03 (0.015)
+       around the best."""
     pts = torch.as_tensor(np.asarray(points), dtype=torch.float32)
-    mask = grid_mask(rgba, size)
-    coarse = _grid(np.arange(0.0, 360.0, COARSE_AZIMUTH_STEP), elevations, distances)
-    i, _ = _best_candidate(pts, mask, *coarse, fov, size)
-    centre = float(coarse[0][i])
-    fine_az = (centre + np.arange(-COARSE_AZIMUTH_STEP, COARSE_AZIMUTH_STEP + 1e-6, FINE_AZIMUTH_STEP)) % 360.0
-    fine = _grid(fine_az, elevations, distances)
-    j, iou = _best_candidate(pts, mask, *fine, fov, size)
-    return FittedCamera(float(fine[0][j]), float(fine[1][j]), float(fine[2][j]), float(fov), iou)
+    az, _, _, _ = _search(pts, rgba, np.arange(0.0, 360.0, COARSE_AZIMUTH_STEP), elevations, distances, fov, 64, 1)
+    az, el, dist, _ = _search(pts, rgba, _around(az, COARSE_AZIMUTH_STEP, FINE_AZIMUTH_STEP), elevations,
+                              distances, fov, 64, 1)
+    az, el, dist, iou = _search(pts, rgba, _around(az, 2.0, 1.0), _around(el, 1.5, 0.75), _around(dist, 0.03, 0.015),
+                                fov, camera.CROP_SIZE, 2)
+    return FittedCamera(az, el, dist, float(fov), iou)
 
 
 def project(points: np.ndarray, cam: FittedCamera) -> tuple[torch.Tensor, torch.Tensor]:
@@ -221,7 +231,7 @@ def fill_hidden(points: np.ndarray, colours: np.ndarray, known: np.ndarray, *, k
     return out
 
 
-def colour_points(points: np.ndarray, rgba: np.ndarray, *, symmetric: bool | None = None, k: int = 8,
+def colour_points(points: np.ndarray, rgba: np.ndarray, *, symmetric: bool | None = None, k: int = 4,
                   tolerance: float = 0.02, symmetry_threshold: float = 1.5) -> PointColours:
     """Every point of ``points (N, 3)`` gets a colour from ``rgba uint8 (128, 128, 4)`` (the input
     crop; its alpha is the mask): the steps of the module docstring. ``symmetric`` None: decided by
