@@ -9,6 +9,10 @@ Inputs
   (:func:`predict_images`; any size PNG/JPG, prepared by :func:`lmnet.data.inputs.prepare_image`:
   padding, resize, crop, alpha and the run's input convention are stated there).
 
+With ``color`` each prediction also gets a colour per point from its input image
+(:func:`lmnet.render.point_colours.colour_points`, the image's alpha as the mask): ``<id>.colors.npy``
+and ``<id>.pred.ply`` (or ``.glb``, ``color_format``).
+
 Output layout: :mod:`lmnet.runs.predictions` (the writer used here and the reader,
 :func:`load_predictions`, importable from here too).
 """
@@ -23,12 +27,13 @@ import torch
 
 from lmnet.data.categories import to_synsets
 from lmnet.data.dataset import ShapeNetDataset
-from lmnet.data.inputs import check_image_header, prepare_array, prepare_image, run_background
+from lmnet.data.inputs import check_image_header, crop_rgba, prepare_array, prepare_image, read_rgba, run_background
 from lmnet.envvars import MAX_SAMPLE_CLOUDS
 from lmnet.errors import ConfigError, DataError
 from lmnet.runs import guard
 from lmnet.runs.folder import CONFIG_FILE, read_run_config
 from lmnet.registry import load_model, require_kind
+from lmnet.render.point_colours import colour_points
 from lmnet.runs.predictions import PredictionWriter, check_finite, check_out, load_predictions
 from lmnet.runs.splits import resolve_split_file
 
@@ -80,12 +85,25 @@ def _check_sample_memory(samples: int, batch: int) -> None:
                                 hint="lower --samples or --batch-size")
 
 
+def _colours(pred: np.ndarray, rgba: np.ndarray | None) -> np.ndarray | None:
+    """``uint8 (N, 3)`` colours of ``pred (N, 3)`` from its input crop ``rgba uint8 (128, 128, 4)``,
+    or None when colours were not asked for (``rgba`` None)."""
+    return None if rgba is None else colour_points(pred, rgba).colours
+
+
+def _split_rgba(image: torch.Tensor, mask: torch.Tensor) -> np.ndarray:
+    """A dataset item's ``image (3, 128, 128)`` and ``mask (1, 128, 128)`` → ``uint8 (128, 128, 4)``."""
+    rgba = torch.cat([image, mask * 255.0]).permute(1, 2, 0).round().clamp(0, 255)
+    return rgba.to(torch.uint8).numpy()
+
+
 def _generator(device: str, seed: int) -> torch.Generator:
     return torch.Generator(device=device).manual_seed(int(seed))
 
 
 def predict_images(checkpoint: str | Path, images: Sequence[str | Path], out: str | Path, *, samples: int = 0,
-                   batch_size: int = 16, device: str = "cpu", seed: int = 0, overwrite: bool = False) -> Path:
+                   batch_size: int = 16, device: str = "cpu", seed: int = 0, overwrite: bool = False,
+                   color: bool = False, color_format: str = "ply") -> Path:
     """Predict user image files; writes the layout of the module docstring; returns ``index.csv``."""
     if not images:
         raise DataError("no input images given")
@@ -103,14 +121,15 @@ def predict_images(checkpoint: str | Path, images: Sequence[str | Path], out: st
         _check_samples(model, samples)
         bg = run_background(config)
         gen = _generator(device, seed)
-        writer = PredictionWriter(out, overwrite)
+        writer = PredictionWriter(out, overwrite, color_format)
         for i in range(0, len(paths), batch_size):
             chunk = paths[i:i + batch_size]
             imgs = np.stack([prepare_image(p, bg) for p in chunk])
             pred, smp = _predict(model, torch.from_numpy(imgs).to(device), samples, gen)
             check_finite(pred, [str(p) for p in chunk], str(checkpoint))
             for j, p in enumerate(chunk):
-                writer.add(str(p), imgs[j], pred[j], None if smp is None else smp[j])
+                rgba = crop_rgba(read_rgba(p), str(p)) if color else None
+                writer.add(str(p), imgs[j], pred[j], None if smp is None else smp[j], colours=_colours(pred[j], rgba))
         return writer.close()
 
 
@@ -145,7 +164,7 @@ def reconstruct(images: Sequence[str | Path | np.ndarray], run: str | Path, *, w
 def predict_split(checkpoint: str | Path, out: str | Path, *, split: str = "test", split_file=None,
                   views: str | Sequence[int] = (0,), categories=None, samples: int = 0, batch_size: int = 16,
                   device: str = "cpu", seed: int = 0, limit: int = 0, data_root=None,
-                  overwrite: bool = False) -> Path:
+                  overwrite: bool = False, color: bool = False, color_format: str = "ply") -> Path:
     """Predict the (shape, view) items of a dataset split (the run's data_root unless ``data_root``);
     ``limit`` > 0 keeps the first N items. Writes images, GT (pointcloud_1024) and predictions."""
 
@@ -164,15 +183,16 @@ def predict_split(checkpoint: str | Path, out: str | Path, *, split: str = "test
         loader = torch.utils.data.DataLoader(torch.utils.data.Subset(ds, range(n)), batch_size=batch_size,
                                              shuffle=False, num_workers=0)
         gen = _generator(device, seed)
-        writer = PredictionWriter(out, overwrite)
+        writer = PredictionWriter(out, overwrite, color_format)
         for batch in loader:
             imgs = batch["image"]
             pred, smp = _predict(model, imgs.to(device), samples, gen)
             check_finite(pred, [f"{s}/{m}" for s, m in zip(batch["category"], batch["model_id"])], str(checkpoint))
             for j in range(imgs.shape[0]):
                 s, m, v = batch["category"][j], batch["model_id"][j], int(batch["view"][j])
+                rgba = _split_rgba(imgs[j], batch["mask"][j]) if color else None
                 writer.add(f"{s}/{m}/{v:02d}", imgs[j].numpy(), pred[j], None if smp is None else smp[j],
-                           gt=batch["points"][j].numpy(), synset=s, model_id=m, view=v)
+                           gt=batch["points"][j].numpy(), synset=s, model_id=m, view=v, colours=_colours(pred[j], rgba))
         return writer.close()
 
 

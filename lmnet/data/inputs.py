@@ -301,6 +301,13 @@ def prepare_array(image: np.ndarray, background: float | None = 255.0, name: str
     :func:`composite` with ``background`` (None: a "stored_rgb" run, whose transparent pixels are
     black after the premultiplied resize or the padding, as in the renderings). Objects should fill
     the frame roughly as in the renderings (centred, some margin)."""
+    prepared, _ = composite(crop_rgba(image, name), background)
+    return prepared
+
+
+def crop_rgba(image: np.ndarray, name: str = "image") -> np.ndarray:
+    """The geometry steps of :func:`prepare_array` (pad, resize, crop): ``uint8 (H, W, 3)`` or
+    ``(H, W, 4)`` → the network crop as ``uint8 (128, 128, 4)`` RGBA, its alpha the object's mask."""
     from PIL import Image
 
     image = np.asarray(image)
@@ -317,8 +324,7 @@ def prepare_array(image: np.ndarray, background: float | None = 255.0, name: str
         arr = crop(np.asarray(rgba))
     else:
         arr = np.asarray(rgba)
-    prepared, _ = composite(np.ascontiguousarray(arr), background)
-    return prepared
+    return np.ascontiguousarray(arr)
 
 
 def _pad_square(rgba):

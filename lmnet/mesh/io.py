@@ -1,4 +1,5 @@
-"""Meshes to and from disk: ``.ply`` (binary) or ``.obj``, written atomically."""
+"""Meshes to and from disk: ``.ply`` (binary) or ``.obj``, written atomically (with vertex
+colours, and ``.glb``: :mod:`lmnet.mesh.colours`)."""
 
 from __future__ import annotations
 
@@ -11,14 +12,15 @@ import numpy as np
 from lmnet.errors import LmnetError
 from lmnet.mesh.methods import o3d
 
-MESH_SUFFIXES = (".ply", ".obj")
+MESH_SUFFIXES = (".ply", ".obj", ".glb")
 
 
 def check_mesh_path(path: str | Path) -> Path:
-    """``path`` if it ends in ``.ply`` or ``.obj``, else an :class:`LmnetError` (checked before any work)."""
+    """``path`` if it ends in ``.ply``, ``.obj`` or ``.glb``, else an :class:`LmnetError` (checked
+    before any work)."""
     path = Path(path)
     if path.suffix.lower() not in MESH_SUFFIXES:
-        raise LmnetError(f"{path}: mesh output must end in .ply or .obj")
+        raise LmnetError(f"{path}: mesh output must end in .ply, .obj or .glb (glTF binary)")
     return path
 
 
