@@ -52,8 +52,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     from lmnet import mesh
     from lmnet.errors import LmnetError
+    from lmnet.mesh.io import CLI_MESH_SUFFIXES
 
-    out = mesh.check_mesh_path(args.out)  # a wrong suffix fails before any work
+    out = mesh.check_mesh_path(args.out, CLI_MESH_SUFFIXES)  # a wrong suffix fails before any work
     pts = mesh.load_points(args.points, sample=args.sample)
     colours = None if args.colors is None else mesh.load_colours(args.colors, len(pts))
     if colours is not None and out.suffix.lower() == ".obj":

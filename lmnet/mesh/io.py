@@ -12,15 +12,16 @@ import numpy as np
 from lmnet.errors import LmnetError
 from lmnet.mesh.methods import o3d
 
-MESH_SUFFIXES = (".ply", ".obj", ".glb")
+MESH_SUFFIXES = (".ply", ".obj")
+#: what ``lmnet mesh --out`` takes: also glTF binary (:func:`lmnet.mesh.colours.write_coloured_mesh`)
+CLI_MESH_SUFFIXES = MESH_SUFFIXES + (".glb",)
 
 
-def check_mesh_path(path: str | Path) -> Path:
-    """``path`` if it ends in ``.ply``, ``.obj`` or ``.glb``, else an :class:`LmnetError` (checked
-    before any work)."""
+def check_mesh_path(path: str | Path, suffixes: tuple[str, ...] = MESH_SUFFIXES) -> Path:
+    """``path`` if it ends in one of ``suffixes``, else an :class:`LmnetError` (checked before any work)."""
     path = Path(path)
-    if path.suffix.lower() not in MESH_SUFFIXES:
-        raise LmnetError(f"{path}: mesh output must end in .ply, .obj or .glb (glTF binary)")
+    if path.suffix.lower() not in suffixes:
+        raise LmnetError(f"{path}: mesh output must end in {', '.join(suffixes[:-1])} or {suffixes[-1]}")
     return path
 
 
