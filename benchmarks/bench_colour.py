@@ -156,6 +156,13 @@ def to_markdown(recs: list[dict], header: str) -> str:
               "the fitted camera, the point's pixel inside the mask). Tables are often fitted half a turn "
               "or a quarter turn away (their silhouettes nearly repeat); their parts' colours then land "
               "on the mirrored side. `s / cloud`: one `colour_points` call, on a shared machine.", ""]
+    lines += ["Acceptance over all images (visible ratio ≤ 0.33 and hidden ratio < 1):", ""]
+    for r in (s for s in summarize(recs) if s["category"] == "all"):
+        vis, hid = r["vis_err"] / r["vis_base"], r["hid_err"] / r["hid_base"]
+        lines.append(f"- {r['condition']}: visible {vis:.2f} ({'met' if vis <= 1 / 3 else 'not met'}), "
+                     f"hidden {hid:.2f} ({'met' if hid < 1 else 'not met'})")
+    lines += ["", "No trained run's predictions are measured here (a useful run needs more training than a "
+              "CPU benchmark allows); *noisy* stands in for them.", ""]
     return "\n".join(lines)
 
 
