@@ -11,6 +11,10 @@ Inputs
   frame their object; the run's input convention throughout). ``<id>.input.png`` shows what the
   network saw; a photo unlike the training data gets one warning line on stderr.
 
+With ``color`` each prediction also gets a colour per point from its input image
+(:func:`lmnet.render.point_colours.colour_points`, the network crop's alpha as the mask): ``<id>.colors.npy``
+and ``<id>.pred.ply`` (or ``.glb``, ``color_format``).
+
 Output layout: :mod:`lmnet.runs.predictions` (the writer used here and the reader,
 :func:`load_predictions`, importable from here too).
 """
@@ -26,13 +30,14 @@ import torch
 
 from lmnet.data.categories import to_synsets
 from lmnet.data.dataset import ShapeNetDataset
-from lmnet.data.inputs import check_image_header, run_background
-from lmnet.data.photo_mask import BACKGROUND_METHODS, array_input, photo_input
+from lmnet.data.inputs import check_image_header, composite, run_background
+from lmnet.data.photo_mask import BACKGROUND_METHODS, array_input, photo_crop, photo_input
 from lmnet.envvars import MAX_SAMPLE_CLOUDS
 from lmnet.errors import ConfigError, DataError
 from lmnet.runs import guard
 from lmnet.runs.folder import CONFIG_FILE, read_run_config
 from lmnet.registry import load_model, require_kind
+from lmnet.render.point_colours import colour_points
 from lmnet.runs.latent_ood import LATENT_OOD_FILE, latent_warning, read_latent_ood
 from lmnet.runs.predictions import PredictionWriter, check_finite, check_out, load_predictions
 from lmnet.runs.splits import resolve_split_file
@@ -85,17 +90,31 @@ def _check_sample_memory(samples: int, batch: int) -> None:
                                 hint="lower --samples or --batch-size")
 
 
+def _colours(pred: np.ndarray, rgba: np.ndarray | None) -> np.ndarray | None:
+    """``uint8 (N, 3)`` colours of ``pred (N, 3)`` from its input crop ``rgba uint8 (128, 128, 4)``,
+    or None when colours were not asked for (``rgba`` None)."""
+    return None if rgba is None else colour_points(pred, rgba).colours
+
+
+def _split_rgba(image: torch.Tensor, mask: torch.Tensor) -> np.ndarray:
+    """A dataset item's ``image (3, 128, 128)`` and ``mask (1, 128, 128)`` → ``uint8 (128, 128, 4)``."""
+    rgba = torch.cat([image, mask * 255.0]).permute(1, 2, 0).round().clamp(0, 255)
+    return rgba.to(torch.uint8).numpy()
+
+
 def _generator(device: str, seed: int) -> torch.Generator:
     return torch.Generator(device=device).manual_seed(int(seed))
 
 
 def predict_images(checkpoint: str | Path, images: Sequence[str | Path], out: str | Path, *, samples: int = 0,
                    batch_size: int = 16, device: str = "cpu", seed: int = 0, overwrite: bool = False,
-                   masks: Sequence[str | Path] | None = None, background: str = "auto") -> Path:
+                   masks: Sequence[str | Path] | None = None, background: str = "auto", color: bool = False,
+                   color_format: str = "ply") -> Path:
     """Predict user image files; writes the layout of the module docstring; returns ``index.csv``.
     ``masks``: None or one mask file per image; ``background``: how an opaque photo's object is
     found (:func:`lmnet.data.photo_mask.photo_input`). One warning line per image unlike the
-    training data goes to stderr (:func:`_warn_unlike`)."""
+    training data goes to stderr (:func:`_warn_unlike`). ``color``: a colour per point from the
+    network's crop of the image (its alpha the object's mask), as ``<id>.pred.<color_format>``."""
     if not images:
         raise DataError("no input images given")
     _check_counts(batch_size)
@@ -113,28 +132,34 @@ def predict_images(checkpoint: str | Path, images: Sequence[str | Path], out: st
         prepared = photo_inputs(paths, masks, run_background(config), background)
         ood = _latent_reference(checkpoint)
         gen = _generator(device, seed)
-        writer = PredictionWriter(out, overwrite)
+        writer = PredictionWriter(out, overwrite, color_format)
         for i in range(0, len(paths), batch_size):
             chunk = paths[i:i + batch_size]
-            imgs = np.stack([x for x, _ in prepared[i:i + batch_size]])
+            imgs = np.stack([x for x, _, _ in prepared[i:i + batch_size]])
             pred, smp = _predict(model, torch.from_numpy(imgs).to(device), samples, gen)
             check_finite(pred, [str(p) for p in chunk], str(checkpoint))
             notes = _latent_notes(model, imgs, device, ood)
             for j, p in enumerate(chunk):
-                writer.add(str(p), imgs[j], pred[j], None if smp is None else smp[j], input_png=True)
+                crop = prepared[i + j][2] if color else None
+                writer.add(str(p), imgs[j], pred[j], None if smp is None else smp[j], input_png=True,
+                           colours=_colours(pred[j], crop))
                 _warn_unlike(p, prepared[i + j][1] + notes[j])
         return writer.close()
 
 
 def photo_inputs(paths: Sequence[Path], masks, image_background: float | None, background: str = "auto"):
-    """Every image's ``(network input (3, 128, 128), warnings)`` (:func:`lmnet.data.photo_mask.photo_input`),
+    """Every image's ``(network input (3, 128, 128), warnings, network crop uint8 (128, 128, 4))``
+    (:func:`lmnet.data.photo_mask.photo_crop`, composited in the run's convention),
     all read before anything is written; ``masks`` None or one mask file per image."""
     if masks is not None and len(masks) != len(paths):
         raise ConfigError(f"--masks gives {len(masks)} file(s) for {len(paths)} image(s): give one mask per image")
     if background not in BACKGROUND_METHODS:
         raise ConfigError(f"--background must be one of {', '.join(BACKGROUND_METHODS)}, got {background!r}")
-    return [photo_input(p, None if masks is None else masks[k], image_background, background)
-            for k, p in enumerate(paths)]
+    out = []
+    for k, p in enumerate(paths):
+        crop, warnings = photo_crop(p, None if masks is None else masks[k], background)
+        out.append((composite(crop, image_background)[0], warnings, crop))
+    return out
 
 
 def _latent_reference(checkpoint: str | Path) -> dict | None:
@@ -195,7 +220,7 @@ def reconstruct(images: Sequence[str | Path | np.ndarray], run: str | Path, *, w
 def predict_split(checkpoint: str | Path, out: str | Path, *, split: str = "test", split_file=None,
                   views: str | Sequence[int] = (0,), categories=None, samples: int = 0, batch_size: int = 16,
                   device: str = "cpu", seed: int = 0, limit: int = 0, data_root=None,
-                  overwrite: bool = False) -> Path:
+                  overwrite: bool = False, color: bool = False, color_format: str = "ply") -> Path:
     """Predict the (shape, view) items of a dataset split (the run's data_root unless ``data_root``);
     ``limit`` > 0 keeps the first N items. Writes images, GT (pointcloud_1024) and predictions."""
 
@@ -214,15 +239,16 @@ def predict_split(checkpoint: str | Path, out: str | Path, *, split: str = "test
         loader = torch.utils.data.DataLoader(torch.utils.data.Subset(ds, range(n)), batch_size=batch_size,
                                              shuffle=False, num_workers=0)
         gen = _generator(device, seed)
-        writer = PredictionWriter(out, overwrite)
+        writer = PredictionWriter(out, overwrite, color_format)
         for batch in loader:
             imgs = batch["image"]
             pred, smp = _predict(model, imgs.to(device), samples, gen)
             check_finite(pred, [f"{s}/{m}" for s, m in zip(batch["category"], batch["model_id"])], str(checkpoint))
             for j in range(imgs.shape[0]):
                 s, m, v = batch["category"][j], batch["model_id"][j], int(batch["view"][j])
+                rgba = _split_rgba(imgs[j], batch["mask"][j]) if color else None
                 writer.add(f"{s}/{m}/{v:02d}", imgs[j].numpy(), pred[j], None if smp is None else smp[j],
-                           gt=batch["points"][j].numpy(), synset=s, model_id=m, view=v)
+                           gt=batch["points"][j].numpy(), synset=s, model_id=m, view=v, colours=_colours(pred[j], rgba))
         return writer.close()
 
 

@@ -29,6 +29,7 @@ LAYERS: list[set[str]] = [
     {"errors"},
     {"image_sizes"},
     {"camera", "atomic_io", "config", "envvars", "quaternions"},
+    {"colour_files"},
     {"projection"},
     {"losses"},
     {"models", "uvmesh", "fid"},

@@ -15,6 +15,7 @@ Examples:
   lmnet infer --checkpoint runs/image-l1 --split test --views 0 --limit 50 --out preds/
   lmnet infer --checkpoint runs/image-l1 --images chair.jpg --mask chair_mask.png --out preds/
   lmnet infer --checkpoint runs/image-prob --images chair.png sofa.jpg --samples 5 --out preds/
+  lmnet infer --checkpoint runs/image-l1 --images chair.png --color --format glb --out preds/
   lmnet infer --checkpoint runs/meshrecon-birds --images bird.jpg --gif --out meshes/
 """
 
@@ -47,6 +48,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="how a photo without alpha or mask is cut out: auto (offline estimate from the photo's "
                         "borders) or rembg (needs the optional rembg package and its model file)")
     p.add_argument("--gif", action="store_true", help="meshrecon runs: also write a turntable GIF per image")
+    p.add_argument("--color", action="store_true",
+                   help="colour each predicted point from the input image: <id>.colors.npy and <id>.pred.ply")
+    p.add_argument("--format", choices=("ply", "glb"), default="ply",
+                   help="with --color: the coloured cloud as .ply (default) or glTF binary .glb")
     p.add_argument("--out", required=True, help="output folder (must be empty, see --overwrite)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the previous outputs in --out (deleted first; other files are never touched)")
@@ -70,6 +75,8 @@ def _run(args) -> int:
     if infer_textured.run_kind(args.checkpoint) == "meshrecon":
         if not args.images:
             raise ConfigError(f"{args.checkpoint} is a mesh-estimation run: give photographs with --images")
+        if args.color:
+            raise ConfigError("--color is for point-cloud runs; a mesh-estimation run's meshes are textured already")
         index = infer_textured.predict_textured(args.checkpoint, args.images, args.out, masks=args.masks,
                                                 device=args.device, gif=args.gif, overwrite=args.overwrite,
                                                 background=args.background)
@@ -82,11 +89,13 @@ def _run(args) -> int:
     if args.images:
         index = infer.predict_images(args.checkpoint, args.images, args.out, samples=args.samples,
                                      batch_size=args.batch_size, device=args.device, seed=args.seed,
-                                     overwrite=args.overwrite, masks=args.masks, background=args.background)
+                                     overwrite=args.overwrite, masks=args.masks, background=args.background,
+                                     color=args.color, color_format=args.format)
     else:
         index = infer.predict_split(args.checkpoint, args.out, split=args.split, split_file=args.split_file,
                                     views=args.views, categories=args.categories, samples=args.samples,
                                     batch_size=args.batch_size, device=args.device, seed=args.seed,
-                                    limit=args.limit, data_root=args.data_root, overwrite=args.overwrite)
+                                    limit=args.limit, data_root=args.data_root, overwrite=args.overwrite,
+                                    color=args.color, color_format=args.format)
     print(f"wrote {index}")
     return 0

@@ -7,7 +7,12 @@ sampled on the mesh and the input cloud. Needs Open3D.
 For rough (predicted) clouds --method poisson measured closer to the true shape than auto
 (benchmarks/results/mesh.md): the fit measures closeness to the cloud, noise included.
 
+With --colors (the <id>.colors.npy of lmnet infer --color) each mesh vertex takes the colour of its
+nearest point and the mesh is written with vertex colours, as .ply or glTF binary .glb (--out x.glb,
+which any viewer opens; without --colors a .glb mesh is grey).
+
 Example:  lmnet mesh --points out/00000.pred.npy --out chair.ply
+          lmnet mesh --points out/000000.pred.npy --colors out/000000.colors.npy --out chair.glb
           lmnet mesh --points out/00000.samples.npy --sample 2 --method poisson --out chair2.obj
 """
 
@@ -17,7 +22,7 @@ import argparse
 
 from lmnet.commands._args import int_in_range
 
-HELP = "point cloud .npy -> mesh (.ply/.obj) that follows the shape, with its fit"
+HELP = "point cloud .npy -> mesh (.ply/.obj/.glb, vertex colours with --colors) that follows the shape, with its fit"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -25,7 +30,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from lmnet.mesh.methods import KNN_RANGE
 
     p.add_argument("--points", required=True, help="input .npy, shape (N, 3) or (K, N, 3) with --sample")
-    p.add_argument("--out", required=True, help="output mesh, .ply or .obj")
+    p.add_argument("--out", required=True, help="output mesh, .ply, .obj or .glb (glTF binary)")
+    p.add_argument("--colors", default=None,
+                   help="uint8 (N, 3) .npy of point colours (lmnet infer --color): vertex colours (.ply / .glb)")
     p.add_argument("--sample", type=int, default=None, help="which cloud of a (K, N, 3) stack to mesh")
     p.add_argument("--method", choices=METHODS, default="auto",
                    help="bpa (ball pivoting), poisson (screened Poisson, distance-trimmed), alpha (alpha "
@@ -44,13 +51,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args) -> int:
     from lmnet import mesh
+    from lmnet.errors import LmnetError
+    from lmnet.mesh.io import CLI_MESH_SUFFIXES
 
-    out = mesh.check_mesh_path(args.out)  # a wrong suffix fails before any work
+    out = mesh.check_mesh_path(args.out, CLI_MESH_SUFFIXES)  # a wrong suffix fails before any work
     pts = mesh.load_points(args.points, sample=args.sample)
+    colours = None if args.colors is None else mesh.load_colours(args.colors, len(pts))
+    if colours is not None and out.suffix.lower() == ".obj":
+        raise LmnetError(f"{out}: .obj has no vertex colours; write .ply or .glb with --colors")
     res = mesh.reconstruct(pts, args.method, clean=not args.keep_outliers, depth=args.depth,
                            trim=args.trim or None, density_quantile=args.density_quantile,
                            target_triangles=args.target_triangles, k=args.knn, name=str(args.points))
-    path = mesh.write_mesh(out, res.vertices, res.faces)
+    if colours is not None or out.suffix.lower() == ".glb":
+        vcol = None if colours is None else mesh.vertex_colours(res.vertices, pts, colours)
+        path = mesh.write_coloured_mesh(out, res.vertices, res.faces, vcol)
+    else:
+        path = mesh.write_mesh(out, res.vertices, res.faces)
     print(res.summary())
     print(f"{len(res.vertices)} vertices, {len(res.faces)} faces -> {path}")
     return 0

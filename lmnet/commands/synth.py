@@ -4,6 +4,9 @@ transparent background) with rendering_metadata.txt, and pointcloud_{1024,2048,1
 uniformly on the same surface (3D-LMNet frame). Also writes seeded 60/20/20 split files to
 OUT/splits/synthetic_{train,val,test}_models.json.
 
+``--colors`` (shapenet format) gives each part of a shape its own colour in the renders and writes
+pointcloud_{1024,2048,16384}_colors.npy (uint8 RGB per point) next to the clouds; off by default.
+
 Deterministic for a given --seed; resumable: re-running with the same arguments skips complete models.
 
 ``--format pix3d`` writes a small synthetic Pix3D instead, in the exact released layout
@@ -46,6 +49,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("--workers", type=positive_int, default=None, help="processes (default: number of CPUs)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--colors", action="store_true",
+                   help="shapenet: a colour per part in the renders, and pointcloud_{n}_colors.npy per model")
 
 
 def _run_textured(args) -> int:
@@ -60,6 +65,10 @@ def _run_textured(args) -> int:
 
 
 def run(args) -> int:
+    if args.colors and args.format != "shapenet":
+        from lmnet.errors import ConfigError
+
+        raise ConfigError(f"--colors is for --format shapenet, not {args.format}")
     if args.format in ("cub", "p3d"):
         return _run_textured(args)
     if args.format == "pix3d":
@@ -75,7 +84,7 @@ def run(args) -> int:
     from lmnet.synthetic import generate_dataset
 
     summary = generate_dataset(args.out, categories=args.categories, n_models=args.models or 40, seed=args.seed,
-                               workers=args.workers, progress=not args.no_progress)
+                               workers=args.workers, progress=not args.no_progress, colors=args.colors)
     n = sum(len(v) for v in summary["models"].values())
     print(f"{n} models in {summary['out_dir']} ({summary['generated']} generated, {summary['skipped']} "
           f"already complete) in {summary['seconds']:.1f} s")

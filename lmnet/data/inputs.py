@@ -306,13 +306,19 @@ def prepare_array(image: np.ndarray, background: float | None = 255.0, name: str
     :func:`composite` with ``background`` (None: a "stored_rgb" run, whose transparent pixels are
     black after the premultiplied resize or the padding, as in the renderings). Objects should fill
     the frame roughly as in the renderings (centred, some margin)."""
+    prepared, _ = composite(crop_rgba(image, name), background)
+    return prepared
+
+
+def crop_rgba(image: np.ndarray, name: str = "image") -> np.ndarray:
+    """The geometry steps of :func:`prepare_array` (pad, resize, crop): ``uint8 (H, W, 3)`` or
+    ``(H, W, 4)`` → the network crop as ``uint8 (128, 128, 4)`` RGBA, its alpha the object's mask."""
     from PIL import Image
 
     image = as_rgba(image, name)
     rgba = _pad_square(Image.fromarray(np.ascontiguousarray(image), "RGBA"))
     arr = np.asarray(rgba) if rgba.size == (CROP_SIZE, CROP_SIZE) else _render_crop(rgba)
-    prepared, _ = composite(np.ascontiguousarray(arr), background)
-    return prepared
+    return np.ascontiguousarray(arr)
 
 
 def as_rgba(image: np.ndarray, name: str = "image") -> np.ndarray:
@@ -340,16 +346,22 @@ def _render_crop(rgba) -> np.ndarray:
 
 
 def frame_photo(rgb: np.ndarray, mask: np.ndarray, background: float | None = 255.0) -> np.ndarray:
-    """A photo and its object mask → network input ``float32 (3, 128, 128)``, RGB 0–255, framed as
-    the renderings frame their object. ``rgb``: ``uint8 (H, W, 3)``; ``mask``: ``(H, W)`` in [0, 1]
+    """A photo and its object mask → network input ``float32 (3, 128, 128)``, RGB 0–255: the
+    :func:`composite` with ``background`` of :func:`frame_photo_rgba`."""
+    prepared, _ = composite(frame_photo_rgba(rgb, mask), background)
+    return prepared
+
+
+def frame_photo_rgba(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """A photo and its object mask → the network crop ``uint8 (128, 128, 4)`` RGBA (alpha = the
+    object's mask), framed as the renderings frame their object. ``rgb``: ``uint8 (H, W, 3)``; ``mask``: ``(H, W)`` in [0, 1]
     (1 = object; :func:`lmnet.data.photo_mask.read_photo_rgba`).
 
     The box of the mask's pixels > 0.5 is centred in a square whose 128 px network crop the box's
     longer side fills to :data:`RENDER_FILL` (the renderings' median); the square covers the
     rendering's whole 137 px frame (the crop plus :data:`CROP_OFFSET` / ``CROP_END`` px), and what
     lies outside the photo is transparent. Its alpha is ``mask · 255``; then the steps of a
-    rendering: resize to 137 px (:func:`_render_crop`), :func:`crop`, :func:`composite` with
-    ``background`` (the run's convention, :func:`run_background`). An empty mask is a ValueError."""
+    rendering: resize to 137 px (:func:`_render_crop`), :func:`crop`. An empty mask is a ValueError."""
     from PIL import Image
 
     ys, xs = np.nonzero(np.asarray(mask) > 0.5)
@@ -364,8 +376,7 @@ def frame_photo(rgb: np.ndarray, mask: np.ndarray, background: float | None = 25
     alpha = np.clip(np.rint(np.asarray(mask, dtype=np.float64) * 255), 0, 255).astype(np.uint8)
     rgba = Image.fromarray(np.ascontiguousarray(np.dstack([rgb, alpha])), "RGBA")
     framed = rgba.crop((left, top, left + side, top + side))  # outside the photo: (0, 0, 0, 0)
-    prepared, _ = composite(np.ascontiguousarray(_render_crop(framed)), background)
-    return prepared
+    return np.ascontiguousarray(_render_crop(framed))
 
 
 def framing_warnings(mask: np.ndarray) -> list[str]:

@@ -57,6 +57,11 @@ def pointcloud_path(root: str | Path, synset: str, model: str, n_points: int) ->
     return Path(root) / POINTCLOUD_DIR / synset / model / f"pointcloud_{n_points}.npy"
 
 
+def pointcloud_colours_path(root: str | Path, synset: str, model: str, n_points: int) -> Path:
+    """``uint8 (n_points, 3)`` RGB of each point of ``pointcloud_{n_points}.npy`` (``lmnet synth --colors``)."""
+    return pointcloud_path(root, synset, model, n_points).with_name(f"pointcloud_{n_points}_colors.npy")
+
+
 def format_metadata_line(meta: ViewMeta) -> str:
     return (f"{meta.azimuth:.10g} {meta.elevation:.10g} {meta.inplane:.10g} "
             f"{meta.distance_ratio:.10g} {meta.fov:.10g}")

@@ -29,8 +29,9 @@ def face_areas(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
 
 
 def sample_surface(vertices: np.ndarray, faces: np.ndarray, n: int, rng: np.random.Generator, *,
-                   face_draw: str = "cdf") -> np.ndarray:
-    """``n`` points uniformly distributed over the mesh surface (density ∝ area) → ``(n, 3)`` float64.
+                   face_draw: str = "cdf", return_faces: bool = False):
+    """``n`` points uniformly distributed over the mesh surface (density ∝ area) → ``(n, 3)`` float64
+    (with ``return_faces``: and the ``(n,)`` index of the face each point lies on; same points).
 
     A face is drawn with probability ``area / total area`` (``rng.random(n)`` looked up in the
     cumulative areas); inside it the point ``(1 - √r1) A + √r1 (1 - r2) B + √r1 r2 C`` is uniform
@@ -60,4 +61,5 @@ def sample_surface(vertices: np.ndarray, faces: np.ndarray, n: int, rng: np.rand
         face = np.minimum(np.searchsorted(cdf, rng.random(n), side="right"), len(faces) - 1)
     r1, r2 = np.sqrt(rng.random(n))[:, None], rng.random(n)[:, None]
     t = vertices[faces[face]]
-    return (1 - r1) * t[:, 0] + r1 * (1 - r2) * t[:, 1] + r1 * r2 * t[:, 2]
+    points = (1 - r1) * t[:, 0] + r1 * (1 - r2) * t[:, 1] + r1 * r2 * t[:, 2]
+    return (points, face) if return_faces else points

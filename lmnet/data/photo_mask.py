@@ -34,8 +34,8 @@ import numpy as np
 from scipy import ndimage
 
 from lmnet.data.cmr_item import crop, network_image, square_bbox
-from lmnet.data.inputs import (as_rgba, check_image_header, frame_photo, framing_warnings, prepare_array,
-                               read_rgba, resize_linear_float)
+from lmnet.data.inputs import (as_rgba, check_image_header, composite, crop_rgba, frame_photo_rgba,
+                               framing_warnings, read_rgba, resize_linear_float)
 from lmnet.errors import ConfigError, CorruptFileError, DataError
 
 __all__ = ["NoObjectError", "NotFoundError", "read_photo_rgba", "foreground", "estimate_foreground", "rembg_foreground",
@@ -90,6 +90,12 @@ def photo_input(path, mask_path=None, image_background: float | None = 255.0,
                 background: str = "auto") -> tuple[np.ndarray, list[str]]:
     """A user's image file (and optionally its mask file, read as :func:`read_photo_rgba` reads it)
     → :func:`array_input` of its decoded pixels."""
+    crop, warnings = photo_crop(path, mask_path, background)
+    return composite(crop, image_background)[0], warnings
+
+
+def photo_crop(path, mask_path=None, background: str = "auto") -> tuple[np.ndarray, list[str]]:
+    """:func:`array_crop` of a user's image file (and optionally its mask file)."""
     path = Path(path)
     rgba = _read_image(path, "image")
     mask = None
@@ -97,32 +103,41 @@ def photo_input(path, mask_path=None, image_background: float | None = 255.0,
         mask = _mask_from_file(Path(mask_path), rgba.shape[:2], path)
         if not bool((mask > 0.5).any()):
             raise NoObjectError(f"{mask_path}: the mask is empty (no pixel is object); {_hint()}")
-    return array_input(rgba, str(path), image_background, background, mask)
+    return array_crop(rgba, str(path), background, mask)
 
 
 def array_input(image: np.ndarray, name: str, image_background: float | None = 255.0, background: str = "auto",
                 mask: np.ndarray | None = None) -> tuple[np.ndarray, list[str]]:
     """A user's image ``uint8 (H, W, 3)`` / ``(H, W, 4)`` → ``(network input float32 (3, 128, 128)
     RGB 0–255, warnings)`` for the point-cloud networks, in the run's input convention
-    ``image_background`` (:func:`~lmnet.data.inputs.run_background`); ``name`` is what messages call it.
+    ``image_background`` (:func:`~lmnet.data.inputs.run_background`): :func:`array_crop`, then
+    :func:`~lmnet.data.inputs.composite`."""
+    crop, warnings = array_crop(image, name, background, mask)
+    return composite(crop, image_background)[0], warnings
+
+
+def array_crop(image: np.ndarray, name: str, background: str = "auto",
+               mask: np.ndarray | None = None) -> tuple[np.ndarray, list[str]]:
+    """A user's image ``uint8 (H, W, 3)`` / ``(H, W, 4)`` → ``(network crop uint8 (128, 128, 4) RGBA
+    whose alpha is the object's mask, warnings)``; ``name`` is what messages call it.
 
     - With alpha (not fully opaque) and no ``mask``: taken as framed by its maker, as a rendering is
-      (:func:`~lmnet.data.inputs.prepare_array`), no warnings.
+      (:func:`~lmnet.data.inputs.crop_rgba`), no warnings.
     - Otherwise the object's mask (``mask`` ``(H, W)`` in [0, 1], else :func:`foreground` by
       ``background``) frames it as the renderings frame their object
-      (:func:`~lmnet.data.inputs.frame_photo`), with the phrases of
+      (:func:`~lmnet.data.inputs.frame_photo_rgba`), with the phrases of
       :func:`~lmnet.data.inputs.framing_warnings`. When the estimate finds no object, the whole
-      image is fed as :func:`~lmnet.data.inputs.prepare_array` feeds it, with a phrase saying so."""
+      image is taken as :func:`~lmnet.data.inputs.crop_rgba` takes it, with a phrase saying so."""
     rgba = as_rgba(image, name)
     if mask is None:
         if bool((rgba[..., 3] < 255).any()):
-            return prepare_array(rgba, image_background, name), []
+            return crop_rgba(rgba, name), []
         try:
             mask = foreground(rgba[..., :3], name, background)
         except NotFoundError as exc:
-            return prepare_array(rgba, image_background, name), [f"no object found ({exc.why}): the whole image "
-                                                                 f"was fed as it is; pass a mask with --masks"]
-    return frame_photo(rgba[..., :3], mask, image_background), framing_warnings(mask)
+            return crop_rgba(rgba, name), [f"no object found ({exc.why}): the whole image "
+                                           f"was fed as it is; pass a mask with --masks"]
+    return frame_photo_rgba(rgba[..., :3], mask), framing_warnings(mask)
 
 
 def _read_image(path: Path, what: str) -> np.ndarray:

@@ -18,10 +18,12 @@ Open3D is an optional dependency (``pip install open3d-cpu``), imported lazily.
 from lmnet.mesh.cloud import (MIN_POINTS, PointCloudError, PreparedCloud, check_cloud, deduplicate, load_points,
                               point_spacing, prepare_cloud, remove_outliers)
 from lmnet.mesh.fit import FIT_SAMPLES, METHODS, MeshingError, MeshResult, mesh_fit, points_to_mesh, reconstruct, sample_mesh
+from lmnet.mesh.colours import load_colours, vertex_colours, write_coloured_mesh
 from lmnet.mesh.io import check_mesh_path, to_o3d_mesh, write_mesh
 from lmnet.mesh.methods import KNN_RANGE, check_knn, estimate_normals
 
 __all__ = ["MIN_POINTS", "PointCloudError", "PreparedCloud", "check_cloud", "deduplicate", "load_points",
            "point_spacing", "prepare_cloud", "remove_outliers", "KNN_RANGE", "check_knn",
            "FIT_SAMPLES", "METHODS", "MeshingError", "MeshResult", "mesh_fit", "points_to_mesh", "reconstruct",
-           "sample_mesh", "check_mesh_path", "to_o3d_mesh", "write_mesh", "estimate_normals"]
+           "sample_mesh", "check_mesh_path", "to_o3d_mesh", "write_mesh", "estimate_normals",
+           "load_colours", "vertex_colours", "write_coloured_mesh"]

@@ -1,4 +1,5 @@
-"""Meshes to and from disk: ``.ply`` (binary) or ``.obj``, written atomically."""
+"""Meshes to and from disk: ``.ply`` (binary) or ``.obj``, written atomically (with vertex
+colours, and ``.glb``: :mod:`lmnet.mesh.colours`)."""
 
 from __future__ import annotations
 
@@ -12,13 +13,15 @@ from lmnet.errors import LmnetError
 from lmnet.mesh.methods import o3d
 
 MESH_SUFFIXES = (".ply", ".obj")
+#: what ``lmnet mesh --out`` takes: also glTF binary (:func:`lmnet.mesh.colours.write_coloured_mesh`)
+CLI_MESH_SUFFIXES = MESH_SUFFIXES + (".glb",)
 
 
-def check_mesh_path(path: str | Path) -> Path:
-    """``path`` if it ends in ``.ply`` or ``.obj``, else an :class:`LmnetError` (checked before any work)."""
+def check_mesh_path(path: str | Path, suffixes: tuple[str, ...] = MESH_SUFFIXES) -> Path:
+    """``path`` if it ends in one of ``suffixes``, else an :class:`LmnetError` (checked before any work)."""
     path = Path(path)
-    if path.suffix.lower() not in MESH_SUFFIXES:
-        raise LmnetError(f"{path}: mesh output must end in .ply or .obj")
+    if path.suffix.lower() not in suffixes:
+        raise LmnetError(f"{path}: mesh output must end in {', '.join(suffixes[:-1])} or {suffixes[-1]}")
     return path
 
 

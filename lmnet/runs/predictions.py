@@ -10,6 +10,8 @@ Output layout (``--out DIR``)::
     DIR/<id>.gt.npy            float32 (1024, 3): ground truth pointcloud_1024 (dataset inputs only)
     DIR/<id>.pred.npy          float32 (2048, 3): the deterministic prediction (μ for Variant II)
     DIR/<id>.samples.npy       float32 (K, 2048, 3): K samples z ~ N(μ, σ²) (Variant II, --samples K)
+    DIR/<id>.colors.npy        uint8 (2048, 3): RGB of each predicted point from the input image (--color)
+    DIR/<id>.pred.ply          the prediction with those colours (--color; .pred.glb with --format glb)
 
 ``<id>`` is a running 6-digit number (``000000``, ``000001``, …) in input order. Point clouds are
 in the 3D-LMNet canonical frame (+x down, unit bounding-box diagonal), as the training data.
@@ -36,6 +38,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from lmnet import atomic_io
+from lmnet.colour_files import COLOURED_SUFFIXES, write_coloured
 from lmnet.data.layout import load_npy
 from lmnet.errors import ConfigError, DataError, NonFiniteError
 from lmnet.runs import guard
@@ -55,7 +58,8 @@ def check_finite(preds: np.ndarray, keys: Sequence[str], source: str) -> None:
 
 
 # the files of both layouts: point clouds (this module) and textured meshes (lmnet.infer_textured)
-_OUTPUT_NAME = re.compile(r"^(index\.csv|\.lmnet-infer-partial|\d{6}\.(image|gt|pred|samples)\.npy"
+_OUTPUT_NAME = re.compile(r"^(index\.csv|\.lmnet-infer-partial|\d{6}\.(image|gt|pred|samples|colors)\.npy"
+                          r"|\d{6}\.pred\.(ply|glb)"
                           r"|\d{6}\.(obj|mtl|png|input\.png|render\.png|turntable\.gif)|\.[^/]+\.tmp)$")
 
 
@@ -107,15 +111,20 @@ class PredictionWriter:
     """Writes one prediction per :meth:`add` (atomically, ids in order) and ``index.csv`` at
     :meth:`close`, into a folder made empty by :func:`prepare_out`."""
 
-    def __init__(self, out: str | Path, overwrite: bool = False):
+    def __init__(self, out: str | Path, overwrite: bool = False, color_format: str = "ply"):
+        if f".{color_format}" not in COLOURED_SUFFIXES:
+            raise ConfigError(f"--format must be one of {', '.join(x[1:] for x in COLOURED_SUFFIXES)}, "
+                              f"got {color_format!r}")
+        self.color_format = color_format
         self.out = prepare_out(out, overwrite)
         self.rows: list[dict[str, Any]] = []
 
     def add(self, source: str, image: np.ndarray, pred: np.ndarray, samples: np.ndarray | None = None,
             gt: np.ndarray | None = None, synset: str = "", model_id: str = "", view: int | str = "",
-            input_png: bool = False) -> None:
+            input_png: bool = False, colours: np.ndarray | None = None) -> None:
         """One prediction; ``image`` float ``(3, H, W)`` RGB 0–255 (also as ``<id>.input.png`` when
-        ``input_png``)."""
+        ``input_png``); ``colours`` uint8 ``(N, 3)``, one per point of ``pred`` (``<id>.colors.npy``
+        and the coloured ``<id>.pred.ply`` / ``.glb``)."""
         i = f"{len(self.rows):06d}"
         if input_png:
             atomic_io.write_bytes(self.out / f"{i}.input.png", _png(image))
@@ -129,6 +138,9 @@ class PredictionWriter:
         if samples is not None:
             row["samples"] = f"{i}.samples.npy"
             atomic_io.save_npy(self.out / row["samples"], samples.astype(np.float32))
+        if colours is not None:  # uint8 (N, 3) per point of pred: not in index.csv, named after <id>
+            atomic_io.save_npy(self.out / f"{i}.colors.npy", colours)
+            write_coloured(self.out / f"{i}.pred.{self.color_format}", pred, colours)
         self.rows.append(row)
 
     def close(self) -> Path:
