@@ -40,14 +40,15 @@ LAYERS: list[set[str]] = [
     {"registry"},
     {"eval", "weights"},
     {"infer", "infer_textured", "generate_textured", "analysis", "mesh"},
-    {"notebook"},
+    {"notebook", "app"},
     {"demo"},
     {"commands"},
     {"cli"},
     {"__main__", ""},
 ]
 ENTRY = {"commands", "cli", "__main__", ""}
-HEAVY = {"matplotlib", "open3d", "ipywidgets", "gdown", "tensorflow", "IPython", "nbclient", "nbformat", "plotly"}
+HEAVY = {"matplotlib", "open3d", "ipywidgets", "gdown", "tensorflow", "IPython", "nbclient", "nbformat", "plotly", "gradio",
+         "gradio_client"}
 
 
 def module_name(path: Path, root: Path) -> str:
