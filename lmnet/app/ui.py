@@ -13,8 +13,6 @@ II run a slider over the prediction (0) and its samples (1..K). What the server 
   ``LMNET_MAX_IMAGE_PIXELS``, or one that is not an image, gets a one-line message in the page.
 """
 
-from __future__ import annotations
-
 import shutil
 import tempfile
 from pathlib import Path
@@ -131,9 +129,9 @@ def build_blocks(state: AppState, examples: list[str]):
                                 elem_id="lmnet-model3d")
         status = gr.Markdown("", elem_id="lmnet-status")
         with gr.Row():
-            photo = gr.Image(label="photo", interactive=False, type="numpy")
-            mask = gr.Image(label="mask (the photo's alpha)", interactive=False, type="numpy")
-            net_in = gr.Image(label="network input (128 × 128)", interactive=False, type="numpy")
+            photo = gr.Image(label="photo", interactive=False, type="numpy", format="png")
+            mask = gr.Image(label="mask (the photo's alpha)", interactive=False, type="numpy", format="png")
+            net_in = gr.Image(label="network input (128 × 128)", interactive=False, type="numpy", format="png")
         sample = gr.Slider(0, 1, value=0, step=1, label="cloud: 0 = prediction, k = Variant II sample k",
                            visible=False)
         downloads = gr.File(label="download (.ply / .glb / .obj)", file_count="multiple", interactive=False)

@@ -1,0 +1,216 @@
+"""``lmnet app``: the web page driven with ``gradio_client`` on 127.0.0.1 (the cloud it serves is the one
+``lmnet infer`` writes, over-limit uploads get a message, nothing else is served), its parts without
+Gradio, the one-line hint when Gradio is missing, and a headless-Chromium screenshot of its 3D view
+(``tools/app_check.py``). The Gradio tests skip where the ``app`` extra is not installed."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import io
+import shutil
+import socket
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from lmnet.app import AppRun, cloud_bytes, display_colours, serve
+from lmnet.app.reconstruction import check_upload
+from lmnet.app.ui import copy_examples
+from lmnet.cli import main
+from lmnet.data.inputs import prepare_image
+from lmnet.errors import ConfigError, DataError, ResourceLimitError
+from test_eval import tiny_project  # noqa: F401  (session fixture)
+
+REPO = Path(__file__).resolve().parent.parent
+HAS_GRADIO = importlib.util.find_spec("gradio") is not None and importlib.util.find_spec("gradio_client") is not None
+needs_gradio = pytest.mark.skipif(not HAS_GRADIO, reason="gradio / gradio_client not installed (pip install lmnet[app])")
+HAS_TRIMESH = importlib.util.find_spec("trimesh") is not None
+needs_trimesh = pytest.mark.skipif(not HAS_TRIMESH, reason="trimesh not installed (pip install lmnet[app])")
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def _photo(path: Path, size=(150, 90)) -> Path:
+    """An RGBA photo: a two-colour box on a transparent background (its alpha is the mask)."""
+    w, h = size
+    rgba = np.zeros((h, w, 4), np.uint8)
+    rgba[h // 5:-h // 5, w // 4:w // 2] = [200, 40, 30, 255]
+    rgba[h // 5:-h // 5, w // 2:-w // 4] = [30, 90, 220, 255]
+    Image.fromarray(rgba, "RGBA").save(path)
+    return path
+
+
+def _glb_points(path) -> np.ndarray:
+    import trimesh
+
+    scene = trimesh.load(path, file_type="glb", process=False)
+    (cloud,) = scene.geometry.values()
+    return np.asarray(cloud.vertices, np.float32)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app_server(tiny_project):
+    """The app on the Variant II run of ``tiny_project``, 3 samples per photo: ``(url, run, blocks)``."""
+    if not HAS_GRADIO:
+        pytest.skip("gradio / gradio_client not installed (pip install lmnet[app])")
+    run = tiny_project[2]
+    blocks, stop = serve(run, port=_free_port(), samples=3, block=False)
+    yield blocks.local_url, run, blocks
+    stop()
+
+
+@pytest.fixture
+def client(app_server, tmp_path):
+    from gradio_client import Client
+
+    return Client(app_server[0], verbose=False, download_files=str(tmp_path / "downloads"))
+
+
+@needs_gradio
+def test_the_uploaded_photo_gives_lmnet_infers_cloud(app_server, client, tmp_path):
+    from gradio_client import handle_file
+
+    _, run, blocks = app_server
+    assert blocks.server_name == "127.0.0.1"
+    photo = _photo(tmp_path / "chair.png")
+    assert main(["infer", "--checkpoint", str(run), "--images", str(photo), "--samples", "3", "--out",
+                 str(tmp_path / "infer")]) == 0
+    with open(tmp_path / "infer" / "index.csv") as fh:
+        row = next(csv.DictReader(fh))
+    pred, samples = (np.load(tmp_path / "infer" / row[k]) for k in ("pred", "samples"))
+
+    shown, mask, net_in, glb, files, slider, status = client.predict(handle_file(photo), api_name="/reconstruct")
+    np.testing.assert_array_equal(_glb_points(glb), pred)  # float32, bit for bit
+    assert sorted(Path(f).suffix for f in files) == [".glb", ".obj", ".ply"]
+    import trimesh
+
+    ply, obj = (next(f for f in files if f.endswith(s)) for s in (".ply", ".obj"))
+    np.testing.assert_array_equal(np.asarray(trimesh.load(ply, process=False).vertices, np.float32), pred)
+    np.testing.assert_allclose(trimesh.load(obj, process=False).vertices, pred, rtol=0, atol=1e-6)
+    # what the page shows: the mask is the photo's alpha, the network input what lmnet infer feeds
+    np.testing.assert_array_equal(np.asarray(Image.open(mask)), np.asarray(Image.open(photo))[..., 3])
+    expected_input = np.clip(prepare_image(photo).transpose(1, 2, 0), 0, 255).round().astype(np.uint8)
+    np.testing.assert_array_equal(np.asarray(Image.open(net_in).convert("RGB")), expected_input)
+    assert np.asarray(Image.open(shown)).shape[:2] == (90, 150)
+    assert slider["maximum"] == 3 and slider["visible"] and "chair.png: 2048 points" in status
+    # the slider: sample k is lmnet infer --samples 3's samples[k - 1]
+    glb2, files2 = client.predict(2, api_name="/show_sample")
+    np.testing.assert_array_equal(_glb_points(glb2), samples[1])
+    assert Path(glb2).name == "sample02.glb" and len(files2) == 3
+
+
+@needs_gradio
+def test_an_over_limit_upload_gets_a_clear_message(app_server, client, tmp_path, monkeypatch):
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    photo = _photo(tmp_path / "big photo.png")
+    monkeypatch.setenv("LMNET_MAX_IMAGE_PIXELS", "15000")  # the photo (13,500) pads to 150 x 150 = 22,500
+    with pytest.raises(AppError, match=r"big photo\.png: a 150x90 image is padded.* over the limit of 15,000 pixels.*"
+                                        r"LMNET_MAX_IMAGE_PIXELS=22500") as err:
+        client.predict(handle_file(photo), api_name="/reconstruct")
+    assert "/tmp" not in str(err.value) and "Traceback" not in str(err.value)  # the user's name, not the server's
+    monkeypatch.delenv("LMNET_MAX_IMAGE_PIXELS")
+    (tmp_path / "notes.png").write_bytes(b"not an image at all")
+    with pytest.raises(AppError, match=r"^notes\.png: unreadable or truncated PNG"):
+        client.predict(handle_file(tmp_path / "notes.png"), api_name="/reconstruct")
+    # nothing is kept from a refused upload: the slider has no result to show
+    with pytest.raises(AppError, match="reconstruct a photo first"):
+        client.predict(1, api_name="/show_sample")
+
+
+@needs_gradio
+def test_the_server_serves_no_other_file(app_server):
+    url, run, _ = app_server
+    for path in (Path(run) / "config.json", Path("/etc/passwd")):
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(f"{url}gradio_api/file={path}", timeout=10)
+        assert err.value.code in (403, 404)
+
+
+def test_upload_bytes_limit_and_run_checks(tmp_path, tiny_project, monkeypatch):
+    photo = _photo(tmp_path / "p.png")
+    monkeypatch.setenv("LMNET_MAX_UPLOAD_BYTES", "100")
+    with pytest.raises(ResourceLimitError, match=r"upload p\.png: \d+ bytes is over the limit of 100 bytes.*"
+                                                 r"LMNET_MAX_UPLOAD_BYTES"):
+        check_upload(photo, "p.png")
+    monkeypatch.delenv("LMNET_MAX_UPLOAD_BYTES")
+    check_upload(photo, "p.png")
+    l1 = AppRun(tiny_project[1], samples=5)
+    assert not l1.probabilistic and l1.samples == 0  # Variant I: no sample slider
+    assert l1.reconstruct(photo, "p.png").clouds.shape == (1, 2048, 3)
+    with pytest.raises(ConfigError, match="lmnet app needs an image run"):
+        AppRun(Path(tiny_project[1]).parent / "ae")
+    with pytest.raises(ConfigError, match="--samples must be a whole number"):
+        AppRun(tiny_project[2], samples=-1)
+
+
+@needs_trimesh
+def test_cloud_files_hold_the_points_and_colours():
+    import trimesh
+
+    pts = np.random.default_rng(0).normal(size=(300, 3)).astype(np.float32)
+    colours = display_colours(pts)
+    assert colours.dtype == np.uint8 and colours.shape == (300, 4) and colours[:, :3].min() >= 40
+    for fmt in ("glb", "ply"):
+        data = cloud_bytes(pts, colours, fmt)
+        loaded = trimesh.load(io.BytesIO(data), file_type=fmt, process=False)
+        cloud = next(iter(loaded.geometry.values())) if fmt == "glb" else loaded
+        np.testing.assert_array_equal(np.asarray(cloud.vertices, np.float32), pts)
+        np.testing.assert_array_equal(np.asarray(cloud.colors), colours)
+    with pytest.raises(DataError, match="one of"):
+        cloud_bytes(pts, None, "stl")
+
+
+def test_examples_are_copied_photos_only(tmp_path):
+    src = tmp_path / "ex"
+    src.mkdir()
+    _photo(src / "b.PNG")
+    _photo(src / "a.jpg.png")
+    (src / "readme.txt").write_text("not a photo")
+    copies = copy_examples(src, tmp_path / "copies")
+    assert [Path(c).name for c in copies] == ["a.jpg.png", "b.PNG"]
+    assert all(Path(c).parent == tmp_path / "copies" for c in copies)
+    assert copy_examples(None, tmp_path / "none") == []
+    with pytest.raises(ConfigError, match="not a folder"):
+        copy_examples(tmp_path / "missing", tmp_path / "c2")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match="no photos"):
+        copy_examples(tmp_path / "empty", tmp_path / "c3")
+
+
+def test_app_without_gradio_says_how_to_install(tiny_project, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "gradio", None)  # `import gradio` raises ImportError
+    assert main(["app", "--run", str(tiny_project[1])]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["lmnet app: error: the web app needs Gradio: pip install lmnet[app]"]
+
+
+@needs_gradio
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium not installed (apt-get install -y chromium)")
+@pytest.mark.skipif(importlib.util.find_spec("websocket") is None, reason="websocket-client not installed")
+def test_the_3d_view_shows_the_cloud_in_chromium(tiny_project, tmp_path):
+    shot = tmp_path / "viewer.png"
+    proc = subprocess.run([sys.executable, str(REPO / "tools" / "app_check.py"), "--run", str(tiny_project[2]),
+                           "--photo", str(_photo(tmp_path / "chair.png")), "--out", str(shot)],
+                          capture_output=True, text=True, timeout=400)
+    print(proc.stdout, proc.stderr)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "chair.png: 2048 points predicted" in proc.stdout
+    rgb = np.asarray(Image.open(shot).convert("RGB")).astype(int)
+    assert rgb.shape[0] > 300 and rgb.shape[1] > 300  # the viewer's canvas
+    # the points are drawn: many colours (each point's colour is its position) on the white background
+    assert len(np.unique(rgb.reshape(-1, 3), axis=0)) > 500
+    assert (rgb.min(-1) < 235).mean() > 0.01

@@ -1,0 +1,124 @@
+"""Check in a real browser that ``lmnet app`` shows a photo's point cloud in its 3D viewer.
+
+Starts ``lmnet app --run RUN`` on 127.0.0.1 (a free port), opens the page in headless Chromium
+(Debian ``chromium``, driven over the DevTools protocol with ``websocket-client``, as
+``tools/jupyterlab_check.py`` does), uploads ``--photo`` through the page's file input, waits for the
+3D viewer's canvas and the status line, and saves a screenshot of the viewer (``--out``) and of the
+whole page (``--out`` with ``.page.png``). Prints the viewer's distinct colours and the share of its
+pixels that differ from the background.
+
+    .venv/bin/python tools/app_check.py --run runs/image-l1 --photo chair.png --out runs/app_check.png
+
+Exit code 0 when the viewer drew something (over 50 colours, over 1 % of its pixels not white), 1
+otherwise. Chromium renders WebGL with SwiftShader (software), so no GPU is needed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import io
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from jupyterlab_check import CDP, _free_port, _wait_http  # noqa: E402  (the DevTools client)
+
+REPO = Path(__file__).resolve().parent.parent
+VIEWER = "#lmnet-model3d"
+_READY_JS = ("(() => { const s = document.querySelector('#lmnet-status'); const c = document.querySelector("
+             f"'{VIEWER} canvas'); return !!(s && c && s.innerText.includes('points predicted')); }})()")
+_RECT_JS = (f"(() => {{ const c = document.querySelector('{VIEWER} canvas'); c.scrollIntoView(); "
+            "const r = c.getBoundingClientRect(); return [r.x, r.y, r.width, r.height]; })()")
+
+
+def viewer_figures(png: bytes) -> tuple[int, float]:
+    """A screenshot of the viewer → (distinct colours, fraction of pixels that are not near-white)."""
+    import numpy as np
+    from PIL import Image
+
+    rgb = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
+    colours = len(np.unique(rgb.reshape(-1, 3), axis=0))
+    return colours, float((rgb.min(-1) < 235).mean())
+
+
+def _upload(cdp: CDP, photo: Path) -> None:
+    root = cdp.call("DOM.getDocument", depth=-1, pierce=True)["root"]["nodeId"]
+    node = cdp.call("DOM.querySelector", nodeId=root, selector="input[type=file]")["nodeId"]
+    cdp.call("DOM.setFileInputFiles", nodeId=node, files=[str(photo.resolve())])
+
+
+def check(cdp: CDP, url: str, photo: Path, out: Path, timeout: float) -> bool:
+    """Open ``url``, upload ``photo``, screenshot the viewer into ``out``; True when it drew something."""
+    cdp.call("Page.enable")
+    cdp.call("DOM.enable")
+    cdp.call("Page.navigate", url=url)
+    if not cdp.wait_js("!!document.querySelector('input[type=file]')", 60):
+        print("the page did not show its upload field", file=sys.stderr)
+        return False
+    _upload(cdp, photo)
+    if not cdp.wait_js(_READY_JS, timeout):
+        print("no 3D view: " + str(cdp.js("document.body.innerText.slice(0, 800)")), file=sys.stderr)
+        return False
+    time.sleep(3.0)  # the viewer loads the .glb and renders it (software WebGL)
+    x, y, w, h = cdp.js(_RECT_JS)
+    time.sleep(0.5)
+    shot = base64.b64decode(cdp.call("Page.captureScreenshot", format="png", clip={
+        "x": x, "y": y, "width": w, "height": h, "scale": 1})["data"])
+    page = base64.b64decode(cdp.call("Page.captureScreenshot", format="png")["data"])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(shot)
+    out.with_suffix(".page.png").write_bytes(page)
+    colours, drawn = viewer_figures(shot)
+    status = cdp.js("document.querySelector('#lmnet-status').innerText")
+    print(f"status: {status}")
+    print(f"viewer: {int(w)}x{int(h)} px, {colours} distinct colours, {100 * drawn:.1f} % of pixels not white")
+    print(f"screenshot: {out}")
+    return colours > 50 and drawn > 0.01
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--run", required=True, help="image run folder")
+    ap.add_argument("--photo", required=True, help="photo to upload")
+    ap.add_argument("--out", default="runs/app_check.png", help="screenshot of the 3D viewer (PNG)")
+    ap.add_argument("--timeout", type=float, default=120)
+    ap.add_argument("--chromium", default=shutil.which("chromium") or shutil.which("chromium-browser") or "chromium")
+    args = ap.parse_args(argv)
+    work = Path(tempfile.mkdtemp(prefix="lmnet-app-check-"))
+    app_port, cdp_port = _free_port(), _free_port()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    procs, ok = [], False
+    try:
+        procs.append(subprocess.Popen([sys.executable, "-m", "lmnet", "app", "--run", args.run, "--port",
+                                       str(app_port)], env=env, stdout=open(work / "app.log", "w"),
+                                      stderr=subprocess.STDOUT))
+        _wait_http(f"http://127.0.0.1:{app_port}/", 120)
+        procs.append(subprocess.Popen([args.chromium, "--headless=new", "--no-sandbox", "--use-angle=swiftshader",
+                                       "--enable-unsafe-swiftshader", f"--remote-debugging-port={cdp_port}",
+                                       "--window-size=1400,1200", f"--user-data-dir={work / 'chrome'}",
+                                       "about:blank"], stdout=subprocess.DEVNULL,
+                                      stderr=open(work / "chrome.log", "w")))
+        _wait_http(f"http://127.0.0.1:{cdp_port}/json/version", 30)
+        ok = check(CDP(cdp_port), f"http://127.0.0.1:{app_port}/", Path(args.photo), Path(args.out), args.timeout)
+        if not ok:
+            print((work / "app.log").read_text()[-3000:], file=sys.stderr)
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        shutil.rmtree(work, ignore_errors=True)
+    print("OK" if ok else "FAILED")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
