@@ -4,13 +4,13 @@ Starts ``lmnet app --run RUN`` on 127.0.0.1 (a free port), opens the page in hea
 (Debian ``chromium``, driven over the DevTools protocol with ``websocket-client``, as
 ``tools/jupyterlab_check.py`` does), uploads ``--photo`` through the page's file input, waits for the
 3D viewer's canvas and the status line, and saves a screenshot of the viewer (``--out``) and of the
-whole page (``--out`` with ``.page.png``). Prints the viewer's distinct colours and the share of its
-pixels that differ from the background.
+whole page (``--out`` with ``.page.png``). Prints the share of the viewer's pixels that are coloured
+(the points) and their distinct colours.
 
     .venv/bin/python tools/app_check.py --run runs/image-l1 --photo chair.png --out runs/app_check.png
 
-Exit code 0 when the viewer drew something (over 50 colours, over 1 % of its pixels not white), 1
-otherwise. Chromium renders WebGL with SwiftShader (software), so no GPU is needed.
+Exit code 0 when the viewer drew the cloud (over 0.2 % of its pixels coloured, in over 50 colours;
+the label, buttons and background are grey or white), 1 otherwise. Chromium renders WebGL with SwiftShader (software), so no GPU is needed.
 """
 
 from __future__ import annotations
@@ -34,17 +34,19 @@ VIEWER = "#lmnet-model3d"
 _READY_JS = ("(() => { const s = document.querySelector('#lmnet-status'); const c = document.querySelector("
              f"'{VIEWER} canvas'); return !!(s && c && s.innerText.includes('points predicted')); }})()")
 _RECT_JS = (f"(() => {{ const c = document.querySelector('{VIEWER} canvas'); c.scrollIntoView(); "
-            "const r = c.getBoundingClientRect(); return [r.x, r.y, r.width, r.height]; })()")
+            "const r = c.getBoundingClientRect(); return [r.x + window.scrollX, r.y + window.scrollY, r.width, r.height]; })()")
 
 
 def viewer_figures(png: bytes) -> tuple[int, float]:
-    """A screenshot of the viewer → (distinct colours, fraction of pixels that are not near-white)."""
+    """A screenshot of the viewer → (distinct colours of its coloured pixels, fraction of its pixels
+    that are coloured). Coloured: channels at least 30 apart, so the viewer's grey label, buttons and
+    white background never count, only the drawn points (each coloured by its position)."""
     import numpy as np
     from PIL import Image
 
     rgb = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
-    colours = len(np.unique(rgb.reshape(-1, 3), axis=0))
-    return colours, float((rgb.min(-1) < 235).mean())
+    coloured = np.ptp(rgb, axis=-1) >= 30
+    return len(np.unique(rgb[coloured], axis=0)), float(coloured.mean())
 
 
 def _upload(cdp: CDP, photo: Path) -> None:
@@ -77,9 +79,9 @@ def check(cdp: CDP, url: str, photo: Path, out: Path, timeout: float) -> bool:
     colours, drawn = viewer_figures(shot)
     status = cdp.js("document.querySelector('#lmnet-status').innerText")
     print(f"status: {status}")
-    print(f"viewer: {int(w)}x{int(h)} px, {colours} distinct colours, {100 * drawn:.1f} % of pixels not white")
+    print(f"viewer: {int(w)}x{int(h)} px, {100 * drawn:.2f} % of its pixels coloured, in {colours} distinct colours")
     print(f"screenshot: {out}")
-    return colours > 50 and drawn > 0.01
+    return colours > 50 and drawn > 0.002
 
 
 def main(argv=None) -> int:
