@@ -5,7 +5,8 @@ viewer, slide through Variant II samples, download .ply / .glb / .obj. Needs the
 
 Examples:
   lmnet app --run runs/image-l1
-  lmnet app --run trained_models/lmnet-prob --examples photos/ --samples 10 --port 8080
+  lmnet app --run trained_models/official-lm --examples photos/ --port 8080
+  lmnet app --run runs/image-prob --samples 10
 """
 
 from __future__ import annotations
