@@ -27,6 +27,7 @@ from lmnet.cli import main
 from lmnet.data.inputs import prepare_image
 from lmnet.errors import ConfigError, DataError, ResourceLimitError
 from test_eval import tiny_project  # noqa: F401  (session fixture)
+from test_published_runs import port_run  # noqa: F401  (an imported published-model run)
 
 REPO = Path(__file__).resolve().parent.parent
 HAS_GRADIO = importlib.util.find_spec("gradio") is not None and importlib.util.find_spec("gradio_client") is not None
@@ -155,6 +156,21 @@ def test_upload_bytes_limit_and_run_checks(tmp_path, tiny_project, monkeypatch):
         AppRun(Path(tiny_project[1]).parent / "ae")
     with pytest.raises(ConfigError, match="--samples must be a whole number"):
         AppRun(tiny_project[2], samples=-1)
+
+
+def test_an_imported_published_run_predicts_as_lmnet_infer(port_run, tmp_path):
+    run, _ = port_run
+    rgba = np.zeros((128, 128, 4), np.uint8)
+    rgba[..., :3] = 90  # stored under the transparent pixels: the published models' convention sees it
+    rgba[40:90, 30:100] = (200, 20, 10, 255)
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "user.png")
+    assert main(["infer", "--checkpoint", str(run), "--images", str(tmp_path / "user.png"), "--samples", "2",
+                 "--out", str(tmp_path / "pred")]) == 0
+    res = AppRun(run, samples=2).reconstruct(tmp_path / "user.png", "user.png")
+    np.testing.assert_array_equal(res.network_input, rgba[..., :3])
+    np.testing.assert_array_equal(res.mask, rgba[..., 3])
+    np.testing.assert_array_equal(res.clouds[0], np.load(tmp_path / "pred" / "000000.pred.npy"))
+    np.testing.assert_array_equal(res.clouds[1:], np.load(tmp_path / "pred" / "000000.samples.npy"))
 
 
 @needs_trimesh
