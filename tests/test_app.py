@@ -62,12 +62,14 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def app_server(tiny_project):
-    """The app on the Variant II run of ``tiny_project``, 3 samples per photo: ``(url, run, blocks)``."""
+def app_server(tiny_project, tmp_path_factory):
+    """The app on the Variant II run of ``tiny_project``, 3 samples per photo, one example photo:
+    ``(url, run, blocks)``."""
     if not HAS_GRADIO:
         pytest.skip("gradio / gradio_client not installed (pip install lmnet[app])")
-    run = tiny_project[2]
-    blocks, stop = serve(run, port=_free_port(), samples=3, block=False)
+    run, examples = tiny_project[2], tmp_path_factory.mktemp("examples")
+    _photo(examples / "example.png")
+    blocks, stop = serve(run, port=_free_port(), samples=3, examples=examples, block=False)
     yield blocks.local_url, run, blocks
     stop()
 
