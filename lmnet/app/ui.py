@@ -136,10 +136,10 @@ def build_blocks(state: AppState, examples: list[str]):
                            visible=False)
         downloads = gr.File(label="download (.ply / .glb / .obj)", file_count="multiple", interactive=False)
         outputs = [photo, mask, net_in, viewer, downloads, sample, status, result]
-        if examples:
-            gr.Examples(examples=[[p] for p in examples], inputs=[upload], outputs=outputs, fn=reconstruct,
-                        run_on_click=True, cache_examples=False, label="examples")
         upload.upload(reconstruct, [upload], outputs, api_name=API_RECONSTRUCT)
+        if examples:  # a click loads the example into the upload field and reconstructs it
+            gr.Examples(examples=[[p] for p in examples], inputs=[upload], outputs=outputs, fn=reconstruct,
+                        run_on_click=True, cache_examples=False, label="examples", api_visibility="private")
         sample.release(show_sample, [sample, result], [viewer, downloads], api_name=API_SAMPLE)
 
         def end_session(request: gr.Request):
