@@ -219,11 +219,15 @@ def test_app_without_gradio_says_how_to_install(tiny_project, monkeypatch, capsy
 @needs_gradio
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium not installed (apt-get install -y chromium)")
 @pytest.mark.skipif(importlib.util.find_spec("websocket") is None, reason="websocket-client not installed")
-def test_the_3d_view_shows_the_cloud_in_chromium(tiny_project, tmp_path):
-    shot = tmp_path / "viewer.png"
+@pytest.mark.parametrize("source", ["upload", "example"])
+def test_the_3d_view_shows_the_cloud_in_chromium(tiny_project, tmp_path, source):
+    """``lmnet app`` in headless Chromium: a photo uploaded through the page's file field, or the
+    first ``--examples`` photo clicked, ends in the 3D viewer."""
+    (tmp_path / "ex").mkdir()
+    shot, photo = tmp_path / "viewer.png", _photo(tmp_path / "ex" / "chair.png")
+    pick = ["--examples", str(photo.parent)] if source == "example" else ["--photo", str(photo)]
     proc = subprocess.run([sys.executable, str(REPO / "tools" / "app_check.py"), "--run", str(tiny_project[2]),
-                           "--photo", str(_photo(tmp_path / "chair.png")), "--out", str(shot)],
-                          capture_output=True, text=True, timeout=400)
+                           *pick, "--out", str(shot)], capture_output=True, text=True, timeout=400)
     print(proc.stdout, proc.stderr)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "chair.png: 2048 points predicted" in proc.stdout

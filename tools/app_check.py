@@ -3,11 +3,13 @@
 Starts ``lmnet app --run RUN`` on 127.0.0.1 (a free port), opens the page in headless Chromium
 (Debian ``chromium``, driven over the DevTools protocol with ``websocket-client``, as
 ``tools/jupyterlab_check.py`` does), uploads ``--photo`` through the page's file input, waits for the
-3D viewer's canvas and the status line, and saves a screenshot of the viewer (``--out``) and of the
+3D viewer's canvas and the status line (or, with ``--examples``, serves them
+and clicks the first), and saves a screenshot of the viewer (``--out``) and of the
 whole page (``--out`` with ``.page.png``). Prints the share of the viewer's pixels that are coloured
 (the points) and their distinct colours.
 
     .venv/bin/python tools/app_check.py --run runs/image-l1 --photo chair.png --out runs/app_check.png
+    .venv/bin/python tools/app_check.py --run runs/image-l1 --examples photos/   # click the first example
 
 Exit code 0 when the viewer drew the cloud (over 0.2 % of its pixels coloured, in over 50 colours;
 the label, buttons and background are grey or white), 1 otherwise. Chromium renders WebGL with SwiftShader (software), so no GPU is needed.
@@ -33,6 +35,8 @@ REPO = Path(__file__).resolve().parent.parent
 VIEWER = "#lmnet-model3d"
 _READY_JS = ("(() => { const s = document.querySelector('#lmnet-status'); const c = document.querySelector("
              f"'{VIEWER} canvas'); return !!(s && c && s.innerText.includes('points predicted')); }})()")
+_EXAMPLE_JS = ("(() => { const b = document.querySelector('.gallery-item, [class*=example] button, table.examples td');"
+               " if (b) b.click(); return !!b; })()")
 _RECT_JS = (f"(() => {{ const c = document.querySelector('{VIEWER} canvas'); c.scrollIntoView(); "
             "const r = c.getBoundingClientRect(); return [r.x + window.scrollX, r.y + window.scrollY, r.width, r.height]; })()")
 
@@ -55,15 +59,19 @@ def _upload(cdp: CDP, photo: Path) -> None:
     cdp.call("DOM.setFileInputFiles", nodeId=node, files=[str(photo.resolve())])
 
 
-def check(cdp: CDP, url: str, photo: Path, out: Path, timeout: float) -> bool:
-    """Open ``url``, upload ``photo``, screenshot the viewer into ``out``; True when it drew something."""
+def check(cdp: CDP, url: str, photo: Path | None, out: Path, timeout: float) -> bool:
+    """Open ``url``, upload ``photo`` (None: click the first example), screenshot the viewer into
+    ``out``; True when it drew something."""
     cdp.call("Page.enable")
     cdp.call("DOM.enable")
     cdp.call("Page.navigate", url=url)
     if not cdp.wait_js("!!document.querySelector('input[type=file]')", 60):
         print("the page did not show its upload field", file=sys.stderr)
         return False
-    _upload(cdp, photo)
+    if photo is None:
+        cdp.wait_js(_EXAMPLE_JS, 30)
+    else:
+        _upload(cdp, photo)
     if not cdp.wait_js(_READY_JS, timeout):
         print("no 3D view: " + str(cdp.js("document.body.innerText.slice(0, 800)")), file=sys.stderr)
         return False
@@ -87,7 +95,9 @@ def check(cdp: CDP, url: str, photo: Path, out: Path, timeout: float) -> bool:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--run", required=True, help="image run folder")
-    ap.add_argument("--photo", required=True, help="photo to upload")
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--photo", help="photo to upload")
+    src.add_argument("--examples", metavar="DIR", help="serve these examples and click the first one")
     ap.add_argument("--out", default="runs/app_check.png", help="screenshot of the 3D viewer (PNG)")
     ap.add_argument("--timeout", type=float, default=120)
     ap.add_argument("--chromium", default=shutil.which("chromium") or shutil.which("chromium-browser") or "chromium")
@@ -97,8 +107,9 @@ def main(argv=None) -> int:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     procs, ok = [], False
     try:
+        examples = ["--examples", args.examples] if args.examples else []
         procs.append(subprocess.Popen([sys.executable, "-m", "lmnet", "app", "--run", args.run, "--port",
-                                       str(app_port)], env=env, stdout=open(work / "app.log", "w"),
+                                       str(app_port), *examples], env=env, stdout=open(work / "app.log", "w"),
                                       stderr=subprocess.STDOUT))
         _wait_http(f"http://127.0.0.1:{app_port}/", 120)
         procs.append(subprocess.Popen([args.chromium, "--headless=new", "--no-sandbox", "--use-angle=swiftshader",
@@ -107,7 +118,8 @@ def main(argv=None) -> int:
                                        "about:blank"], stdout=subprocess.DEVNULL,
                                       stderr=open(work / "chrome.log", "w")))
         _wait_http(f"http://127.0.0.1:{cdp_port}/json/version", 30)
-        ok = check(CDP(cdp_port), f"http://127.0.0.1:{app_port}/", Path(args.photo), Path(args.out), args.timeout)
+        photo = Path(args.photo) if args.photo else None
+        ok = check(CDP(cdp_port), f"http://127.0.0.1:{app_port}/", photo, Path(args.out), args.timeout)
         if not ok:
             print((work / "app.log").read_text()[-3000:], file=sys.stderr)
     finally:

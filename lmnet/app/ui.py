@@ -8,7 +8,8 @@ II run a slider over the prediction (0) and its samples (1..K). What the server 
 - it opens only the bytes Gradio received for an upload (the temporary file Gradio hands over),
   never a path sent by the browser; the examples are copied from ``--examples`` at start;
 - its outputs go to a temporary folder per browser session (one sub-folder per photo), removed when
-  the app stops; Gradio serves nothing else (``allowed_paths`` empty);
+  the session ends or the app stops; Gradio's own copies of uploads and results are deleted after
+  :data:`CACHE_SECONDS`; Gradio serves nothing else (``allowed_paths`` empty);
 - an upload over ``LMNET_MAX_UPLOAD_BYTES`` (checked by Gradio and again here) or
   ``LMNET_MAX_IMAGE_PIXELS``, or one that is not an image, gets a one-line message in the page.
 """
@@ -25,6 +26,8 @@ from lmnet.errors import ConfigError, LmnetError
 PHOTO_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 API_RECONSTRUCT = "reconstruct"  #: the API name of the upload → result event (gradio_client)
 API_SAMPLE = "show_sample"  #: the API name of the slider → cloud event
+#: Gradio's copies of uploads and results are deleted after this many seconds (and when the app stops)
+CACHE_SECONDS = 3600
 
 
 def gradio_or_hint():
@@ -119,7 +122,8 @@ def build_blocks(state: AppState, examples: list[str]):
     """The page (a ``gradio.Blocks``) for ``state``, with ``examples`` (server-side copies) to pick."""
     gr = gradio_or_hint()
     reconstruct, show_sample = make_handlers(state)
-    with gr.Blocks(title="lmnet: photo → 3D point cloud", analytics_enabled=False) as blocks:
+    with gr.Blocks(title="lmnet: photo → 3D point cloud", analytics_enabled=False,
+                   delete_cache=(CACHE_SECONDS, CACHE_SECONDS)) as blocks:
         gr.Markdown(f"## lmnet: one photo → a 3D point cloud\nRun: `{state.run.run}`. Upload a photo of one "
                     "object, centred, on a plain background (an RGBA PNG's alpha is its mask).")
         result = gr.State(None)
