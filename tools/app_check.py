@@ -2,10 +2,10 @@
 
 Starts ``lmnet app --run RUN`` on 127.0.0.1 (a free port), opens the page in headless Chromium
 (Debian ``chromium``, driven over the DevTools protocol with ``websocket-client``, as
-``tools/jupyterlab_check.py`` does), uploads ``--photo`` through the page's file input, waits for the
-3D viewer's canvas and the status line (or, with ``--examples``, serves them
-and clicks the first), and saves a screenshot of the viewer (``--out``) and of the
-whole page (``--out`` with ``.page.png``). Prints the share of the viewer's pixels that are coloured
+``tools/jupyterlab_check.py`` does), uploads ``--photo`` through the page's file input (or, with
+``--examples``, serves those photos and clicks the first), waits for the 3D viewer's canvas and the
+status line, and saves a screenshot of the viewer (``--out``) and of the whole page (``--out`` with
+``.page.png``). Prints the share of the viewer's pixels that are coloured
 (the points) and their distinct colours.
 
     .venv/bin/python tools/app_check.py --run runs/image-l1 --photo chair.png --out runs/app_check.png
