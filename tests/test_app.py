@@ -143,6 +143,17 @@ def test_the_server_serves_no_other_file(app_server):
         assert err.value.code in (403, 404)
 
 
+@needs_gradio
+def test_a_busy_port_or_a_bad_examples_folder_is_one_line(app_server, tmp_path, capsys):
+    url, run, _ = app_server
+    port = url.rstrip("/").rsplit(":", 1)[1]
+    assert main(["app", "--run", str(run), "--port", port]) == 2
+    assert main(["app", "--run", str(run), "--examples", str(tmp_path / "nope")]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("lmnet app")]
+    assert len(err) == 2 and "lmnet app: error: --host 127.0.0.1 --port " + port + ": cannot listen there" in err[0]
+    assert err[1] == f"lmnet app: error: --examples {tmp_path / 'nope'}: not a folder"
+
+
 def test_upload_bytes_limit_and_run_checks(tmp_path, tiny_project, monkeypatch):
     photo = _photo(tmp_path / "p.png")
     monkeypatch.setenv("LMNET_MAX_UPLOAD_BYTES", "100")

@@ -158,15 +158,18 @@ def serve(run: str | Path, *, host: str = "127.0.0.1", port: int = 7860, example
     """Load ``run`` and serve the page on ``host:port`` (``lmnet app``). ``block=False`` returns
     ``(blocks, stop)`` with the server running in a thread; ``stop()`` closes it and removes the
     outputs. ``block=True`` serves until Ctrl-C, then does the same."""
-    gr = gradio_or_hint()
-    app_run = AppRun(run, samples=samples, device=device)
+    gradio_or_hint()
     root = Path(tempfile.mkdtemp(prefix="lmnet-app-"))
     try:
-        blocks = build_blocks(AppState(app_run, root), copy_examples(examples, root / "examples"))
+        examples = copy_examples(examples, root / "examples")  # a bad folder is refused before the model loads
+        blocks = build_blocks(AppState(AppRun(run, samples=samples, device=device), root), examples)
         blocks.queue(default_concurrency_limit=1)  # one model, one photo at a time
-        blocks.launch(server_name=host, server_port=port, prevent_thread_lock=True, share=False, inbrowser=False,
-                      allowed_paths=[], max_file_size=MAX_UPLOAD_BYTES.value(), show_error=False,
-                      ssr_mode=False, quiet=not block)
+        try:
+            blocks.launch(server_name=host, server_port=port, prevent_thread_lock=True, share=False,
+                          inbrowser=False, allowed_paths=[], max_file_size=MAX_UPLOAD_BYTES.value(),
+                          show_error=False, ssr_mode=False, quiet=not block)
+        except OSError as exc:
+            raise ConfigError(f"--host {host} --port {port}: cannot listen there ({exc})") from None
     except BaseException:
         shutil.rmtree(root, ignore_errors=True)
         raise
