@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import trimesh
 from PIL import Image
 
 from lmnet.app import AppRun, cloud_bytes, display_colours, serve
@@ -32,8 +33,6 @@ from test_published_runs import port_run  # noqa: F401  (an imported published-m
 REPO = Path(__file__).resolve().parent.parent
 HAS_GRADIO = importlib.util.find_spec("gradio") is not None and importlib.util.find_spec("gradio_client") is not None
 needs_gradio = pytest.mark.skipif(not HAS_GRADIO, reason="gradio / gradio_client not installed (pip install lmnet[app])")
-HAS_TRIMESH = importlib.util.find_spec("trimesh") is not None
-needs_trimesh = pytest.mark.skipif(not HAS_TRIMESH, reason="trimesh not installed (pip install lmnet[app])")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
@@ -48,8 +47,6 @@ def _photo(path: Path, size=(150, 90)) -> Path:
 
 
 def _glb_points(path) -> np.ndarray:
-    import trimesh
-
     scene = trimesh.load(path, file_type="glb", process=False)
     (cloud,) = scene.geometry.values()
     return np.asarray(cloud.vertices, np.float32)
@@ -97,8 +94,6 @@ def test_the_uploaded_photo_gives_lmnet_infers_cloud(app_server, client, tmp_pat
     shown, mask, net_in, glb, files, slider, status = client.predict(handle_file(photo), api_name="/reconstruct")
     np.testing.assert_array_equal(_glb_points(glb), pred)  # float32, bit for bit
     assert sorted(Path(f).suffix for f in files) == [".glb", ".obj", ".ply"]
-    import trimesh
-
     ply, obj = (next(f for f in files if f.endswith(s)) for s in (".ply", ".obj"))
     np.testing.assert_array_equal(np.asarray(trimesh.load(ply, process=False).vertices, np.float32), pred)
     np.testing.assert_allclose(trimesh.load(obj, process=False).vertices, pred, rtol=0, atol=1e-6)
@@ -186,10 +181,7 @@ def test_an_imported_published_run_predicts_as_lmnet_infer(port_run, tmp_path):
     np.testing.assert_array_equal(res.clouds[1:], np.load(tmp_path / "pred" / "000000.samples.npy"))
 
 
-@needs_trimesh
 def test_cloud_files_hold_the_points_and_colours():
-    import trimesh
-
     pts = np.random.default_rng(0).normal(size=(300, 3)).astype(np.float32)
     colours = display_colours(pts)
     assert colours.dtype == np.uint8 and colours.shape == (300, 4) and colours[:, :3].min() >= 40

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import trimesh
 
 from lmnet import atomic_io
 from lmnet.data.inputs import check_image_header, prepare_image, read_rgba, run_background
@@ -99,8 +100,6 @@ def cloud_bytes(points: np.ndarray, colours: np.ndarray | None, file_type: str) 
     """``float32 (N, 3)`` points (optional ``uint8 (N, 3 | 4)`` colours) → a point cloud file of
     ``file_type`` (one of :data:`FORMATS`; .glb: glTF binary with a POINTS primitive). The vertices
     are the points' float32 values (.obj: as text, to 9 significant digits by trimesh)."""
-    import trimesh
-
     if file_type not in FORMATS:
         raise DataError(f"point cloud format must be one of {list(FORMATS)}, got {file_type!r}")
     data = trimesh.PointCloud(np.asarray(points, np.float32), colors=colours).export(file_type=file_type)
