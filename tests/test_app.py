@@ -23,7 +23,7 @@ from PIL import Image
 
 from lmnet.app import AppRun, cloud_bytes, display_colours, serve
 from lmnet.app.reconstruction import check_upload
-from lmnet.app.ui import copy_examples
+from lmnet.app.ui import AppState, copy_examples
 from lmnet.cli import main
 from lmnet.data.inputs import prepare_image
 from lmnet.errors import ConfigError, DataError, ResourceLimitError
@@ -210,6 +210,16 @@ def test_examples_are_copied_photos_only(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ConfigError, match="no photos"):
         copy_examples(tmp_path / "empty", tmp_path / "c3")
+
+
+def test_each_photo_gets_a_new_folder_inside_its_sessions(tmp_path):
+    state = AppState(run=None, root=tmp_path)
+    a, b = state.session_folder("abc123"), state.session_folder("abc123")
+    other = state.session_folder("../../etc")  # a session hash is letters and digits: the rest is dropped
+    assert a != b and a.parent == b.parent == tmp_path / "sessions" / "abc123" and not any(a.iterdir())
+    assert other.parent == tmp_path / "sessions" / "etc"
+    state.end_session("abc123")
+    assert not (tmp_path / "sessions" / "abc123").exists() and other.is_dir()
 
 
 def test_app_without_gradio_says_how_to_install(tiny_project, monkeypatch, capsys):
