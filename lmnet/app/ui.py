@@ -62,15 +62,19 @@ class AppState:
 
     def session_folder(self, session: str | None) -> Path:
         """A new, empty folder for one photo's outputs inside the session's folder."""
-        name = "".join(c for c in (session or "anonymous") if c.isalnum())[:64] or "anonymous"
-        folder = self.root / "sessions" / name
+        folder = self.root / "sessions" / (_session_name(session) or "anonymous")
         folder.mkdir(parents=True, exist_ok=True)
         return Path(tempfile.mkdtemp(prefix="photo-", dir=folder))
 
     def end_session(self, session: str | None) -> None:
-        name = "".join(c for c in (session or "") if c.isalnum())[:64]
-        if name:
-            shutil.rmtree(self.root / "sessions" / name, ignore_errors=True)
+        """Remove the session's folders (the page was closed)."""
+        if _session_name(session):
+            shutil.rmtree(self.root / "sessions" / _session_name(session), ignore_errors=True)
+
+
+def _session_name(session: str | None) -> str:
+    """Gradio's session hash as a folder name: its letters and digits only (at most 64)."""
+    return "".join(c for c in (session or "") if c.isalnum())[:64]
 
 
 def _message(exc: LmnetError, upload: str, name: str) -> str:
@@ -82,6 +86,7 @@ def _cloud_outputs(clouds, index: int, folder: Path):
     """The viewer's .glb and the download list for cloud ``index`` of ``clouds`` ``(1 + K, N, 3)``."""
     index = min(max(int(index), 0), len(clouds) - 1)
     stem = "prediction" if index == 0 else f"sample{index:02d}"
+    folder.mkdir(parents=True, exist_ok=True)  # the session may have ended meanwhile
     files = write_cloud_files(clouds[index], folder, stem)
     return str(files["glb"]), [str(p) for p in files.values()]
 
