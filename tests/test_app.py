@@ -243,6 +243,7 @@ def test_the_3d_view_shows_the_cloud_in_chromium(tiny_project, tmp_path, source)
                            *pick, "--out", str(shot)], capture_output=True, text=True, timeout=400)
     print(proc.stdout, proc.stderr)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "app stopped; its temporary folders left behind: 0" in proc.stdout  # SIGTERM cleans up as Ctrl-C
     assert "chair.png: 2048 points predicted" in proc.stdout
     rgb = np.asarray(Image.open(shot).convert("RGB")).astype(int)
     assert rgb.shape[0] > 300 and rgb.shape[1] > 300  # the viewer's canvas

@@ -104,7 +104,10 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="lmnet-app-check-"))
     app_port, cdp_port = _free_port(), _free_port()
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    app_tmp = work / "app-tmp"  # the app's temporary folders: none may be left once it has stopped
+    app_tmp.mkdir()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+           "TMPDIR": str(app_tmp)}
     procs, ok = [], False
     try:
         examples = ["--examples", args.examples] if args.examples else []
@@ -129,6 +132,7 @@ def main(argv=None) -> int:
                 p.wait(10)
             except subprocess.TimeoutExpired:
                 p.kill()
+        print(f"app stopped; its temporary folders left behind: {len(list(app_tmp.glob('lmnet-app-*')))}")
         shutil.rmtree(work, ignore_errors=True)
     print("OK" if ok else "FAILED")
     return 0 if ok else 1

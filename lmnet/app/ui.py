@@ -15,6 +15,7 @@ II run a slider over the prediction (0) and its samples (1..K). What the server 
 """
 
 import shutil
+import signal
 import tempfile
 from pathlib import Path
 
@@ -172,7 +173,7 @@ def serve(run: str | Path, *, host: str = "127.0.0.1", port: int = 7860, example
         try:
             blocks.launch(server_name=host, server_port=port, prevent_thread_lock=True, share=False,
                           inbrowser=False, allowed_paths=[], max_file_size=MAX_UPLOAD_BYTES.value(),
-                          show_error=False, ssr_mode=False, quiet=not block)
+                          show_error=False, ssr_mode=False, quiet=True)
         except OSError as exc:
             raise ConfigError(f"--host {host} --port {port}: cannot listen there ({exc})") from None
     except BaseException:
@@ -185,8 +186,15 @@ def serve(run: str | Path, *, host: str = "127.0.0.1", port: int = 7860, example
 
     if not block:
         return blocks, stop
+    print(f"lmnet app: serving {run} on {blocks.local_url} (Ctrl-C stops it)", flush=True)
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # a terminated app cleans up as on Ctrl-C
     try:
         blocks.block_thread()
     finally:
+        signal.signal(signal.SIGTERM, previous)
         stop()
     return None
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt

@@ -31,7 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     from lmnet.app import serve
 
-    print(f"lmnet app: loading {args.run} (Ctrl-C stops the app)", flush=True)
+    print(f"lmnet app: loading {args.run}", flush=True)
     serve(args.run, host=args.host, port=args.port, examples=args.examples, samples=args.samples,
           device=args.device)
     return 0
