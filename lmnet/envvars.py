@@ -62,6 +62,8 @@ class Limit:
 
 #: pixels of an image decoded (the file) and of the square it is padded to (``infer --images``)
 MAX_IMAGE_PIXELS = Limit("LMNET_MAX_IMAGE_PIXELS", 50_000_000, "pixels")
+#: bytes of one file uploaded to ``lmnet app`` (the web app; its pixels are held to MAX_IMAGE_PIXELS too)
+MAX_UPLOAD_BYTES = Limit("LMNET_MAX_UPLOAD_BYTES", 50 << 20, "bytes")
 #: Variant II sample clouds decoded at once: images in a batch × ``--samples`` (2048 points each, 24 KiB)
 MAX_SAMPLE_CLOUDS = Limit("LMNET_MAX_SAMPLE_CLOUDS", 4096, "sample clouds")
 #: pixels one ``lmnet render`` holds: cells × size² for a strip, frames × size² for a GIF

@@ -106,6 +106,18 @@ def _generator(device: str, seed: int) -> torch.Generator:
     return torch.Generator(device=device).manual_seed(int(seed))
 
 
+def predict_prepared(model, images: np.ndarray, *, samples: int = 0, device: str = "cpu", seed: int = 0,
+                     names: Sequence[str] = (), source: str = "the model") -> tuple[np.ndarray, np.ndarray | None]:
+    """Prepared inputs ``float32 (B, 3, 128, 128)`` (:func:`~lmnet.data.inputs.prepare_image`) through a
+    loaded image network → ``(pred (B, 2048, 3), samples (B, K, 2048, 3) or None)``, computed as
+    :func:`predict_images` computes one batch: the same ``seed`` gives the same samples. A non-finite
+    prediction's error names ``source`` (the run) and the image (``names``, one per image)."""
+    _check_samples(model, samples)
+    pred, smp = _predict(model, torch.from_numpy(images).to(device), samples, _generator(device, seed))
+    check_finite(pred, list(names) or [f"images[{i}]" for i in range(len(pred))], source)
+    return pred, smp
+
+
 def predict_images(checkpoint: str | Path, images: Sequence[str | Path], out: str | Path, *, samples: int = 0,
                    batch_size: int = 16, device: str = "cpu", seed: int = 0, overwrite: bool = False,
                    masks: Sequence[str | Path] | None = None, background: str = "auto", color: bool = False,
@@ -252,4 +264,4 @@ def predict_split(checkpoint: str | Path, out: str | Path, *, split: str = "test
         return writer.close()
 
 
-__all__ = ["predict_split", "predict_images", "reconstruct", "load_predictions"]
+__all__ = ["predict_split", "predict_images", "predict_prepared", "reconstruct", "load_predictions"]

@@ -41,7 +41,7 @@ LAYERS: list[set[str]] = [
     {"registry"},
     {"eval", "weights"},
     {"infer", "infer_textured", "generate_textured", "analysis", "mesh"},
-    {"notebook"},
+    {"notebook", "app"},
     {"demo"},
     {"commands"},
     {"cli"},
@@ -49,7 +49,7 @@ LAYERS: list[set[str]] = [
 ]
 ENTRY = {"commands", "cli", "__main__", ""}
 HEAVY = {"matplotlib", "open3d", "ipywidgets", "gdown", "tensorflow", "IPython", "nbclient", "nbformat", "plotly",
-         "rembg"}
+         "rembg", "gradio", "gradio_client"}
 
 
 def module_name(path: Path, root: Path) -> str:

@@ -36,7 +36,6 @@ Every problem raises :class:`~lmnet.errors.CorruptFileError` naming the file.
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
 import warnings
 from pathlib import Path
