@@ -1,6 +1,12 @@
 """The point autoencoder's config: the common keys (:mod:`lmnet.runs.config`) plus its weight decay.
 
 ``weight_decay``: L2 on the conv / FC weights (Adam's coupled decay), 0 in the official code.
+
+``extra_train_root``: None (the official training), or a folder in the ShapeNet layout of which only
+``ShapeNet_pointclouds/`` is read: its models of ``categories`` are added to the training set (never
+to validation). lmnet's synthetic shape pool (:mod:`lmnet.synthetic.shape_pool`) is such a folder:
+the autoencoder needs no renders, so it can learn its shape prior from many more shapes than the
+image networks see (measured: studies/results/shape_prior.md).
 """
 
 from __future__ import annotations
@@ -13,11 +19,17 @@ from lmnet.runs.config import COMMON_DEFAULTS, ConfigSpec
 DEFAULTS: dict[str, Any] = {
     **COMMON_DEFAULTS,
     "weight_decay": 0.0,
+    "extra_train_root": None,
 }
 
 
 def check(cfg: dict) -> None:
-    """The autoencoder trains on the Chamfer loss alone: both of its weights 0 leave nothing to train."""
+    """The autoencoder trains on the Chamfer loss alone: both of its weights 0 leave nothing to train.
+    ``extra_train_root`` is None or a folder path."""
+    extra = cfg["extra_train_root"]
+    if extra is not None and not (isinstance(extra, str) and extra.strip()):
+        raise ConfigError(f"config key 'extra_train_root' must be None or the path of a folder holding "
+                          f"ShapeNet_pointclouds/, got {extra!r}")
     if not any(cfg["chamfer_weights"]):
         raise ConfigError(f"config key 'chamfer_weights' is {cfg['chamfer_weights']}: the autoencoder's only loss "
                           f"would be 0 (nothing to train); give at least one direction a weight > 0")

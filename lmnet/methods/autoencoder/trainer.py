@@ -4,12 +4,18 @@ Euclidean Chamfer 2048↔N.
 Loss: ``chamfer_distance(pred, gt, weights=chamfer_weights)`` — mean Euclidean (not squared) NN
 distance pred→gt plus gt→pred, averaged over the batch. Validation column ``val_chamfer_x100``:
 the same with weights (1, 1), ×100, averaged over validation clouds.
+
+Training set: the ``train_split`` models, plus every model of ``categories`` under
+``extra_train_root`` when it is set (:mod:`.config`).
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.utils.data import ConcatDataset, Dataset
+
+from lmnet.data.dataset import ShapeNetDataset
 
 from lmnet.losses.chamfer import chamfer_distance
 from lmnet.methods.autoencoder import model as network
@@ -28,6 +34,15 @@ class AutoencoderTrainer(Trainer):
 
     def model_config(self) -> dict:
         return network.model_config(self.config)
+
+    def build_datasets(self) -> tuple[Dataset, Dataset | None]:
+        train, val = super().build_datasets()
+        cfg = self.config
+        if cfg["extra_train_root"] is None:
+            return train, val
+        extra = ShapeNetDataset(cfg["extra_train_root"], split=None, categories=cfg["categories"],
+                                n_points=cfg["n_points"], load_images=False, skip_bad=cfg["skip_bad"], seed=cfg["seed"])
+        return ConcatDataset([train, extra]), val
 
     def param_groups(self, config: dict) -> list[dict]:
         wd = config["weight_decay"]
