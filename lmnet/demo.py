@@ -37,7 +37,8 @@ DEMO_OVERRIDES: dict[str, Any] = {
     "?synthetic_models": 24,         # per category → 14/5/5 train/val/test shapes per category
     "?device": "cpu",
     "?lr_schedule": "cosine",
-    "?ae_epochs": 60,                # 5 steps per epoch at batch 16
+    "?ae_shape_pool": 400,           # + 400 point-cloud-only shapes per category for the AE (studies/results/shape_prior.md)
+    "?ae_epochs": 7,                 # 129 steps per epoch at batch 16 over 70 + 2000 shapes: 903 steps
     "?ae_batch_size": 16,
     "?ae_lr": 1e-3,
     "?image_epochs": 3,              # 3 passes over all 24 views of the 70 training models (315 steps)

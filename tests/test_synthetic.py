@@ -17,7 +17,8 @@ from lmnet.data.categories import to_synset
 from lmnet.data.splits import load_split
 from lmnet.data.meshes import sample_surface
 from lmnet.synthetic import BUILDERS, build_mesh, generate_dataset, generate_model, model_id
-from lmnet.synthetic.generator import MARKER_DIR
+from lmnet.synthetic.generator import MARKER_DIR, model_pointclouds
+from lmnet.synthetic.shape_pool import POOL_FIRST_INDEX, generate_shape_pool
 from lmnet.errors import ConfigError
 from lmnet.render import render_mesh
 
@@ -209,9 +210,6 @@ def test_cli_synth_with_worker_processes(tmp_path):
 # --- the autoencoder's shape pool (point clouds only) -----------------------------------------------
 
 def test_shape_pool_clouds_are_the_generators_at_pool_indices_and_never_a_rendered_model(tmp_path, dataset):
-    from lmnet.synthetic.generator import model_pointclouds
-    from lmnet.synthetic.shape_pool import POOL_FIRST_INDEX, generate_shape_pool
-
     root, summary = dataset
     out = generate_shape_pool(tmp_path / "pool", CATS, n_models=2, seed=7)
     assert out["generated"] == 2 * len(CATS)
@@ -229,8 +227,6 @@ def test_shape_pool_clouds_are_the_generators_at_pool_indices_and_never_a_render
 
 
 def test_shape_pool_refuses_bad_sizes(tmp_path):
-    from lmnet.synthetic.shape_pool import generate_shape_pool
-
     with pytest.raises(ConfigError, match="sizes"):
         generate_shape_pool(tmp_path, CATS, n_models=1, sizes=(500,))
     with pytest.raises(ConfigError, match="n_models"):

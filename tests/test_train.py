@@ -22,7 +22,7 @@ from lmnet.data.inputs import R2N2_IMAGE_SIZE
 from lmnet.errors import ConfigError, DataError
 from lmnet.models import ImageToPointCloud, PointAutoencoder
 from lmnet import registry, runs
-from lmnet.methods.autoencoder import train_autoencoder
+from lmnet.methods.autoencoder import METHOD, AutoencoderTrainer, train_autoencoder
 from lmnet.registry import resolve_train_config
 from lmnet.methods.image import train_image_encoder
 from lmnet.data.dataset import ShapeNetDataset
@@ -138,8 +138,6 @@ def test_config_validation(tmp_path):
 def test_autoencoder_extra_train_root_adds_its_clouds_to_training_only(tiny, tmp_path):
     """``extra_train_root``: every model of ``categories`` under that folder (point clouds only, no
     renders) joins the training set; validation is unchanged."""
-    from lmnet.methods.autoencoder import AutoencoderTrainer, METHOD
-
     root, splits = tiny
     extra = tmp_path / "pool"
     rng = np.random.default_rng(3)
