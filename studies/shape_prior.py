@@ -3,6 +3,7 @@ cloud of a shape it never saw, give that shape back, or its category's mean?
 
     python -m studies.shape_prior --out /tmp/lmnet-prior --tag demo_ae --epochs 60
     python -m studies.shape_prior --out /tmp/lmnet-prior --tag pool400_ep7 --pool 400 --epochs 7
+    python -m studies.shape_prior --out /tmp/lmnet-prior --tag pool400_ep7_emd1 --pool 400 --epochs 7 --emd-weight 1
     python -m studies.shape_prior --out /tmp/lmnet-prior --oracle 0,200
 
 The shapes are the demo's (``make demo``: 5 categories × 24 synthetic models, seed 0, the seeded
@@ -10,7 +11,8 @@ The shapes are the demo's (``make demo``: 5 categories × 24 synthetic models, s
 :func:`lmnet.synthetic.generate_dataset` writes, without rendering (the autoencoder needs none).
 ``--pool N`` adds N shapes per category of :mod:`lmnet.synthetic.shape_pool` to the training set
 (``extra_train_root``). The autoencoder is trained with lmnet's trainer as the demo trains it
-(batch 16, Adam 1e-3, cosine, ``amp="auto"``), for ``--epochs`` epochs.
+(batch 16, Adam 1e-3, cosine, ``amp="auto"``), for ``--epochs`` epochs, with the EMD term of weight
+``--emd-weight`` (:mod:`lmnet.methods.autoencoder.config`).
 
 Measured: each of the 25 test shapes' own ``pointcloud_2048`` through the autoencoder (``last.pt``),
 against its ``pointcloud_1024`` under lmnet's protocol (:func:`lmnet.eval.protocol.evaluate_pair`:
@@ -95,7 +97,7 @@ def test_clouds() -> list[tuple[str, np.ndarray, np.ndarray]]:
     return out
 
 
-def measure_autoencoder(out: Path, tag: str, pool: int, epochs: int, lr: float) -> dict:
+def measure_autoencoder(out: Path, tag: str, pool: int, epochs: int, lr: float, emd_weight: float = 0.0) -> dict:
     """Train (or resume) the autoencoder run ``<out>/runs/<tag>`` and measure it on the test shapes."""
     data = out / "data"
     write_demo_clouds(data)
@@ -108,7 +110,7 @@ def measure_autoencoder(out: Path, tag: str, pool: int, epochs: int, lr: float) 
            "val_split": str(data / "splits" / "synthetic_val_models.json"), "categories": CATEGORIES,
            "device": "cpu", "seed": SEED, "num_workers": 0, "resume": True, "progress": False,
            "lr_schedule": "cosine", "epochs": epochs, "batch_size": 16, "lr": lr, "amp": "auto",
-           "extra_train_root": pool_root, "run_dir": str(out / "runs" / tag)}
+           "extra_train_root": pool_root, "emd_weight": emd_weight, "run_dir": str(out / "runs" / tag)}
     t0 = time.perf_counter()
     run = train_autoencoder(cfg)
     train_s = time.perf_counter() - t0
@@ -120,7 +122,7 @@ def measure_autoencoder(out: Path, tag: str, pool: int, epochs: int, lr: float) 
     rows: dict[str, list[dict]] = {}
     for j, (c, _, gt1024) in enumerate(shapes):
         rows.setdefault(c, []).append(evaluate_pair(pred[j], gt1024, key=f"{tag}/{c}/{j}"))
-    return summarise(tag, rows, pool=pool, epochs=epochs, lr=lr, pool_seconds=pool_s, train_seconds=train_s)
+    return summarise(tag, rows, pool=pool, epochs=epochs, lr=lr, emd_weight=emd_weight, pool_seconds=pool_s, train_seconds=train_s)
 
 
 def measure_oracle(pool: int) -> dict:
@@ -143,13 +145,14 @@ def main(argv=None) -> int:
     p.add_argument("--pool", type=int, default=0, help="shape-pool shapes per category added to training")
     p.add_argument("--epochs", type=int, default=60)
     p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--emd-weight", type=float, default=0.0, help="weight of the AE's EMD term (0 = Chamfer only)")
     p.add_argument("--oracle", default=None, help="comma-separated pool sizes for the nearest-shape oracle")
     a = p.parse_args(argv)
     out = Path(a.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     results = [measure_oracle(int(n)) for n in a.oracle.split(",")] if a.oracle else []
     if a.tag:
-        results.append(measure_autoencoder(out, a.tag, a.pool, a.epochs, a.lr))
+        results.append(measure_autoencoder(out, a.tag, a.pool, a.epochs, a.lr, a.emd_weight))
     with open(out / "shape_prior.jsonl", "a", encoding="utf-8") as f:
         for r in results:
             print(json.dumps(r))

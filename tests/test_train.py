@@ -159,6 +159,16 @@ def test_autoencoder_extra_train_root_adds_its_clouds_to_training_only(tiny, tmp
         AutoencoderTrainer(METHOD.resolve(ae_config(tiny, tmp_path / "x", extra_train_root=str(tmp_path / "none"))))
 
 
+def test_autoencoder_emd_term_trains_and_is_checked(tiny, tmp_path):
+    run = train_autoencoder(ae_config(tiny, tmp_path / "emd", emd_weight=1.0, emd_points=256, epochs=1))
+    hist = runs.read_history(run)
+    assert len(hist) == 1 and math.isfinite(float(hist[0]["train_loss"]))
+    with pytest.raises(ConfigError, match="emd_weight"):
+        resolve_train_config("autoencoder", {"emd_weight": -1.0})
+    with pytest.raises(ConfigError, match="emd_points"):
+        resolve_train_config("autoencoder", {"emd_points": 4096})
+
+
 # --- determinism, resume, best ---------------------------------------------------------------------
 def test_determinism_and_resume(tiny, tmp_path):
     """Same seed → identical losses; 1 epoch + resume to 3 → bit-identical to 3 uninterrupted epochs

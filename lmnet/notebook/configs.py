@@ -102,7 +102,8 @@ def ae_config(config: Mapping[str, Any]) -> dict:
     which is how notebooks 02–06 make sure the AE of notebook 01 exists)."""
     return {**_common_train(config), "run_dir": ae_run_dir(config, say=True),
             "epochs": int(config["ae_epochs"]), "batch_size": int(config["ae_batch_size"]),
-            "lr": float(config["ae_lr"]), "extra_train_root": shape_pool_root(config)}
+            "lr": float(config["ae_lr"]), "extra_train_root": shape_pool_root(config),
+            "emd_weight": float(config.get("ae_emd_weight", 0.0))}
 
 
 def image_config(config: Mapping[str, Any], variant: str, name: str, **extra) -> dict:
