@@ -39,6 +39,7 @@ DEMO_OVERRIDES: dict[str, Any] = {
     "?lr_schedule": "cosine",
     "?ae_shape_pool": 400,           # + 400 point-cloud-only shapes per category for the AE (studies/results/shape_prior.md)
     "?ae_epochs": 7,                 # 129 steps per epoch at batch 16 over 70 + 2000 shapes: 903 steps
+    "?ae_emd_weight": 1.0,           # Chamfer + EMD term: unclumped points (studies/results/shape_prior.md)
     "?ae_batch_size": 16,
     "?ae_lr": 1e-3,
     "?image_epochs": 3,              # 3 passes over all 24 views of the 70 training models (315 steps)
