@@ -16,6 +16,7 @@ import pytest
 from lmnet import atomic_io
 from lmnet import notebook as nt
 from lmnet.config import parse_json_object
+from lmnet.data import check_data, layout
 from lmnet.envvars import environ
 from lmnet.errors import ConfigError, DataError
 from lmnet.methods.autoencoder import train_autoencoder
@@ -146,3 +147,18 @@ def test_parse_json_object_names_the_source():
         parse_json_object("{", "thing")
     with pytest.raises(DataError, match=r"^split file s.json must hold \{synset\}, got list$"):
         parse_json_object("[]", "split file s.json", DataError, expected="{synset}")
+
+
+def test_ae_shape_pool_is_written_by_ensure_data_and_trained_on_by_the_autoencoder(tmp_path):
+    """``ae_shape_pool`` N > 0 on the synthetic set: ensure_data writes N point-cloud-only shapes per
+    category under ``<data_root>/ae_shape_pool`` (invisible to the data checks of ``data_root``),
+    and the autoencoder's config adds them (``extra_train_root``); 0, or real data, adds nothing."""
+    cfg = {**nt.defaults(), "data_root": str(tmp_path / "data"), "synthetic_models": 1, "categories": ["chair"],
+           "run_root": str(tmp_path / "runs"), "ae_shape_pool": 2}
+    nt.ensure_data(cfg)
+    pool = tmp_path / "data" / "ae_shape_pool"
+    assert nt.ae_config(cfg)["extra_train_root"] == str(pool)
+    assert len(list((pool / layout.POINTCLOUD_DIR / "03001627").iterdir())) == 2
+    assert check_data(cfg["data_root"], categories=["chair"]).ok      # the pool is not a model of data_root
+    assert nt.ae_config({**cfg, "ae_shape_pool": 0})["extra_train_root"] is None
+    assert nt.ae_config({**cfg, "synthetic_models": 0})["extra_train_root"] is None

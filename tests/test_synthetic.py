@@ -17,7 +17,8 @@ from lmnet.data.categories import to_synset
 from lmnet.data.splits import load_split
 from lmnet.data.meshes import sample_surface
 from lmnet.synthetic import BUILDERS, build_mesh, generate_dataset, generate_model, model_id
-from lmnet.synthetic.generator import MARKER_DIR
+from lmnet.synthetic.generator import MARKER_DIR, model_pointclouds
+from lmnet.synthetic.shape_pool import POOL_FIRST_INDEX, generate_shape_pool
 from lmnet.errors import ConfigError
 from lmnet.render import render_mesh
 
@@ -204,3 +205,29 @@ def test_cli_synth_with_worker_processes(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "lmnet", "synth", "--out", str(tmp_path), "--categories", "sofa"],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "sofa" in bad.stderr
+
+
+# --- the autoencoder's shape pool (point clouds only) -----------------------------------------------
+
+def test_shape_pool_clouds_are_the_generators_at_pool_indices_and_never_a_rendered_model(tmp_path, dataset):
+    root, summary = dataset
+    out = generate_shape_pool(tmp_path / "pool", CATS, n_models=2, seed=7)
+    assert out["generated"] == 2 * len(CATS)
+    for synset, mids in out["models"].items():
+        assert mids == [model_id(7, synset, POOL_FIRST_INDEX + i) for i in range(2)]
+        assert not set(mids) & set(summary["models"][synset])      # disjoint from the rendered set
+        for i, mid in enumerate(mids):
+            files = sorted(p.name for p in (tmp_path / "pool" / layout.POINTCLOUD_DIR / synset / mid).iterdir())
+            assert files == ["pointcloud_2048.npy"]                 # no renders, only the asked size
+            got = layout.read_pointcloud(layout.pointcloud_path(tmp_path / "pool", synset, mid, 2048), 2048)
+            np.testing.assert_array_equal(got, model_pointclouds(synset, 7, POOL_FIRST_INDEX + i)[2048])
+    assert not (tmp_path / "pool" / layout.RENDERING_DIR).exists()
+    again = generate_shape_pool(tmp_path / "pool", ",".join(CATS), n_models=2, seed=7)
+    assert again["generated"] == 0 and again["models"] == out["models"]
+
+
+def test_shape_pool_refuses_bad_sizes(tmp_path):
+    with pytest.raises(ConfigError, match="sizes"):
+        generate_shape_pool(tmp_path, CATS, n_models=1, sizes=(500,))
+    with pytest.raises(ConfigError, match="n_models"):
+        generate_shape_pool(tmp_path, CATS, n_models=-1)

@@ -19,10 +19,10 @@ from lmnet.cli import main as cli_main
 from lmnet.commands.train import resolve_cli_config
 from lmnet.data import layout
 from lmnet.data.inputs import R2N2_IMAGE_SIZE
-from lmnet.errors import ConfigError
+from lmnet.errors import ConfigError, DataError
 from lmnet.models import ImageToPointCloud, PointAutoencoder
 from lmnet import registry, runs
-from lmnet.methods.autoencoder import train_autoencoder
+from lmnet.methods.autoencoder import METHOD, AutoencoderTrainer, train_autoencoder
 from lmnet.registry import resolve_train_config
 from lmnet.methods.image import train_image_encoder
 from lmnet.data.dataset import ShapeNetDataset
@@ -133,6 +133,40 @@ def test_config_validation(tmp_path):
     with pytest.raises(ConfigError, match="variant2 is the probabilistic"):
         resolve_cli_config("variant2", str(saved), ["variant=l2"])
     assert cli_main(["train", "ae", "--set", "nope=1"]) == 2
+
+
+def test_autoencoder_extra_train_root_adds_its_clouds_to_training_only(tiny, tmp_path):
+    """``extra_train_root``: every model of ``categories`` under that folder (point clouds only, no
+    renders) joins the training set; validation is unchanged."""
+    root, splits = tiny
+    extra = tmp_path / "pool"
+    rng = np.random.default_rng(3)
+    for i in range(3):
+        p = layout.pointcloud_path(extra, SYNSET, f"pool{i}", 1024)
+        p.parent.mkdir(parents=True)
+        np.save(p, rng.normal(size=(1024, 3)).astype(np.float32))
+    plain = AutoencoderTrainer(METHOD.resolve(ae_config(tiny, tmp_path / "plain")))
+    more = AutoencoderTrainer(METHOD.resolve(ae_config(tiny, tmp_path / "more", extra_train_root=str(extra))))
+    assert len(more.train_set) == len(plain.train_set) + 3
+    assert len(more.val_set) == len(plain.val_set)
+    np.testing.assert_array_equal(np.asarray(more.train_set[len(plain.train_set)]["points"]),
+                                  np.load(layout.pointcloud_path(extra, SYNSET, "pool0", 1024)))
+    run = train_autoencoder(ae_config(tiny, tmp_path / "run", extra_train_root=str(extra), epochs=1))
+    assert json.loads((Path(run) / "config.json").read_text())["extra_train_root"] == str(extra)
+    with pytest.raises(ConfigError, match="extra_train_root"):
+        resolve_train_config("autoencoder", {"extra_train_root": 3})
+    with pytest.raises(DataError, match="does not exist"):
+        AutoencoderTrainer(METHOD.resolve(ae_config(tiny, tmp_path / "x", extra_train_root=str(tmp_path / "none"))))
+
+
+def test_autoencoder_emd_term_trains_and_is_checked(tiny, tmp_path):
+    run = train_autoencoder(ae_config(tiny, tmp_path / "emd", emd_weight=1.0, emd_points=256, epochs=1))
+    hist = runs.read_history(run)
+    assert len(hist) == 1 and math.isfinite(float(hist[0]["train_loss"]))
+    with pytest.raises(ConfigError, match="emd_weight"):
+        resolve_train_config("autoencoder", {"emd_weight": -1.0})
+    with pytest.raises(ConfigError, match="emd_points"):
+        resolve_train_config("autoencoder", {"emd_points": 4096})
 
 
 # --- determinism, resume, best ---------------------------------------------------------------------

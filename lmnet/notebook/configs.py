@@ -14,24 +14,41 @@ from lmnet.errors import DataError
 from lmnet.notebook.settings import run_dir, split_files
 from lmnet.runs.folder import CONFIG_FILE, read_run_config
 from lmnet.synthetic import generate_dataset
+from lmnet.synthetic.shape_pool import generate_shape_pool
+
+#: where :func:`ensure_data` writes the autoencoder's shape pool, under ``data_root``
+SHAPE_POOL_DIR = "ae_shape_pool"
 
 
 def ensure_data(config: Mapping[str, Any]) -> dict | None:
     """With ``config["synthetic_models"] > 0``: generate (or complete: it is resumable) the
     synthetic set under ``data_root`` for ``categories`` and return its summary; with 0 (real
-    ShapeNet): only check that ``data_root`` and the three split files exist, return None."""
+    ShapeNet): only check that ``data_root`` and the three split files exist, return None. With
+    ``ae_shape_pool`` > 0 (synthetic set only) it also writes the autoencoder's shape pool
+    (:func:`shape_pool_root`)."""
 
     n = int(config.get("synthetic_models", 0))
     if n > 0:
-
-        return generate_dataset(config["data_root"], categories=config["categories"], n_models=n,
-                                seed=int(config.get("seed", 0)), workers=config.get("workers"), progress=False)
+        summary = generate_dataset(config["data_root"], categories=config["categories"], n_models=n,
+                                   seed=int(config.get("seed", 0)), workers=config.get("workers"), progress=False)
+        if shape_pool_root(config) is not None:
+            generate_shape_pool(shape_pool_root(config), config["categories"], int(config["ae_shape_pool"]),
+                                seed=int(config.get("seed", 0)))
+        return summary
     if not Path(config["data_root"]).is_dir():
         raise DataError(f"data_root {config['data_root']} does not exist (set synthetic_models > 0 to "
                         f"generate the synthetic set there, or point data_root at ShapeNet)")
     for s, p in split_files(config).items():
         if not Path(p).is_file():
             raise DataError(f"{s}_split {p} does not exist")
+    return None
+
+
+def shape_pool_root(config: Mapping[str, Any]) -> str | None:
+    """``<data_root>/ae_shape_pool``, the autoencoder's extra point-cloud-only shapes
+    (:mod:`lmnet.synthetic.shape_pool`), when ``ae_shape_pool`` > 0 on the synthetic set; else None."""
+    if int(config.get("ae_shape_pool", 0)) > 0 and int(config.get("synthetic_models", 0)) > 0:
+        return str(Path(config["data_root"]) / SHAPE_POOL_DIR)
     return None
 
 
@@ -85,7 +102,8 @@ def ae_config(config: Mapping[str, Any]) -> dict:
     which is how notebooks 02–06 make sure the AE of notebook 01 exists)."""
     return {**_common_train(config), "run_dir": ae_run_dir(config, say=True),
             "epochs": int(config["ae_epochs"]), "batch_size": int(config["ae_batch_size"]),
-            "lr": float(config["ae_lr"])}
+            "lr": float(config["ae_lr"]), "extra_train_root": shape_pool_root(config),
+            "emd_weight": float(config.get("ae_emd_weight", 0.0))}
 
 
 def image_config(config: Mapping[str, Any], variant: str, name: str, **extra) -> dict:

@@ -95,6 +95,12 @@ def defaults() -> dict:
 
     - ``ae_epochs``: 200 (~15 min on 2 CPU cores for 40 models per category).
     - ``ae_batch_size``: 16.  ``ae_lr``: 1e-3.
+    - ``ae_shape_pool``: 0; N > 0 (synthetic set only) adds N point-cloud-only shapes per category
+      to the autoencoder's training set (:mod:`lmnet.synthetic.shape_pool`, written to
+      ``<data_root>/ae_shape_pool``): its shape prior then generalises to unseen shapes
+      (studies/results/shape_prior.md). The image runs still train on the rendered models only.
+    - ``ae_emd_weight``: 0.0 (Chamfer only, as published); > 0 adds the autoencoder's EMD term
+      (``emd_weight``, :mod:`lmnet.methods.autoencoder.config`) against clumped decoder points.
     - ``lr_schedule``: ``"cosine"`` (to 0 at the last epoch) or ``"none"`` (the official constant
       rate), for every training run of the notebooks.
 
@@ -121,7 +127,7 @@ def defaults() -> dict:
         "train_split": None, "val_split": None, "test_split": None, "seed": 0,
         "run_root": "runs/notebooks", "figures_dir": None, "device": "auto", "num_workers": 0,
         "max_train_items": 0, "max_val_items": 0,
-        "ae_epochs": 200, "ae_batch_size": 16, "ae_lr": 1e-3, "lr_schedule": "cosine",
+        "ae_epochs": 200, "ae_batch_size": 16, "ae_lr": 1e-3, "ae_shape_pool": 0, "ae_emd_weight": 0.0, "lr_schedule": "cosine",
         "image_epochs": 3, "image_batch_size": 16, "image_lr": 5e-4, "views": None,
         "val_views": [0, 6, 12, 18], "amp": "auto",
         "eval_views": [0], "eval_max_items": 0, "model_run": None, "user_images": [],
