@@ -25,6 +25,9 @@ import numpy as np
 from lmnet import atomic_io
 from lmnet.errors import DataError
 
+#: the grey of an uncoloured mesh (RGB in [0, 1]): the renders' and the written files'
+DEFAULT_MESH_COLOR = (0.72, 0.72, 0.72)
+
 COLOURED_SUFFIXES = (".ply", ".glb")
 _GLB_MAGIC, _GLB_VERSION = 0x46546C67, 2
 _CHUNK_JSON, _CHUNK_BIN = 0x4E4F534A, 0x004E4942

@@ -156,7 +156,10 @@ def predict_images(checkpoint: str | Path, images: Sequence[str | Path], out: st
                 writer.add(str(p), imgs[j], pred[j], None if smp is None else smp[j], input_png=True,
                            colours=_colours(pred[j], crop))
                 _warn_unlike(p, prepared[i + j][1] + notes[j])
-        return writer.close()
+        index = writer.close()
+        if ood is None:
+            _no_latent_note(checkpoint)
+        return index
 
 
 def photo_inputs(paths: Sequence[Path], masks, image_background: float | None, background: str = "auto"):
@@ -175,14 +178,16 @@ def photo_inputs(paths: Sequence[Path], masks, image_background: float | None, b
 
 
 def _latent_reference(checkpoint: str | Path) -> dict | None:
-    """The run's :func:`~lmnet.runs.latent_ood.read_latent_ood`, or None (said once on stderr)."""
+    """The run's :func:`~lmnet.runs.latent_ood.read_latent_ood`, or None (:func:`_no_latent_note`)."""
     path = Path(checkpoint)
     folder = path if path.is_dir() else path.parent.parent if path.parent.name == "checkpoints" else None
-    ood = read_latent_ood(folder) if folder is not None else None
-    if ood is None:
-        print(f"note: {checkpoint} has no {LATENT_OOD_FILE} (trained before it existed, or without a validation "
-              f"set): photos are not checked against the training images' latents", file=sys.stderr)
-    return ood
+    return read_latent_ood(folder) if folder is not None else None
+
+
+def _no_latent_note(checkpoint: str | Path) -> None:
+    """Said once on stderr, after the outputs are written, for a run without the latent reference."""
+    print(f"note: {checkpoint} has no {LATENT_OOD_FILE} (trained before it existed, or without a validation "
+          f"set): photos were not checked against the training images' latents", file=sys.stderr)
 
 
 def _latent_notes(model, imgs: np.ndarray, device: str, ood: dict | None) -> list[list[str]]:

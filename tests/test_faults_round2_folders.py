@@ -170,6 +170,7 @@ def test_a_second_infer_into_one_out_is_refused(image_run, tmp_path, capsys):
     out = tmp_path / "pred"
     base = ["infer", "--checkpoint", str(image_run), "--out", str(out), "--overwrite", "--images"]
     assert cli_main(base + pngs(tmp_path / "a", 2)) == 0
+    capsys.readouterr()  # the first run's own warnings and notes
     before = snapshot(out)
     with guard.lock_folder(out, "--out", "lmnet infer (the first one)"):
         assert cli_main(base + pngs(tmp_path / "b", 1)) == 2
@@ -204,7 +205,8 @@ def test_a_lock_of_a_killed_process_is_taken_over(image_run, tmp_path, capsys):
     assert cli_main(args) == 0
     err = capsys.readouterr().err
     assert f"took over the lock of {out} left by lmnet infer (another process) (process {holder.pid}" in err
-    assert sorted(p.name for p in out.iterdir()) == ["000000.image.npy", "000000.pred.npy", "index.csv"]
+    assert sorted(p.name for p in out.iterdir()) == ["000000.image.npy", "000000.input.png", "000000.pred.npy",
+                                                     "index.csv"]
 
 
 def test_a_stale_lock_file_does_not_block_training(tiny, tmp_path, capsys):
@@ -272,12 +274,12 @@ def test_an_interrupted_infer_is_marked_and_can_be_overwritten(image_run, tmp_pa
 
     monkeypatch.setattr(PredictionWriter, "add", ctrl_c_at_the_second)
     assert cli_main(args) == 130
-    assert sorted(p.name for p in out.iterdir()) == [PARTIAL_MARKER, "000000.image.npy", "000000.pred.npy"]
+    assert sorted(p.name for p in out.iterdir()) == [PARTIAL_MARKER, "000000.image.npy", "000000.input.png",
+                                                     "000000.pred.npy"]
     monkeypatch.undo()
     assert cli_main(args + ["--overwrite"]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["000000.image.npy", "000000.pred.npy", "000001.image.npy",
-                                                     "000001.pred.npy", "000002.image.npy", "000002.pred.npy",
-                                                     "index.csv"]
+    assert sorted(p.name for p in out.iterdir()) == [f"{i:06d}.{kind}" for i in range(3) for kind in
+                                                     ("image.npy", "input.png", "pred.npy")] + ["index.csv"]
 
 
 def test_import_out_and_ae_out_may_not_be_the_same_folder(port_files, tmp_path, capsys):

@@ -159,7 +159,8 @@ def test_infer_refuses_a_non_empty_out_and_overwrite_clears_it(image_run, tmp_pa
     assert "--overwrite" in capsys.readouterr().err
     assert sorted(p.name for p in out.iterdir()) == first  # untouched
     assert cli_main(base + _pngs(tmp_path, 1) + ["--overwrite"]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["000000.image.npy", "000000.pred.npy", "index.csv"]
+    assert sorted(p.name for p in out.iterdir()) == ["000000.image.npy", "000000.input.png", "000000.pred.npy",
+                                                     "index.csv"]
     assert len((out / "index.csv").read_text().splitlines()) == 2  # header + the one new image
     # files that lmnet did not write are never deleted, not even with --overwrite
     (out / "notes.txt").write_text("mine")

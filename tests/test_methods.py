@@ -108,4 +108,8 @@ def test_run_folders_of_the_previous_layout_load_unchanged(kind, tmp_path):
     assert float(y.abs().sum()) == pytest.approx(expected["output_abs_sum"], rel=1e-6)
     # and the saved config still resolves under its method (what config.json says is what ran)
     saved = json.loads((OLD_RUNS / kind / "config.json").read_text())
-    assert registry.resolve_train_config(kind, saved) == strip_meta(saved)
+    resolved, old = registry.resolve_train_config(kind, saved), strip_meta(saved)
+    assert {k: resolved[k] for k in old} == old
+    # keys added since, at their defaults, change nothing in training (off switches)
+    assert {k: v for k, v in resolved.items() if k not in old} in ({}, {"extra_train_root": None, "emd_weight": 0.0,
+                                                                        "emd_points": 512})

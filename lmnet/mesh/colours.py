@@ -13,10 +13,9 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial import cKDTree
 
-from lmnet.colour_files import write_coloured
+from lmnet.colour_files import DEFAULT_MESH_COLOR, write_coloured
 from lmnet.data.layout import load_npy
 from lmnet.errors import DataError, LmnetError
-from lmnet.render.rasterizer import DEFAULT_MESH_COLOR
 
 COLOURED_MESH_SUFFIXES = (".ply", ".glb")
 

@@ -19,11 +19,11 @@ from typing import NamedTuple
 import torch
 
 from lmnet import camera as r2n2_camera
+from lmnet.colour_files import DEFAULT_MESH_COLOR
 from lmnet.render.cameras import Camera
 from lmnet.render.shading import DEFAULT_LIGHTS, Lights, lambert
 from lmnet.render.zbuffer import ZBuffer, iter_fragments
 
-DEFAULT_MESH_COLOR = (0.72, 0.72, 0.72)
 DEFAULT_POINT_COLOR = (0.55, 0.62, 0.75)
 NEAR = 1e-4
 _EDGE_EPS = 1e-6  # samples exactly on a shared edge belong to both triangles (no pin-holes)
