@@ -18,7 +18,9 @@ import numpy as np
 import trimesh
 
 from lmnet import atomic_io
-from lmnet.data.inputs import check_image_header, prepare_image, read_rgba, run_background
+from lmnet.colour_files import glb_bytes, ply_bytes
+from lmnet.data.inputs import check_image_header, composite, read_rgba, run_background
+from lmnet.data.photo_mask import photo_crop
 from lmnet.envvars import MAX_SAMPLE_CLOUDS, MAX_UPLOAD_BYTES
 from lmnet.errors import ConfigError, DataError
 from lmnet.infer import predict_prepared
@@ -77,12 +79,16 @@ class AppRun:
     def reconstruct(self, path: str | Path, name: str) -> Reconstruction:
         """The uploaded file ``path`` (its user-side ``name`` for messages) → :class:`Reconstruction`."""
         check_upload(path, name)
-        prepared = prepare_image(path, self.background)
+        # the front end of `lmnet infer --images` (an opaque photo masked and framed), so the cloud is its
+        crop, _ = photo_crop(path)
+        prepared = composite(crop, self.background)[0]
         rgba = read_rgba(path)
         pred, smp = predict_prepared(self.model, prepared[None], samples=self.samples, device=self.device,
                                      names=[name], source=self.run)
         clouds = pred if smp is None else np.concatenate([pred, smp[0]])
-        return Reconstruction(photo=_display(rgba[..., :3]), mask=_display(rgba[..., 3]),
+        # the mask: the photo's alpha, or for an opaque photo the object's mask in the network's crop
+        mask = rgba[..., 3] if bool((rgba[..., 3] < 255).any()) else crop[..., 3]
+        return Reconstruction(photo=_display(rgba[..., :3]), mask=_display(mask),
                               network_input=np.clip(prepared.transpose(1, 2, 0), 0, 255).round().astype(np.uint8),
                               clouds=clouds.astype(np.float32, copy=False))
 
@@ -99,9 +105,13 @@ def display_colours(points: np.ndarray) -> np.ndarray:
 def cloud_bytes(points: np.ndarray, colours: np.ndarray | None, file_type: str) -> bytes:
     """``float32 (N, 3)`` points (optional ``uint8 (N, 3 | 4)`` colours) → a point cloud file of
     ``file_type`` (one of :data:`FORMATS`; .glb: glTF binary with a POINTS primitive). The vertices
-    are the points' float32 values (.obj: as text, to 9 significant digits by trimesh)."""
+    are the points' float32 values (.ply / .glb: lmnet's own writers, :mod:`lmnet.colour_files`, as
+    ``lmnet infer --color`` writes them; .obj: as text, to 9 significant digits by trimesh)."""
     if file_type not in FORMATS:
         raise DataError(f"point cloud format must be one of {list(FORMATS)}, got {file_type!r}")
+    if file_type in ("ply", "glb") and colours is not None:
+        writer = ply_bytes if file_type == "ply" else glb_bytes
+        return writer(np.asarray(points, np.float32), np.asarray(colours, np.uint8)[:, :3])
     data = trimesh.PointCloud(np.asarray(points, np.float32), colors=colours).export(file_type=file_type)
     return data.encode() if isinstance(data, str) else data
 

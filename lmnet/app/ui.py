@@ -140,7 +140,7 @@ def build_blocks(state: AppState, examples: list[str]):
         status = gr.Markdown("", elem_id="lmnet-status")
         with gr.Row():
             photo = gr.Image(label="photo", interactive=False, type="numpy", format="png")
-            mask = gr.Image(label="mask (the photo's alpha)", interactive=False, type="numpy", format="png")
+            mask = gr.Image(label="mask (the photo's alpha, or the object found, as framed)", interactive=False, type="numpy", format="png")
             net_in = gr.Image(label="network input (128 × 128)", interactive=False, type="numpy", format="png")
         sample = gr.Slider(0, 1, value=0, step=1, label="cloud: 0 = prediction, k = Variant II sample k",
                            visible=False)
