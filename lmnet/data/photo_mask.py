@@ -40,7 +40,7 @@ from lmnet.errors import ConfigError, CorruptFileError, DataError
 
 __all__ = ["NoObjectError", "NotFoundError", "read_photo_rgba", "foreground", "estimate_foreground", "rembg_foreground",
            "photo_input", "array_input", "object_crop", "BACKGROUND_METHODS", "WORK_SIDE", "BORDER_FRAC", "N_COLOURS",
-           "MIN_CONTRAST", "MIN_FRACTION", "MAX_FRACTION"]
+           "MIN_CONTRAST", "PLAIN_MIN_CONTRAST", "MIN_FRACTION", "MAX_FRACTION"]
 
 #: how an opaque photo's object is found (``--background``): offline estimate, or the optional rembg
 BACKGROUND_METHODS = ("auto", "rembg")
@@ -61,7 +61,12 @@ TEXTURE_SIGMA, TEXTURE_WEIGHT = 2.0, 2.0
 #: textured backgrounds: the object's colours (k-means centres) and how far (px) from the first
 #: guess pixels are re-decided by colour (:func:`_colour_refine`), in how many rounds
 OBJECT_COLOURS, REFINE_RADIUS, REFINE_ROUNDS = 8, 6, 3
-#: the smallest distance counted as "not background"
+#: the smallest distance counted as "not background": on a textured background, and on a plain one
+#: (5 grey levels of 255; the band's own noise raises it on real photos). The plain floor was 0.04:
+#: object faces shaded within 10 levels of a grey background vanished. Lower floors were measured too
+#: (benchmarks/results/photo_mask.md): 0.006 finds those faces but fills a chair's slat gaps with JPEG
+#: ringing on 2× enlarged renders; 0.02 is better than 0.04 on every background there and in the test
+PLAIN_MIN_CONTRAST = 0.02
 MIN_CONTRAST = 0.04
 #: holes of at most this fraction of the image are filled; parts of at least KEEP_PART of the
 #: largest part's size are kept
@@ -288,7 +293,7 @@ def _background_distance(img: np.ndarray, band: np.ndarray) -> tuple[np.ndarray,
     - ``"plain"`` (white, grey, gradient, with some noise): the distance of the colour to a
       quadratic surface fitted to the band (:func:`_smooth_fit`), used when the band's 99th
       percentile of that distance, smoothed (σ = 1 px), is at most :data:`PLAIN_SPREAD`;
-      threshold: twice the band's 99th percentile of the distance, at least :data:`MIN_CONTRAST`;
+      threshold: twice the band's 99th percentile of the distance, at least :data:`PLAIN_MIN_CONTRAST`;
     - ``"textured"`` otherwise: the distance of the local colour and texture
       (:func:`_texture_features`) to the nearest of :data:`N_COLOURS` k-means centres of the band's;
       threshold: the band's own 99th percentile of it, at least :data:`MIN_CONTRAST`."""
@@ -296,7 +301,7 @@ def _background_distance(img: np.ndarray, band: np.ndarray) -> tuple[np.ndarray,
     smoothed = np.sqrt((ndimage.gaussian_filter(residual, (1, 1, 0)) ** 2).sum(-1))
     if float(np.quantile(smoothed[band], 0.99)) <= PLAIN_SPREAD:
         dist = np.sqrt((residual ** 2).sum(-1))
-        return dist, max(MIN_CONTRAST, 2 * float(np.quantile(dist[band], 0.99))), "plain"
+        return dist, max(PLAIN_MIN_CONTRAST, 2 * float(np.quantile(dist[band], 0.99))), "plain"
     features = _texture_features(img)
     dist = _distance_to(features, _kmeans(features[band], N_COLOURS))
     return dist, max(MIN_CONTRAST, float(np.quantile(dist[band], 0.99))), "textured"
