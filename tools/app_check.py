@@ -44,7 +44,7 @@ _RECT_JS = (f"(() => {{ const c = document.querySelector('{VIEWER} canvas'); c.s
 def viewer_figures(png: bytes) -> tuple[int, float]:
     """A screenshot of the viewer → (distinct colours of its coloured pixels, fraction of its pixels
     that are coloured). Coloured: channels at least 30 apart, so the viewer's grey label, buttons and
-    white background never count, only the drawn points (each coloured by its position)."""
+    white background never count, only the drawn points (coloured from the photo, or by position)."""
     import numpy as np
     from PIL import Image
 

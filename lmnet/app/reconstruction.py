@@ -25,6 +25,7 @@ from lmnet.envvars import MAX_SAMPLE_CLOUDS, MAX_UPLOAD_BYTES
 from lmnet.errors import ConfigError, DataError
 from lmnet.infer import predict_prepared
 from lmnet.registry import load_model, require_kind
+from lmnet.render.point_colours import colour_points
 
 #: the longest side of the photo and mask the app shows (the network never sees these copies)
 DISPLAY_SIDE = 512
@@ -36,12 +37,14 @@ FORMATS = ("ply", "glb", "obj")
 class Reconstruction:
     """One photo's result: ``photo`` ``uint8 (h, w, 3)`` and ``mask`` ``uint8 (h, w)`` (255 = object)
     at display size, ``network_input`` ``uint8 (128, 128, 3)``, ``clouds`` ``float32 (1 + K, 2048, 3)``:
-    ``[0]`` the prediction (Variant II: μ's decoding), ``[k]`` sample ``k``."""
+    ``[0]`` the prediction (Variant II: μ's decoding), ``[k]`` sample ``k``; ``crop`` ``uint8 (128, 128, 4)``:
+    the network's crop with the object's mask as alpha, which colours the clouds (:func:`photo_colours`)."""
 
     photo: np.ndarray
     mask: np.ndarray
     network_input: np.ndarray
     clouds: np.ndarray
+    crop: np.ndarray
 
 
 def check_upload(path: str | Path, name: str) -> None:
@@ -90,7 +93,13 @@ class AppRun:
         mask = rgba[..., 3] if bool((rgba[..., 3] < 255).any()) else crop[..., 3]
         return Reconstruction(photo=_display(rgba[..., :3]), mask=_display(mask),
                               network_input=np.clip(prepared.transpose(1, 2, 0), 0, 255).round().astype(np.uint8),
-                              clouds=clouds.astype(np.float32, copy=False))
+                              clouds=clouds.astype(np.float32, copy=False), crop=crop)
+
+
+def photo_colours(points: np.ndarray, crop: np.ndarray) -> np.ndarray:
+    """``uint8 (N, 3)`` colours of ``points (N, 3)`` from the photo's network ``crop`` ``uint8 (128, 128, 4)``:
+    the colours ``lmnet infer --color`` gives the same cloud (:func:`lmnet.render.point_colours.colour_points`)."""
+    return colour_points(points, crop).colours
 
 
 def display_colours(points: np.ndarray) -> np.ndarray:
@@ -116,10 +125,11 @@ def cloud_bytes(points: np.ndarray, colours: np.ndarray | None, file_type: str) 
     return data.encode() if isinstance(data, str) else data
 
 
-def write_cloud_files(points: np.ndarray, folder: str | Path, stem: str) -> dict[str, Path]:
-    """Write ``<stem>.ply/.glb/.obj`` of ``points`` ``(N, 3)`` (coloured by :func:`display_colours`)
-    into ``folder``, atomically; returns ``{format: path}``."""
-    colours = display_colours(points)
+def write_cloud_files(points: np.ndarray, folder: str | Path, stem: str,
+                      colours: np.ndarray | None = None) -> dict[str, Path]:
+    """Write ``<stem>.ply/.glb/.obj`` of ``points`` ``(N, 3)`` coloured by ``colours`` ``uint8 (N, 3 | 4)``
+    (None: :func:`display_colours`) into ``folder``, atomically; returns ``{format: path}``."""
+    colours = display_colours(points) if colours is None else colours
     out = {}
     for fmt in FORMATS:
         out[fmt] = Path(folder) / f"{stem}.{fmt}"

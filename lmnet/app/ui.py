@@ -19,7 +19,7 @@ import signal
 import tempfile
 from pathlib import Path
 
-from lmnet.app.reconstruction import AppRun, Reconstruction, write_cloud_files
+from lmnet.app.reconstruction import AppRun, Reconstruction, photo_colours, write_cloud_files
 from lmnet.envvars import MAX_UPLOAD_BYTES
 from lmnet.errors import ConfigError, LmnetError
 
@@ -83,12 +83,13 @@ def _message(exc: LmnetError, upload: str, name: str) -> str:
     return str(exc).replace(upload, name)
 
 
-def _cloud_outputs(clouds, index: int, folder: Path):
-    """The viewer's .glb and the download list for cloud ``index`` of ``clouds`` ``(1 + K, N, 3)``."""
+def _cloud_outputs(clouds, crop, index: int, folder: Path):
+    """The viewer's .glb and the download list for cloud ``index`` of ``clouds`` ``(1 + K, N, 3)``,
+    coloured from the photo's network ``crop`` as ``lmnet infer --color`` colours it."""
     index = min(max(int(index), 0), len(clouds) - 1)
     stem = "prediction" if index == 0 else f"sample{index:02d}"
     folder.mkdir(parents=True, exist_ok=True)  # the session may have ended meanwhile
-    files = write_cloud_files(clouds[index], folder, stem)
+    files = write_cloud_files(clouds[index], folder, stem, photo_colours(clouds[index], crop))
     return str(files["glb"]), [str(p) for p in files.values()]
 
 
@@ -110,16 +111,16 @@ def make_handlers(state: AppState):
         except LmnetError as exc:
             raise gr.Error(_message(exc, str(upload), name), print_exception=False) from None
         folder = state.session_folder(getattr(request, "session_hash", None))
-        glb, files = _cloud_outputs(res.clouds, 0, folder)
+        glb, files = _cloud_outputs(res.clouds, res.crop, 0, folder)
         slider = gr.Slider(minimum=0, maximum=len(res.clouds) - 1, value=0, step=1,
                            visible=len(res.clouds) > 1, interactive=True)
         return (res.photo, res.mask, res.network_input, glb, files, slider, _status(state.run, name, res.clouds),
-                {"clouds": res.clouds, "folder": str(folder)})
+                {"clouds": res.clouds, "crop": res.crop, "folder": str(folder)})
 
     def show_sample(index, result):
         if not result:
             raise gr.Error("reconstruct a photo first")
-        return _cloud_outputs(result["clouds"], index, Path(result["folder"]))
+        return _cloud_outputs(result["clouds"], result["crop"], index, Path(result["folder"]))
 
     return reconstruct, show_sample
 
