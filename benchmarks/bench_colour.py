@@ -153,7 +153,7 @@ def to_markdown(recs: list[dict], header: str) -> str:
                      f"{s['hid_err']:.1f} | {s['hid_base']:.1f} | {s['hid_err'] / s['hid_base']:.2f} | "
                      f"{s['az_median']:.0f}° | {s['iou']:.3f} | {s['seconds']:.2f} |")
     lines += ["", "Visible and hidden are as `colour_points` decides them (z-buffer of the splatted points under "
-              "the fitted camera, the point's pixel inside the mask). Tables are often fitted half a turn "
+              "the fitted camera, the point's pixel at least `MASK_INSET` = 2 px inside the mask). Tables are often fitted half a turn "
               "or a quarter turn away (their silhouettes nearly repeat); their parts' colours then land "
               "on the mirrored side. `s / cloud`: one `colour_points` call, on a shared machine.", ""]
     lines += ["Acceptance over all images (visible ratio ≤ 0.33 and hidden ratio < 1):", ""]

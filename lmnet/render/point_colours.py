@@ -40,9 +40,9 @@ FINE_AZIMUTH_STEP = 2.0  #: degrees between the azimuths of the refinement (± o
 MASK_THRESHOLD = 127  #: alpha above this is the object
 #: a point takes its pixel's colour only where that pixel is at least this many pixels inside the mask:
 #: edge pixels blend the object with the background and a predicted cloud's outline is off by a pixel
-#: or two (benchmarks/results/colour.md: visible error / mean-colour baseline 0.28 → 0.20 on the GT
-#: cloud, 0.47 → 0.43 on the noisy one, measured with 0 / 2); points nearer the edge are filled like
-#: hidden ones
+#: or two (benchmarks/results/colour.md, 0 → 2: visible error / mean-colour baseline 0.29 → 0.20 on
+#: the GT cloud, 0.67 → 0.56 from lit renders, 0.48 → 0.50 on the noisy cloud); points nearer the
+#: edge are filled like hidden ones
 MASK_INSET = 2
 
 
