@@ -286,3 +286,28 @@ def test_cli_render_png_strip_and_gif(tmp_path):
                      "--out", str(out)]) == 2
     assert cli_main(["render", "--points", str(tmp_path / "pred.npy"), "--view", "top",
                      "--out", str(out)]) == 2
+
+
+def test_cli_render_colors_draws_each_points_own_colour(tmp_path, capsys):
+    pts = _chair_like(300)
+    left = pts[:, 1] < np.median(pts[:, 1])  # the 3D-LMNet frame's left / right halves
+    colours = np.where(left[:, None], [220, 30, 30], [30, 60, 220]).astype(np.uint8)
+    np.save(tmp_path / "pred.npy", pts)
+    np.save(tmp_path / "pred.colors.npy", colours)
+    out = tmp_path / "c.png"
+    args = ["render", "--points", str(tmp_path / "pred.npy"), "--colors", str(tmp_path / "pred.colors.npy")]
+    assert cli_main([*args, "--size", "96", "--out", str(out)]) == 0
+    rgb = np.asarray(Image.open(out).convert("RGB")).astype(int)
+    red, blue = (rgb[..., 0] - rgb[..., 2] > 80).sum(), (rgb[..., 2] - rgb[..., 0] > 80).sum()
+    assert red > 50 and blue > 50  # both halves drawn in their own colours (shaded), nothing in height colours
+    assert not ((rgb[..., 1] - np.maximum(rgb[..., 0], rgb[..., 2])) > 40).any()  # viridis' greens absent
+    assert cli_main([*args, "--gif", "--frames", "3", "--size", "32", "--out", str(tmp_path / "c.gif")]) == 0
+    capsys.readouterr()
+    np.save(tmp_path / "short.npy", colours[:10])
+    np.save(tmp_path / "float.npy", colours.astype(np.float32))
+    for bad, says in (("short.npy", "(300, 3), got uint8 (10, 3)"), ("float.npy", "expected uint8 RGB")):
+        assert cli_main([*args[:3], "--colors", str(tmp_path / bad), "--out", str(out)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and bad in err[0] and says in err[0]
+    assert cli_main([*args, "--color-by", "uniform", "--out", str(out)]) == 2
+    assert "--colors colours one --points cloud" in capsys.readouterr().err

@@ -2,7 +2,8 @@
 
 --points: one cloud without --gt → one image of --size pixels. Several clouds (or --gt, or a
 (K, N, 3) sample stack, which counts as K clouds) → a labelled strip: ground truth first, then each
-cloud. --color-by error colours each cloud by its per-point Euclidean distance to --gt (plasma, 0 →
+cloud. --colors FILE.npy gives the one cloud's own RGB per point (lmnet infer --color's
+<id>.colors.npy). --color-by error colours each cloud by its per-point Euclidean distance to --gt (plasma, 0 →
 --error-max, clipped). --gif writes a turntable of the first cloud instead (--out should end .gif).
 Clouds are drawn in the 3D-LMNet frame (centred, unit diagonal): a cloud with no point in the view
 is an error, not a blank image.
@@ -44,6 +45,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gt", default=None, help="ground-truth .npy (N, 3); needed for --color-by error")
     p.add_argument("--color-by", choices=("height", "error", "uniform"), default=None,
                    help="point colours (default height; error needs --gt)")
+    p.add_argument("--colors", default=None,
+                   help="uint8 (N, 3) RGB per point of the one --points cloud (.npy: lmnet infer --color's "
+                        "<id>.colors.npy); replaces --color-by")
     p.add_argument("--error-max", type=float, default=None,
                    help="distance mapped to the top of the error colour scale (default 0.05)")
     p.add_argument("--view", default="three_quarter",
@@ -137,6 +141,25 @@ def _read_clouds(args):
     return clouds, names, sources, gt
 
 
+def _read_colours(args, clouds, gt, alone: bool):
+    """``--colors``: the one cloud's ``uint8 (N, 3)`` RGB as float32 ``(N, 3)`` in [0, 1], the
+    ``color_by`` of :func:`lmnet.render.pointclouds.render_cloud`; refused with --color-by, --gt or
+    several clouds, and when the file is not one uint8 colour per point."""
+    import numpy as np
+
+    from lmnet.data.layout import load_npy
+    from lmnet.errors import ConfigError, CorruptFileError
+
+    if not alone or gt is not None or len(clouds) != 1:
+        raise ConfigError("--colors colours one --points cloud (N, 3): not with --color-by, --gt, "
+                          "several clouds or a sample stack")
+    c = load_npy(args.colors, "point colours")
+    if c.dtype != np.uint8 or c.shape != (len(clouds[0]), 3):
+        raise CorruptFileError(args.colors, f"expected uint8 RGB, one row per point of {args.points[0]} "
+                                            f"({len(clouds[0])}, 3), got {c.dtype} {c.shape}")
+    return c.astype(np.float32) / 255
+
+
 def _drawn(img, name: str, args):
     """``img`` (one render, ``uint8 (H, W, 4)``) if any point was drawn, else a one-line error:
     a blank image would hide a cloud outside the frame, 1e30 coordinates or sub-pixel splats."""
@@ -170,7 +193,7 @@ def _check_mesh_options(args) -> tuple[float, float]:
     """Refuse the --points-only options and a bad --size / --view for --mesh; returns the view."""
     from lmnet.errors import ConfigError
 
-    given = [name for name, value in (("--gt", args.gt), ("--color-by", args.color_by),
+    given = [name for name, value in (("--gt", args.gt), ("--color-by", args.color_by), ("--colors", args.colors),
                                       ("--error-max", args.error_max), ("--backend", args.backend),
                                       ("--transparent", args.transparent or None)) if value is not None]
     if given:
@@ -222,11 +245,14 @@ def run(args) -> int:
 
     if args.mesh is not None:
         return _run_mesh(args)
+    colours_given = args.colors is not None and args.color_by is None
     args.color_by = args.color_by or "height"
     args.backend = args.backend or "torch"
     out = _check_output(args)
     error_max = _check_options(args)
     clouds, names, sources, gt = _read_clouds(args)
+    if args.colors is not None:
+        args.color_by = _read_colours(args, clouds, gt, colours_given)
     n = args.frames if args.gif else len(clouds) + (gt is not None)
     what = f"{n} GIF frames" if args.gif else f"{n} image cell(s)"
     MAX_RENDER_PIXELS.check(n * args.size ** 2, f"render of {what} of {args.size}x{args.size}",
