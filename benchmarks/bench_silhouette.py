@@ -22,16 +22,14 @@ import sys
 
 import torch
 
-from lmnet.methods.silhouette.data import MultiViewDataset
-from lmnet.methods.silhouette.evaluate import predict_poses
+from lmnet.losses.pose import aligned_pose_errors, rotations_from_view_angles
+from lmnet.methods.silhouette.evaluate import every_view_dataset, predict_poses
 from lmnet.methods.silhouette.pose_losses import pose_errors, select_pose_winner
 from lmnet.methods.silhouette.losses import mask_coverage_loss, project_views
 from lmnet import camera
 from lmnet.eval.protocol import Protocol
 from lmnet.eval.run import evaluate_run
-from lmnet.runs.splits import resolve_split_file
 from lmnet.registry import load_model
-from lmnet.data.dataset import ShapeNetDataset
 
 try:
     from benchmarks._common import median_time
@@ -102,20 +100,19 @@ def run(quick: bool = False) -> dict:
 
 
 def evaluate(run_dir: str, split: str = "test", emd: bool = False, workers: int = 2) -> dict:
-    """Paper-protocol table (model vs medoid mean shape) and, for unknown-pose runs, pose errors."""
+    """Paper-protocol table (model vs medoid mean shape) and, for unknown-pose runs, pose errors: the
+    azimuth / elevation figures of :func:`pose_errors` and DPC's accuracy within 30° / median angle
+    after the best global rotation (:func:`lmnet.losses.pose.aligned_pose_errors`, all categories
+    together, no symmetries; per category: :mod:`lmnet.eval.silhouette_pose`)."""
 
     res = evaluate_run(run_dir, split=split, protocol=Protocol(emd=emd), workers=workers)
     out = {"tables": res["tables"], "notes": res["notes"], "n_pairs": res["n_pairs"]}
     model, config = load_model(run_dir)
     if getattr(model, "pose_net", None) is not None:
-
-        base = ShapeNetDataset(config["data_root"], split=resolve_split_file(config, split),
-                               categories=config["categories"], views="all", n_points=1024,
-                               image_cache=config["image_cache"], background=config["background"])
-        ds = MultiViewDataset(base, n_views=1, input_views=None, pose_images=True,
-                                  pose_image_size=config["pose_image_size"], mask_size=config["silhouette_size"])
-        pred, gt = predict_poses(model, ds)
-        out["pose"] = {**pose_errors(pred, gt), "n_views": int(len(pred))}
+        pred, gt = predict_poses(model, every_view_dataset(config, split))
+        dpc = aligned_pose_errors(rotations_from_view_angles(*pred.T), rotations_from_view_angles(*gt.T))
+        out["pose"] = {**pose_errors(pred, gt), "dpc_accuracy_30": dpc.accuracy_30, "dpc_median_deg": dpc.median_deg,
+                       "n_views": int(len(pred))}
     return out
 
 

@@ -19,6 +19,9 @@ Index (module → public names; units and conventions are stated at each functio
   L2 and the Variant II diversity loss; means over batch and latent entries).
 - :mod:`lmnet.losses.flatness` (torch): ``face_normals``, ``flatness_loss`` (the textured-mesh
   smoothness regulariser: ``(F/2)·Σ_i mean (n_f·n_{ff[f,i]} − 1)²``).
+- :mod:`lmnet.losses.pose` (NumPy, with the torch camera): ``aligned_pose_errors`` (DPC's pose
+  accuracy at 30° and median angular error after the best global rotation, symmetries included),
+  ``rotations_from_view_angles``, ``symmetry_group``; used by the evaluation and the studies.
 - the silhouette method's mask and pose losses live in its folder (:mod:`lmnet.methods.silhouette`).
 - :mod:`lmnet.losses.kernels` (numba, no torch): the kernels shared with :mod:`lmnet.eval`:
   ``grid_build``, ``grid_query_all`` (exact grid nearest neighbours), ``kabsch_into``,

@@ -7,7 +7,7 @@ pose student over a dataset :mod:`.evaluate`. A silhouette run loads as an ``ima
 
 from lmnet.methods.silhouette.config import CONFIG, DEFAULTS
 from lmnet.methods.silhouette.data import MultiViewDataset, build_multiview_dataset
-from lmnet.methods.silhouette.evaluate import predict_poses
+from lmnet.methods.silhouette.evaluate import every_view_dataset, predict_poses, student_poses_of_split
 from lmnet.methods.silhouette.model import PoseNet, SilhouetteNetwork, build_model, model_config
 from lmnet.methods.silhouette.pose_losses import pose_errors
 from lmnet.methods.silhouette.trainer import SilhouetteTrainer
@@ -25,4 +25,5 @@ def train_silhouette(config: dict | None = None, **datasets):
 
 
 __all__ = ["CONFIG", "DEFAULTS", "METHOD", "MultiViewDataset", "PoseNet", "SilhouetteNetwork", "SilhouetteTrainer",
-           "build_model", "build_multiview_dataset", "model_config", "pose_errors", "predict_poses", "train_silhouette"]
+           "build_model", "build_multiview_dataset", "every_view_dataset", "model_config", "pose_errors", "predict_poses",
+           "student_poses_of_split", "train_silhouette"]
