@@ -72,6 +72,25 @@ def test_framing_matches_the_renders():
     assert "tiny (20 px" in inputs.framing_warnings(tiny_mask)[0]
 
 
+def test_a_photo_framed_like_a_rendering_keeps_its_framing(chair_renders):
+    """A square photo whose object fills the crop as the renderings do is framed exactly as the
+    rendering is fed (the RGBA render through framing with its own alpha: the same network input);
+    a square photo with a small object, or a non-square one, is reframed to RENDER_FILL."""
+    rgba = np.asarray(Image.open(chair_renders[0]).convert("RGBA"))
+    mask = rgba[..., 3] / 255.0
+    assert inputs.framed_like_a_rendering(mask)
+    own = inputs.frame_photo(rgba[..., :3], mask, 255.0)
+    assert np.abs(own - inputs.prepare_array(rgba)).max() <= 1.0  # as the dataset feeds the rendering
+    small = np.zeros((400, 400))
+    small[180:220, 190:210] = 1.0  # 40 px of 400: a fill of 0.11
+    wide = np.zeros((137, 200))
+    wide[30:100, 60:120] = 1.0
+    assert not inputs.framed_like_a_rendering(small) and not inputs.framed_like_a_rendering(wide)
+    x = inputs.frame_photo(np.full((400, 400, 3), 90, np.uint8), small, 255.0)
+    ys, xs = np.nonzero(x[0] < 200)
+    assert abs((ys.max() - ys.min() + 1) - inputs.RENDER_FILL * 128) <= 2
+
+
 def test_rgba_images_keep_their_framing_and_noise_falls_back(tmp_path):
     rgba = np.zeros((137, 137, 4), np.uint8)
     rgba[30:100, 40:90] = [30, 200, 90, 255]

@@ -54,6 +54,12 @@ CROP_NOTATION = f"[{CROP_OFFSET}:-{CROP_END}, {CROP_OFFSET}:-{CROP_END}]"  #: as
 #: the object's box's longer side over the network crop's side in the R2N2-like renderings: the median
 #: of the 720 renders of ``lmnet synth --models 6`` (5 categories; 5th–95th percentile 0.51–0.90)
 RENDER_FILL = 0.70
+#: the 1st–99th percentile of that fill over the 2880 renders of ``make demo``'s data: a square photo
+#: whose object's fill lies in it is already framed like a rendering and keeps its framing
+#: (:func:`framed_like_a_rendering`)
+RENDER_FILL_RANGE = (0.45, 0.98)
+#: a photo whose sides differ by at most this fraction of the longer one counts as square
+SQUARE_TOLERANCE = 0.02
 #: a photo's object smaller than this (box's longer side, px) is warned about (:func:`framing_warnings`)
 TINY_OBJECT_PX = 32
 #: Pix3D: the object's longest side is resized to ``CROP_SIZE - PIX3D_PAD`` = 93 px (:func:`prepare_pix3d`)
@@ -356,16 +362,22 @@ def frame_photo_rgba(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
     object's mask), framed as the renderings frame their object. ``rgb``: ``uint8 (H, W, 3)``; ``mask``: ``(H, W)`` in [0, 1]
     (1 = object; :func:`lmnet.data.photo_mask.read_photo_rgba`).
 
-    The box of the mask's pixels > 0.5 is centred in a square whose 128 px network crop the box's
-    longer side fills to :data:`RENDER_FILL` (the renderings' median); the square covers the
-    rendering's whole 137 px frame (the crop plus :data:`CROP_OFFSET` / ``CROP_END`` px), and what
-    lies outside the photo is transparent. Its alpha is ``mask · 255``; then the steps of a
-    rendering: resize to 137 px (:func:`_render_crop`), :func:`crop`. An empty mask is a ValueError."""
+    A photo already framed like a rendering (:func:`framed_like_a_rendering`) keeps its framing: the
+    whole photo (padded square) is the rendering's 137 px frame. Otherwise the box of the mask's
+    pixels > 0.5 is centred in a square whose 128 px network crop the box's longer side fills to
+    :data:`RENDER_FILL` (the renderings' median); the square covers the rendering's whole 137 px frame
+    (the crop plus :data:`CROP_OFFSET` / ``CROP_END`` px), and what lies outside the photo is
+    transparent. Its alpha is ``mask · 255``; then the steps of a rendering: resize to 137 px
+    (:func:`_render_crop`), :func:`crop`. An empty mask is a ValueError."""
     from PIL import Image
 
     ys, xs = np.nonzero(np.asarray(mask) > 0.5)
     if len(xs) == 0:
         raise ValueError("the mask is empty: no pixel > 0.5")
+    if framed_like_a_rendering(mask):
+        alpha = np.clip(np.rint(np.asarray(mask, dtype=np.float64) * 255), 0, 255).astype(np.uint8)
+        whole = Image.fromarray(np.ascontiguousarray(np.dstack([rgb, alpha])), "RGBA")
+        return np.ascontiguousarray(_render_crop(_pad_square(whole)))
     longest = max(ys.max() - ys.min(), xs.max() - xs.min()) + 1
     inner = longest / RENDER_FILL  # the network crop's side, in photo pixels
     side = max(1, round(inner * R2N2_IMAGE_SIZE / CROP_SIZE))
@@ -376,6 +388,23 @@ def frame_photo_rgba(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
     rgba = Image.fromarray(np.ascontiguousarray(np.dstack([rgb, alpha])), "RGBA")
     framed = rgba.crop((left, top, left + side, top + side))  # outside the photo: (0, 0, 0, 0)
     return np.ascontiguousarray(_render_crop(framed))
+
+
+def framed_like_a_rendering(mask: np.ndarray) -> bool:
+    """Whether a photo with object ``mask`` ``(H, W)`` (in [0, 1]) is framed as the renderings frame
+    their objects: square (sides within :data:`SQUARE_TOLERANCE`), and the box of the mask's pixels
+    > 0.5, once the photo is scaled to the rendering's 137 px, fills the 128 px network crop to
+    within :data:`RENDER_FILL_RANGE`. Such a photo is not reframed: the networks are trained on
+    renderings at those fills, and reframing a rendering to the median fill changed ``make demo``'s
+    Variant I predictions by +18 % CD (lmnet protocol; benchmarks/results/photo_mask.md)."""
+    fg = np.asarray(mask) > 0.5
+    h, w = fg.shape
+    ys, xs = np.nonzero(fg)
+    if len(xs) == 0 or abs(h - w) > SQUARE_TOLERANCE * max(h, w):
+        return False
+    longest = max(ys.max() - ys.min(), xs.max() - xs.min()) + 1
+    fill = longest * R2N2_IMAGE_SIZE / max(h, w) / CROP_SIZE
+    return RENDER_FILL_RANGE[0] <= fill <= RENDER_FILL_RANGE[1]
 
 
 def framing_warnings(mask: np.ndarray) -> list[str]:

@@ -307,6 +307,17 @@ def _background_distance(img: np.ndarray, band: np.ndarray) -> tuple[np.ndarray,
     return dist, max(MIN_CONTRAST, float(np.quantile(dist[band], 0.99))), "textured"
 
 
+def _band_without_outliers(img: np.ndarray, band: np.ndarray) -> np.ndarray:
+    """``band`` less its pixels that stand out from a smooth colour surface fitted to it (an object
+    reaching into the band, e.g. a lamp's shade cut by the photo's top border), when at least half
+    the band is left: distance to the fit above three times the band's median distance and above
+    :data:`PLAIN_MIN_CONTRAST`, dilated by 1 px."""
+    dist = np.sqrt(((img - _smooth_fit(img, band)) ** 2).sum(-1))
+    out = band & (dist > max(PLAIN_MIN_CONTRAST, 3 * float(np.median(dist[band]))))
+    keep = band & ~ndimage.binary_dilation(out)
+    return keep if keep.sum() >= 0.5 * band.sum() else band
+
+
 def _fill_small_holes(fg: np.ndarray) -> np.ndarray:
     """``fg`` with its holes of at most :data:`MAX_HOLE` of the image filled (specks inside the object;
     larger holes, the background seen between a chair's legs, stay)."""
@@ -378,7 +389,8 @@ def estimate_foreground(rgb: np.ndarray, name: str = "photo") -> np.ndarray:
 
     1. block-average the photo to at most :data:`WORK_SIDE` px on its longer side;
     2. learn the background from a band (:data:`BORDER_FRAC` of the shorter side) along the four
-       borders and measure how unlike it each pixel is (:func:`_background_distance`: a smooth
+       borders, less the pixels that stand out from a smooth fit of it (:func:`_band_without_outliers`:
+       an object cut by the border), and measure how unlike it each pixel is (:func:`_background_distance`: a smooth
        colour surface for plain and gradient backgrounds, colour and texture clusters otherwise);
     3. object = distance above the threshold, except, on a plain background, an edge pixel (a
        background pixel within 2 px) whose distance is under half the largest within 2 px: it is
@@ -399,6 +411,7 @@ def estimate_foreground(rgb: np.ndarray, name: str = "photo") -> np.ndarray:
     k = max(1, math.ceil(max(h, w) / WORK_SIDE))
     small = _block_mean(np.asarray(rgb, dtype=np.float64), k)
     band = _border_band(small.shape[:2], max(2, round(BORDER_FRAC * min(small.shape[:2]))))
+    band = _band_without_outliers(small, band)
     fg = _object_pixels(small, band)
     touching = band & ndimage.binary_dilation(fg, iterations=2)
     if touching.any() and (band & ~touching).sum() >= 0.5 * band.sum():  # step 4: the band without the object
