@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ from lmnet.data import layout
 from lmnet.data.categories import to_synset
 from lmnet.data.inputs import crop, read_rgba
 from lmnet.errors import DataError
+from lmnet.render import grids
 from lmnet.render import point_colours as pc
 from lmnet.render import render_mesh
 from lmnet.synthetic import generator
@@ -166,10 +168,6 @@ def test_infer_color_writes_coloured_clouds_and_mesh_carries_them(tmp_path, tiny
 def test_readme_photo_figure_is_made_by_the_commands(tiny_project, tmp_path):
     """tools/photo_figure.py (the README's docs/photo_colour.png): a coloured synthetic chair as a JPEG
     through lmnet infer --color and lmnet render --colors → photo | network input | two views."""
-    import importlib.util
-
-    from lmnet.render import grids
-
     spec = importlib.util.spec_from_file_location("photo_figure", Path(__file__).parents[1] / "tools" / "photo_figure.py")
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
