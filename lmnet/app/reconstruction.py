@@ -20,7 +20,7 @@ import trimesh
 from lmnet import atomic_io
 from lmnet.colour_files import glb_bytes, ply_bytes
 from lmnet.data.inputs import check_image_header, composite, read_rgba, run_background
-from lmnet.data.photo_mask import photo_crop
+from lmnet.data.photo_mask import array_crop
 from lmnet.envvars import MAX_SAMPLE_CLOUDS, MAX_UPLOAD_BYTES
 from lmnet.errors import ConfigError, DataError
 from lmnet.infer import predict_prepared
@@ -82,10 +82,10 @@ class AppRun:
     def reconstruct(self, path: str | Path, name: str) -> Reconstruction:
         """The uploaded file ``path`` (its user-side ``name`` for messages) → :class:`Reconstruction`."""
         check_upload(path, name)
-        # the front end of `lmnet infer --images` (an opaque photo masked and framed), so the cloud is its
-        crop, _ = photo_crop(path)
-        prepared = composite(crop, self.background)[0]
         rgba = read_rgba(path)
+        # the front end of `lmnet infer --images` (an opaque photo masked and framed): the same cloud
+        crop, _ = array_crop(rgba, name)
+        prepared = composite(crop, self.background)[0]
         pred, smp = predict_prepared(self.model, prepared[None], samples=self.samples, device=self.device,
                                      names=[name], source=self.run)
         clouds = pred if smp is None else np.concatenate([pred, smp[0]])

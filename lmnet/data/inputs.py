@@ -371,23 +371,27 @@ def frame_photo_rgba(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
     (:func:`_render_crop`), :func:`crop`. An empty mask is a ValueError."""
     from PIL import Image
 
-    ys, xs = np.nonzero(np.asarray(mask) > 0.5)
-    if len(xs) == 0:
+    fg = np.asarray(mask) > 0.5
+    if not fg.any():
         raise ValueError("the mask is empty: no pixel > 0.5")
+    alpha = np.clip(np.rint(np.asarray(mask, dtype=np.float64) * 255), 0, 255).astype(np.uint8)
+    rgba = Image.fromarray(np.ascontiguousarray(np.dstack([rgb, alpha])), "RGBA")
     if framed_like_a_rendering(mask):
-        alpha = np.clip(np.rint(np.asarray(mask, dtype=np.float64) * 255), 0, 255).astype(np.uint8)
-        whole = Image.fromarray(np.ascontiguousarray(np.dstack([rgb, alpha])), "RGBA")
-        return np.ascontiguousarray(_render_crop(_pad_square(whole)))
-    longest = max(ys.max() - ys.min(), xs.max() - xs.min()) + 1
-    inner = longest / RENDER_FILL  # the network crop's side, in photo pixels
+        return np.ascontiguousarray(_render_crop(_pad_square(rgba)))
+    ys, xs = np.nonzero(fg)
+    inner = _box_side(fg) / RENDER_FILL  # the network crop's side, in photo pixels
     side = max(1, round(inner * R2N2_IMAGE_SIZE / CROP_SIZE))
     before = inner * CROP_OFFSET / CROP_SIZE  # the frame's rows / columns before the crop
     left = round((xs.min() + xs.max() + 1) / 2 - inner / 2 - before)
     top = round((ys.min() + ys.max() + 1) / 2 - inner / 2 - before)
-    alpha = np.clip(np.rint(np.asarray(mask, dtype=np.float64) * 255), 0, 255).astype(np.uint8)
-    rgba = Image.fromarray(np.ascontiguousarray(np.dstack([rgb, alpha])), "RGBA")
     framed = rgba.crop((left, top, left + side, top + side))  # outside the photo: (0, 0, 0, 0)
     return np.ascontiguousarray(_render_crop(framed))
+
+
+def _box_side(fg: np.ndarray) -> int:
+    """The longer side (px) of the box of a boolean object map's True pixels ``(H, W)``; 0 when none."""
+    ys, xs = np.nonzero(fg)
+    return int(max(ys.max() - ys.min(), xs.max() - xs.min()) + 1) if len(xs) else 0
 
 
 def framed_like_a_rendering(mask: np.ndarray) -> bool:
@@ -399,11 +403,9 @@ def framed_like_a_rendering(mask: np.ndarray) -> bool:
     Variant I predictions by +18 % CD (lmnet protocol; benchmarks/results/photo_mask.md)."""
     fg = np.asarray(mask) > 0.5
     h, w = fg.shape
-    ys, xs = np.nonzero(fg)
-    if len(xs) == 0 or abs(h - w) > SQUARE_TOLERANCE * max(h, w):
+    if not fg.any() or abs(h - w) > SQUARE_TOLERANCE * max(h, w):
         return False
-    longest = max(ys.max() - ys.min(), xs.max() - xs.min()) + 1
-    fill = longest * R2N2_IMAGE_SIZE / max(h, w) / CROP_SIZE
+    fill = _box_side(fg) * R2N2_IMAGE_SIZE / max(h, w) / CROP_SIZE
     return RENDER_FILL_RANGE[0] <= fill <= RENDER_FILL_RANGE[1]
 
 
@@ -418,12 +420,10 @@ def framing_warnings(mask: np.ndarray) -> list[str]:
              if edge.any()]
     if sides:
         found.append(f"the object touches the photo's {'/'.join(sides)} border (cut off?)")
-    ys, xs = np.nonzero(fg)
-    if len(xs):
-        longest = max(ys.max() - ys.min(), xs.max() - xs.min()) + 1
-        if longest < TINY_OBJECT_PX:
-            found.append(f"the object is tiny ({longest} px across; the renderings show it at "
-                         f"~{round(RENDER_FILL * CROP_SIZE)} px)")
+    longest = _box_side(fg)
+    if 0 < longest < TINY_OBJECT_PX:
+        found.append(f"the object is tiny ({longest} px across; the renderings show it at "
+                     f"~{round(RENDER_FILL * CROP_SIZE)} px)")
     return found
 
 

@@ -26,6 +26,7 @@ When no object is found, :class:`NoObjectError` says to pass a mask (``--masks``
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from pathlib import Path
@@ -202,6 +203,12 @@ def rembg_model_path() -> Path:
     return Path(os.environ.get("U2NET_HOME") or Path.home() / ".u2net") / REMBG_MODEL
 
 
+@functools.lru_cache(maxsize=1)
+def _rembg_session(rembg):
+    """rembg's U²-Net session, loaded once per process (not once per photo)."""
+    return rembg.new_session("u2net")
+
+
 def rembg_foreground(rgb: np.ndarray, name: str) -> np.ndarray:
     """The object mask of ``rgb`` (``uint8 (H, W, 3)``) by the optional ``rembg`` package (a learnt
     salient-object network, U²-Net) → float64 ``(H, W)`` in [0, 1]. Only where rembg and its model
@@ -220,7 +227,7 @@ def rembg_foreground(rgb: np.ndarray, name: str) -> np.ndarray:
     from PIL import Image
 
     mask = np.asarray(rembg.remove(Image.fromarray(np.ascontiguousarray(rgb), "RGB"), only_mask=True,
-                                   session=rembg.new_session("u2net")), dtype=np.float64) / 255.0
+                                   session=_rembg_session(rembg)), dtype=np.float64) / 255.0
     if not bool((mask > 0.5).any()):
         raise NotFoundError(f"{name}: rembg found no object; {_hint()}", "rembg's mask is empty")
     return mask
@@ -363,22 +370,23 @@ def _object_pixels(img: np.ndarray, band: np.ndarray) -> np.ndarray:
         edge = ndimage.minimum_filter(dist, size=5) <= threshold
         return _clean(fg & ~(edge & (dist < 0.5 * ndimage.maximum_filter(dist, size=5))), opening=False)
     fg = _clean(fg, opening=True)
+    background_colours = _kmeans(img[band], N_COLOURS)
     for _ in range(REFINE_ROUNDS):
-        fg = _colour_refine(img, band, fg)
+        fg = _colour_refine(img, background_colours, fg)
     return fg
 
 
-def _colour_refine(img: np.ndarray, band: np.ndarray, fg: np.ndarray) -> np.ndarray:
+def _colour_refine(img: np.ndarray, background_colours: np.ndarray, fg: np.ndarray) -> np.ndarray:
     """Pixel-level edges of an object found on a textured background, whose texture windows blur
     it (thin parts are lost): within :data:`REFINE_RADIUS` px of ``fg``, a pixel is object when its
     colour is nearer the object's colours (:data:`OBJECT_COLOURS` k-means centres of ``fg`` eroded
-    by 2 px) than the background's (:data:`N_COLOURS` centres of the ``band``)."""
+    by 2 px) than the background's (``background_colours (K, 3)``: the band's k-means centres)."""
     core = ndimage.binary_erosion(fg, iterations=2)
     if core.sum() < OBJECT_COLOURS:
         return fg
     near = ndimage.binary_dilation(fg, iterations=REFINE_RADIUS)
     to_object = _distance_to(img, _kmeans(img[core], OBJECT_COLOURS))
-    to_background = _distance_to(img, _kmeans(img[band], N_COLOURS))
+    to_background = _distance_to(img, background_colours)
     return _clean(core | (near & (to_object < to_background)), opening=True)
 
 
@@ -390,8 +398,9 @@ def estimate_foreground(rgb: np.ndarray, name: str = "photo") -> np.ndarray:
     1. block-average the photo to at most :data:`WORK_SIDE` px on its longer side;
     2. learn the background from a band (:data:`BORDER_FRAC` of the shorter side) along the four
        borders, less the pixels that stand out from a smooth fit of it (:func:`_band_without_outliers`:
-       an object cut by the border), and measure how unlike it each pixel is (:func:`_background_distance`: a smooth
-       colour surface for plain and gradient backgrounds, colour and texture clusters otherwise);
+       an object cut by the border), and measure how unlike it each pixel is
+       (:func:`_background_distance`: a smooth colour surface for plain and gradient backgrounds,
+       colour and texture clusters otherwise);
     3. object = distance above the threshold, except, on a plain background, an edge pixel (a
        background pixel within 2 px) whose distance is under half the largest within 2 px: it is
        nearer the background's colour than the object's (alpha < 0.5); clean-up (:func:`_clean`;
