@@ -305,7 +305,9 @@ def test_cli_render_colors_draws_each_points_own_colour(tmp_path, capsys):
     capsys.readouterr()
     np.save(tmp_path / "short.npy", colours[:10])
     np.save(tmp_path / "float.npy", colours.astype(np.float32))
-    for bad, says in (("short.npy", "(300, 3), got uint8 (10, 3)"), ("float.npy", "expected uint8 RGB")):
+    for bad, says in (("short.npy", "uint8 (300, 3) (one RGB row per point of --points), got uint8 (10, 3)"),
+                      ("float.npy", "expected point colours uint8 (300, 3) (one RGB row per point of --points), "
+                                    "got float32 (300, 3)")):
         assert cli_main([*args[:3], "--colors", str(tmp_path / bad), "--out", str(out)]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and bad in err[0] and says in err[0]

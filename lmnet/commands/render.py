@@ -142,22 +142,18 @@ def _read_clouds(args):
 
 
 def _read_colours(args, clouds, gt, alone: bool):
-    """``--colors``: the one cloud's ``uint8 (N, 3)`` RGB as float32 ``(N, 3)`` in [0, 1], the
-    ``color_by`` of :func:`lmnet.render.pointclouds.render_cloud`; refused with --color-by, --gt or
-    several clouds, and when the file is not one uint8 colour per point."""
+    """``--colors``: the one cloud's ``uint8 (N, 3)`` RGB (:func:`lmnet.mesh.load_colours`) as float32
+    ``(N, 3)`` in [0, 1], the ``color_by`` of :func:`lmnet.render.pointclouds.render_cloud`; refused
+    with --color-by, --gt or several clouds."""
     import numpy as np
 
-    from lmnet.data.layout import load_npy
-    from lmnet.errors import ConfigError, CorruptFileError
+    from lmnet.errors import ConfigError
+    from lmnet.mesh import load_colours
 
     if not alone or gt is not None or len(clouds) != 1:
         raise ConfigError("--colors colours one --points cloud (N, 3): not with --color-by, --gt, "
                           "several clouds or a sample stack")
-    c = load_npy(args.colors, "point colours")
-    if c.dtype != np.uint8 or c.shape != (len(clouds[0]), 3):
-        raise CorruptFileError(args.colors, f"expected uint8 RGB, one row per point of {args.points[0]} "
-                                            f"({len(clouds[0])}, 3), got {c.dtype} {c.shape}")
-    return c.astype(np.float32) / 255
+    return load_colours(args.colors, len(clouds[0])).astype(np.float32) / 255
 
 
 def _drawn(img, name: str, args):

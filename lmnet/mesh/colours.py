@@ -15,9 +15,7 @@ from scipy.spatial import cKDTree
 
 from lmnet.colour_files import DEFAULT_MESH_COLOR, write_coloured
 from lmnet.data.layout import load_npy
-from lmnet.errors import DataError, LmnetError
-
-COLOURED_MESH_SUFFIXES = (".ply", ".glb")
+from lmnet.errors import DataError
 
 
 def load_colours(path: str | Path, n_points: int) -> np.ndarray:
@@ -39,10 +37,8 @@ def vertex_colours(vertices: np.ndarray, points: np.ndarray, colours: np.ndarray
 
 def write_coloured_mesh(path: str | Path, vertices: np.ndarray, faces: np.ndarray,
                         colours: np.ndarray | None) -> Path:
-    """Write a mesh with vertex colours ``uint8 (V, 3)`` (None: lmnet's mesh grey) as ``.ply`` or ``.glb``."""
-    path = Path(path)
-    if path.suffix.lower() not in COLOURED_MESH_SUFFIXES:
-        raise LmnetError(f"{path}: vertex colours are written to .ply or .glb, not {path.suffix or 'no suffix'}")
+    """Write a mesh with vertex colours ``uint8 (V, 3)`` (None: lmnet's mesh grey) as ``.ply`` or ``.glb``
+    (:func:`lmnet.colour_files.write_coloured`, which refuses any other suffix)."""
     if colours is None:
         grey = np.round(np.asarray(DEFAULT_MESH_COLOR) * 255).astype(np.uint8)
         colours = np.broadcast_to(grey, (len(vertices), 3))
