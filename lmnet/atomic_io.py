@@ -67,6 +67,15 @@ def save_npy(path: str | Path, array) -> None:
     write_bytes(path, buf.getvalue())
 
 
+def save_npz(path: str | Path, **arrays) -> None:
+    """``np.savez`` (uncompressed, no pickles in it for numeric arrays) of ``arrays``, atomically."""
+    import numpy as np
+
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    write_bytes(path, buf.getvalue())
+
+
 def save_torch(obj: Any, path: str | Path) -> None:
     """``torch.save`` atomically (checkpoints). Load them with ``torch.load(..., weights_only=True)``."""
     import torch

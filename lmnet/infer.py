@@ -35,7 +35,7 @@ from lmnet.data.photo_mask import BACKGROUND_METHODS, array_input, photo_crop, p
 from lmnet.envvars import MAX_SAMPLE_CLOUDS
 from lmnet.errors import ConfigError, DataError
 from lmnet.runs import guard
-from lmnet.runs.folder import CONFIG_FILE, read_run_config
+from lmnet.runs.folder import CONFIG_FILE, read_run_config, run_folder_of
 from lmnet.registry import load_model, require_kind
 from lmnet.render.point_colours import colour_points
 from lmnet.runs.latent_ood import LATENT_OOD_FILE, latent_warning, read_latent_ood
@@ -179,8 +179,7 @@ def photo_inputs(paths: Sequence[Path], masks, image_background: float | None, b
 
 def _latent_reference(checkpoint: str | Path) -> dict | None:
     """The run's :func:`~lmnet.runs.latent_ood.read_latent_ood`, or None (:func:`_no_latent_note`)."""
-    path = Path(checkpoint)
-    folder = path if path.is_dir() else path.parent.parent if path.parent.name == "checkpoints" else None
+    folder = run_folder_of(checkpoint)
     return read_latent_ood(folder) if folder is not None else None
 
 

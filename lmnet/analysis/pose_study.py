@@ -16,7 +16,6 @@ run one at a time):
 
 from __future__ import annotations
 
-import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from lmnet.atomic_io import write_bytes, write_json
+from lmnet.atomic_io import save_npz, write_json
 from lmnet.errors import CorruptFileError
 from lmnet.losses.pose import ACCURACY_THRESHOLD_DEG
 
@@ -78,9 +77,7 @@ def write_pose_study(folder: str | Path, figures: Mapping[str, Mapping[str, Mapp
             old.figures.setdefault(cat, {})[mode] = dict(entry)
             old.errors.pop(f"{cat}.{mode}", None)
     old.errors.update({k: np.asarray(v, dtype=np.float64) for k, v in errors.items()})
-    buf = io.BytesIO()
-    np.savez(buf, **old.errors)
-    write_bytes(Path(folder) / ERRORS_FILE, buf.getvalue())
+    save_npz(Path(folder) / ERRORS_FILE, **old.errors)
     write_json(Path(folder) / FIGURES_FILE, old.figures)
     return old
 

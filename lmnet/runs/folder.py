@@ -72,6 +72,15 @@ def load_checkpoint(path: str | Path) -> dict:
     return ckpt
 
 
+def run_folder_of(run: str | Path) -> Path | None:
+    """The run folder of ``run``: itself when it is a folder, the folder above ``checkpoints/`` for a
+    checkpoint file inside one, else None (a loose ``.pt``)."""
+    run = Path(run)
+    if run.is_dir():
+        return run
+    return run.parent.parent if run.parent.name == CHECKPOINT_DIR else None
+
+
 def load_run(run: str | Path, which: str = "best") -> tuple[dict, dict]:
     """A run's checkpoint and config → ``(checkpoint, config)``, whatever method wrote it.
 
@@ -82,8 +91,7 @@ def load_run(run: str | Path, which: str = "best") -> tuple[dict, dict]:
     (:func:`lmnet.data.inputs.run_image_input`), else the error names its ``config.json``."""
     run = Path(run)
     if run.is_file():
-        ckpt_file = run
-        folder = run.parent.parent if run.parent.name == CHECKPOINT_DIR else None
+        ckpt_file, folder = run, run_folder_of(run)
     else:
         if not run.is_dir():
             raise DataError(f"run folder {run} does not exist")

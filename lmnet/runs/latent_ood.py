@@ -16,7 +16,6 @@ Runs trained before this file existed, or without a validation set, have none: t
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
@@ -46,17 +45,10 @@ def write_latent_ood(run_dir: str | Path, reference: np.ndarray, validation: np.
     """Write ``run_dir/latent_ood.npz`` from the μ of training images ``reference (N, D)`` and of
     validation images ``validation (M, D)`` (module docstring); returns its path."""
     distances = nearest_distances(reference, validation)
-    buf = _npz(reference=np.asarray(reference, dtype=np.float32), validation_distances=distances,
-               threshold=np.float64(np.percentile(distances, PERCENTILE)), percentile=np.float64(PERCENTILE))
     path = Path(run_dir) / LATENT_OOD_FILE
-    atomic_io.write_bytes(path, buf)
+    atomic_io.save_npz(path, reference=np.asarray(reference, dtype=np.float32), validation_distances=distances,
+                       threshold=np.float64(np.percentile(distances, PERCENTILE)), percentile=np.float64(PERCENTILE))
     return path
-
-
-def _npz(**arrays) -> bytes:
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)
-    return buf.getvalue()
 
 
 def read_latent_ood(run_dir: str | Path) -> dict | None:
