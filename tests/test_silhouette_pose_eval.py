@@ -10,7 +10,7 @@ import shlex
 import numpy as np
 import pytest
 
-from lmnet.analysis.pose_study import (ENTRY_KEYS, FIGURES_FILE, plot_pose_errors, pose_study_markdown,
+from lmnet.analysis.pose_study import (ENTRY_KEYS, ERRORS_FILE, FIGURES_FILE, plot_pose_errors, pose_study_markdown,
                                        pose_study_report, read_pose_study, write_pose_study)
 from lmnet.data.categories import name_of
 from lmnet.errors import CorruptFileError
@@ -19,6 +19,7 @@ from lmnet.losses.pose import aligned_pose_errors, rotations_from_view_angles, s
 from lmnet.methods import silhouette as sil
 from lmnet.methods.silhouette.evaluate import student_poses_of_split
 from lmnet.registry import load_model
+from lmnet.runs.latent_ood import LATENT_OOD_FILE, read_latent_ood
 from studies import silhouette_pose as study
 
 
@@ -114,3 +115,22 @@ def test_study_command_line_reproduces_each_entry(tmp_path):
         ["chair"], ["unknown"], 100, a.symmetry, ["lr=1e-3"])
     with pytest.raises(ValueError, match="unknown symmetry"):
         study.parse_args(["--data", "/d", "--symmetry", "chair=mirror"])
+
+
+class _Boom:
+    """Unpickling this would run code: the readers must refuse the file instead."""
+
+    def __reduce__(self):
+        return (exec, ("raise SystemExit('pickle executed')",))
+
+
+def test_pickled_arrays_in_the_npz_files_are_refused_not_run(tmp_path):
+    entry = dict.fromkeys(ENTRY_KEYS, 1.0)
+    (tmp_path / FIGURES_FILE).write_text(json.dumps({"car": {"unknown": entry}}))
+    evil = np.array([_Boom()], dtype=object)
+    np.savez(tmp_path / ERRORS_FILE, **{"car.unknown": evil})
+    with pytest.raises(CorruptFileError, match=ERRORS_FILE):
+        read_pose_study(tmp_path)
+    np.savez(tmp_path / LATENT_OOD_FILE, reference=evil, threshold=np.float64(1), percentile=np.float64(99))
+    with pytest.raises(CorruptFileError, match=LATENT_OOD_FILE):
+        read_latent_ood(tmp_path)

@@ -60,8 +60,11 @@ def read_pose_study(folder: str | Path) -> PoseStudy | None:
                 raise CorruptFileError(f"{path}: entry {cat}/{mode} lacks keys {missing}; expected {list(ENTRY_KEYS)}")
     errors = {}
     if (folder / ERRORS_FILE).is_file():
-        with np.load(folder / ERRORS_FILE, allow_pickle=False) as z:
-            errors = {k: z[k] for k in z.files}
+        try:
+            with np.load(folder / ERRORS_FILE, allow_pickle=False) as z:
+                errors = {k: z[k] for k in z.files}
+        except (OSError, ValueError) as e:  # a pickled (object) array is refused here, never executed
+            raise CorruptFileError(folder / ERRORS_FILE, f"unreadable per-view pose errors ({e})") from None
     return PoseStudy(figures, errors)
 
 
