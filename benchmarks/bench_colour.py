@@ -9,6 +9,9 @@ the 128 px crop of the rendering (its alpha is the mask) colours a "prediction":
 - **noisy**: a stand-in for a predicted cloud, the same cloud with Gaussian noise of σ = 2 point
   spacings on every coordinate and 5 % of the points moved to uniform positions in its bounding box
   (seeded; as ``benchmarks/bench_mesh.py``);
+- **prediction** (with ``--run RUN --split TEST_SPLIT``): the run's own prediction
+  (:func:`lmnet.reconstruct`) from the coloured render, for models of the run's test split (a run
+  trained on ``lmnet synth``'s grey renders, e.g. ``make demo``'s Variant I: the same shapes, seed 0);
 - **gt, lit renders** (view 0 only): the same model rendered in memory with lmnet's default key +
   fill lighting instead of unlit, to show what shading costs (the pixel colours are then darker than
   the parts' colours).
@@ -19,11 +22,12 @@ mean RGB of the pixels with alpha > 127). Both are averaged over the points that
 finds visible, and separately over the hidden ones, per image, then over images. Acceptance: visible
 error ≤ 1/3 of the baseline's, hidden error below the baseline's.
 
-``python -m benchmarks.bench_colour`` writes ``benchmarks/results/colour.md``.
+``python -m benchmarks.bench_colour [--run RUN --split TEST_SPLIT]`` writes ``benchmarks/results/colour.md``.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import tempfile
@@ -38,6 +42,7 @@ from lmnet.atomic_io import write_text
 from lmnet.data import layout
 from lmnet.data.categories import to_synset
 from lmnet.data.inputs import crop, read_rgba
+from lmnet.infer import reconstruct
 from lmnet.mesh import point_spacing
 from lmnet.render import render_mesh
 from lmnet.render.point_colours import colour_points
@@ -50,7 +55,7 @@ except ImportError:  # run as a script: python benchmarks/bench_colour.py
 
 CATEGORIES = ("chair", "table", "airplane", "car", "lamp")
 VIEWS = (0, 12)
-CONDITIONS = ("gt", "noisy", "gt, lit renders")
+CONDITIONS = ("gt", "noisy", "prediction", "gt, lit renders")
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -86,11 +91,20 @@ def _lit_render(category: str, index: int, meta) -> np.ndarray:
     return np.ascontiguousarray(crop(img))
 
 
-def measure(root: Path, n_models: int) -> list[dict]:
+def model_indices(synset: str, n_models: int, split: Path | None) -> list[int]:
+    """The first ``n_models`` model indices (seed 0) of ``synset``, or of those in the ``split`` file."""
+    if split is None:
+        return list(range(n_models))
+    keys = set(json.loads(split.read_text()).get(synset, []))
+    found = [i for i in range(10_000) if f"{synset}/{generator.model_id(0, synset, i)}" in keys]
+    return found[:n_models]
+
+
+def measure(root: Path, models: dict[str, list[int]], run: Path | None = None) -> list[dict]:
     recs = []
     for ci, cat in enumerate(CATEGORIES):
         synset = to_synset(cat)
-        for i in range(n_models):
+        for i in models[cat]:
             mid = generator.model_id(0, synset, i)
             pts = np.load(layout.pointcloud_path(root, synset, mid, 2048))
             ref = np.load(layout.pointcloud_path(root, synset, mid, 16384))
@@ -99,11 +113,13 @@ def measure(root: Path, n_models: int) -> list[dict]:
             for v in VIEWS:
                 rgba = np.ascontiguousarray(crop(read_rgba(layout.image_path(root, synset, mid, v))))
                 preds = {"gt": pts, "noisy": noisy_copy(pts, 1000 * ci + 10 * i + v)}
+                if run is not None:
+                    preds["prediction"] = reconstruct(layout.image_path(root, synset, mid, v), run)[0]
                 for cond, pred in preds.items():
                     recs.append({"condition": cond, "category": cat, "model": i, "view": v,
                                  **score(pred, rgba, ref, ref_col, metas[v])})
                 if v == VIEWS[0]:
-                    recs.append({"condition": CONDITIONS[2], "category": cat, "model": i, "view": v,
+                    recs.append({"condition": "gt, lit renders", "category": cat, "model": i, "view": v,
                                  **score(pts, _lit_render(cat, i, metas[v]), ref, ref_col, metas[v])})
     return recs
 
@@ -120,12 +136,14 @@ def summarize(recs: list[dict]) -> list[dict]:
     return out
 
 
-def run(quick: bool = False, n_models: int = 2) -> dict:
+def run(quick: bool = False, n_models: int = 2, run_dir: Path | None = None, split: Path | None = None) -> dict:
     load0 = os.getloadavg()[0]
+    models = {cat: model_indices(to_synset(cat), 1 if quick else n_models, split) for cat in CATEGORIES}
     with tempfile.TemporaryDirectory(prefix="lmnet-bench-colour-") as tmp:
-        generator.generate_dataset(tmp, CATEGORIES, n_models=1 if quick else n_models, seed=0, workers=1,
-                                   progress=False, colors=True)
-        recs = measure(Path(tmp), 1 if quick else n_models)
+        for cat, indices in models.items():
+            for i in indices:
+                generator.generate_model(tmp, cat, i, seed=0, colors=True)
+        recs = measure(Path(tmp), models, run_dir)
     load1 = os.getloadavg()[0]
     rows = []
     for s in summarize(recs):
@@ -161,8 +179,8 @@ def to_markdown(recs: list[dict], header: str) -> str:
         vis, hid = r["vis_err"] / r["vis_base"], r["hid_err"] / r["hid_base"]
         lines.append(f"- {r['condition']}: visible {vis:.2f} ({'met' if vis <= 1 / 3 else 'not met'}), "
                      f"hidden {hid:.2f} ({'met' if hid < 1 else 'not met'})")
-    lines += ["", "No trained run's predictions are measured here (a useful run needs more training than a "
-              "CPU benchmark allows); *noisy* stands in for them.", ""]
+    if not any(r["condition"] == "prediction" for r in recs):
+        lines += ["", "No trained run's predictions are measured here (`--run`); *noisy* stands in for them.", ""]
     return "\n".join(lines)
 
 
@@ -174,15 +192,20 @@ def main(argv=None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="1 model per category; writes nothing")
     ap.add_argument("--models", type=int, default=2, help="models per category (default 2)")
+    ap.add_argument("--run", type=Path, help="an image run (e.g. make demo's runs/variant1_l1): adds its predictions")
+    ap.add_argument("--split", type=Path, help="with --run: its test split file; the models are drawn from it")
     args = ap.parse_args(argv)
+    if (args.run is None) != (args.split is None):
+        ap.error("--run and --split go together")
     t0 = time.perf_counter()
-    res = run(quick=args.quick, n_models=args.models)
+    res = run(quick=args.quick, n_models=args.models, run_dir=args.run, split=args.split)
     print_result({k: v for k, v in res.items() if k != "records"})
     if args.quick:
         return 0
     header = (f"Measured {time.strftime('%Y-%m-%d')} on {platform.processor() or platform.machine()} in "
-              f"{time.perf_counter() - t0:.0f} s: `python -m benchmarks.bench_colour --models {args.models}`, "
-              f"{args.models} models per category, views {VIEWS}. " + res["notes"][0] + ".")
+              f"{time.perf_counter() - t0:.0f} s: `python -m benchmarks.bench_colour --models {args.models}"
+              + (f" --run {args.run} --split {args.split}" if args.run else "") +
+              f"`, {args.models} models per category, views {VIEWS}. " + res["notes"][0] + ".")
     write_text(RESULTS / "colour.md", to_markdown(res["records"], header))
     print(f"wrote {RESULTS / 'colour.md'}")
     return 0
