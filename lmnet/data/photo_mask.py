@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
+from scipy.spatial import cKDTree
 
 from lmnet.data.cmr_item import crop, network_image, square_bbox
 from lmnet.data.inputs import (as_rgba, check_image_header, composite, crop_rgba, frame_photo_rgba,
@@ -49,7 +50,9 @@ BACKGROUND_METHODS = ("auto", "rembg")
 REMBG_MODEL = "u2net.onnx"
 
 #: the estimate works on the photo block-averaged to at most this many pixels on its longer side
-WORK_SIDE = 400
+#: (was 400: a 411 px photo was halved, and the edge rule's 5 px window then reached 4 photo pixels
+#: into thin parts; benchmarks/results/photo_mask.md)
+WORK_SIDE = 600
 #: the background is learnt from a band this fraction of the shorter side wide (≥ 2 px)
 BORDER_FRAC = 0.03
 #: a background whose band departs from a smooth colour surface by at most this (99th percentile,
@@ -63,11 +66,11 @@ TEXTURE_SIGMA, TEXTURE_WEIGHT = 2.0, 2.0
 #: guess pixels are re-decided by colour (:func:`_colour_refine`), in how many rounds
 OBJECT_COLOURS, REFINE_RADIUS, REFINE_ROUNDS = 8, 6, 3
 #: the smallest distance counted as "not background": on a textured background, and on a plain one
-#: (5 grey levels of 255; the band's own noise raises it on real photos). The plain floor was 0.04:
-#: object faces shaded within 10 levels of a grey background vanished. Lower floors were measured too
-#: (benchmarks/results/photo_mask.md): 0.006 finds those faces but fills a chair's slat gaps with JPEG
-#: ringing on 2× enlarged renders; 0.02 is better than 0.04 on every background there and in the test
-PLAIN_MIN_CONTRAST = 0.02
+#: (0.012: 2 grey levels of 255; the band's own noise raises it on real photos). The plain floor was
+#: 0.04, then 0.02: object faces shaded within a few levels of a grey background vanished. Measured
+#: in benchmarks/results/photo_mask.md: 0.006 filled a chair's slat gaps with JPEG ringing on 2×
+#: enlarged renders; 0.012 at full resolution is better than 0.02 on grey and equal elsewhere
+PLAIN_MIN_CONTRAST = 0.012
 MIN_CONTRAST = 0.04
 #: holes of at most this fraction of the image are filled; parts of at least KEEP_PART of the
 #: largest part's size are kept
@@ -257,7 +260,7 @@ def _kmeans(points: np.ndarray, k: int, iterations: int = 10) -> np.ndarray:
     order = np.argsort(points.sum(1), kind="stable")
     centres = points[order[np.linspace(0, len(points) - 1, min(k, len(points))).round().astype(int)]]
     for _ in range(iterations):
-        nearest = ((points[:, None] - centres[None]) ** 2).sum(-1).argmin(1)
+        nearest = cKDTree(centres).query(points)[1]
         counts = np.bincount(nearest, minlength=len(centres))
         sums = np.stack([np.bincount(nearest, weights=points[:, c], minlength=len(centres))
                          for c in range(points.shape[1])], 1)
@@ -267,10 +270,7 @@ def _kmeans(points: np.ndarray, k: int, iterations: int = 10) -> np.ndarray:
 
 def _distance_to(img: np.ndarray, centres: np.ndarray) -> np.ndarray:
     """``(h, w)``: each pixel's Euclidean distance (``img (h, w, C)``) to the nearest of ``centres (K, C)``."""
-    d = np.full(img.shape[:2], np.inf)
-    for c in centres:
-        d = np.minimum(d, np.sqrt(((img - c) ** 2).sum(-1)))
-    return d
+    return cKDTree(centres).query(img.reshape(-1, img.shape[-1]))[0].reshape(img.shape[:2])
 
 
 def _smooth_fit(img: np.ndarray, band: np.ndarray) -> np.ndarray:
