@@ -95,7 +95,7 @@ def demo_overrides(out: str | Path, **extra) -> dict[str, Any]:
 
 
 def run_notebooks(names: Sequence[str], out_dir: str | Path, overrides: Mapping[str, Any], *,
-                  notebooks_dir: str | Path, timeout: int = 1800,
+                  notebooks_dir: str | Path, timeout: int = runner.CELL_TIMEOUT_S,
                   per_notebook: Mapping[str, Mapping[str, Any]] | None = None,
                   log: Callable[[str], None] = print) -> dict[str, float]:
     """Execute ``names`` (files in ``notebooks_dir``) in order with ``overrides`` (plus

@@ -89,6 +89,11 @@ def test_run_notebook_inline_backend_and_cwd(tmp_path, monkeypatch):
     with pytest.raises(LmnetError, match="boom"):
         run_notebook(src, tmp_path / "out2.ipynb", timeout=120)
     assert (tmp_path / "out2.ipynb").is_file()
+    nbformat.write(new_notebook(cells=[new_code_cell("x = 1"), new_code_cell("import time\ntime.sleep(60)")]), str(src))
+    with pytest.raises(LmnetError) as exc:  # a cell over the limit: one line naming notebook, cell and limit
+        run_notebook(src, tmp_path / "out3.ipynb", timeout=5)
+    assert str(exc.value).startswith(f"notebook {src}: the cell starting 'import time' ran longer than 5 s")
+    assert "\n" not in str(exc.value) and (tmp_path / "out3.ipynb").is_file()
 
 
 @pytest.mark.notebooks
