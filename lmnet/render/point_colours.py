@@ -50,8 +50,9 @@ MASK_INSET = 2
 
 
 #: a point is a stray (:func:`inlier_points`) when its mean distance to its 8 nearest neighbours
-#: exceeds twice the cloud's median (benchmarks/results/colour.md: on the noisy stand-in for a
-#: prediction, visible error / baseline 0.50 → 0.31, the car's fitted azimuth 90° → 3° off)
+#: exceeds twice the cloud's median (measured with benchmarks/bench_colour.py on models 0–1 of each
+#: category: on the noisy stand-in for a prediction, visible error / baseline 0.50 → 0.31, the cars'
+#: fitted azimuths from 90° to 3° off (median); benchmarks/results/colour.md has the latest figures)
 INLIER_NEIGHBOURS, INLIER_FACTOR = 8, 2.0
 
 
