@@ -45,6 +45,9 @@ DEFAULTS: dict[str, Any] = {
     "image_cache": True,
     "background": 255.0,
     "channels_last": True,
+    # after each epoch's steps, BatchNorm running statistics are re-estimated with the epoch's final
+    # weights on this many training batches (0 = keep the running averages): trainer.py
+    "bn_recalibration_batches": 32,
 }
 
 # the two pose columns exist only with pose="unknown" (the trainer drops them otherwise)
@@ -58,6 +61,10 @@ def check(cfg: dict) -> None:
     check_choice(cfg, "init_ae_which", ("best", "last"))
     check_views(cfg, "views")
     check_views(cfg, "val_views")
+    if (isinstance(cfg["bn_recalibration_batches"], bool) or not isinstance(cfg["bn_recalibration_batches"], int)
+            or cfg["bn_recalibration_batches"] < 0):
+        raise ConfigError(f"config key 'bn_recalibration_batches' must be an integer >= 0, "
+                          f"got {cfg['bn_recalibration_batches']!r}")
     for key in ("n_views", "n_pose_candidates", "silhouette_size", "depth_bins"):
         if cfg[key] < 1:
             raise ConfigError(f"config key {key!r} must be >= 1, got {cfg[key]}")

@@ -44,6 +44,14 @@ Pose modes (``pose``):
   an equally good solution), so :func:`~lmnet.methods.silhouette.pose_losses.pose_errors` also reports the error after the best global
   azimuth offset.
 
+BatchNorm statistics: after each epoch's optimiser steps, and so before validation and the
+checkpoints, the running statistics of every BatchNorm layer (image encoder, decoder, pose network)
+are re-estimated with the epoch's final weights on ``bn_recalibration_batches`` training batches
+(:func:`lmnet.train.batchnorm.recalibrate_batch_norm`). Training normalises with batch statistics;
+the running averages that evaluation uses lag the weights, and in unknown-pose runs that lag made
+the evaluation-mode clouds several times too large while the training-mode ones were right (the
+"collapse" of studies/results/silhouette.md, 2026-12-06).
+
 Validation columns: ``val_silhouette_loss`` (σ = ``sigma_end``; known cameras, or the winning
 candidate), ``val_iou`` (thresholded 0.5, same projections), ``val_chamfer_x100`` (symmetric
 Euclidean Chamfer ×100 vs the GT cloud, a monitor only: never optimised, and ``best_metric`` defaults
@@ -70,6 +78,7 @@ from lmnet.methods.silhouette.config import CONFIG
 from lmnet.methods.silhouette.data import build_multiview_dataset
 from lmnet.methods.silhouette.losses import mask_coverage_loss, mask_distance_loss, project_views, silhouette_l2
 from lmnet.methods.silhouette.pose_losses import select_pose_winner, student_loss
+from lmnet.train.batchnorm import recalibrate_batch_norm
 from lmnet.train.data import unwrap_subset
 from lmnet.train.loop import Trainer
 from lmnet.train.param_groups import conv_fc_weight_decay_groups
@@ -139,6 +148,27 @@ class SilhouetteTrainer(Trainer):
         self._step_in_epoch += 1
         cfg = self.config
         return projection.annealed_sigma(step, cfg["epochs"] * self.steps_per_epoch, cfg["sigma_start"], cfg["sigma_end"])
+
+    # -- BatchNorm statistics ---------------------------------------------------------------------
+    def _train_epoch(self, loader, epoch: int) -> dict:
+        row = super()._train_epoch(loader, epoch)
+        self.recalibrate_batch_norm(loader)
+        return row
+
+    def recalibrate_batch_norm(self, batches) -> int:
+        """Re-estimate the model's BatchNorm running statistics with its current weights on the first
+        ``bn_recalibration_batches`` of ``batches`` (training batches), under the training precision;
+        returns the number of batches used. See the module docstring for why."""
+        def forward(batch):
+            images = self.to_images(batch["image"]).float()
+            with self.autocast():
+                self.model(images)
+                if self.unknown:
+                    self.model.pose_net(self._pose_images(batch))
+
+        used = recalibrate_batch_norm(self.model, batches, forward, self.config["bn_recalibration_batches"])
+        self._sync_buffers()
+        return used
 
     # -- losses -----------------------------------------------------------------------------------
     def _cameras(self, batch: dict):
