@@ -110,6 +110,9 @@ def test_run_folders_of_the_previous_layout_load_unchanged(kind, tmp_path):
     saved = json.loads((OLD_RUNS / kind / "config.json").read_text())
     resolved, old = registry.resolve_train_config(kind, saved), strip_meta(saved)
     assert {k: resolved[k] for k in old} == old
-    # keys added since, at their defaults, change nothing in training (off switches)
-    assert {k: v for k, v in resolved.items() if k not in old} in ({}, {"extra_train_root": None, "emd_weight": 0.0,
-                                                                        "emd_points": 512})
+    # keys added since, at their defaults, change nothing in training (off switches) — except the
+    # silhouette trainer's BatchNorm re-estimation, a deliberate fix: without it the checkpoint's
+    # running statistics lag its weights (docs/training.md), so resuming an old run applies it too
+    added = {k: v for k, v in resolved.items() if k not in old}
+    assert added in ({}, {"extra_train_root": None, "emd_weight": 0.0, "emd_points": 512},
+                     {"bn_recalibration_batches": 32})
