@@ -49,6 +49,39 @@ def test_automatic_estimate_on_a_large_jpeg_works_on_blocks(tmp_path):
     assert mask.shape == (600, 900) and _iou(mask > 0.5, truth) >= 0.9
 
 
+def test_a_shaded_rim_is_object_and_a_thin_blend_is_background():
+    """Plain grey background: a bright face with a dark rim 3 px wide along its left side (the
+    shaded side of a wing; no blend of the background and the bright face makes it) stays object;
+    on its right side a column at alpha 0.3 (an anti-aliased edge) is background, one at 0.7 object."""
+    img = np.full((200, 200, 3), 128.0)
+    img[60:140, 60:140] = 200.0
+    img[60:140, 60:63] = 110.0
+    img[60:140, 140] = 128 + 0.7 * 72
+    img[60:140, 141] = 128 + 0.3 * 72
+    mask = estimate_foreground(img / 255) > 0.5
+    assert mask[65:135, 60:141].all()           # the rim and the 0.7 column
+    assert not mask[:, 141:].any() and not mask[:, :60].any()
+
+
+def _frame_photo(inside: float, tmp_path) -> np.ndarray:
+    """A JPEG (quality 90) of a dark square frame 4 px wide on a flat mid-grey (128) background,
+    whose inside is ``inside`` → its decoded pixels, float64 in [0, 1]."""
+    img = np.full((200, 200, 3), 128, np.uint8)
+    img[50:150, 50:150] = 60
+    img[54:146, 54:146] = inside
+    Image.fromarray(img).save(tmp_path / "frame.jpg", quality=90)
+    return np.asarray(Image.open(tmp_path / "frame.jpg"), dtype=np.float64) / 255
+
+
+def test_a_face_one_level_off_a_flat_background_is_object(tmp_path):
+    """A digitally flat background: the frame's inside 1 grey level above it is a face of the
+    object (a table top lit like the background), the inside exactly at it is a hole."""
+    face = estimate_foreground(_frame_photo(129, tmp_path)) > 0.5
+    assert face[62:138, 62:138].all() and face[52:148, 52:148].mean() > 0.95  # JPEG rings by the frame
+    hole = estimate_foreground(_frame_photo(128, tmp_path)) > 0.5
+    assert not hole[60:140, 60:140].any() and hole[50:54, 50:150].all()
+
+
 def test_alpha_channel_is_the_mask(tmp_path):
     img, truth = _synthetic_photo()
     alpha = np.where(truth, 255, 0).astype(np.uint8)
