@@ -9,9 +9,8 @@ the top, ``results_grid.png`` and ``eval_test.md`` / ``eval_test.csv`` (the eval
 Variant I L1 run with the baselines, copied from its run folder).
 
 Sizes are chosen for a 2-core CPU, in bfloat16 or float32 as ``amp="auto"`` decides
-(:mod:`lmnet.train.precision`): 18.5 minutes on a 2-core AMD EPYC with native bfloat16 (15.1 with the
-autoencoder's previous 60 Chamfer-only epochs on its 70 rendered shapes). How long it took and what it learns at
-this size, against the input-blind baselines: docs/results.md#make-demo-how-long-it-takes-and-what-it-learns
+(:mod:`lmnet.train.precision`). How long it took, on which CPUs, and what it learns at this size,
+against the input-blind baselines: docs/results.md#make-demo-how-long-it-takes-and-what-it-learns
 (with the longer runs of ``python -m studies.learning``). See :data:`DEMO_OVERRIDES`.
 """
 

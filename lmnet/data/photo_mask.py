@@ -304,7 +304,7 @@ def _texture_features(img: np.ndarray) -> np.ndarray:
     return np.concatenate([mean, TEXTURE_WEIGHT * std[..., None]], -1)
 
 
-def _background_distance(img: np.ndarray, band: np.ndarray) -> tuple[np.ndarray, float, str]:
+def _background_distance(img: np.ndarray, band: np.ndarray) -> tuple[np.ndarray, float, str, np.ndarray]:
     """How unlike the background each pixel of ``img (h, w, 3)`` is, learnt from the border ``band``
     → ``(distance (h, w), threshold, kind, residual (h, w, 3))``, ``residual`` being the colour
     minus the quadratic surface fitted to the band (:func:`_smooth_fit`), whatever the kind.
@@ -396,8 +396,9 @@ def _blended_edge(residual: np.ndarray, dist: np.ndarray, candidates: np.ndarray
     ``q`` = the pixel of largest ``dist`` within ``radius`` px (the object's own colour there),
     ``alpha = <r_p, r_q> / |r_q|²`` clipped to [0, 1] (``residual (h, w, 3)``: colour minus the
     background), and the pixel is such a blend when ``alpha < 0.5`` and ``|r_p − alpha·r_q|`` is
-    at most :data:`BLEND_TOLERANCE` × ``threshold`` or :data:`BLEND_SHARE` × ``|r_q|``. A pixel that no blend explains — a dark face
-    beside a bright one on a mid-grey background, an airplane wing's shaded rim — stays object
+    at most :data:`BLEND_TOLERANCE` × ``threshold`` or :data:`BLEND_SHARE` × ``|r_q|``. A pixel
+    that no blend explains — a dark face beside a bright one on a mid-grey background, an airplane
+    wing's shaded rim — stays object
     (it was dropped when the rule compared ``dist`` with half the largest nearby;
     benchmarks/results/photo_mask.md). → boolean ``(h, w)``."""
     ys, xs = np.nonzero(candidates)
@@ -413,9 +414,10 @@ def _blended_edge(residual: np.ndarray, dist: np.ndarray, candidates: np.ndarray
     rows = np.arange(len(ys))
     r_q = residual[ny[rows, best], nx[rows, best]]
     r_p = residual[ys, xs]
-    alpha = np.clip((r_p * r_q).sum(-1) / np.maximum((r_q * r_q).sum(-1), 1e-12), 0.0, 1.0)
+    q_squared = (r_q * r_q).sum(-1)
+    alpha = np.clip((r_p * r_q).sum(-1) / np.maximum(q_squared, 1e-12), 0.0, 1.0)
     off = np.sqrt(((r_p - alpha[:, None] * r_q) ** 2).sum(-1))
-    tolerance = np.maximum(BLEND_TOLERANCE * threshold, BLEND_SHARE * np.sqrt((r_q * r_q).sum(-1)))
+    tolerance = np.maximum(BLEND_TOLERANCE * threshold, BLEND_SHARE * np.sqrt(q_squared))
     out[ys, xs] = (alpha < 0.5) & (off <= tolerance)
     return out
 
