@@ -5,6 +5,10 @@ tensors already on the device (no data loading; see bench_data for that):
 
 - ``ae_step``: PointAutoencoder on (B, 2048, 3) clouds, Chamfer loss (lmnet.losses, Euclidean);
   on CPU (full mode) also with ``backend="brute"`` (dense cdist) side by side;
+- ``ae_step B=16 (encoder layout)``: the autoencoder step of the demo (batch 16, Chamfer), with
+  lmnet's encoder (points as ``(B·N, C)`` rows, one GEMM per layer) against the same weights run
+  as kernel-1 ``Conv1d`` on ``(B, C, N)`` (what the encoder did before), timed in turns, float32
+  and (where native) bf16 autocast;
 - ``image_step``: Variant I — frozen AE encoder computes the latent target under no_grad, the
   ImageToPointCloud image encoder regresses it with L1 on (B, 3, 128, 128) raw 0–255 images.
 
@@ -75,6 +79,30 @@ def _ae_step(device, batch, amp, backend="auto"):
     return step
 
 
+def _conv1d_encode(encoder, points):
+    """The reference layout of :class:`~lmnet.models.point_ae.PointEncoder`: its kernel-1 ``Conv1d``
+    stack on ``(B, 3, N)``, then the max over N (the same weights and result)."""
+    return encoder.mlp(points.transpose(1, 2)).max(dim=2).values
+
+
+def _ae_layout_step(batch, dtype, conv1d: bool):
+    """One CPU autoencoder step at ``batch`` with autocast ``dtype`` (None = float32), the encoder
+    run as rows (lmnet) or as ``Conv1d`` (``conv1d``)."""
+    torch.manual_seed(0)
+    model = PointAutoencoder().train()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    pts = torch.rand(batch, 2048, 3) - 0.5
+
+    def step():
+        ctx = torch.autocast("cpu", dtype=dtype) if dtype is not None else contextlib.nullcontext()
+        with ctx:
+            z = _conv1d_encode(model.encoder, pts) if conv1d else model.encoder(pts)
+            pred = model.decoder(z)
+        optimizer_step(chamfer_distance(pred.float(), pts), opt, None, on_non_finite=_raise)
+
+    return step
+
+
 def _image_step(device, batch, amp, channels_last=False, compile=False):
     """One Variant I step; ``amp``: autocast dtype (None = float32); ``channels_last``: NHWC
     activations (model and images converted once); ``compile``: the image encoder through
@@ -135,12 +163,20 @@ def run(quick: bool = False) -> dict:
     for backend in (("auto",) if quick else ("auto", "brute")):
         add("ae_step B=32", f"cpu fp32 chamfer={backend}",
             _time_steps(_ae_step(cpu, 32, False, backend), cpu, ae_steps, repeats), 32)
+    native, why = cpu_bf16_support()
+    layouts = {}  # (case, impl) -> step
+    for dt_name, dt in (("fp32", None), ("bf16 autocast", torch.bfloat16)):
+        if dt is None or native:
+            case = f"ae_step B=16 cpu {dt_name} (encoder layout)"
+            layouts[(case, "ours (rows)")] = _ae_layout_step(16, dt, conv1d=False)
+            layouts[(case, "Conv1d")] = _ae_layout_step(16, dt, conv1d=True)
+    for (case, impl), rate in _interleaved(layouts, cpu, 2 if quick else 5, repeats).items():
+        add(case, impl, rate, 16)
     img_batch = 8 if quick else 32
     if quick:
         notes.append("quick: CPU image step at batch 8 (batch 32 takes seconds per step on CPU); "
                      "no brute-force Chamfer comparison")
 
-    native, why = cpu_bf16_support()
     notes.append(f"CPU bfloat16: {why}; amp='auto' trains in {resolve_precision('auto', cpu).name} here")
     # float32 and bfloat16 autocast (amp=True on CPU), each NCHW and channels_last, timed in turns
     variants = {"cpu fp32": (None, False), "cpu fp32 channels_last": (None, True),

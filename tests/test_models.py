@@ -41,6 +41,30 @@ def test_point_autoencoder_shapes_and_params():
         ae.encode(torch.randn(3, 500))
 
 
+def _conv1d_reference(encoder, points):
+    """Naive reference: the encoder's kernel-1 Conv1d stack on (B, 3, N), then the max over N."""
+    return encoder.mlp(points.transpose(1, 2)).max(dim=2).values
+
+
+@pytest.mark.parametrize("train", [False, True])
+def test_point_encoder_rows_equal_conv1d(train):
+    """The encoder runs its layers on (B·N, C) rows; outputs, gradients and BatchNorm running
+    statistics equal those of its Conv1d layers on (B, C, N)."""
+    torch.manual_seed(0)
+    ours, ref = PointAutoencoder().encoder, PointAutoencoder().encoder
+    ref.load_state_dict(ours.state_dict())
+    ours.train(train), ref.train(train)
+    pts = torch.randn(4, 300, 3)
+    a, b = ours(pts), _conv1d_reference(ref, pts)
+    assert torch.allclose(a, b, atol=1e-5, rtol=1e-5)
+    (a ** 2).sum().backward(), (b ** 2).sum().backward()
+    for (name, pa), pb in zip(ours.named_parameters(), ref.parameters()):
+        scale = float(pb.grad.abs().max())  # float32 sums in another order: relative to the largest entry
+        assert torch.allclose(pa.grad, pb.grad, atol=1e-5 * scale, rtol=1e-5), name
+    for (name, ba), bb in zip(ours.named_buffers(), ref.buffers()):
+        assert torch.allclose(ba.float(), bb.float(), atol=1e-6, rtol=1e-5), name
+
+
 # --- image encoder -------------------------------------------------------------------------------
 # (kernel, stride, out) written out again here, independent of the module's table.
 LAYERS = [(3, 1, 32)] * 2 + [(3, 2, 64)] + [(3, 1, 64)] * 2 + [(3, 2, 128)] + [(3, 1, 128)] * 2 \

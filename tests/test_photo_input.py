@@ -135,7 +135,16 @@ def test_jpeg_without_alpha_predicts_like_the_rgba_render(tmp_path, tiny_project
 
 
 def test_image_run_stores_its_latent_reference(tiny, ae_run, tmp_path, tiny_project, capsys):
-    run = train_image_encoder(image_config(tiny, ae_run, tmp_path / "img", max_val_items=3, val_views=[0, 1]))
+    cfg = image_config(tiny, ae_run, tmp_path / "img", max_val_items=3, val_views=[0, 1])
+    run = train_image_encoder(cfg)
+    path = run / latent_ood.LATENT_OOD_FILE
+    written = path.stat().st_mtime_ns
+    # resuming the complete run (what the notebooks do to make sure it exists) keeps the file ...
+    train_image_encoder({**cfg, "resume": True})
+    assert path.stat().st_mtime_ns == written
+    # ... and writes it when a killed run never got to it
+    path.unlink()
+    train_image_encoder({**cfg, "resume": True})
     ood = latent_ood.read_latent_ood(run)
     assert ood["reference"].shape == (2, 512) and ood["percentile"] == 99.0
     with np.load(run / latent_ood.LATENT_OOD_FILE) as f:

@@ -170,6 +170,13 @@ class Trainer(abc.ABC):
         """Called once, on the main process, after the last epoch's files are written: what a
         method stores in the run folder beside the checkpoints (nothing by default)."""
 
+    def finish_done(self) -> bool:
+        """Whether a complete run's :meth:`finish` output is already in the run folder, up to date
+        with its checkpoints: then resuming a run with no epoch left (a notebook making sure a run
+        exists) does not compute it again. A run killed between its last epoch and the end of
+        :meth:`finish` is not done, so it finishes on resume. False by default (always finish)."""
+        return False
+
     def build_datasets(self) -> tuple[Dataset, Dataset | None]:
         """``(train, val)`` of the run's config (val None: no validation); by default the ShapeNet
         datasets of :func:`lmnet.train.data.build_dataset`. A method on other data overrides it."""
@@ -267,7 +274,7 @@ class Trainer(abc.ABC):
                 self.scheduler.step()
             row["epoch_time_s"] = time.perf_counter() - t0
             self._end_epoch(row)
-        if self.dist.is_main:
+        if self.dist.is_main and (start < cfg["epochs"] or not self.finish_done()):
             self.finish()
         self.dist.barrier()
 

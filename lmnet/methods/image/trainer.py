@@ -47,7 +47,7 @@ from lmnet.methods.image import model as network
 from lmnet.methods.image.config import CONFIG
 from lmnet.models.image_to_pointcloud import ImageToPointCloud, reparameterize
 from lmnet.runs.folder import checkpoint_path, load_checkpoint
-from lmnet.runs.latent_ood import MAX_REFERENCE, write_latent_ood
+from lmnet.runs.latent_ood import LATENT_OOD_FILE, MAX_REFERENCE, write_latent_ood
 from lmnet.train.loop import Trainer
 from lmnet.train.param_groups import conv_fc_weight_decay_groups
 from lmnet.train.teacher import load_autoencoder
@@ -184,6 +184,12 @@ class ImageTrainer(Trainer):
         model.eval()
         reference = self._latents(model, self.train_set, MAX_REFERENCE)
         write_latent_ood(self.run_dir, reference, self._latents(model, self.val_set, len(self.val_set)))
+
+    def finish_done(self) -> bool:
+        """``latent_ood.npz`` exists and was written after ``best.pt`` (:meth:`finish` writes it
+        atomically from that checkpoint)."""
+        ood, best = self.run_dir / LATENT_OOD_FILE, checkpoint_path(self.run_dir, "best")
+        return ood.is_file() and best.is_file() and ood.stat().st_mtime_ns >= best.stat().st_mtime_ns
 
     @torch.no_grad()
     def _latents(self, model: ImageToPointCloud, dataset, limit: int):
