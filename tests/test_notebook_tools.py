@@ -162,3 +162,29 @@ def test_ae_shape_pool_is_written_by_ensure_data_and_trained_on_by_the_autoencod
     assert check_data(cfg["data_root"], categories=["chair"]).ok      # the pool is not a model of data_root
     assert nt.ae_config({**cfg, "ae_shape_pool": 0})["extra_train_root"] is None
     assert nt.ae_config({**cfg, "synthetic_models": 0})["extra_train_root"] is None
+
+
+def test_synthetic_split_sets_the_split_files_of_the_synthetic_set(tmp_path):
+    """``synthetic_split`` [train, val, test] proportions: ensure_data (and ``lmnet synth --ratios``)
+    split each category's models by them, rewriting the split files; a bad value names the key
+    before any model is generated."""
+    from lmnet.cli import main as cli_main
+    from lmnet.data.splits import load_split
+
+    cfg = {**nt.defaults(), "data_root": str(tmp_path / "data"), "synthetic_models": 10, "categories": ["chair"],
+           "run_root": str(tmp_path / "runs")}
+    counts = lambda root: {s: len(load_split(root / "splits" / f"synthetic_{s}_models.json").get("03001627", []))
+                           for s in ("train", "val", "test")}
+    nt.ensure_data(cfg)
+    assert counts(tmp_path / "data") == {"train": 6, "val": 2, "test": 2}
+    nt.ensure_data({**cfg, "synthetic_split": [0.8, 0.1, 0.1]})
+    assert counts(tmp_path / "data") == {"train": 8, "val": 1, "test": 1}
+    for bad in ([0.8, 0.1], "0.8,0.1,0.1", [0.8, float("nan"), 0.1], [0, 0, 0], [0.8, "a", 0.1]):
+        with pytest.raises(ConfigError, match=r"config key 'synthetic_split' must be \[train, val, test\] proportions"):
+            nt.ensure_data({**cfg, "data_root": str(tmp_path / "bad"), "synthetic_split": bad})
+    assert not (tmp_path / "bad").exists()
+    assert cli_main(["synth", "--out", str(tmp_path / "cli"), "--categories", "chair", "--models", "10",
+                     "--ratios", "0.8,0.1,0.1", "--workers", "1", "--no-progress"]) == 0
+    assert counts(tmp_path / "cli") == {"train": 8, "val": 1, "test": 1}
+    assert cli_main(["synth", "--out", str(tmp_path / "cli2"), "--ratios", "1,nan,1", "--no-progress"]) == 2
+    assert not (tmp_path / "cli2").exists()

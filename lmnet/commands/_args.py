@@ -47,3 +47,16 @@ def int_in_range(low: int, high: int):
 
     parse.__name__ = f"int in {low}..{high}"
     return parse
+
+
+
+def parse_ratios(text: str) -> tuple[float, ...]:
+    """``--ratios`` (``train,val,test`` such as ``0.6,0.2,0.2``) as numbers; a word that is not a
+    number is a :class:`~lmnet.errors.DataError` (:func:`lmnet.data.splits.make_splits` checks the
+    count, finiteness and sum, with its own one-line error)."""
+    from lmnet.errors import DataError
+
+    try:
+        return tuple(float(x) for x in text.split(","))
+    except ValueError:
+        raise DataError(f"--ratios expects three numbers like 0.6,0.2,0.2, got {text!r}") from None

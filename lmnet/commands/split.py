@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from lmnet.commands._args import non_negative_int
+from lmnet.commands._args import non_negative_int, parse_ratios
 
 HELP = "write seeded, disjoint train/val/test split files"
 
@@ -30,10 +30,7 @@ def run(args) -> int:
     from lmnet.data.categories import to_synsets
     from lmnet.errors import DataError
 
-    try:
-        ratios = tuple(float(x) for x in args.ratios.split(","))
-    except ValueError:
-        raise DataError(f"--ratios expects three numbers like 0.6,0.2,0.2, got {args.ratios!r}") from None
+    ratios = parse_ratios(args.ratios)
     wanted = to_synsets(args.categories)
     if args.root:
         synsets = wanted or layout.list_synsets(args.root)

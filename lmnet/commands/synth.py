@@ -1,8 +1,8 @@
 """Generate a synthetic ShapeNet in the exact on-disk format of the real one: procedural chairs,
 tables, airplanes, cars and lamps, 24 RGBA renders each (137x137, R2N2-like random views,
 transparent background) with rendering_metadata.txt, and pointcloud_{1024,2048,16384}.npy sampled
-uniformly on the same surface (3D-LMNet frame). Also writes seeded 60/20/20 split files to
-OUT/splits/synthetic_{train,val,test}_models.json.
+uniformly on the same surface (3D-LMNet frame). Also writes seeded split files to
+OUT/splits/synthetic_{train,val,test}_models.json: 60/20/20 per category, or ``--ratios``.
 
 ``--colors`` (shapenet format) gives each part of a shape its own colour in the renders and writes
 pointcloud_{1024,2048,16384}_colors.npy (uint8 RGB per point) next to the clouds; off by default.
@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import argparse
 
-from lmnet.commands._args import int_in_range, non_negative_int, positive_int
+from lmnet.commands._args import int_in_range, non_negative_int, parse_ratios, positive_int
 
 DEFAULT_CATEGORIES = "chair,table,airplane,car,lamp"
 HELP = "generate a synthetic ShapeNet (renders + point clouds) in the real on-disk format"
@@ -46,6 +46,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--val", type=positive_int, default=40, help="cub / p3d: testval / val photographs (default 40)")
     p.add_argument("--classes", type=int_in_range(1, 8), default=6, help="cub / p3d: classes (default 6, at most 8)")
     p.add_argument("--photos", type=positive_int, default=4, help="pix3d: photographs per model (default 4)")
+    p.add_argument("--ratios", default="0.6,0.2,0.2",
+                   help="shapenet: train,val,test proportions of each category's models (default 0.6,0.2,0.2)")
     p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("--workers", type=positive_int, default=None, help="processes (default: number of CPUs)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -84,7 +86,8 @@ def run(args) -> int:
     from lmnet.synthetic import generate_dataset
 
     summary = generate_dataset(args.out, categories=args.categories, n_models=args.models or 40, seed=args.seed,
-                               workers=args.workers, progress=not args.no_progress, colors=args.colors)
+                               workers=args.workers, progress=not args.no_progress, colors=args.colors,
+                               ratios=parse_ratios(args.ratios))
     n = sum(len(v) for v in summary["models"].values())
     print(f"{n} models in {summary['out_dir']} ({summary['generated']} generated, {summary['skipped']} "
           f"already complete) in {summary['seconds']:.1f} s")

@@ -114,6 +114,15 @@ def _counts(n: int, ratios: tuple[float, float, float]) -> tuple[int, int, int]:
     return n - n_val - n_test, n_val, n_test
 
 
+def check_ratios(ratios) -> tuple[float, float, float]:
+    """``ratios`` as a train/val/test float triple, or a :class:`DataError` when they are not three
+    finite non-negative numbers with a positive sum."""
+    ratios = tuple(float(r) for r in ratios)
+    if len(ratios) != 3 or not all(0 <= r < math.inf for r in ratios) or sum(ratios) <= 0:
+        raise DataError(f"ratios must be three finite non-negative numbers with a positive sum, got {ratios}")
+    return ratios
+
+
 def make_splits(models: Mapping[str, Iterable[str]], ratios=(0.6, 0.2, 0.2), seed: int = 0,
                 holdout: Iterable[str] | None = None) -> dict[str, Split]:
     """Split models per category.
@@ -126,9 +135,7 @@ def make_splits(models: Mapping[str, Iterable[str]], ratios=(0.6, 0.2, 0.2), see
     Returns:
         ``{"train": Split, "val": Split, "test": Split}``, pairwise disjoint, deterministic.
     """
-    ratios = tuple(float(r) for r in ratios)
-    if len(ratios) != 3 or not all(0 <= r < math.inf for r in ratios) or sum(ratios) <= 0:
-        raise DataError(f"ratios must be three finite non-negative numbers with a positive sum, got {ratios}")
+    ratios = check_ratios(ratios)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise DataError(f"seed must be a whole number >= 0, got {seed!r}")
     held = set(holdout or ())

@@ -10,27 +10,40 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
-from lmnet.errors import DataError
+from lmnet.data.splits import check_ratios
+from lmnet.errors import ConfigError, DataError
 from lmnet.notebook.settings import run_dir, split_files
 from lmnet.runs.folder import CONFIG_FILE, read_run_config
 from lmnet.synthetic import generate_dataset
 from lmnet.synthetic.shape_pool import generate_shape_pool
 
+#: the synthetic set's train / val / test proportions when a config has no ``synthetic_split``
+DEFAULT_SPLIT = (0.6, 0.2, 0.2)
 #: where :func:`ensure_data` writes the autoencoder's shape pool, under ``data_root``
 SHAPE_POOL_DIR = "ae_shape_pool"
 
 
 def ensure_data(config: Mapping[str, Any]) -> dict | None:
     """With ``config["synthetic_models"] > 0``: generate (or complete: it is resumable) the
-    synthetic set under ``data_root`` for ``categories`` and return its summary; with 0 (real
+    synthetic set under ``data_root`` for ``categories``, split per ``synthetic_split`` (train, val,
+    test proportions; default 60/20/20), and return its summary; with 0 (real
     ShapeNet): only check that ``data_root`` and the three split files exist, return None. With
     ``ae_shape_pool`` > 0 (synthetic set only) it also writes the autoencoder's shape pool
     (:func:`shape_pool_root`)."""
 
     n = int(config.get("synthetic_models", 0))
     if n > 0:
+        given = config.get("synthetic_split", DEFAULT_SPLIT)
+        try:
+            if not isinstance(given, (list, tuple)) or any(isinstance(r, (str, bool)) for r in given):
+                raise TypeError
+            ratios = check_ratios(given)
+        except (DataError, TypeError, ValueError):
+            raise ConfigError(f"config key 'synthetic_split' must be [train, val, test] proportions such as "
+                              f"[0.6, 0.2, 0.2] (finite, >= 0, positive sum), got {given!r}") from None
         summary = generate_dataset(config["data_root"], categories=config["categories"], n_models=n,
-                                   seed=int(config.get("seed", 0)), workers=config.get("workers"), progress=False)
+                                   seed=int(config.get("seed", 0)), workers=config.get("workers"), progress=False,
+                                   ratios=ratios)
         if shape_pool_root(config) is not None:
             generate_shape_pool(shape_pool_root(config), config["categories"], int(config["ae_shape_pool"]),
                                 seed=int(config.get("seed", 0)))

@@ -77,6 +77,8 @@ def defaults() -> dict:
 
     - ``data_root``: ``"data/synthetic"``, the dataset folder.
     - ``synthetic_models``: 40 models per category to generate there (0 = use ``data_root`` as it is).
+    - ``synthetic_split``: ``[0.6, 0.2, 0.2]``, the train / val / test proportions of each category's
+      synthetic models (the split files are rewritten to match).
     - ``categories``: the five categories chair, table, airplane, car, lamp.
     - ``train_split`` / ``val_split`` / ``test_split``: split files; None =
       ``<data_root>/splits/synthetic_<split>_models.json`` (:func:`split_files`).
@@ -122,7 +124,7 @@ def defaults() -> dict:
     - ``mesh_depth``: 8, the octree depth when Poisson is used.
     """
     return {
-        "data_root": "data/synthetic", "synthetic_models": 40,
+        "data_root": "data/synthetic", "synthetic_models": 40, "synthetic_split": [0.6, 0.2, 0.2],
         "categories": ["chair", "table", "airplane", "car", "lamp"],
         "train_split": None, "val_split": None, "test_split": None, "seed": 0,
         "run_root": "runs/notebooks", "figures_dir": None, "device": "auto", "num_workers": 0,

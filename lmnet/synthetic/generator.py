@@ -22,7 +22,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -31,7 +31,7 @@ from lmnet.camera import LMNET_FROM_V1, R2N2_IMAGE_SIZE
 from lmnet.data import layout
 from lmnet.data.categories import name_of, to_synset
 from lmnet.data.meshes import normalize_unit_diagonal, sample_surface
-from lmnet.data.splits import make_splits, write_splits
+from lmnet.data.splits import check_ratios, make_splits, write_splits
 from lmnet.errors import ConfigError
 from lmnet.render import render_mesh
 from lmnet.render.shading import DEFAULT_LIGHTS, Lights
@@ -259,7 +259,8 @@ def map_jobs(fn, jobs: list, workers: int | None, progress: bool, desc: str, uni
 
 def generate_dataset(out_dir: str | Path, categories: Iterable[str] | str = DEFAULT_CATEGORIES,
                      n_models: int = 40, seed: int = 0, workers: int | None = None,
-                     progress: bool = True, colors: bool = False) -> dict:
+                     progress: bool = True, colors: bool = False,
+                     ratios: Sequence[float] = (0.6, 0.2, 0.2)) -> dict:
     """Generate ``n_models`` per category under ``out_dir`` (resumable) and write split files.
 
     Args:
@@ -267,6 +268,8 @@ def generate_dataset(out_dir: str | Path, categories: Iterable[str] | str = DEFA
         n_models: models per category.
         workers: processes (``None`` → number of CPUs; ``1`` → in this process).
         colors: per-part colours in the renders and ``pointcloud_{n}_colors.npy`` (module docs).
+        ratios: train/val/test proportions of each category's models
+            (:func:`lmnet.data.splits.make_splits`; the split files are rewritten on every call).
     Returns:
         ``{"out_dir", "models": {synset: [model_id, ...]}, "generated", "skipped", "seconds",
         "splits": {"train"|"val"|"test": path}}``.
@@ -283,6 +286,7 @@ def generate_dataset(out_dir: str | Path, categories: Iterable[str] | str = DEFA
                               f"available: {', '.join(BUILDERS)}")
     if int(n_models) < 1:
         raise ConfigError(f"n_models must be >= 1, got {n_models}")
+    ratios = check_ratios(ratios)  # before any work
     out_dir = Path(out_dir)
     jobs = [(str(out_dir), s, i, int(seed), bool(colors)) for s in synsets for i in range(int(n_models))]
     t0 = time.perf_counter()
@@ -291,7 +295,7 @@ def generate_dataset(out_dir: str | Path, categories: Iterable[str] | str = DEFA
     for synset, mid, _ in results:
         models[synset].append(mid)
     models = {s: sorted(m) for s, m in models.items()}
-    splits = make_splits(models, ratios=(0.6, 0.2, 0.2), seed=int(seed))
+    splits = make_splits(models, ratios=ratios, seed=int(seed))
     paths = write_splits(out_dir / "splits", splits, prefix=SPLIT_PREFIX)
     generated = sum(1 for r in results if r[2])
     return {
