@@ -341,3 +341,18 @@ def test_end_to_end_ae_variant1_variant2(tiny, ae_run, tmp_path):
         x = torch.rand(2, 3, 128, 128) * 255
         with torch.no_grad():
             assert model(x).shape == (2, 2048, 3) and model.sample(x, 3).shape == (2, 3, 2048, 3)
+
+
+def test_a_run_saved_before_a_key_existed_resumes_with_that_keys_default(tiny, tmp_path):
+    """A key that the saved config.json lacks (the run predates it) counts as its default, so the
+    run resumes; asking another value for it is still refused, naming the key."""
+    cfg = ae_config(tiny, tmp_path / "ae", epochs=1)
+    train_autoencoder(cfg)
+    path = tmp_path / "ae" / runs.CONFIG_FILE
+    saved = json.loads(path.read_text())
+    del saved["emd_weight"]                      # as an autoencoder run saved before the EMD term
+    path.write_text(json.dumps(saved))
+    with pytest.raises(ConfigError, match=r"emd_weight: 0.0 -> 0.5"):
+        train_autoencoder({**cfg, "epochs": 2, "resume": True, "emd_weight": 0.5})
+    train_autoencoder({**cfg, "epochs": 2, "resume": True})
+    assert [row["epoch"] for row in runs.read_history(tmp_path / "ae")] == [1, 2]

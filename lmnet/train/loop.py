@@ -409,7 +409,8 @@ class Trainer(abc.ABC):
                 raise ConfigError(f"{last} is a {ckpt['kind']} run, cannot resume it as {self.kind}")
             saved = runs.read_run_config(self.run_dir) if (self.run_dir / runs.CONFIG_FILE).is_file() else None
             changes, self._change_log = resume.check_changes(cfg, saved, int(ckpt["epoch"]), self.run_dir,
-                                                             has_schedule=self.scheduler is not None)
+                                                             has_schedule=self.scheduler is not None,
+                                                             defaults=self.spec.defaults)
             if changes:
                 self.log(f"resuming with changed settings, in effect from epoch {int(ckpt['epoch']) + 1}: "
                          + ", ".join(f"{k}: {o!r} -> {n!r}" for k, o, n in changes))

@@ -36,14 +36,18 @@ APPLIED_KEYS = {"lr", "beta1", "beta2", "grad_clip", "val_every", "weight_decay"
 
 
 def check_changes(config: dict, saved: dict | None, done: int, run_dir: Path,
-                  has_schedule: bool) -> tuple[list[tuple[str, object, object]], list[dict]]:
+                  has_schedule: bool, defaults: dict | None = None) -> tuple[list[tuple[str, object, object]], list[dict]]:
     """``(changes, change log)``: the applied keys of ``config`` that differ from the saved
     ``config.json`` (``saved``; None when missing) as ``(key, old, new)``, and the run's
-    ``resume_changes`` record with them appended. Raises for a change that cannot hold."""
+    ``resume_changes`` record with them appended. Raises for a change that cannot hold.
+
+    A key of ``defaults`` (the method's config defaults) that ``saved`` lacks counts as its default:
+    the run was saved before lmnet had that key, and keys are added with the default that keeps
+    what ran before (e.g. ``colour_jitter`` 0 = no recolouring)."""
     if saved is None:
         return [], []
     log = list(saved.get("resume_changes") or [])
-    old = strip_meta(saved)
+    old = {**{k: v for k, v in (defaults or {}).items() if k not in saved}, **strip_meta(saved)}
     changed = sorted(k for k in config if k not in FREE_KEYS and old.get(k) != config[k])
     refused = {k for k in changed if k not in APPLIED_KEYS}
     if has_schedule:
