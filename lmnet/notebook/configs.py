@@ -127,7 +127,7 @@ def image_config(config: Mapping[str, Any], variant: str, name: str, **extra) ->
             "ae_run": ae_run_dir(config), "epochs": int(config["image_epochs"]),
             "batch_size": int(config["image_batch_size"]), "lr": float(config["image_lr"]),
             "views": config["views"], "val_views": config.get("val_views", [0]),
-            "amp": config.get("amp", "auto"), **extra}
+            "colour_jitter": float(config["image_colour_jitter"]), "amp": config.get("amp", "auto"), **extra}
 
 
 def silhouette_config(config: Mapping[str, Any]) -> dict:

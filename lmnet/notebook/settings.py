@@ -112,6 +112,9 @@ def defaults() -> dict:
     - ``image_epochs``: 3 passes over all 24 views of every training model.
     - ``image_batch_size``: 16.  ``image_lr``: 5e-4.
     - ``views``: None = all 24 views per model per epoch; ``"random"`` = one.
+    - ``image_colour_jitter``: 0.5, the image runs' ``colour_jitter``: each training image's object
+      is recoloured by per-channel gains exp(U(−0.5, 0.5)), so that coloured photos are not unlike
+      the grey renders (docs/results.md#colour-jitter-of-the-image-encoders-inputs); 0 = off, as published.
     - ``val_views``: ``[0, 6, 12, 18]``, the views validated each epoch.
     - ``amp``: ``"auto"``, mixed precision where it is fast (bf16 on CPUs with native bf16, CUDA).
 
@@ -130,7 +133,7 @@ def defaults() -> dict:
         "run_root": "runs/notebooks", "figures_dir": None, "device": "auto", "num_workers": 0,
         "max_train_items": 0, "max_val_items": 0,
         "ae_epochs": 200, "ae_batch_size": 16, "ae_lr": 1e-3, "ae_shape_pool": 0, "ae_emd_weight": 0.0, "lr_schedule": "cosine",
-        "image_epochs": 3, "image_batch_size": 16, "image_lr": 5e-4, "views": None,
+        "image_epochs": 3, "image_batch_size": 16, "image_lr": 5e-4, "views": None, "image_colour_jitter": 0.5,
         "val_views": [0, 6, 12, 18], "amp": "auto",
         "eval_views": [0], "eval_max_items": 0, "model_run": None, "user_images": [],
         "mesh_method": "auto", "mesh_depth": 8,

@@ -53,6 +53,10 @@ DEFAULTS: dict[str, Any] = {
     "channels_last": True,      # NHWC image-encoder activations: the same network, faster CPU convolutions
     "arch": "lmnet",            # image-encoder preset: "lmnet", "official" (TF graph), "port" (PyTorch port)
     "image_input": "composite",  # "composite" over `background`, or "stored_rgb" (alpha ignored)
+    # not in the official code (0 = off): s > 0 recolours each training image's object by RGB gains
+    # exp(U(-s, s)) per channel (lmnet.data.augment.tint_objects), so that a coloured photo is not
+    # unlike the grey-shaded renders; "composite" input only
+    "colour_jitter": 0.0,
 }
 
 # Defaults that follow the image-encoder preset: what the official TF code / the port effectively did
@@ -76,6 +80,10 @@ def check(cfg: dict) -> None:
     check_number(cfg, "alpha", 0, meaning="the diversity target's peak sigma")
     check_number(cfg, "theta_deg", 0, low_open=True, meaning="width of the diversity target, degrees")
     check_number(cfg, "background", 0, 255, meaning="grey level of the composite background")
+    check_number(cfg, "colour_jitter", 0, 5, meaning="log-range of the per-channel object colour gains")
+    if cfg["colour_jitter"] > 0 and cfg["image_input"] != "composite":
+        raise ConfigError(f"config key 'colour_jitter' ({cfg['colour_jitter']}) needs image_input='composite' (it "
+                          f"recolours the object against the composite background), got {cfg['image_input']!r}")
     _check_logvar_head(cfg)
     check_views(cfg, "views")
     check_views(cfg, "val_views")

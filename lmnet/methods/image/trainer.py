@@ -41,6 +41,7 @@ import math
 import torch
 from torch import nn
 
+from lmnet.data.augment import tint_objects
 from lmnet.losses.chamfer import chamfer_distance
 from lmnet.losses.latent import diversity_loss, latent_loss
 from lmnet.methods.image import model as network
@@ -139,9 +140,18 @@ class ImageTrainer(Trainer):
     def _latent_kind(self) -> str:
         return "l1" if self.config["variant"] == "l1" else "l2"
 
+    def _jittered(self, batch: dict) -> torch.Tensor:
+        """The batch's images, their objects recoloured when ``colour_jitter`` > 0 (gains from torch's
+        global generator, so a resumed run draws the same ones)."""
+        s = float(self.config["colour_jitter"])
+        if s <= 0:
+            return batch["image"]
+        gains = torch.exp((torch.rand(batch["image"].shape[0], 3) * 2.0 - 1.0) * s)
+        return tint_objects(batch["image"], batch["mask"], float(self.config["background"]), gains)
+
     def compute_losses(self, batch: dict) -> dict[str, torch.Tensor]:
         cfg = self.config
-        images, points = self.to_images(batch["image"]), self.to_device(batch["points"])
+        images, points = self.to_images(self._jittered(batch)), self.to_device(batch["points"])
         with torch.no_grad():
             target = self.teacher.encode(points)
         with self.autocast():
