@@ -14,9 +14,11 @@ import nbformat
 import pytest
 
 from lmnet import atomic_io
+from lmnet.cli import main as cli_main
 from lmnet import notebook as nt
 from lmnet.config import parse_json_object
 from lmnet.data import check_data, layout
+from lmnet.data.splits import load_split
 from lmnet.envvars import environ
 from lmnet.errors import ConfigError, DataError
 from lmnet.methods.autoencoder import train_autoencoder
@@ -168,9 +170,6 @@ def test_synthetic_split_sets_the_split_files_of_the_synthetic_set(tmp_path):
     """``synthetic_split`` [train, val, test] proportions: ensure_data (and ``lmnet synth --ratios``)
     split each category's models by them, rewriting the split files; a bad value names the key
     before any model is generated."""
-    from lmnet.cli import main as cli_main
-    from lmnet.data.splits import load_split
-
     cfg = {**nt.defaults(), "data_root": str(tmp_path / "data"), "synthetic_models": 10, "categories": ["chair"],
            "run_root": str(tmp_path / "runs")}
     counts = lambda root: {s: len(load_split(root / "splits" / f"synthetic_{s}_models.json").get("03001627", []))
