@@ -49,7 +49,6 @@ def int_in_range(low: int, high: int):
     return parse
 
 
-
 def parse_ratios(text: str) -> tuple[float, ...]:
     """``--ratios`` (``train,val,test`` such as ``0.6,0.2,0.2``) as numbers; a word that is not a
     number is a :class:`~lmnet.errors.DataError` (:func:`lmnet.data.splits.make_splits` checks the
