@@ -398,9 +398,8 @@ def _blended_edge(residual: np.ndarray, dist: np.ndarray, candidates: np.ndarray
     background), and the pixel is such a blend when ``alpha < 0.5`` and ``|r_p − alpha·r_q|`` is
     at most :data:`BLEND_TOLERANCE` × ``threshold`` or :data:`BLEND_SHARE` × ``|r_q|``. A pixel
     that no blend explains — a dark face beside a bright one on a mid-grey background, an airplane
-    wing's shaded rim — stays object
-    (it was dropped when the rule compared ``dist`` with half the largest nearby;
-    benchmarks/results/photo_mask.md). → boolean ``(h, w)``."""
+    wing's shaded rim — stays object (it was dropped when the rule compared ``dist`` with half the
+    largest nearby; benchmarks/results/photo_mask.md). → boolean ``(h, w)``."""
     ys, xs = np.nonzero(candidates)
     out = np.zeros(candidates.shape, bool)
     if len(ys) == 0:

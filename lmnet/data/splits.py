@@ -114,6 +114,10 @@ def _counts(n: int, ratios: tuple[float, float, float]) -> tuple[int, int, int]:
     return n - n_val - n_test, n_val, n_test
 
 
+#: train / val / test proportions of a split when none are given (per category, normalised)
+DEFAULT_RATIOS = (0.6, 0.2, 0.2)
+
+
 def check_ratios(ratios) -> tuple[float, float, float]:
     """``ratios`` as a train/val/test float triple, or a :class:`DataError` when they are not three
     finite non-negative numbers with a positive sum."""
@@ -123,7 +127,7 @@ def check_ratios(ratios) -> tuple[float, float, float]:
     return ratios
 
 
-def make_splits(models: Mapping[str, Iterable[str]], ratios=(0.6, 0.2, 0.2), seed: int = 0,
+def make_splits(models: Mapping[str, Iterable[str]], ratios=DEFAULT_RATIOS, seed: int = 0,
                 holdout: Iterable[str] | None = None) -> dict[str, Split]:
     """Split models per category.
 

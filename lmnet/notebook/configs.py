@@ -10,15 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
-from lmnet.data.splits import check_ratios
+from lmnet.data.splits import DEFAULT_RATIOS, check_ratios
 from lmnet.errors import ConfigError, DataError
 from lmnet.notebook.settings import run_dir, split_files
 from lmnet.runs.folder import CONFIG_FILE, read_run_config
 from lmnet.synthetic import generate_dataset
 from lmnet.synthetic.shape_pool import generate_shape_pool
 
-#: the synthetic set's train / val / test proportions when a config has no ``synthetic_split``
-DEFAULT_SPLIT = (0.6, 0.2, 0.2)
 #: where :func:`ensure_data` writes the autoencoder's shape pool, under ``data_root``
 SHAPE_POOL_DIR = "ae_shape_pool"
 
@@ -33,7 +31,7 @@ def ensure_data(config: Mapping[str, Any]) -> dict | None:
 
     n = int(config.get("synthetic_models", 0))
     if n > 0:
-        given = config.get("synthetic_split", DEFAULT_SPLIT)
+        given = config.get("synthetic_split", DEFAULT_RATIOS)
         try:
             if not isinstance(given, (list, tuple)) or any(isinstance(r, (str, bool)) for r in given):
                 raise TypeError

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from lmnet.config import parse_json_object, resolve_config
+from lmnet.data.splits import DEFAULT_RATIOS
 from lmnet.errors import ConfigError
 
 ENV_VAR = "LMNET_NOTEBOOK_OVERRIDES"
@@ -127,7 +128,7 @@ def defaults() -> dict:
     - ``mesh_depth``: 8, the octree depth when Poisson is used.
     """
     return {
-        "data_root": "data/synthetic", "synthetic_models": 40, "synthetic_split": [0.6, 0.2, 0.2],
+        "data_root": "data/synthetic", "synthetic_models": 40, "synthetic_split": list(DEFAULT_RATIOS),
         "categories": ["chair", "table", "airplane", "car", "lamp"],
         "train_split": None, "val_split": None, "test_split": None, "seed": 0,
         "run_root": "runs/notebooks", "figures_dir": None, "device": "auto", "num_workers": 0,

@@ -36,7 +36,7 @@ import numpy as np
 from lmnet import atomic_io
 from lmnet.config import parse_json_object
 from lmnet.data import layout
-from lmnet.data.splits import make_splits, write_splits
+from lmnet.data.splits import DEFAULT_RATIOS, make_splits, write_splits
 from lmnet.errors import ConfigError, CorruptFileError, DataError
 from lmnet.synthetic.generator import (is_complete, map_jobs, marker_path, remove_partial_files, render_views,
                                        sample_pointclouds, sample_views, write_model)
@@ -146,7 +146,7 @@ def remove_stale_models(out_dir: Path, keep: set[str]) -> list[str]:
 
 
 def build_dataset(meshes_dir: str | Path, out_dir: str | Path, category: str | None = None, up: str = "y",
-                  seed: int = 0, ratios=(0.6, 0.2, 0.2), workers: int | None = 1, progress: bool = True) -> dict:
+                  seed: int = 0, ratios=DEFAULT_RATIOS, workers: int | None = 1, progress: bool = True) -> dict:
     """Build the dataset of every mesh under ``meshes_dir`` into ``out_dir`` (module docs; the
     folder → category rule is :mod:`lmnet.synthetic.mesh_files`'s). ``workers``: processes
     (``None`` → the number of CPUs; the files do not depend on it).

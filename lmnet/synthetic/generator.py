@@ -31,7 +31,7 @@ from lmnet.camera import LMNET_FROM_V1, R2N2_IMAGE_SIZE
 from lmnet.data import layout
 from lmnet.data.categories import name_of, to_synset
 from lmnet.data.meshes import normalize_unit_diagonal, sample_surface
-from lmnet.data.splits import check_ratios, make_splits, write_splits
+from lmnet.data.splits import DEFAULT_RATIOS, check_ratios, make_splits, write_splits
 from lmnet.errors import ConfigError
 from lmnet.render import render_mesh
 from lmnet.render.shading import DEFAULT_LIGHTS, Lights
@@ -260,7 +260,7 @@ def map_jobs(fn, jobs: list, workers: int | None, progress: bool, desc: str, uni
 def generate_dataset(out_dir: str | Path, categories: Iterable[str] | str = DEFAULT_CATEGORIES,
                      n_models: int = 40, seed: int = 0, workers: int | None = None,
                      progress: bool = True, colors: bool = False,
-                     ratios: Sequence[float] = (0.6, 0.2, 0.2)) -> dict:
+                     ratios: Sequence[float] = DEFAULT_RATIOS) -> dict:
     """Generate ``n_models`` per category under ``out_dir`` (resumable) and write split files.
 
     Args:
