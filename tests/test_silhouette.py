@@ -12,7 +12,8 @@ from lmnet import projection
 from lmnet.methods.silhouette.data import MultiViewDataset
 from lmnet.errors import ConfigError
 from lmnet.methods.silhouette.pose_losses import pose_errors, select_pose_winner, student_loss
-from lmnet.methods.silhouette.losses import mask_coverage_loss, mask_distance_field, mask_distance_loss, project_views
+from lmnet.methods.silhouette.losses import (mask_coverage_loss, mask_distance_field, mask_distance_loss, project_views,
+                                             winning_candidate_silhouettes)
 from lmnet.models import ImageToPointCloud
 from lmnet.camera import wrap_degrees
 from lmnet.methods.silhouette.model import PoseNet, SilhouetteNetwork
@@ -119,6 +120,37 @@ def test_pose_winner_is_the_true_pose_and_only_it_gets_gradient():
     best.sum().backward()
     assert int(idx) == 2 and cand2.grad[2].abs().sum() > 0
     assert cand2.grad[[0, 1, 3]].abs().sum() == 0
+
+
+def test_winning_candidate_silhouettes_equal_the_full_graph():
+    """Selection without autograd + one projection of the winners = a min over all K losses, in
+    value and in the gradients of the points and of every candidate (the naive reference)."""
+    g = torch.Generator().manual_seed(3)
+    B, V, K, S = 2, 3, 4, 16
+    kw = dict(sigma=0.8, size=S, depth_bins=16)
+    base = _asymmetric_cloud(256)  # (1, 384, 3)
+    pts0 = base.expand(B, -1, -1) + 0.01 * torch.randn(B, base.shape[1], 3, generator=g)
+    dr, fov = torch.full((B, V), 0.8), torch.full((B, V), 25.0)
+    az_true = torch.tensor([[40.0, 160.0, 300.0], [10.0, 95.0, 250.0]])
+    masks = (project_views(pts0, az_true, torch.full((B, V), 25.0), dr, fov, **kw) > 0.5).float()
+    cand0 = torch.stack([torch.rand(B, V, K, generator=g) * 360.0, 15.0 + 20.0 * torch.rand(B, V, K, generator=g)], -1)
+    pts_a, cand_a = pts0.clone().requires_grad_(), cand0.clone().requires_grad_()
+    loss, sil, win, idx = winning_candidate_silhouettes(pts_a, masks, cand_a, dr, fov, **kw)
+    (loss.sum() + 0.1 * sil.sum()).backward()
+    pts_b, cand_b = pts0.clone().requires_grad_(), cand0.clone().requires_grad_()
+    rep = lambda t: t.unsqueeze(-1).expand(B, V, K).reshape(B, V * K)
+    full = project_views(pts_b, cand_b[..., 0].reshape(B, V * K), cand_b[..., 1].reshape(B, V * K), rep(dr), rep(fov),
+                         **kw).view(B, V, K, S, S)
+    best, ref_idx = select_pose_winner(((full - masks.unsqueeze(2)) ** 2).flatten(3).mean(-1))
+    ref_sil = full.gather(2, ref_idx[..., None, None, None].expand(B, V, 1, S, S)).squeeze(2)
+    (best.sum() + 0.1 * ref_sil.sum()).backward()
+    assert torch.equal(idx, ref_idx) and len(set(idx.flatten().tolist())) > 1
+    assert torch.allclose(loss, best, atol=1e-6) and torch.allclose(sil, ref_sil, atol=1e-6)
+    assert torch.equal(win, cand0.gather(2, ref_idx[..., None, None].expand(B, V, 1, 2)).squeeze(2))
+    assert pts_a.grad.abs().sum() > 0 and torch.allclose(pts_a.grad, pts_b.grad, atol=1e-6, rtol=1e-4)
+    assert torch.allclose(cand_a.grad, cand_b.grad, atol=1e-6, rtol=1e-4)
+    losers = torch.ones(B, V, K, dtype=torch.bool).scatter(2, idx[..., None], False)
+    assert cand_a.grad[losers].abs().sum() == 0 and cand_a.grad[~losers].abs().sum() > 0
 
 
 def test_pose_errors_wrap_and_align():

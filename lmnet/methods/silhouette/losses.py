@@ -23,6 +23,7 @@ from scipy.ndimage import distance_transform_edt
 
 from lmnet import camera, projection
 from lmnet.losses.chamfer import nearest_neighbors, safe_norm
+from lmnet.methods.silhouette.pose_losses import select_pose_winner
 
 
 def mask_distance_field(masks: torch.Tensor) -> torch.Tensor:
@@ -48,6 +49,33 @@ def project_views(points: torch.Tensor, azimuth: torch.Tensor, elevation: torch.
     sil = projection.soft_silhouette(pts, azimuth.reshape(-1), elevation.reshape(-1), distance_ratio.reshape(-1),
                                      fov.reshape(-1), size=size, depth_bins=depth_bins, sigma=sigma)
     return sil.view(B, C, size, size)
+
+
+def winning_candidate_silhouettes(points: torch.Tensor, masks: torch.Tensor, candidates: torch.Tensor,
+                                  distance_ratio: torch.Tensor, fov: torch.Tensor, *, sigma: float, size: int,
+                                  depth_bins: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Each view's best pose candidate and its soft silhouette.
+
+    ``points (B, N, 3)``, ``masks (B, V, S, S)``, ``candidates (B, V, K, 2)`` (azimuth, elevation in
+    degrees), ``distance_ratio`` / ``fov (B, V)`` → ``(loss (B, V), silhouettes (B, V, S, S), winners
+    (B, V, 2), index (B, V))``: the winner of a view is the candidate whose silhouette has the lowest
+    :func:`silhouette_l2` against the view's mask (ties: the lowest index), ``loss`` is that L2.
+
+    The gradient reaches the points and the winning candidates only, as through a min over all K
+    losses; the K candidates are therefore compared without autograd and only the winners are
+    projected again with it, so the backward pass never holds the K − 1 losing silhouettes
+    (same value and gradient as the full graph, tested against it)."""
+    B, V, K, _ = candidates.shape
+    rep = lambda t: t.unsqueeze(-1).expand(B, V, K).reshape(B, V * K)
+    kw = dict(sigma=sigma, size=size, depth_bins=depth_bins)
+    with torch.no_grad():
+        sil = project_views(points.detach(), candidates[..., 0].reshape(B, V * K).detach(),
+                            candidates[..., 1].reshape(B, V * K).detach(), rep(distance_ratio), rep(fov), **kw)
+        _, index = select_pose_winner(silhouette_l2(sil.view(B, V, K, size, size), masks.unsqueeze(2)))
+        del sil
+    winners = candidates.gather(2, index[..., None, None].expand(B, V, 1, 2)).squeeze(2)
+    win_sil = project_views(points, winners[..., 0], winners[..., 1], distance_ratio, fov, **kw)
+    return silhouette_l2(win_sil, masks), win_sil, winners, index
 
 
 def silhouette_l2(silhouettes: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:

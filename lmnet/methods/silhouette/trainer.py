@@ -76,8 +76,9 @@ from lmnet.methods.silhouette import model as network
 from lmnet.methods.silhouette.model import SilhouetteNetwork
 from lmnet.methods.silhouette.config import CONFIG
 from lmnet.methods.silhouette.data import build_multiview_dataset
-from lmnet.methods.silhouette.losses import mask_coverage_loss, mask_distance_loss, project_views, silhouette_l2
-from lmnet.methods.silhouette.pose_losses import select_pose_winner, student_loss
+from lmnet.methods.silhouette.losses import (mask_coverage_loss, mask_distance_loss, project_views, silhouette_l2,
+                                             winning_candidate_silhouettes)
+from lmnet.methods.silhouette.pose_losses import student_loss
 from lmnet.train.batchnorm import recalibrate_batch_norm
 from lmnet.train.data import unwrap_subset
 from lmnet.train.loop import Trainer
@@ -193,16 +194,7 @@ class SilhouetteTrainer(Trainer):
             sil = project_views(points, az, el, dr, fov, **kw)
             per = silhouette_l2(sil, masks)
             return per, sil, None
-        K = cand.shape[1]
-        cand = cand.view(B, V, K, 2)
-        rep = lambda t: t.unsqueeze(-1).expand(B, V, K).reshape(B, V * K)
-        sil = project_views(points, cand[..., 0].reshape(B, V * K), cand[..., 1].reshape(B, V * K),
-                            rep(dr), rep(fov), **kw).view(B, V, K, *masks.shape[-2:])
-        losses = silhouette_l2(sil, masks.unsqueeze(2))  # (B, V, K)
-        best, idx = select_pose_winner(losses)
-        take = idx[..., None, None, None].expand(B, V, 1, *masks.shape[-2:])
-        win_sil = sil.gather(2, take).squeeze(2)
-        win = cand.gather(2, idx[..., None, None].expand(B, V, 1, 2)).squeeze(2)
+        best, win_sil, win, _ = winning_candidate_silhouettes(points, masks, cand.view(B, V, -1, 2), dr, fov, **kw)
         return best, win_sil, win
 
     def _pose_images(self, batch):
