@@ -257,6 +257,39 @@ def image_config(tiny, ae_run, run_dir, **kw):
             "run_dir": str(run_dir), **kw}
 
 
+def test_decoded_chamfer_term_is_latent_loss_plus_weighted_chamfer_of_the_decoded_latent(tiny, ae_run, tmp_path):
+    """``weight_decoded_chamfer`` w: the loss is the latent L1 + w · Chamfer(decoder(μ), gt), checked
+    against a direct computation (cdist), the gradient reaches the image encoder through the frozen
+    decoder, and the run records the term; 0 (the default) keeps the published loss."""
+    from lmnet.methods.image.trainer import ImageTrainer
+
+    with pytest.raises(ConfigError, match="'weight_decoded_chamfer'"):
+        resolve_train_config("image", {"ae_run": "x", "weight_decoded_chamfer": -1.0})
+    cfg = resolve_train_config("image", image_config(tiny, ae_run, tmp_path / "dc", weight_decoded_chamfer=2.0,
+                                                     amp=False, max_train_items=4))
+    trainer = ImageTrainer(cfg)
+    trainer.net.train()
+    batch = next(iter(torch.utils.data.DataLoader(trainer.train_set, batch_size=2)))
+    losses = trainer.compute_losses(batch)
+    images, gt = trainer.to_images(batch["image"]), batch["points"].float()
+    with torch.no_grad():
+        mu = trainer.model.encode_image(images)[0]
+        target = trainer.teacher.encode(gt)
+        d = torch.cdist(trainer.model.decoder(mu).double(), gt.double())
+    cd = float((d.min(2).values.mean(1) + d.min(1).values.mean(1)).mean())
+    latent = float((mu - target).abs().mean())
+    assert float(losses["decoded_chamfer"].detach()) == pytest.approx(cd, rel=1e-4)
+    assert float(losses["loss"].detach()) == pytest.approx(latent + 2.0 * cd, rel=1e-4)
+    losses["loss"].backward()
+    assert trainer.model.encoder.fc.weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in trainer.model.decoder.parameters())
+    run = train_image_encoder(image_config(tiny, ae_run, tmp_path / "run", weight_decoded_chamfer=2.0))
+    hist = runs.read_history(run)
+    assert math.isfinite(float(hist[0]["train_decoded_chamfer"])) and float(hist[0]["train_decoded_chamfer"]) > 0
+    plain = train_image_encoder(image_config(tiny, ae_run, tmp_path / "plain"))
+    assert "train_decoded_chamfer" not in runs.read_history(plain)[0]
+
+
 def test_image_resume_variant2(tiny, ae_run, tmp_path):
     """Variant II draws ε every step and random views every epoch: resuming must still be exact."""
     full = train_image_encoder(image_config(tiny, ae_run, tmp_path / "full", variant="probabilistic", epochs=2))

@@ -57,6 +57,9 @@ DEFAULTS: dict[str, Any] = {
     # exp(U(-s, s)) per channel (lmnet.data.augment.tint_objects), so that a coloured photo is not
     # unlike the grey-shaded renders; "composite" input only
     "colour_jitter": 0.0,
+    # not in the official code (0 = off, pure latent matching as published): Variant I / II add
+    # w · Chamfer(decoder(μ), gt) (Euclidean, chamfer_weights) through the frozen decoder (trainer.py)
+    "weight_decoded_chamfer": 0.0,
 }
 
 # Defaults that follow the image-encoder preset: what the official TF code / the port effectively did
@@ -84,6 +87,7 @@ def check(cfg: dict) -> None:
     if cfg["colour_jitter"] > 0 and cfg["image_input"] != "composite":
         raise ConfigError(f"config key 'colour_jitter' ({cfg['colour_jitter']}) needs image_input='composite' (it "
                           f"recolours the object against the composite background), got {cfg['image_input']!r}")
+    check_number(cfg, "weight_decoded_chamfer", 0, meaning="weight of the decoded-μ Chamfer term, 0 = off")
     _check_logvar_head(cfg)
     check_views(cfg, "views")
     check_views(cfg, "val_views")

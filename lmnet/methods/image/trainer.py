@@ -27,8 +27,16 @@ Why the phase: trained jointly for a few hundred steps the head ignores the view
 features carry it, and the official 1e-3 FC decay keeps it from using it; fitted alone without
 decay it does (``studies/results/diversity.md``).
 
+Decoded-Chamfer option (not in the official code, off by default): with ``weight_decoded_chamfer
+= w > 0`` the loss adds ``w · Chamfer(decoder(μ), gt)`` (Euclidean, not squared, raw units;
+``chamfer_weights``), the frozen decoder passing the gradient to μ. Latent matching alone weighs
+every latent entry alike, whatever it changes in the decoded cloud; the term weighs μ's error by
+what it does to the shape the model outputs (``docs/results.md`` has what it measured). In the
+log σ² head phase μ is frozen and the term is left out.
+
 Training columns: ``train_loss`` (what is optimised), ``train_latent_loss`` (L1 / L2 to ``z_pc``;
-for Variant II the L2 of the sampled ``z``), ``train_div_loss`` (Variant II ``L_div``, else 0).
+for Variant II the L2 of the sampled ``z``), ``train_div_loss`` (Variant II ``L_div``, else 0) and,
+with the option on, ``train_decoded_chamfer`` (the unweighted Chamfer).
 Validation: ``val_latent_loss`` (same kind as training, on μ, no sampling) and
 ``val_chamfer_x100`` (decoded μ vs ground truth, symmetric Euclidean Chamfer ×100).
 """
@@ -77,7 +85,13 @@ class _ImageLatents(nn.Module):
 class ImageTrainer(Trainer):
     spec = CONFIG
     uses_images = True
-    train_columns = ("train_loss", "train_latent_loss", "train_div_loss")
+    @property
+    def train_columns(self) -> tuple[str, ...]:
+        extra = ("train_decoded_chamfer",) if self._decoded_chamfer_on() else ()
+        return ("train_loss", "train_latent_loss", "train_div_loss", *extra)
+
+    def _decoded_chamfer_on(self) -> bool:
+        return float(self.config["weight_decoded_chamfer"]) > 0
 
     def build_model(self) -> nn.Module:
         cfg = self.config
@@ -165,9 +179,17 @@ class ImageTrainer(Trainer):
                 lat = latent_loss(reparameterize(mu, logvar), target, "l2")
             azimuth = torch.deg2rad(self.to_device(batch["azimuth"]).float())
             div = diversity_loss(logvar, azimuth, alpha=cfg["alpha"], theta_rad=math.radians(cfg["theta_deg"]))
-            return {"loss": lat + cfg["lambda_div"] * div, "latent_loss": lat, "div_loss": div}
-        lat = latent_loss(mu, target, cfg["variant"])
-        return {"loss": lat, "latent_loss": lat, "div_loss": torch.zeros((), device=mu.device)}
+            out = {"loss": lat + cfg["lambda_div"] * div, "latent_loss": lat, "div_loss": div}
+        else:
+            lat = latent_loss(mu, target, cfg["variant"])
+            out = {"loss": lat, "latent_loss": lat, "div_loss": torch.zeros((), device=mu.device)}
+        if self._decoded_chamfer_on() and not self.latents.head_only:
+            with self.autocast():
+                pred = self.model.decoder(mu)
+            cd = chamfer_distance(pred.float(), points.float(), weights=cfg["chamfer_weights"])
+            out["loss"] = out["loss"] + float(cfg["weight_decoded_chamfer"]) * cd
+            out["decoded_chamfer"] = cd
+        return out
 
     def validation_sums(self, batch: dict) -> dict[str, float]:
         images, points = self.to_images(batch["image"]), self.to_device(batch["points"])
