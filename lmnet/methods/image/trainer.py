@@ -85,6 +85,7 @@ class _ImageLatents(nn.Module):
 class ImageTrainer(Trainer):
     spec = CONFIG
     uses_images = True
+
     @property
     def train_columns(self) -> tuple[str, ...]:
         extra = ("train_decoded_chamfer",) if self._decoded_chamfer_on() else ()
