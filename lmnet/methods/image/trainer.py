@@ -31,8 +31,9 @@ Decoded-Chamfer option (not in the official code, off by default): with ``weight
 = w > 0`` the loss adds ``w · Chamfer(decoder(μ), gt)`` (Euclidean, not squared, raw units;
 ``chamfer_weights``), the frozen decoder passing the gradient to μ. Latent matching alone weighs
 every latent entry alike, whatever it changes in the decoded cloud; the term weighs μ's error by
-what it does to the shape the model outputs (``docs/results.md`` has what it measured). In the
-log σ² head phase μ is frozen and the term is left out.
+what it does to the shape the model outputs. Measured once on the demo (w = 5, ``docs/results.md``):
+better training losses, far worse evaluation-mode results, so it stays off. In the log σ² head
+phase μ is frozen and the term is left out.
 
 Training columns: ``train_loss`` (what is optimised), ``train_latent_loss`` (L1 / L2 to ``z_pc``;
 for Variant II the L2 of the sampled ``z``), ``train_div_loss`` (Variant II ``L_div``, else 0) and,
