@@ -25,6 +25,7 @@ from lmnet import registry, runs
 from lmnet.methods.autoencoder import METHOD, AutoencoderTrainer, train_autoencoder
 from lmnet.registry import resolve_train_config
 from lmnet.methods.image import train_image_encoder
+from lmnet.methods.image.trainer import ImageTrainer
 from lmnet.data.dataset import ShapeNetDataset
 
 SYNSET = "03001627"  # chair
@@ -261,8 +262,6 @@ def test_decoded_chamfer_term_is_latent_loss_plus_weighted_chamfer_of_the_decode
     """``weight_decoded_chamfer`` w: the loss is the latent L1 + w · Chamfer(decoder(μ), gt), checked
     against a direct computation (cdist), the gradient reaches the image encoder through the frozen
     decoder, and the run records the term; 0 (the default) keeps the published loss."""
-    from lmnet.methods.image.trainer import ImageTrainer
-
     with pytest.raises(ConfigError, match="'weight_decoded_chamfer'"):
         resolve_train_config("image", {"ae_run": "x", "weight_decoded_chamfer": -1.0})
     cfg = resolve_train_config("image", image_config(tiny, ae_run, tmp_path / "dc", weight_decoded_chamfer=2.0,
