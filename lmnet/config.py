@@ -107,6 +107,14 @@ def check_number(config: Mapping[str, Any], key: str, low: float | None = None, 
     raise ConfigError(f"config key {key!r}{what} must be {alt}a finite number{' ' + where if where else ''}, got {v!r}")
 
 
+def check_count(config: Mapping[str, Any], key: str, low: int = 0) -> None:
+    """Raise a :class:`ConfigError` naming ``key`` and its value unless ``config[key]`` is an
+    integer (not a bool) ``>= low``."""
+    v = config[key]
+    if isinstance(v, bool) or not isinstance(v, int) or v < low:
+        raise ConfigError(f"config key {key!r} must be an integer >= {low}, got {v!r}")
+
+
 def _literal(text: str) -> Any:
     try:
         return ast.literal_eval(text)

@@ -289,6 +289,46 @@ def test_decoded_chamfer_term_is_latent_loss_plus_weighted_chamfer_of_the_decode
     assert "train_decoded_chamfer" not in runs.read_history(plain)[0]
 
 
+@pytest.mark.parametrize("recalibrate", [True, False])
+def test_image_checkpoint_batch_norm_is_reestimated_with_its_final_weights(tiny, ae_run, tmp_path, recalibrate):
+    """``bn_recalibration_batches`` > 0: after the epoch's steps the image encoder's BatchNorm running
+    statistics are those of the final weights on the training batch (one batch of 4, one step at a
+    large lr); 0 (the default, as published) keeps the lagging running averages."""
+    with pytest.raises(ConfigError, match="'bn_recalibration_batches' must be an integer >= 0"):
+        resolve_train_config("image", {"ae_run": "x", "bn_recalibration_batches": -1})
+    cfg = image_config(tiny, ae_run, tmp_path / "run", amp=False, lr=0.05, batch_size=4, max_train_items=4,
+                       views=[0], bn_recalibration_batches=4 if recalibrate else 0)
+    run = train_image_encoder(cfg)
+    trainer = ImageTrainer({**resolve_train_config("image", cfg), "run_dir": str(tmp_path / "probe")})
+    trainer.model.load_state_dict(state(run, "last")["model"])
+    layers = [m for m in trainer.model.encoder.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    assert len(layers) >= 5
+    want, hooks = {}, []
+    for layer in layers:
+        def hook(mod, inp, out, layer=layer):
+            x = inp[0].detach().double()
+            dims = [0] + list(range(2, x.dim()))
+            want[layer] = (x.mean(dims), x.var(dims, unbiased=True))
+        hooks.append(layer.register_forward_hook(hook))
+    batch = next(iter(torch.utils.data.DataLoader(trainer.train_set, batch_size=4)))
+    running = {l: (l.running_mean.clone().double(), l.running_var.clone().double()) for l in layers}
+    trainer.model.train()
+    with torch.no_grad():
+        trainer.model.encode_image(trainer.to_images(batch["image"]))
+    for h in hooks:
+        h.remove()
+    mean_gap = max(float(((running[l][0] - want[l][0]).abs() / (want[l][1] + l.eps).sqrt()).max()) for l in layers)
+    var_gap = max(float(((running[l][1] - want[l][1]).abs() / (want[l][1] + l.eps)).max()) for l in layers)
+    if recalibrate:
+        assert mean_gap < 1e-2 and var_gap < 1e-2, (mean_gap, var_gap)
+    else:
+        assert mean_gap > 1.0, mean_gap
+    # the frozen decoder keeps the autoencoder's statistics (it is not what the encoder's forward runs)
+    ae = state(ae_run, "best")["model"]
+    decoder = {k: v for k, v in state(run, "last")["model"].items() if k.startswith("decoder.") and "running" in k}
+    assert decoder and all(torch.equal(v, ae[k]) for k, v in decoder.items())
+
+
 def test_image_resume_variant2(tiny, ae_run, tmp_path):
     """Variant II draws ε every step and random views every epoch: resuming must still be exact."""
     full = train_image_encoder(image_config(tiny, ae_run, tmp_path / "full", variant="probabilistic", epochs=2))

@@ -42,6 +42,7 @@ from lmnet.runs import guard
 from lmnet.runs.config import ConfigSpec, strip_meta
 from lmnet.runs.folder import git_commit
 from lmnet.train import resume
+from lmnet.train.batchnorm import recalibrate_batch_norm
 from lmnet.train.data import build_dataset, set_dataset_epoch, train_loader, val_loader
 from lmnet.train.precision import resolve_precision
 from lmnet.train.runtime import capture_rng, init_distributed, pick_device, restore_rng, seed_everything
@@ -301,9 +302,33 @@ class Trainer(abc.ABC):
             raise DataError(f"the training set yielded no batch ({len(self.train_set)} items, "
                             f"batch_size {cfg['batch_size']}, world size {self.dist.world_size})")
         self._sync_buffers()
+        self.recalibrate_batch_norm(loader, epoch)
         keys = sorted(sums)
         totals = self.dist.all_reduce_sum([sums[k] for k in keys] + [counts[k] for k in keys], self.device)
         return {f"train_{k}": totals[i] / totals[len(keys) + i] for i, k in enumerate(keys)}
+
+    # -- BatchNorm statistics (lmnet.train.batchnorm) ---------------------------------------------
+    def batch_norm_forward(self, epoch: int):
+        """What re-estimates BatchNorm statistics after epoch ``epoch``'s steps: ``(module, forward)``,
+        where ``forward(batch)`` runs ``module`` on one training batch (no gradients are taken), or
+        ``None``: this method keeps the running averages. Only ``module``'s BatchNorm layers are
+        re-estimated, so it must be what ``forward`` runs (a frozen part outside it keeps its own)."""
+        return None
+
+    def recalibrate_batch_norm(self, batches, epoch: int) -> int:
+        """After epoch ``epoch``'s optimiser steps (so before validation and the checkpoints), replace
+        the running statistics of the BatchNorm layers that :meth:`batch_norm_forward` names by their
+        average over the first ``bn_recalibration_batches`` of ``batches`` under the epoch's final
+        weights (:func:`lmnet.train.batchnorm.recalibrate_batch_norm`, whose docstring says why).
+        Returns the number of batches used (0: the running averages are kept)."""
+        n = int(self.config.get("bn_recalibration_batches", 0) or 0)
+        hook = self.batch_norm_forward(epoch) if n > 0 else None
+        if hook is None:
+            return 0
+        module, forward = hook
+        used = recalibrate_batch_norm(module, batches, forward, n)
+        self._sync_buffers()
+        return used
 
     def _stop_non_finite(self, what: str, epoch: int, step: int | None, n_steps: int | None) -> None:
         """Raise :class:`NonFiniteError` naming ``what``, the epoch (and step) and the last good checkpoint."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lmnet.config import check_choice, check_number
+from lmnet.config import check_choice, check_count, check_number
 from lmnet.data.inputs import IMAGE_INPUTS
 from lmnet.errors import ConfigError
 from lmnet.models.image_encoder import IMAGE_SCALINGS
@@ -60,6 +60,10 @@ DEFAULTS: dict[str, Any] = {
     # not in the official code (0 = off, pure latent matching as published): Variant I / II add
     # w · Chamfer(decoder(μ), gt) (Euclidean, chamfer_weights) through the frozen decoder (trainer.py)
     "weight_decoded_chamfer": 0.0,
+    # not in the official code (0 = off: the running averages, as published): after each epoch's
+    # steps the image encoder's BatchNorm running statistics are re-estimated with the epoch's final
+    # weights on this many training batches (trainer.py; lmnet.train.batchnorm)
+    "bn_recalibration_batches": 0,
 }
 
 # Defaults that follow the image-encoder preset: what the official TF code / the port effectively did
@@ -88,6 +92,7 @@ def check(cfg: dict) -> None:
         raise ConfigError(f"config key 'colour_jitter' ({cfg['colour_jitter']}) needs image_input='composite' (it "
                           f"recolours the object against the composite background), got {cfg['image_input']!r}")
     check_number(cfg, "weight_decoded_chamfer", 0, meaning="weight of the decoded-μ Chamfer term, 0 = off")
+    check_count(cfg, "bn_recalibration_batches")
     _check_logvar_head(cfg)
     check_views(cfg, "views")
     check_views(cfg, "val_views")

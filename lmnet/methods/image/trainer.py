@@ -35,6 +35,12 @@ what it does to the shape the model outputs. Measured once on the demo (w = 5, `
 better training losses, far worse evaluation-mode results, so it stays off. In the log σ² head
 phase μ is frozen and the term is left out.
 
+BatchNorm option (not in the official code, off by default): with ``bn_recalibration_batches = n
+> 0`` the image encoder's running statistics are re-estimated after each joint epoch with the
+epoch's final weights on ``n`` training batches (:func:`lmnet.train.batchnorm.recalibrate_batch_norm`):
+the running averages that evaluation uses lag the weights, and with the decoded-Chamfer term they
+lagged far enough to ruin the evaluation-mode model (``docs/results.md``).
+
 Training columns: ``train_loss`` (what is optimised), ``train_latent_loss`` (L1 / L2 to ``z_pc``;
 for Variant II the L2 of the sampled ``z``), ``train_div_loss`` (Variant II ``L_div``, else 0) and,
 with the option on, ``train_decoded_chamfer`` (the unweighted Chamfer).
@@ -152,6 +158,19 @@ class ImageTrainer(Trainer):
         if self._head_only(epoch) and self.val_set is not None and self.best_metric_name != "train_loss":
             return True
         return super().counts_as_best(epoch, value)
+
+    def batch_norm_forward(self, epoch: int):
+        """The image encoder and its forward, for re-estimating its BatchNorm statistics after a joint
+        epoch (``bn_recalibration_batches`` > 0; module docstring). The frozen decoder keeps the
+        autoencoder's statistics; nothing in the log σ² head phase, whose trunk is frozen in eval
+        mode with the best epoch's statistics."""
+        if self._head_only(epoch):
+            return None
+
+        def forward(batch):
+            with self.autocast():
+                self.model.encode_image(self.to_images(self._jittered(batch)))
+        return self.model.encoder, forward
 
     def _latent_kind(self) -> str:
         return "l1" if self.config["variant"] == "l1" else "l2"

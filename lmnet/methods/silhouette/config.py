@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lmnet.config import check_choice, check_number
+from lmnet.config import check_choice, check_count, check_number
 from lmnet.errors import ConfigError
 from lmnet.models.image_encoder import IMAGE_SCALINGS
 from lmnet.runs.config import COMMON_DEFAULTS, ConfigSpec, check_views
@@ -61,10 +61,7 @@ def check(cfg: dict) -> None:
     check_choice(cfg, "init_ae_which", ("best", "last"))
     check_views(cfg, "views")
     check_views(cfg, "val_views")
-    if (isinstance(cfg["bn_recalibration_batches"], bool) or not isinstance(cfg["bn_recalibration_batches"], int)
-            or cfg["bn_recalibration_batches"] < 0):
-        raise ConfigError(f"config key 'bn_recalibration_batches' must be an integer >= 0, "
-                          f"got {cfg['bn_recalibration_batches']!r}")
+    check_count(cfg, "bn_recalibration_batches")
     for key in ("n_views", "n_pose_candidates", "silhouette_size", "depth_bins"):
         if cfg[key] < 1:
             raise ConfigError(f"config key {key!r} must be >= 1, got {cfg[key]}")

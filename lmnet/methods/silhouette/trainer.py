@@ -79,7 +79,6 @@ from lmnet.methods.silhouette.data import build_multiview_dataset
 from lmnet.methods.silhouette.losses import (mask_coverage_loss, mask_distance_loss, project_views, silhouette_l2,
                                              winning_candidate_silhouettes)
 from lmnet.methods.silhouette.pose_losses import student_loss
-from lmnet.train.batchnorm import recalibrate_batch_norm
 from lmnet.train.data import unwrap_subset
 from lmnet.train.loop import Trainer
 from lmnet.train.param_groups import conv_fc_weight_decay_groups
@@ -150,26 +149,15 @@ class SilhouetteTrainer(Trainer):
         cfg = self.config
         return projection.annealed_sigma(step, cfg["epochs"] * self.steps_per_epoch, cfg["sigma_start"], cfg["sigma_end"])
 
-    # -- BatchNorm statistics ---------------------------------------------------------------------
-    def _train_epoch(self, loader, epoch: int) -> dict:
-        row = super()._train_epoch(loader, epoch)
-        self.recalibrate_batch_norm(loader)
-        return row
-
-    def recalibrate_batch_norm(self, batches) -> int:
-        """Re-estimate the model's BatchNorm running statistics with its current weights on the first
-        ``bn_recalibration_batches`` of ``batches`` (training batches), under the training precision;
-        returns the number of batches used. See the module docstring for why."""
+    # -- BatchNorm statistics (re-estimated after each epoch: the module docstring) -----------------
+    def batch_norm_forward(self, epoch: int):
         def forward(batch):
             images = self.to_images(batch["image"]).float()
             with self.autocast():
                 self.model(images)
                 if self.unknown:
                     self.model.pose_net(self._pose_images(batch))
-
-        used = recalibrate_batch_norm(self.model, batches, forward, self.config["bn_recalibration_batches"])
-        self._sync_buffers()
-        return used
+        return self.model, forward
 
     # -- losses -----------------------------------------------------------------------------------
     def _cameras(self, batch: dict):
