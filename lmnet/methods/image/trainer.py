@@ -31,15 +31,17 @@ Decoded-Chamfer option (not in the official code, off by default): with ``weight
 = w > 0`` the loss adds ``w · Chamfer(decoder(μ), gt)`` (Euclidean, not squared, raw units;
 ``chamfer_weights``), the frozen decoder passing the gradient to μ. Latent matching alone weighs
 every latent entry alike, whatever it changes in the decoded cloud; the term weighs μ's error by
-what it does to the shape the model outputs. Measured once on the demo (w = 5, ``docs/results.md``):
-better training losses, far worse evaluation-mode results, so it stays off. In the log σ² head
+what it does to the shape the model outputs. Measured on the demo (w = 5, ``docs/results.md``): with
+the running averages, better training losses but far worse evaluation-mode results (stale BatchNorm
+statistics); with ``bn_recalibration_batches`` the same test error as the plain run, so it stays off. In the log σ² head
 phase μ is frozen and the term is left out.
 
 BatchNorm option (not in the official code, off by default): with ``bn_recalibration_batches = n
 > 0`` the image encoder's running statistics are re-estimated after each joint epoch with the
 epoch's final weights on ``n`` training batches (:func:`lmnet.train.batchnorm.recalibrate_batch_norm`):
 the running averages that evaluation uses lag the weights, and with the decoded-Chamfer term they
-lagged far enough to ruin the evaluation-mode model (``docs/results.md``).
+lagged far enough to ruin the evaluation-mode model (``docs/results.md``). The plain run's lag is
+small: with or without the option its demo test error is the same.
 
 Training columns: ``train_loss`` (what is optimised), ``train_latent_loss`` (L1 / L2 to ``z_pc``;
 for Variant II the L2 of the sampled ``z``), ``train_div_loss`` (Variant II ``L_div``, else 0) and,
