@@ -114,6 +114,6 @@ def test_run_folders_of_the_previous_layout_load_unchanged(kind, tmp_path):
     # silhouette trainer's BatchNorm re-estimation, a deliberate fix: without it the checkpoint's
     # running statistics lag its weights (docs/training.md), so resuming an old run applies it too
     added = {k: v for k, v in resolved.items() if k not in old}
-    assert added in ({}, {"extra_train_root": None, "emd_weight": 0.0, "emd_points": 512},
+    assert added in ({}, {"extra_train_root": None, "emd_weight": 0.0, "emd_points": 512, "encoder_points": 0},
                      {"bn_recalibration_batches": 32},
                      {"colour_jitter": 0.0, "weight_decoded_chamfer": 0.0, "bn_recalibration_batches": 0})

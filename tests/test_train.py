@@ -160,6 +160,37 @@ def test_autoencoder_extra_train_root_adds_its_clouds_to_training_only(tiny, tmp
         AutoencoderTrainer(METHOD.resolve(ae_config(tiny, tmp_path / "x", extra_train_root=str(tmp_path / "none"))))
 
 
+def test_autoencoder_encoder_points_feed_a_random_subset_and_compare_with_the_whole_cloud(tiny, tmp_path):
+    """``encoder_points`` k: the encoder reads k of the cloud's points, drawn by torch's generator
+    (so a seeded step is reproducible), and the loss is the Chamfer of the decoded cloud against all
+    ``n_points`` (checked against a direct computation); validation encodes the whole cloud."""
+    with pytest.raises(ConfigError, match="'encoder_points' must be 0 .* between 16 and n_points \\(1024\\), got 2048"):
+        resolve_train_config("autoencoder", {"n_points": 1024, "encoder_points": 2048})
+    cfg = METHOD.resolve(ae_config(tiny, tmp_path / "sub", encoder_points=256, amp=False))
+    trainer = AutoencoderTrainer(cfg)
+    trainer.net.train()
+    batch = next(iter(torch.utils.data.DataLoader(trainer.train_set, batch_size=2)))
+    seen = []
+    hook = trainer.model.encoder.register_forward_hook(lambda mod, inp, out: seen.append(inp[0].detach().clone()))
+    torch.manual_seed(5)
+    loss = trainer.compute_losses(batch)["loss"]
+    torch.manual_seed(5)
+    subset = torch.randperm(1024)[:256]
+    hook.remove()
+    points = batch["points"].float()
+    assert seen[0].shape == (2, 256, 3) and torch.equal(seen[0], points[:, subset])
+    with torch.no_grad():
+        pred = trainer.model(points[:, subset])
+    assert float(loss.detach()) == pytest.approx(float(brute_chamfer(pred, points)), rel=1e-5)
+    hook = trainer.model.encoder.register_forward_hook(lambda mod, inp, out: seen.append(inp[0].shape))
+    trainer.model.eval()
+    trainer.validation_sums(batch)
+    hook.remove()
+    assert seen[-1] == (2, 1024, 3)
+    run = train_autoencoder(ae_config(tiny, tmp_path / "run", encoder_points=256, epochs=1))
+    assert math.isfinite(float(runs.read_history(run)[0]["val_chamfer_x100"]))
+
+
 def test_autoencoder_emd_term_trains_and_is_checked(tiny, tmp_path):
     run = train_autoencoder(ae_config(tiny, tmp_path / "emd", emd_weight=1.0, emd_points=256, epochs=1))
     hist = runs.read_history(run)

@@ -13,6 +13,13 @@ image networks see (measured: studies/results/shape_prior.md).
 many of the ground truth, drawn afresh each step. Chamfer alone lets the decoder clump its points
 (the EMD of its clouds is about twice their Chamfer, against 1.15 for real shapes); the EMD term
 asks for the GT's density (measured: studies/results/shape_prior.md).
+
+``encoder_points``: 0 (the official training: the encoder reads all ``n_points``), or k: each step the
+encoder reads k random points of each training cloud (one random subset per step), while the losses
+still compare the decoded cloud with all ``n_points``. The encoder's per-point work is most of a
+step, so a step costs about k / ``n_points`` of the encoder's share; a cloud is a random sample of a
+surface, so a random k-subset is another sample of the same shape. Validation and inference encode
+the whole cloud.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ DEFAULTS: dict[str, Any] = {
     "extra_train_root": None,
     "emd_weight": 0.0,
     "emd_points": 512,
+    "encoder_points": 0,
 }
 
 
@@ -44,6 +52,9 @@ def check(cfg: dict) -> None:
     if not 1 <= cfg["emd_points"] <= min(cfg["n_points"], 2048):
         raise ConfigError(f"config key 'emd_points' must be between 1 and {min(cfg['n_points'], 2048)} "
                           f"(the points of the GT file and of the prediction), got {cfg['emd_points']}")
+    if not (cfg["encoder_points"] == 0 or 16 <= cfg["encoder_points"] <= cfg["n_points"]):
+        raise ConfigError(f"config key 'encoder_points' must be 0 (all n_points) or between 16 and n_points "
+                          f"({cfg['n_points']}), got {cfg['encoder_points']}")
     if not any(cfg["chamfer_weights"]):
         raise ConfigError(f"config key 'chamfer_weights' is {cfg['chamfer_weights']}: the autoencoder's only loss "
                           f"would be 0 (nothing to train); give at least one direction a weight > 0")

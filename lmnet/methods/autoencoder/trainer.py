@@ -7,7 +7,9 @@ the same with weights (1, 1), ×100, averaged over validation clouds.
 
 With ``emd_weight`` > 0 the loss adds ``emd_weight · emd_approx(pred[:, a], gt[:, b])`` for
 ``emd_points`` random indices ``a`` and ``b`` per step (torch's global generator, so resume
-reproduces them; relative tolerance 0.05 of the auction).
+reproduces them; relative tolerance 0.05 of the auction). With ``encoder_points`` k > 0 the encoder
+reads k random points of each cloud (one subset per step, the same generator) and the losses compare
+the decoded cloud with the whole one.
 
 Training set: the ``train_split`` models, plus every model of ``categories`` under
 ``extra_train_root`` when it is set (:mod:`.config`).
@@ -59,8 +61,11 @@ class AutoencoderTrainer(Trainer):
 
     def compute_losses(self, batch: dict) -> dict[str, torch.Tensor]:
         points = self.to_device(batch["points"])
+        n_seen = self.config["encoder_points"]
+        seen = (points[:, torch.randperm(points.shape[1])[:n_seen].to(points.device)]
+                if 0 < n_seen < points.shape[1] else points)
         with self.autocast():
-            pred = self.net(points)
+            pred = self.net(seen)
         pred = pred.float()
         loss = chamfer_distance(pred, points, weights=tuple(self.config["chamfer_weights"]))
         if self.config["emd_weight"] > 0:
