@@ -9,6 +9,8 @@ tensors already on the device (no data loading; see bench_data for that):
   lmnet's encoder (points as ``(B·N, C)`` rows, one GEMM per layer) against the same weights run
   as kernel-1 ``Conv1d`` on ``(B, C, N)`` (what the encoder did before), timed in turns, float32
   and (where native) bf16 autocast;
+- ``ae_step B=16 (encoder_points)``: the same step with the encoder reading all 2048 points, or a
+  random 1024- or 512-subset while the Chamfer compares with all 2048 (``encoder_points``), in turns;
 - ``image_step``: Variant I — frozen AE encoder computes the latent target under no_grad, the
   ImageToPointCloud image encoder regresses it with L1 on (B, 3, 128, 128) raw 0–255 images.
 
@@ -85,9 +87,11 @@ def _conv1d_encode(encoder, points):
     return encoder.mlp(points.transpose(1, 2)).max(dim=2).values
 
 
-def _ae_layout_step(batch, dtype, conv1d: bool):
+def _ae_layout_step(batch, dtype, conv1d: bool, encoder_points: int = 0):
     """One CPU autoencoder step at ``batch`` with autocast ``dtype`` (None = float32), the encoder
-    run as rows (lmnet) or as ``Conv1d`` (``conv1d``)."""
+    run as rows (lmnet) or as ``Conv1d`` (``conv1d``); ``encoder_points`` k > 0: the encoder reads a
+    random k-subset of the 2048 points and the Chamfer compares with all of them (the autoencoder
+    config's ``encoder_points``)."""
     torch.manual_seed(0)
     model = PointAutoencoder().train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -95,8 +99,9 @@ def _ae_layout_step(batch, dtype, conv1d: bool):
 
     def step():
         ctx = torch.autocast("cpu", dtype=dtype) if dtype is not None else contextlib.nullcontext()
+        seen = pts[:, torch.randperm(2048)[:encoder_points]] if encoder_points else pts
         with ctx:
-            z = _conv1d_encode(model.encoder, pts) if conv1d else model.encoder(pts)
+            z = _conv1d_encode(model.encoder, seen) if conv1d else model.encoder(seen)
             pred = model.decoder(z)
         optimizer_step(chamfer_distance(pred.float(), pts), opt, None, on_non_finite=_raise)
 
@@ -170,6 +175,10 @@ def run(quick: bool = False) -> dict:
             case = f"ae_step B=16 cpu {dt_name} (encoder layout)"
             layouts[(case, "ours (rows)")] = _ae_layout_step(16, dt, conv1d=False)
             layouts[(case, "Conv1d")] = _ae_layout_step(16, dt, conv1d=True)
+            case = f"ae_step B=16 cpu {dt_name} (encoder_points)"
+            layouts[(case, "all 2048 points (published)")] = _ae_layout_step(16, dt, conv1d=False)
+            layouts[(case, "encoder_points=1024")] = _ae_layout_step(16, dt, conv1d=False, encoder_points=1024)
+            layouts[(case, "encoder_points=512")] = _ae_layout_step(16, dt, conv1d=False, encoder_points=512)
     for (case, impl), rate in _interleaved(layouts, cpu, 2 if quick else 5, repeats).items():
         add(case, impl, rate, 16)
     img_batch = 8 if quick else 32

@@ -114,7 +114,8 @@ def ae_config(config: Mapping[str, Any]) -> dict:
     return {**_common_train(config), "run_dir": ae_run_dir(config, say=True),
             "epochs": int(config["ae_epochs"]), "batch_size": int(config["ae_batch_size"]),
             "lr": float(config["ae_lr"]), "extra_train_root": shape_pool_root(config),
-            "emd_weight": float(config.get("ae_emd_weight", 0.0))}
+            "emd_weight": float(config.get("ae_emd_weight", 0.0)),
+            "encoder_points": int(config.get("ae_encoder_points", 0))}
 
 
 def image_config(config: Mapping[str, Any], variant: str, name: str, **extra) -> dict:

@@ -104,6 +104,9 @@ def defaults() -> dict:
       (studies/results/shape_prior.md). The image runs still train on the rendered models only.
     - ``ae_emd_weight``: 0.0 (Chamfer only, as published); > 0 adds the autoencoder's EMD term
       (``emd_weight``, :mod:`lmnet.methods.autoencoder.config`) against clumped decoder points.
+    - ``ae_encoder_points``: 0 (the encoder reads every point, as published); k > 0: each training
+      step the encoder reads a random k-subset of each cloud (``encoder_points``,
+      :mod:`lmnet.methods.autoencoder.config`): faster steps, so more of them in the same time.
     - ``lr_schedule``: ``"cosine"`` (to 0 at the last epoch) or ``"none"`` (the official constant
       rate), for every training run of the notebooks.
 
@@ -133,7 +136,8 @@ def defaults() -> dict:
         "train_split": None, "val_split": None, "test_split": None, "seed": 0,
         "run_root": "runs/notebooks", "figures_dir": None, "device": "auto", "num_workers": 0,
         "max_train_items": 0, "max_val_items": 0,
-        "ae_epochs": 200, "ae_batch_size": 16, "ae_lr": 1e-3, "ae_shape_pool": 0, "ae_emd_weight": 0.0, "lr_schedule": "cosine",
+        "ae_epochs": 200, "ae_batch_size": 16, "ae_lr": 1e-3, "ae_shape_pool": 0, "ae_emd_weight": 0.0, "ae_encoder_points": 0,
+        "lr_schedule": "cosine",
         "image_epochs": 3, "image_batch_size": 16, "image_lr": 5e-4, "views": None, "image_colour_jitter": 0.5,
         "val_views": [0, 6, 12, 18], "amp": "auto",
         "eval_views": [0], "eval_max_items": 0, "model_run": None, "user_images": [],
