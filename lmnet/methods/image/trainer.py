@@ -33,8 +33,8 @@ Decoded-Chamfer option (not in the official code, off by default): with ``weight
 every latent entry alike, whatever it changes in the decoded cloud; the term weighs μ's error by
 what it does to the shape the model outputs. Measured on the demo (w = 5, ``docs/results.md``): with
 the running averages, better training losses but far worse evaluation-mode results (stale BatchNorm
-statistics); with ``bn_recalibration_batches`` the same test error as the plain run, so it stays off. In the log σ² head
-phase μ is frozen and the term is left out.
+statistics); with ``bn_recalibration_batches`` the same test error as the plain run, so it stays
+off. In the log σ² head phase μ is frozen and the term is left out.
 
 BatchNorm option (not in the official code, off by default): with ``bn_recalibration_batches = n
 > 0`` the image encoder's running statistics are re-estimated after each joint epoch with the
