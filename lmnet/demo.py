@@ -43,9 +43,9 @@ DEMO_OVERRIDES: dict[str, Any] = {
     # (studies/results/shape_prior.md, docs/results.md#make-demo-how-long-it-takes-and-what-it-learns)
     "?ae_shape_pool": 400,
     "?ae_emd_weight": 1.0,
-    # the encoder reads a random half of each training cloud: 1.8x faster steps at the same quality
+    # the encoder reads a random half of each training cloud: 1.9x faster epochs at the same quality
     # per step, so twice the steps (7 → 14 epochs) in about the time the 7 epochs took; unseen shapes
-    # come back closer (docs/results.md#the-autoencoder-with-half-of-each-cloud-in-its-encoder)
+    # come back closer (docs/results.md#the-autoencoder-with-half-of-each-cloud-in-its-encoder-since-2026-12-07)
     "?ae_encoder_points": 1024,
     "?ae_epochs": 14,                # 129 steps per epoch at batch 16 (2070 shapes)
     "?ae_batch_size": 16,
