@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from lmnet.methods.autoencoder import AutoencoderTrainer
 
 TINY_SYNSETS = ("02691156", "03001627")  # airplane, chair
@@ -143,3 +144,29 @@ def scripted_validation(monkeypatch, values):
 
     monkeypatch.setattr(AutoencoderTrainer, "validation_sums", fake_validation)
     monkeypatch.setattr(AutoencoderTrainer, "_validate", fake_validate)
+
+
+def batch_norm_gaps(layers, run_forward) -> tuple[float, float]:
+    """How far the running statistics of BatchNorm ``layers`` are from the statistics of their inputs
+    in one forward, ``run_forward()`` (run under ``no_grad``; the caller puts the model in training
+    mode). The running statistics are read before that forward, which would move them. Returns
+    ``(mean_gap, var_gap)``: the largest distance of a running mean from the batch mean, in batch
+    standard deviations, and the largest relative error of a running variance (batch variance unbiased)."""
+    running = {l: (l.running_mean.double().clone(), l.running_var.double().clone()) for l in layers}
+    want, hooks = {}, []
+    for layer in layers:
+        def hook(mod, inp, out, layer=layer):
+            x = inp[0].detach().double()
+            dims = [0] + list(range(2, x.dim()))
+            want[layer] = (x.mean(dims), x.var(dims, unbiased=True))
+        hooks.append(layer.register_forward_hook(hook))
+    try:
+        with torch.no_grad():
+            run_forward()
+    finally:
+        for h in hooks:
+            h.remove()
+    assert len(want) == len(layers), "the forward did not run every layer"
+    mean_gap = max(float(((running[l][0] - want[l][0]).abs() / (want[l][1] + l.eps).sqrt()).max()) for l in layers)
+    var_gap = max(float(((running[l][1] - want[l][1]).abs() / (want[l][1] + l.eps)).max()) for l in layers)
+    return mean_gap, var_gap

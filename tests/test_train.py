@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import scripted_validation
+from conftest import batch_norm_gaps, scripted_validation
 
 from lmnet.cli import main as cli_main
 from lmnet.commands.train import resolve_cli_config
@@ -26,6 +26,7 @@ from lmnet.methods.autoencoder import METHOD, AutoencoderTrainer, train_autoenco
 from lmnet.registry import resolve_train_config
 from lmnet.methods.image import train_image_encoder
 from lmnet.methods.image.trainer import ImageTrainer
+from lmnet.train.batchnorm import batch_norm_layers
 from lmnet.data.dataset import ShapeNetDataset
 
 SYNSET = "03001627"  # chair
@@ -332,24 +333,11 @@ def test_image_checkpoint_batch_norm_is_reestimated_with_its_final_weights(tiny,
     run = train_image_encoder(cfg)
     trainer = ImageTrainer({**resolve_train_config("image", cfg), "run_dir": str(tmp_path / "probe")})
     trainer.model.load_state_dict(state(run, "last")["model"])
-    layers = [m for m in trainer.model.encoder.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    layers = batch_norm_layers(trainer.model.encoder)
     assert len(layers) >= 5
-    want, hooks = {}, []
-    for layer in layers:
-        def hook(mod, inp, out, layer=layer):
-            x = inp[0].detach().double()
-            dims = [0] + list(range(2, x.dim()))
-            want[layer] = (x.mean(dims), x.var(dims, unbiased=True))
-        hooks.append(layer.register_forward_hook(hook))
     batch = next(iter(torch.utils.data.DataLoader(trainer.train_set, batch_size=4)))
-    running = {l: (l.running_mean.clone().double(), l.running_var.clone().double()) for l in layers}
     trainer.model.train()
-    with torch.no_grad():
-        trainer.model.encode_image(trainer.to_images(batch["image"]))
-    for h in hooks:
-        h.remove()
-    mean_gap = max(float(((running[l][0] - want[l][0]).abs() / (want[l][1] + l.eps).sqrt()).max()) for l in layers)
-    var_gap = max(float(((running[l][1] - want[l][1]).abs() / (want[l][1] + l.eps)).max()) for l in layers)
+    mean_gap, var_gap = batch_norm_gaps(layers, lambda: trainer.model.encode_image(trainer.to_images(batch["image"])))
     if recalibrate:
         assert mean_gap < 1e-2 and var_gap < 1e-2, (mean_gap, var_gap)
     else:
