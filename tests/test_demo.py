@@ -48,6 +48,7 @@ def test_per_notebook_overrides_apply_to_their_notebook_and_set_wins(tmp_path, m
     v1, v2 = seen["02_variant_I.ipynb"], seen["03_variant_II.ipynb"]
     assert v1["?image_epochs"] == demo.DEMO_OVERRIDES["?image_epochs"]
     assert v1["?views"] is None
+    assert v1["?eval_views"] == [0] and demo.DEMO_OVERRIDES["?eval_views"] == list(range(24))
     per = demo.DEMO_NOTEBOOK_OVERRIDES["03_variant_II.ipynb"]
     assert v2["?image_epochs"] == per["?image_epochs"] and v2["?views"] == per["?views"]
     assert v1["?spread_items"] == v2["?spread_items"] == 7          # --set beats both layers
