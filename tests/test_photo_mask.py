@@ -82,6 +82,20 @@ def test_a_face_one_level_off_a_flat_background_is_object(tmp_path):
     assert not hole[60:140, 60:140].any() and hole[50:54, 50:150].all()
 
 
+def test_a_sliver_shaded_like_a_flat_background_between_faces_is_object():
+    """A digitally flat mid-grey background, 400 px: a bright and a dark face 3 px apart, the band
+    between them exactly at the background's level (a fuselage side lit like the background), are
+    one object; a face 12 px to their right keeps the background between it and them."""
+    img = np.full((400, 400, 3), 128.0)
+    img[100:200, 80:300] = 200.0
+    img[203:300, 80:300] = 60.0
+    img[100:300, 312:360] = 200.0
+    mask = estimate_foreground(img / 255) > 0.5
+    assert mask[200:203, 82:298].all()                       # the sliver (its open ends may stay)
+    assert not mask[100:300, 302:310].any()                  # the 12 px gap
+    assert mask[100:200, 80:300].all() and mask[203:300, 80:300].all() and mask[100:300, 312:360].all()
+
+
 def test_alpha_channel_is_the_mask(tmp_path):
     img, truth = _synthetic_photo()
     alpha = np.where(truth, 255, 0).astype(np.uint8)
