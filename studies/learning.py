@@ -85,14 +85,17 @@ def _history(run: Path) -> list[dict]:
 
 def data_and_autoencoder(out: Path, categories: list[str], size: dict, log=print) -> tuple[dict, Path]:
     """Generate the synthetic set (``size["models"]`` per category) under ``out/data`` and train (or
-    resume) the autoencoder ``out/runs/autoencoder``; returns ``(common training config, AE run)``."""
+    resume) the autoencoder ``out/runs/autoencoder``; returns ``(common training config, AE run)``.
+    ``size`` keys ``ae_pool`` (pool shapes per category, under ``out/data/ae_shape_pool``),
+    ``ae_emd_weight`` and ``ae_encoder_points`` default to 0: the Chamfer-only recipe on the
+    rendered shapes (what studies/diversity.py trains)."""
 
     data = out / "data"
     t0 = time.perf_counter()
     generate_dataset(data, categories=categories, n_models=size["models"], seed=0, progress=False)
-    pool = data / SHAPE_POOL_DIR
-    if size["ae_pool"] > 0:
-        generate_shape_pool(pool, categories, size["ae_pool"], seed=0)
+    pool, n_pool = data / SHAPE_POOL_DIR, int(size.get("ae_pool", 0))
+    if n_pool > 0:
+        generate_shape_pool(pool, categories, n_pool, seed=0)
     log(f"data: {data} ({time.perf_counter() - t0:.0f} s)")
     splits = {s: str(data / "splits" / f"synthetic_{s}_models.json") for s in ("train", "val", "test")}
     common = {"data_root": str(data), "train_split": splits["train"], "val_split": splits["val"],
@@ -102,8 +105,9 @@ def data_and_autoencoder(out: Path, categories: list[str], size: dict, log=print
     t0 = time.perf_counter()
     train_autoencoder({**common, "run_dir": str(ae_run), "epochs": size["ae_epochs"],
                        "batch_size": size["ae_batch"], "lr": size["ae_lr"],
-                       "extra_train_root": str(pool) if size["ae_pool"] > 0 else None,
-                       "emd_weight": size["ae_emd_weight"], "encoder_points": size["ae_encoder_points"]})
+                       "extra_train_root": str(pool) if n_pool > 0 else None,
+                       "emd_weight": float(size.get("ae_emd_weight", 0.0)),
+                       "encoder_points": int(size.get("ae_encoder_points", 0))})
     log(f"autoencoder: {ae_run} ({time.perf_counter() - t0:.0f} s)")
     return common, ae_run
 
