@@ -61,10 +61,11 @@ CATEGORIES = ["chair", "table", "airplane", "car", "lamp"]
 # ae_pool: point-cloud-only shapes per category beside the rendered ones; 2120 shapes = 133 steps
 # per epoch at batch 16, so 40 epochs = 5320 steps (the shape-prior study: 2709 steps closed 61 % of
 # the demo's gap and were still improving). image_epochs: Variant I (6 passes over every view: 5 left
-# the demo's encoder still improving); image_epochs_variant2: each Variant II run.
+# the demo's encoder still improving); image_epochs_variant2: each Variant II run (two λ only: an
+# image epoch takes about 3 min on 2 cores, and studies/diversity.py measures the diversity loss).
 FULL = {"models": 40, "ae_pool": 400, "ae_emd_weight": 1.0, "ae_encoder_points": 1024, "ae_epochs": 40,
-        "ae_batch": 16, "ae_lr": 1e-3, "image_epochs": 6, "image_epochs_variant2": 3, "image_batch": 16,
-        "image_lr": 5e-4, "lambdas": [0.0, 0.5, 5.5], "spread_k": 8}
+        "ae_batch": 16, "ae_lr": 1e-3, "image_epochs": 6, "image_epochs_variant2": 2, "image_batch": 16,
+        "image_lr": 5e-4, "lambdas": [0.0, 5.5], "spread_k": 8}
 QUICK = {"models": 10, "ae_pool": 10, "ae_emd_weight": 1.0, "ae_encoder_points": 1024, "ae_epochs": 3,
          "ae_batch": 16, "ae_lr": 1e-3, "image_epochs": 1, "image_epochs_variant2": 1, "image_batch": 16,
          "image_lr": 5e-4, "lambdas": [0.0, 5.5], "spread_k": 4}
