@@ -207,8 +207,9 @@ def _pct(v: float) -> str:
 def to_markdown(res: dict, command: str) -> str:
     ae = res["autoencoder"]
     lines = ["# Does it learn? (`python -m studies.learning`)", "",
-             f"Command: `{command}` — commit {res['commit']}, {res['date']}, {res['machine']}; "
-             f"{res['total_minutes']:.1f} min in all.", "",
+             f"Command: `{command}` — commit {res['commit']}, {res['date']}, {res['machine']}; this "
+             f"invocation took {res['total_minutes']:.1f} min (runs it found finished or resumed are timed by "
+             "their own epoch times below, not by this figure).", "",
              f"Synthetic set: {len(CATEGORIES)} categories × {res['size']['models']} models "
              "(60/20/20 train/val/test per category, seeded), 24 views each. Sizes: "
              + ", ".join(f"{k} {v}" for k, v in res["size"].items()) + ". The autoencoder also trains on "
