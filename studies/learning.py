@@ -5,11 +5,11 @@ L2) and Variant II (several λ) on the synthetic set and writes the figures to
 The autoencoder trains lmnet's recipe of the demo, longer (:data:`FULL`): the rendered training
 shapes plus a pool of point-cloud-only synthetic shapes (``extra_train_root``,
 :mod:`lmnet.synthetic.shape_pool`), an EMD term (``emd_weight``) and a random half of each cloud in
-its encoder (``encoder_points``); studies/results/shape_prior.md measured why. ``arch`` stays lmnet's
-default; the published recipe (Chamfer only, no pool) is ``arch=official`` and not what this measures.
+its encoder (``encoder_points``); studies/results/shape_prior.md measured why. The three keys are off
+by default in the autoencoder's config, which trains as published (Chamfer only, rendered shapes).
 
     python -m studies.learning --out /tmp/lmnet-learning            # the recorded run (duration: studies/README.md)
-    python -m studies.learning --out /tmp/lmnet-learning-q --quick  # a small smoke run (~3 min)
+    python -m studies.learning --out /tmp/lmnet-learning-q --quick  # a small smoke run (~8 min on 2 cores)
 
 Every stage is resumable: rerunning the command skips finished runs (``resume=True``) and
 re-measures. Nothing here is timed against a target; wall times are printed for information.
@@ -201,7 +201,7 @@ def summary(res: dict) -> dict:
 
 
 def _pct(v: float) -> str:
-    return "–" if math.isnan(v) else f"{v:.0f} %"
+    return "–" if math.isnan(v) else f"{v:.1f} %"
 
 
 def to_markdown(res: dict, command: str) -> str:

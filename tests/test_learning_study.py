@@ -59,8 +59,8 @@ def test_markdown_shows_the_gap_and_reference_rows():
     res["summary"] = learning.summary(res)
     md = learning.to_markdown(res, "python -m studies.learning --out X")
     row = next(line for line in md.splitlines() if line.startswith("| variant1_l1 | 9.00"))
-    assert "**50 %**" in row and "**60 %**" in row and "| 1.20 |" in row
+    assert "**50.0 %**" in row and "**60.0 %**" in row and "| 1.20 |" in row
     ref = next(line for line in md.splitlines() if line.startswith("| variant1_l1 | 8.00 / 9.00"))
-    assert "3.00 / 4.00" in ref and "50 % / 20 %" in ref
+    assert "3.00 / 4.00" in ref and "50.0 % / 20.0 %" in ref
     assert "- autoencoder closes >= 70 % of the CD gap: **not met**" in md
     assert "- Variant I (L1, L2) closes >= 50 % of the CD gap: **not met**" in md
