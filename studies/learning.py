@@ -52,6 +52,7 @@ from lmnet.methods.image import train_image_encoder
 from lmnet.analysis import autoencoder_vs_mean_shape, spread_summary, spread_vs_azimuth
 from lmnet.eval.run import evaluate_run
 from lmnet.eval import baselines as bl
+from lmnet.eval.compare import FLOOR_PREFIX
 from lmnet.atomic_io import write_text
 
 HERE = Path(__file__).resolve().parent
@@ -171,9 +172,9 @@ def _class_mean(rows: list[dict], key: str = "cd_x100") -> float:
     return math.nan
 
 
-def _label(tables: dict, prefix: str) -> str | None:
-    """The table method whose name starts with ``prefix`` (the floor's label names its point count)."""
-    return next((m for m in tables if m.startswith(prefix)), None)
+def _floor_label(tables: dict) -> str | None:
+    """The table's floor method (its label names the floor's point count: lmnet.eval.compare.FLOOR_PREFIX)."""
+    return next((m for m in tables if m.startswith(FLOOR_PREFIX)), None)
 
 
 def summary(res: dict) -> dict:
@@ -182,7 +183,7 @@ def summary(res: dict) -> dict:
     out: dict = {"runs": {}}
     for name, e in res["image"].items():
         t = e["tables"]
-        ae = _label(t, bl.AE_CEILING_LABEL)
+        ae = bl.AE_CEILING_LABEL if bl.AE_CEILING_LABEL in t else None
         cd, emd = _class_mean(t["model"]), _class_mean(t["model"], "emd_x100")
         out["runs"][name] = {
             "cd_gap_closed_pct": _class_mean(t["model"], "cd_gap_closed_pct"),
@@ -214,7 +215,8 @@ def to_markdown(res: dict, command: str) -> str:
              "(60/20/20 train/val/test per category, seeded), 24 views each. Sizes: "
              + ", ".join(f"{k} {v}" for k, v in res["size"].items()) + ". The autoencoder also trains on "
              f"{res['size']['ae_pool']} point-cloud-only pool shapes per category (never rendered, never a test "
-             "shape), with an EMD term and a random 1024 of each cloud's points in its encoder. All Chamfer "
+             f"shape), with an EMD term of weight {res['size']['ae_emd_weight']:g} and a random "
+             f"{res['size']['ae_encoder_points']} of each cloud's points in its encoder. All Chamfer "
              "values ×100, Euclidean (square-rooted NN distances), sum of the two directional means.", "",
              "## Autoencoder (validation shapes, training monitor: dataset frame, no ICP)", "",
              f"Epoch 1: **{ae['val_chamfer_x100_epoch1']:.2f}** → epoch {ae['epochs']}: "
@@ -233,7 +235,7 @@ def to_markdown(res: dict, command: str) -> str:
               "| run | val CD epoch 1 → last | test CD | test EMD | EMD / CD | F@1% | F@2% | CD gap closed | "
               "EMD gap closed | train min |",
               "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    summ = res.get("summary") or summary(res)
+    summ = summary(res)
     for name, e in res["image"].items():
         t, s = e["tables"], summ["runs"][name]
         lines.append(f"| {name} | {e['val_chamfer_x100_epoch1']:.2f} → {e['val_chamfer_x100_last']:.2f} | "
@@ -253,8 +255,8 @@ def to_markdown(res: dict, command: str) -> str:
         def both(label):
             return (f"{_class_mean(t[label]):.2f} / {_class_mean(t[label], 'emd_x100'):.2f}"
                     if label and label in t else "–")
-        lines.append(f"| {name} | {both(bl.MEAN_LATENT_LABEL)} | {both(bl.NEAREST_LABEL)} | {both(_label(t, 'floor'))} | "
-                     f"{both(_label(t, bl.AE_CEILING_LABEL))} | {_pct(s['ae_cd_gap_closed_pct'])} / "
+        lines.append(f"| {name} | {both(bl.MEAN_LATENT_LABEL)} | {both(bl.NEAREST_LABEL)} | {both(_floor_label(t))} | "
+                     f"{both(bl.AE_CEILING_LABEL)} | {_pct(s['ae_cd_gap_closed_pct'])} / "
                      f"{_pct(s['ae_emd_gap_closed_pct'])} |")
     if "acceptance" in summ:
         lines += ["", "Issue #27's lines for this study, as measured here:", ""]
